@@ -1,0 +1,270 @@
+//! `PullSecret` and `ClusterPullSecret`: `kubernetes.io/dockerconfigjson` Secrets with ECR
+//! credentials, refreshed before the 12-hour ECR token expires.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A `kubernetes.io/dockerconfigjson` Secret in this namespace holding credentials for one or
+/// more ECR registries, kept fresh although ECR tokens expire after 12 hours.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "ecr-operator.dev",
+    version = "v1alpha1",
+    kind = "PullSecret",
+    doc = "A kubernetes.io/dockerconfigjson Secret with fresh ECR credentials in this namespace.",
+    namespaced,
+    status = "PullSecretStatus",
+    derive = "PartialEq",
+    shortname = "ecrps",
+    category = "ecr",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
+    ),
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].message"#
+    ),
+    printcolumn(name = "Secret", type_ = "string", json_path = ".status.secretName"),
+    printcolumn(name = "Expires", type_ = "date", json_path = ".status.expiresAt"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PullSecretSpec {
+    /// Names of the `Registry` objects to include, one `auths` entry per registry host.
+    /// Defaults to `[default]`.
+    #[serde(default = "default_registries")]
+    #[schemars(length(min = 1, max = 20), inner(length(min = 1, max = 253)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub registries: Vec<String>,
+
+    /// Name of the Secret to write. Defaults to `metadata.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub secret_name: Option<String>,
+
+    /// ServiceAccounts in this namespace whose `imagePullSecrets` get the Secret; `*` means all.
+    /// Only the operator's own entry is ever added or removed. Defaults to none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 100),
+        inner(regex(pattern = r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$"))
+    )]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub service_accounts: Vec<String>,
+
+    /// Fraction of the token lifetime after which it is refreshed (with a little jitter), between
+    /// 0.1 and 0.9. Defaults to 0.5 (about 6 hours for ECR's 12-hour tokens).
+    #[serde(default = "default_refresh_fraction")]
+    #[schemars(range(min = 0.1, max = 0.9))]
+    pub refresh_fraction: f64,
+
+    /// How often to re-check the Secret for drift, as a Go duration such as `10m`. Defaults to the
+    /// operator's `--default-interval` (10m). Token refreshes happen on their own schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<kube::core::Duration>,
+
+    /// Pause: while `true` the Secret is neither refreshed nor changed. Defaults to `false`.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+/// The same Secret as a `PullSecret`, fanned out to every namespace that matches.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "ecr-operator.dev",
+    version = "v1alpha1",
+    kind = "ClusterPullSecret",
+    doc = "A kubernetes.io/dockerconfigjson Secret with fresh ECR credentials in every matching namespace.",
+    status = "ClusterPullSecretStatus",
+    derive = "PartialEq",
+    shortname = "ecrcps",
+    category = "ecr",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
+    ),
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].message"#
+    ),
+    printcolumn(name = "Namespaces", type_ = "integer", json_path = ".status.namespaceCount"),
+    printcolumn(name = "Expires", type_ = "date", json_path = ".status.expiresAt"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = Rule::new("has(self.namespaceSelector) || (has(self.namespaces) && has(self.namespaces.include))")
+    .message("choose namespaces with namespaceSelector (use {} for every namespace) or namespaces.include"))]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterPullSecretSpec {
+    /// Namespaces whose labels match get the Secret; `{}` selects every namespace. Combined with
+    /// `namespaces` (a namespace must pass both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+
+    /// Namespaces by name: `include` (when set, only these) and `exclude` (never these).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<NamespaceFilter>,
+
+    /// Names of the `Registry` objects to include, one `auths` entry per registry host.
+    /// Defaults to `[default]`.
+    #[serde(default = "default_registries")]
+    #[schemars(length(min = 1, max = 20), inner(length(min = 1, max = 253)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub registries: Vec<String>,
+
+    /// Name of the Secret written in each namespace. Defaults to `metadata.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub secret_name: Option<String>,
+
+    /// ServiceAccounts in each namespace whose `imagePullSecrets` get the Secret; `*` means all.
+    /// Only the operator's own entry is ever added or removed. Defaults to none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 100),
+        inner(regex(pattern = r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$"))
+    )]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub service_accounts: Vec<String>,
+
+    /// Fraction of the token lifetime after which it is refreshed, between 0.1 and 0.9.
+    /// Defaults to 0.5.
+    #[serde(default = "default_refresh_fraction")]
+    #[schemars(range(min = 0.1, max = 0.9))]
+    pub refresh_fraction: f64,
+
+    /// How often to re-check the Secrets for drift, as a Go duration such as `10m`. Defaults to
+    /// the operator's `--default-interval` (10m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<kube::core::Duration>,
+
+    /// Pause: while `true` the Secrets are neither refreshed nor changed. Defaults to `false`.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+/// Namespaces by name.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.include) || !has(self.exclude) || self.include.all(n, !(n in self.exclude))")
+    .message("a namespace cannot be both included and excluded"))]
+pub struct NamespaceFilter {
+    /// Only these namespaces (when set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1000), inner(length(min = 1, max = 63)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub include: Option<Vec<String>>,
+
+    /// Never these namespaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1000), inner(length(min = 1, max = 63)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub exclude: Option<Vec<String>>,
+}
+
+fn default_registries() -> Vec<String> {
+    vec![crate::api::common::default_registry_name()]
+}
+
+fn default_refresh_fraction() -> f64 {
+    0.5
+}
+
+/// A registry whose credentials are in the Secret.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PullSecretRegistry {
+    /// Name of the `Registry` object.
+    pub name: String,
+    /// The `auths` key in the Secret: the registry host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+/// Observed state of a `PullSecret`.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PullSecretStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// `Ready`, and `Reconciling` / `Stalled` while true (kstatus).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+
+    /// Name of the Secret written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+
+    /// When the earliest token in the Secret expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
+
+    /// When the Secret's credentials were last refreshed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_refresh_time: Option<Time>,
+
+    /// The registries in the Secret.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registries: Vec<PullSecretRegistry>,
+
+    /// Value of the `ecr-operator.dev/reconcile-requested-at` annotation last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
+}
+
+/// Observed state of a `ClusterPullSecret`.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterPullSecretStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// `Ready`, and `Reconciling` / `Stalled` while true (kstatus).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+
+    /// Name of the Secret written in each namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+
+    /// Number of namespaces that hold an up-to-date Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_count: Option<i32>,
+
+    /// Namespaces where the Secret could not be written (at most 20 listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_namespaces: Vec<String>,
+
+    /// When the earliest token in the Secrets expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
+
+    /// When the credentials were last refreshed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_refresh_time: Option<Time>,
+
+    /// The registries in the Secrets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registries: Vec<PullSecretRegistry>,
+
+    /// Value of the `ecr-operator.dev/reconcile-requested-at` annotation last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
+}

@@ -1,0 +1,249 @@
+//! `Registry`: the connection to one Amazon ECR private registry and its registry-wide settings.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::api::common::PolicyDocument;
+
+/// An Amazon ECR private registry (one account in one region), how to reach it, and the
+/// registry-wide settings ecr-operator keeps in sync. Repositories, lifecycle policies,
+/// replication rules and pull secrets refer to a Registry by name; objects that name none use
+/// the Registry called `default`.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "ecr-operator.dev",
+    version = "v1alpha1",
+    doc = "An Amazon ECR private registry (account + region + identity) and its registry-wide settings.",
+    kind = "Registry",
+    plural = "registries",
+    status = "RegistryStatus",
+    derive = "PartialEq",
+    shortname = "ecrreg",
+    category = "ecr",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
+    ),
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].message"#
+    ),
+    printcolumn(name = "Host", type_ = "string", json_path = ".status.registryHost"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistrySpec {
+    /// AWS region of the registry, e.g. `eu-west-1`. Required.
+    #[schemars(length(min = 2, max = 25), regex(pattern = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"))]
+    pub region: String,
+
+    /// 12-digit AWS account ID of the registry. Optional: when unset it is discovered with
+    /// DescribeRegistry for the identity in use and shown in `status.registryId`. When set, the
+    /// operator refuses to work if the identity reaches a different account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{12}$"))]
+    pub account_id: Option<String>,
+
+    /// Override of the ECR API endpoint URL, for VPC interface endpoints, FIPS endpoints or a
+    /// local test endpoint, e.g. `https://vpce-0abc.api.ecr.eu-west-1.vpce.amazonaws.com`.
+    /// Defaults to the regional AWS endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new("isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''")
+        .message("endpoint must be an absolute http(s) URL, e.g. https://api.ecr.eu-west-1.amazonaws.com"))]
+    pub endpoint: Option<String>,
+
+    /// How the operator authenticates to AWS for this registry. Defaults to the AWS SDK default
+    /// credential chain of the operator Pod (environment, IRSA web identity, EKS Pod Identity,
+    /// instance metadata).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<RegistryAuth>,
+
+    /// Registry-wide image scanning configuration. When set, the operator owns the registry's
+    /// scanning configuration and reverts drift; when unset, it is left as it is in ECR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scanning: Option<ScanningConfiguration>,
+
+    /// The registry permissions policy, as a YAML object. When set, the operator owns the
+    /// registry policy (compared semantically) and reverts drift; when unset, it is left alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyDocument>,
+
+    /// Which namespaces may place Repositories, LifecyclePolicies and PullSecrets on this
+    /// registry. A label selector over namespaces; unset allows every namespace. Objects in other
+    /// namespaces report `Stalled` with reason `NotAllowed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_namespaces: Option<LabelSelector>,
+
+    /// Rules for the ECR names of Repositories on this registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_name_policy: Option<RepositoryNamePolicy>,
+
+    /// How this registry's single replication configuration is shared with rules created outside
+    /// the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<RegistryReplication>,
+
+    /// How often to re-check ECR for drift, as a Go duration such as `10m` or `1h`. Defaults to the
+    /// operator's `--default-interval` (10m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<kube::core::Duration>,
+
+    /// Pause reconciliation: while `true` the operator makes no ECR calls for this registry's own
+    /// settings. Defaults to `false`.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+/// Credentials for a registry. Set at most one of `assumeRole` and `secretRef`; with neither the
+/// AWS SDK default credential chain is used.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.assumeRole) && has(self.secretRef))")
+    .message("auth: set at most one of assumeRole and secretRef"))]
+pub struct RegistryAuth {
+    /// Assume this IAM role on top of the default credential chain (cross-account access).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assume_role: Option<AssumeRole>,
+
+    /// Static access keys from a Secret with the keys `accessKeyId`, `secretAccessKey` and
+    /// optionally `sessionToken`. Discouraged: use it only for clusters outside AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretReference>,
+}
+
+/// An IAM role to assume.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AssumeRole {
+    /// ARN of the role, e.g. `arn:aws:iam::111122223333:role/ecr-operator`.
+    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$"))]
+    pub role_arn: String,
+
+    /// External ID the role's trust policy requires, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 1224), regex(pattern = r"^[\w+=,.@:/-]*$"))]
+    pub external_id: Option<String>,
+
+    /// Session name shown in CloudTrail. Defaults to `ecr-operator`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 64), regex(pattern = r"^[\w+=,.@-]*$"))]
+    pub session_name: Option<String>,
+}
+
+/// A reference to a Secret in a given namespace.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretReference {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Namespace of the Secret.
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: String,
+}
+
+/// Registry-wide scanning configuration (ECR PutRegistryScanningConfiguration).
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.scanType == 'Enhanced' || !has(self.rules) || self.rules.all(r, r.scanFrequency != 'ContinuousScan')")
+    .message("scanning: scanFrequency ContinuousScan requires scanType Enhanced"))]
+pub struct ScanningConfiguration {
+    /// `Basic` (ECR's own scanner) or `Enhanced` (Amazon Inspector). Defaults to `Basic`.
+    #[serde(default)]
+    pub scan_type: ScanType,
+
+    /// Up to 2 rules saying which repositories are scanned how often.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2))]
+    pub rules: Option<Vec<ScanningRule>>,
+}
+
+/// ECR scan type. Kubernetes PascalCase spelling of ECR's `BASIC` / `ENHANCED`.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ScanType {
+    #[default]
+    Basic,
+    Enhanced,
+}
+
+/// One registry scanning rule.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanningRule {
+    /// How often matching repositories are scanned.
+    pub scan_frequency: ScanFrequency,
+
+    /// Repository name filters: `*` matches any characters; a filter without `*` matches names
+    /// containing it. 1 to 100 filters.
+    #[schemars(
+        length(min = 1, max = 100),
+        inner(
+            length(min = 1, max = 255),
+            regex(pattern = r"^[a-z0-9*](?:[._\-/a-z0-9*]?[a-z0-9*]+)*$")
+        )
+    )]
+    pub repository_filters: Vec<String>,
+}
+
+/// Scan frequency. Kubernetes PascalCase spelling of ECR's `SCAN_ON_PUSH` / `CONTINUOUS_SCAN` / `MANUAL`.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScanFrequency {
+    ScanOnPush,
+    ContinuousScan,
+    Manual,
+}
+
+/// Naming rules for Repositories on a registry.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryNamePolicy {
+    /// When `true`, a Repository in namespace `team-a` must have an ECR name starting with
+    /// `team-a/`; others report `Stalled` with reason `NotAllowed`. Defaults to `false`.
+    #[serde(default)]
+    pub require_namespace_prefix: bool,
+}
+
+/// Replication settings of a registry.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryReplication {
+    /// When `true`, replication rules in ECR that no ReplicationRule object produced are removed.
+    /// Defaults to `false`: such rules are kept after the operator's own.
+    #[serde(default)]
+    pub exclusive: bool,
+}
+
+/// Observed state of a `Registry`.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// `Ready`, and `Reconciling` / `Stalled` while true (kstatus).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+
+    /// The 12-digit account ID of the registry, as reported by ECR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_id: Option<String>,
+
+    /// Host name images are pulled from: `<account>.dkr.ecr.<region>.amazonaws.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_host: Option<String>,
+
+    /// The AWS identity (ARN) the operator uses for this registry. Never a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+
+    /// Value of the `ecr-operator.dev/reconcile-requested-at` annotation last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
+}

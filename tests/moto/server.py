@@ -1,0 +1,27 @@
+"""Runs moto's server (the local ECR endpoint for ecr-operator's tests) on 127.0.0.1.
+
+Usage: python server.py PORT
+
+Prints "READY <port>" once it serves, and shuts down when its standard input closes, so a test
+process that dies (even by SIGKILL) leaves no stray server behind.
+"""
+
+import sys
+
+from moto.server import ThreadedMotoServer
+
+
+def main() -> int:
+    port = int(sys.argv[1])
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    print(f"READY {port}", flush=True)
+    try:
+        sys.stdin.read()
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,345 @@
+// Command testcluster is a real Kubernetes control plane for ecr-operator's tests, built from the
+// Kubernetes Go modules: kube-apiserver, an embedded etcd, kube-controller-manager (limited to the
+// garbage-collector, namespace, serviceaccount, serviceaccount-token and clusterrole-aggregation
+// controllers) and kubectl, in one multi-call binary.
+//
+// Usage:
+//
+//	testcluster up --dir DIR [--with-kcm] [--exit-on-stdin-eof]
+//	testcluster kube-apiserver|kube-controller-manager|kubectl|etcd ARGS...
+//
+// (or call the binary through a symlink named after the component).
+//
+// `up` writes DIR/pki, DIR/admin.kubeconfig and DIR/*.log, starts everything on free 127.0.0.1
+// ports, and writes DIR/ready (holding the server URL) once the apiserver answers /readyz and,
+// with --with-kcm, the serviceaccount controller has created default/default. It runs until
+// SIGINT/SIGTERM, or until its standard input closes with --exit-on-stdin-eof (so a test harness
+// that dies, even by SIGKILL, leaves no stray processes).
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	_ "time/tzdata" // upstream mains import it (CronJob timeZone validation)
+
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdmain"
+	_ "k8s.io/client-go/plugin/pkg/client/auth" // kubectl's main imports it
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/component-base/cli"
+	_ "k8s.io/component-base/logs/json/register"
+	_ "k8s.io/component-base/metrics/prometheus/clientgo"
+	_ "k8s.io/component-base/metrics/prometheus/version"
+	kubectlcmd "k8s.io/kubectl/pkg/cmd"
+	kubectlutil "k8s.io/kubectl/pkg/cmd/util"
+	apiserverapp "k8s.io/kubernetes/cmd/kube-apiserver/app"
+	kcmapp "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+)
+
+func main() {
+	name, args := filepath.Base(os.Args[0]), os.Args[1:]
+	if name == "testcluster" {
+		if len(args) == 0 {
+			fmt.Fprintln(os.Stderr, "usage: testcluster up|kube-apiserver|kube-controller-manager|kubectl|etcd ...")
+			os.Exit(2)
+		}
+		name, args = args[0], args[1:]
+	}
+	switch name {
+	case "up":
+		os.Exit(up(args))
+	case "kube-apiserver": // one per process: the constructor installs the signal handler
+		cmd := apiserverapp.NewAPIServerCommand()
+		cmd.SetArgs(args)
+		os.Exit(cli.Run(cmd))
+	case "kube-controller-manager":
+		cmd := kcmapp.NewControllerManagerCommand()
+		cmd.SetArgs(args)
+		os.Exit(cli.Run(cmd))
+	case "kubectl":
+		os.Args = append([]string{"kubectl"}, args...) // the plugin handler and cobra read os.Args
+		cmd := kubectlcmd.NewDefaultKubectlCommand()
+		if err := cli.RunNoErrOutput(cmd); err != nil {
+			kubectlutil.CheckErr(err)
+		}
+	case "etcd":
+		etcdmain.Main(append([]string{"etcd"}, args...))
+	default:
+		fmt.Fprintf(os.Stderr, "unknown subcommand %q\n", name)
+		os.Exit(2)
+	}
+}
+
+func up(argv []string) int {
+	fs := flag.NewFlagSet("up", flag.ExitOnError) // never the global flag set (klog and cobra share it)
+	dir := fs.String("dir", "", "state directory (required)")
+	withKCM := fs.Bool("with-kcm", false, "run kube-controller-manager (garbage collector, namespace and service-account controllers)")
+	stdinEOF := fs.Bool("exit-on-stdin-eof", false, "shut down when standard input closes")
+	_ = fs.Parse(argv)
+	if *dir == "" {
+		fmt.Fprintln(os.Stderr, "up: --dir is required")
+		return 2
+	}
+	abs, err := filepath.Abs(*dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	*dir = abs
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if *stdinEOF {
+		go func() {
+			_, _ = io.Copy(io.Discard, os.Stdin)
+			stop()
+		}()
+	}
+
+	if err := run(ctx, *dir, *withKCM); err != nil {
+		fmt.Fprintln(os.Stderr, "testcluster:", err)
+		return 1
+	}
+	return 0
+}
+
+func run(ctx context.Context, dir string, withKCM bool) error {
+	pki, err := writePKI(filepath.Join(dir, "pki"))
+	if err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	etcdPort, peerPort, apiPort := freePort(), freePort(), freePort()
+
+	e, err := startEtcd(filepath.Join(dir, "etcd"), etcdPort, peerPort)
+	if err != nil {
+		return fmt.Errorf("etcd: %w", err)
+	}
+	defer e.Close()
+
+	var children []*exec.Cmd
+	defer func() {
+		for i := len(children) - 1; i >= 0; i-- {
+			terminate(children[i])
+		}
+	}()
+
+	api, err := child(dir, "kube-apiserver", apiserverArgs(dir, etcdPort, apiPort, withKCM)...)
+	if err != nil {
+		return err
+	}
+	children = append(children, api)
+	server := "https://127.0.0.1:" + strconv.Itoa(apiPort)
+	kubeconfig := filepath.Join(dir, "admin.kubeconfig")
+	if err := writeKubeconfig(kubeconfig, server, pki); err != nil {
+		return err
+	}
+	if err := waitReady(ctx, server+"/readyz", pki, 120*time.Second); err != nil {
+		return fmt.Errorf("kube-apiserver: %w (see %s)", err, filepath.Join(dir, "kube-apiserver.log"))
+	}
+	if withKCM {
+		kcm, err := child(dir, "kube-controller-manager", kcmArgs(dir, kubeconfig)...)
+		if err != nil {
+			return err
+		}
+		children = append(children, kcm)
+		// The serviceaccount controller creates default/default once it runs.
+		if err := waitReady(ctx, server+"/api/v1/namespaces/default/serviceaccounts/default", pki, 120*time.Second); err != nil {
+			return fmt.Errorf("kube-controller-manager: %w (see %s)", err, filepath.Join(dir, "kube-controller-manager.log"))
+		}
+	}
+	env := fmt.Sprintf("server=%s\nkubeconfig=%s\netcd=http://127.0.0.1:%d\n", server, kubeconfig, etcdPort)
+	if err := os.WriteFile(filepath.Join(dir, "ready"), []byte(env), 0o644); err != nil {
+		return err
+	}
+	fmt.Println("READY", server)
+
+	exited := make(chan error, len(children))
+	for _, c := range children {
+		go func(c *exec.Cmd) { exited <- fmt.Errorf("%s exited: %v", filepath.Base(c.Args[1]), c.Wait()) }(c)
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-exited:
+		return err
+	case err := <-e.Err():
+		return fmt.Errorf("etcd: %w", err)
+	}
+}
+
+func apiserverArgs(dir string, etcdPort, apiPort int, withKCM bool) []string {
+	p := filepath.Join(dir, "pki")
+	args := []string{
+		"--etcd-servers=http://127.0.0.1:" + strconv.Itoa(etcdPort),
+		"--bind-address=127.0.0.1",
+		"--advertise-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(apiPort),
+		"--cert-dir=" + filepath.Join(dir, "apiserver-certs"),
+		"--tls-cert-file=" + filepath.Join(p, "apiserver.crt"),
+		"--tls-private-key-file=" + filepath.Join(p, "apiserver.key"),
+		"--client-ca-file=" + filepath.Join(p, "ca.crt"),
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file=" + filepath.Join(p, "sa.key"),
+		"--service-account-signing-key-file=" + filepath.Join(p, "sa.key"),
+		"--service-cluster-ip-range=10.0.0.0/24",
+		"--authorization-mode=RBAC",
+		"--allow-privileged=true",
+		"--endpoint-reconciler-type=none",
+		"--profiling=false",
+		"--v=0",
+	}
+	if !withKCM {
+		// Without the serviceaccount controller no default ServiceAccount exists.
+		args = append(args, "--disable-admission-plugins=ServiceAccount")
+	}
+	return args
+}
+
+func kcmArgs(dir, kubeconfig string) []string {
+	p := filepath.Join(dir, "pki")
+	return []string{
+		"--kubeconfig=" + kubeconfig,
+		"--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller," +
+			"serviceaccount-token-controller,clusterrole-aggregation-controller",
+		"--service-account-private-key-file=" + filepath.Join(p, "sa.key"),
+		"--root-ca-file=" + filepath.Join(p, "ca.crt"),
+		"--use-service-account-credentials=false",
+		"--leader-elect=false",
+		"--secure-port=0",
+		"--concurrent-gc-syncs=5",
+		"--v=0",
+	}
+}
+
+// child starts this same binary as NAME in its own process, logging to DIR/NAME.log; it gets
+// SIGTERM if the supervisor dies.
+func child(dir, name string, args ...string) (*exec.Cmd, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	log, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, append([]string{name}, args...)...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	return cmd, nil
+}
+
+func terminate(c *exec.Cmd) {
+	if c.Process == nil || c.ProcessState != nil {
+		return
+	}
+	_ = c.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _, _ = c.Process.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = c.Process.Kill()
+	}
+}
+
+func startEtcd(dir string, clientPort, peerPort int) (*embed.Etcd, error) {
+	cfg := embed.NewConfig()
+	cfg.Name = "testcluster"
+	cfg.Dir = dir
+	lc := url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(clientPort))}
+	lp := url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(peerPort))}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{lc}, []url.URL{lc}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{lp}, []url.URL{lp}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	cfg.LogLevel = "warn"
+	cfg.LogOutputs = []string{filepath.Join(filepath.Dir(dir), "etcd.log")}
+	cfg.UnsafeNoFsync = true // test-only: much faster on slow disks
+	cfg.WatchProgressNotifyInterval = 5 * time.Second
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+		return e, nil
+	case err := <-e.Err():
+		return nil, err
+	case <-time.After(60 * time.Second):
+		e.Server.Stop()
+		return nil, errors.New("etcd did not become ready in 60s")
+	}
+}
+
+func writeKubeconfig(path, server string, p *PKI) error {
+	c := clientcmdapi.NewConfig()
+	c.Clusters["testcluster"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: p.CACert}
+	c.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: p.AdminCert, ClientKeyData: p.AdminKey}
+	c.Contexts["testcluster"] = &clientcmdapi.Context{Cluster: "testcluster", AuthInfo: "admin", Namespace: "default"}
+	c.CurrentContext = "testcluster"
+	return clientcmd.WriteToFile(*c, path)
+}
+
+func waitReady(ctx context.Context, u string, p *PKI, timeout time.Duration) error {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(p.CACert)
+	kp, err := tls.X509KeyPair(p.AdminCert, p.AdminKey)
+	if err != nil {
+		return err
+	}
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{kp}}}}
+	deadline := time.Now().Add(timeout)
+	last := "no answer"
+	for time.Now().Before(deadline) {
+		r, err := hc.Get(u)
+		if err == nil {
+			_ = r.Body.Close()
+			if r.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = r.Status
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("timed out after %s waiting for %s (last: %s)", timeout, u, strings.TrimSpace(last))
+}
+
+func freePort() int { // a small race window between close and reuse; fine for tests
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
