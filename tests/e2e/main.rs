@@ -1,1 +1,11 @@
+//! End-to-end tests against the real control plane built from the Kubernetes Go modules
+//! (`tests/testcluster`) and moto's ECR server. Run by `cargo xtask test`
+//! (`cargo test --features e2e --test e2e`).
 
+// Test code: helpers may unwrap (the standard forbids unwrap outside tests only).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod admission;
+mod cluster;
+mod ecr;
+mod support;

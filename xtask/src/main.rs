@@ -1,1 +1,233 @@
-fn main() {}
+//! The developer and CI entry points: `cargo xtask test` and `cargo xtask sandbox`.
+//!
+//! Plain std on purpose: it compiles in seconds, then drives cargo and the project's install
+//! scripts (`tests/testcluster/build.sh`, `tests/testcluster/helm.sh`, `tests/moto/install.sh`),
+//! which cache what they build under `~/.cache/ecr-operator`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  test      install and build what is needed (control plane, moto, helm), then run fmt --check,
+            clippy -D warnings, and every test including the end-to-end tests
+  sandbox   start the control plane and the local ECR endpoint, install the CRDs, apply examples/,
+            and keep running until Ctrl-C";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(),
+        Some("sandbox") => sandbox(),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Runs a step, printing its name and wall time.
+fn step(name: &str, cmd: &mut Command) -> Result<(), String> {
+    eprintln!("==> {name}");
+    let start = Instant::now();
+    let status = cmd
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("{name}: {e}"))?;
+    eprintln!(
+        "==> {name}: {} in {:.1}s",
+        if status.success() { "ok" } else { "FAILED" },
+        start.elapsed().as_secs_f64()
+    );
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{name} failed ({status})"))
+    }
+}
+
+/// Runs `cargo test`, echoing its output, and sums its `test result:` lines.
+fn counted_step(name: &str, cmd: &mut Command) -> Result<(u64, u64), String> {
+    use std::io::{BufRead, BufReader};
+    eprintln!("==> {name}");
+    let start = Instant::now();
+    let mut child = cmd
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{name}: {e}"))?;
+    let (mut passed, mut failed) = (0, 0);
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                passed += count_before(rest, " passed");
+                failed += count_before(rest, " failed");
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| format!("{name}: {e}"))?;
+    eprintln!(
+        "==> {name}: {} in {:.1}s",
+        if status.success() { "ok" } else { "FAILED" },
+        start.elapsed().as_secs_f64()
+    );
+    if status.success() && failed == 0 && passed > 0 {
+        Ok((passed, failed))
+    } else {
+        println!("{passed} passed, {failed} failed");
+        Err(format!("{name} failed ({status})"))
+    }
+}
+
+/// The number just before `word` in a `test result:` line, e.g. "ok. 3 passed; 0 failed; ...".
+fn count_before(line: &str, word: &str) -> u64 {
+    line.split(';')
+        .find_map(|part| {
+            part.trim()
+                .trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ")
+                .strip_suffix(word.trim_start())
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs an install script that prints a path as the last line of its stdout.
+fn tool(name: &str, script: &str) -> Result<String, String> {
+    eprintln!("==> {name}");
+    let start = Instant::now();
+    let out = Command::new("bash")
+        .arg(root().join(script))
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("{script}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{script} failed ({})", out.status));
+    }
+    let path = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    eprintln!("==> {name}: {path} ({:.1}s)", start.elapsed().as_secs_f64());
+    Ok(path)
+}
+
+fn require(program: &str, version_arg: &str, why: &str) -> Result<(), String> {
+    let found = Command::new(program)
+        .arg(version_arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    match found {
+        Ok(s) if s.success() => Ok(()),
+        _ => Err(format!(
+            "`{program}` is required ({why}) and was not found on PATH"
+        )),
+    }
+}
+
+/// Installs or builds the test components and exports their locations to the tests.
+fn tools(with_helm: bool) -> Result<Vec<(&'static str, String)>, String> {
+    require(
+        "go",
+        "version",
+        "Go 1.26 builds the test control plane from the Kubernetes Go modules",
+    )?;
+    require(
+        "python3",
+        "--version",
+        "moto, the local ECR endpoint, runs on Python >= 3.10",
+    )?;
+    let mut env = vec![
+        (
+            "ECR_OPERATOR_TESTCLUSTER_DIR",
+            tool("control plane (tests/testcluster)", "tests/testcluster/build.sh")?,
+        ),
+        (
+            "ECR_OPERATOR_MOTO_PYTHON",
+            tool("moto (tests/moto)", "tests/moto/install.sh")?,
+        ),
+    ];
+    if with_helm {
+        require("npm", "--version", "Helm is installed from the npm registry")?;
+        env.push(("ECR_OPERATOR_HELM", tool("helm", "tests/testcluster/helm.sh")?));
+    }
+    Ok(env)
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn test() -> Result<(), String> {
+    let start = Instant::now();
+    let env = tools(true)?;
+    step(
+        "cargo fmt --check",
+        cargo().args(["fmt", "--all", "--", "--check"]),
+    )?;
+    step(
+        "cargo clippy",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    let mut test = cargo();
+    test.args([
+        "test",
+        "--workspace",
+        "--all-features",
+        "--all-targets",
+        "--locked",
+    ])
+    .envs(env.iter().map(|(k, v)| (*k, v)));
+    let (passed, failed) = counted_step("cargo test (unit, schema, CLI and end-to-end)", &mut test)?;
+    println!("{passed} passed, {failed} failed");
+    eprintln!("==> all checks passed in {:.0}s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn sandbox() -> Result<(), String> {
+    let env = tools(false)?;
+    step(
+        "sandbox",
+        cargo()
+            .args([
+                "run",
+                "--quiet",
+                "--locked",
+                "-p",
+                "ecr-operator-testenv",
+                "--bin",
+                "sandbox",
+            ])
+            .envs(env.iter().map(|(k, v)| (*k, v))),
+    )
+}

@@ -1,5 +1,9 @@
 //! Version `v1alpha1` of the `ecr-operator.dev` API.
 
+// kube's `printcolumn(name = .., type_ = "string", ..)` repeats keys across columns, which clippy
+// mistakes for duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 mod lifecycle_policy;
 mod pull_secret;
 mod registry;

@@ -1,0 +1,59 @@
+//! The command line.
+
+// Test code: helpers may unwrap (the standard forbids unwrap outside tests only).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use clap::CommandFactory;
+use ecr_operator::cli::Cli;
+
+#[test]
+fn cli_definition_is_consistent() {
+    Cli::command().debug_assert();
+}
+
+#[test]
+fn crd_command_prints_every_committed_crd() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ecr-operator"))
+        .arg("crd")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let mut expected = String::new();
+    for crd in ecr_operator::api::crds() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("crds")
+            .join(ecr_operator::api::crd_file_name(&crd));
+        expected.push_str("---\n");
+        expected.push_str(&std::fs::read_to_string(path).unwrap());
+    }
+    assert_eq!(printed, expected);
+}
+
+#[test]
+fn crd_command_writes_one_file_per_crd() {
+    let dir = std::env::temp_dir().join(format!("ecr-operator-crd-{}", std::process::id()));
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_ecr-operator"))
+        .args(["crd", "--out-dir"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(
+        names,
+        [
+            "clusterpullsecrets.ecr-operator.dev.yaml",
+            "lifecyclepolicies.ecr-operator.dev.yaml",
+            "pullsecrets.ecr-operator.dev.yaml",
+            "registries.ecr-operator.dev.yaml",
+            "replicationrules.ecr-operator.dev.yaml",
+            "repositories.ecr-operator.dev.yaml",
+        ]
+    );
+}

@@ -1,0 +1,228 @@
+//! `crds/` is generated from the Rust types; these tests fail when it is stale or malformed, and
+//! when a CEL rule has no invalid fixture that exercises it.
+
+// Test code: helpers may unwrap (the standard forbids unwrap outside tests only).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use ecr_operator::api::{self, CATEGORY, GROUP};
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn committed_crds_match_the_rust_types() {
+    let dir = root().join("crds");
+    for crd in api::crds() {
+        let path = dir.join(api::crd_file_name(&crd));
+        let fresh = api::render_crd(&crd).unwrap();
+        if std::env::var_os("UPDATE_CRDS").is_some() {
+            std::fs::write(&path, &fresh).unwrap();
+            continue;
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == fresh,
+            "{} is stale; run `cargo run -- crd --out-dir crds` (or UPDATE_CRDS=1 cargo test --test crds)",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn crds_dir_holds_no_orphans() {
+    let expected: BTreeSet<String> = api::crds().iter().map(api::crd_file_name).collect();
+    let found: BTreeSet<String> = std::fs::read_dir(root().join("crds"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml"))
+        .collect();
+    assert_eq!(found, expected);
+}
+
+#[test]
+fn every_crd_is_kstatus_shaped() {
+    let crds = api::crds();
+    assert_eq!(crds.len(), 6, "six kinds");
+    for crd in crds {
+        let name = crd.metadata.name.clone().unwrap();
+        assert_eq!(crd.spec.group, GROUP, "{name}");
+        assert_eq!(
+            crd.spec.names.categories.as_deref(),
+            Some(&[CATEGORY.to_owned()][..]),
+            "{name}"
+        );
+        assert!(
+            crd.spec
+                .names
+                .short_names
+                .as_ref()
+                .is_some_and(|s| s[0].starts_with("ecr")),
+            "{name}"
+        );
+        assert_eq!(crd.spec.versions.len(), 1, "{name}: one version");
+        let v = &crd.spec.versions[0];
+        assert!(v.storage && v.served, "{name}");
+        assert!(
+            v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(),
+            "{name}: status subresource"
+        );
+        let cols: Vec<&str> = v
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| c.name.as_str())
+            .collect();
+        for col in ["Ready", "Status", "Age"] {
+            assert!(
+                cols.contains(&col),
+                "{name}: printer column {col} missing from {cols:?}"
+            );
+        }
+        let schema =
+            serde_json::to_value(v.schema.as_ref().unwrap().open_api_v3_schema.as_ref().unwrap()).unwrap();
+        let status = &schema["properties"]["status"]["properties"];
+        assert_eq!(
+            status["observedGeneration"]["type"], "integer",
+            "{name}: status.observedGeneration"
+        );
+        let conditions = &status["conditions"];
+        assert_eq!(
+            conditions["x-kubernetes-list-type"], "map",
+            "{name}: conditions list-map"
+        );
+        assert_eq!(
+            conditions["x-kubernetes-list-map-keys"],
+            serde_json::json!(["type"]),
+            "{name}"
+        );
+        let spec = &schema["properties"]["spec"]["properties"];
+        assert_eq!(spec["suspend"]["type"], "boolean", "{name}: spec.suspend");
+        assert_eq!(spec["interval"]["type"], "string", "{name}: spec.interval");
+        assert_no_undocumented_field(&name, "spec", &schema["properties"]["spec"]);
+        assert_no_undocumented_field(&name, "status", &schema["properties"]["status"]);
+    }
+}
+
+/// Every property has a description (it is what `kubectl explain` prints).
+fn assert_no_undocumented_field(crd: &str, path: &str, schema: &Value) {
+    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+        for (key, sub) in props {
+            let p = format!("{path}.{key}");
+            // k8s-openapi's own types (LabelSelector, Condition, Time) carry upstream docs.
+            assert!(sub.get("description").is_some(), "{crd}: {p} has no description");
+            assert_no_undocumented_field(crd, &p, sub);
+        }
+    }
+    if let Some(items) = schema.get("items") {
+        assert_no_undocumented_field(crd, &format!("{path}[]"), items);
+    }
+}
+
+/// All `x-kubernetes-validations` messages in a schema.
+fn cel_messages(value: &Value, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Array(rules)) = map.get("x-kubernetes-validations") {
+                for rule in rules {
+                    out.insert(rule["message"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+            map.values().for_each(|v| cel_messages(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| cel_messages(v, out)),
+        _ => {}
+    }
+}
+
+fn fixture_expectations() -> Vec<(PathBuf, String)> {
+    let dir = root().join("tests/fixtures/invalid");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let expect = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .map(str::to_owned);
+        out.push((
+            path.clone(),
+            expect.unwrap_or_else(|| panic!("{} has no '# expect:' line", path.display())),
+        ));
+    }
+    out
+}
+
+#[test]
+fn every_cel_rule_has_an_invalid_fixture() {
+    let mut messages = BTreeSet::new();
+    for crd in api::crds() {
+        cel_messages(&serde_json::to_value(&crd).unwrap(), &mut messages);
+    }
+    assert!(
+        messages.len() >= 25,
+        "expected the CEL rules of all kinds, found {}",
+        messages.len()
+    );
+    assert!(
+        messages.iter().all(|m| !m.is_empty()),
+        "every CEL rule needs a message"
+    );
+    let expectations = fixture_expectations();
+    assert!(
+        expectations.len() >= 40,
+        "the corpus has {} fixtures",
+        expectations.len()
+    );
+    let uncovered: Vec<&String> = messages
+        .iter()
+        .filter(|m| !expectations.iter().any(|(_, e)| m.contains(e.as_str())))
+        .collect();
+    assert!(
+        uncovered.is_empty(),
+        "CEL rules without a fixture in tests/fixtures/invalid: {uncovered:#?}"
+    );
+}
+
+/// Every example parses into the typed API: catches typos and renamed fields without a cluster.
+#[test]
+fn every_example_parses_into_the_rust_types() {
+    use ecr_operator::api::v1alpha1::*;
+    let dir = root().join("examples");
+    let mut kinds = BTreeSet::new();
+    for path in yaml_files(&dir) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let value: Value = serde_saphyr::from_str(&text).unwrap();
+        let kind = value["kind"].as_str().unwrap_or_default().to_owned();
+        let check =
+            |r: Result<(), serde_json::Error>| r.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        match kind.as_str() {
+            "Registry" => check(serde_json::from_value::<Registry>(value.clone()).map(drop)),
+            "Repository" => check(serde_json::from_value::<Repository>(value.clone()).map(drop)),
+            "LifecyclePolicy" => check(serde_json::from_value::<LifecyclePolicy>(value.clone()).map(drop)),
+            "ReplicationRule" => check(serde_json::from_value::<ReplicationRule>(value.clone()).map(drop)),
+            "PullSecret" => check(serde_json::from_value::<PullSecret>(value.clone()).map(drop)),
+            "ClusterPullSecret" => {
+                check(serde_json::from_value::<ClusterPullSecret>(value.clone()).map(drop))
+            }
+            other => panic!("{}: unexpected kind {other:?}", path.display()),
+        }
+        kinds.insert(kind);
+    }
+    assert_eq!(kinds.len(), 6, "at least one example per kind, found {kinds:?}");
+}
+
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
