@@ -4,4 +4,9 @@
 //! - [`cli`]: the command line.
 
 pub mod api;
+pub mod backend;
 pub mod cli;
+pub mod error;
+pub mod metrics;
+pub mod policy;
+pub mod status;

@@ -1,0 +1,158 @@
+//! Classifies aws-sdk-ecr errors by error code (forward-compatible: unmodelled codes such as
+//! `ThrottlingException` arrive as `Unhandled` with the code set).
+
+use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
+
+use crate::backend::BackendError;
+
+/// The domain error for a failed SDK call.
+pub fn classify<E>(
+    operation: &'static str,
+    err: SdkError<E, aws_sdk_ecr::config::http::HttpResponse>,
+) -> BackendError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let code = err.code().map(str::to_owned);
+    let message = err.message().map(str::to_owned);
+    let detail = || {
+        let text = match (&code, &message) {
+            (Some(c), Some(m)) => format!("{operation}: {c}: {m}"),
+            (Some(c), None) => format!("{operation}: {c}"),
+            (None, Some(m)) => format!("{operation}: {m}"),
+            (None, None) => match status {
+                Some(s) => format!("{operation}: HTTP {s}"),
+                None => format!("{operation}: {}", aws_sdk_ecr::error::DisplayErrorContext(&err)),
+            },
+        };
+        crate::error::truncate(text, 512)
+    };
+    match (&err, code.as_deref()) {
+        (SdkError::ServiceError(_), Some(code)) => by_code(code, status, detail()),
+        (SdkError::ServiceError(_), None) => match status {
+            Some(s) if s == 429 => BackendError::Throttled(detail()),
+            Some(s) if s == 401 || s == 403 => BackendError::AccessDenied(detail()),
+            Some(s) if s < 500 => BackendError::Rejected(detail()),
+            _ => BackendError::Unavailable(detail()),
+        },
+        (SdkError::DispatchFailure(d), _) if d.is_user() => BackendError::Credentials(detail()),
+        (SdkError::ConstructionFailure(_), _) => BackendError::Credentials(detail()),
+        _ => BackendError::Unavailable(detail()),
+    }
+}
+
+/// Error codes to domain errors; see ecr-facts.md §5.1 and §5.2.
+pub fn by_code(code: &str, status: Option<u16>, detail: String) -> BackendError {
+    match code {
+        "AccessDeniedException"
+        | "UnrecognizedClientException"
+        | "InvalidSignatureException"
+        | "ExpiredTokenException"
+        | "InvalidClientTokenId" => BackendError::AccessDenied(detail),
+        "ThrottlingException"
+        | "ThrottledException"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded" => BackendError::Throttled(detail),
+        // A real quota in ECR (repositories, rules, scans), not throttling: retrying does not clear it.
+        "LimitExceededException" | "TooManyTagsException" => BackendError::QuotaExceeded(detail),
+        "RepositoryNotFoundException"
+        | "RepositoryPolicyNotFoundException"
+        | "RegistryPolicyNotFoundException"
+        | "LifecyclePolicyNotFoundException"
+        | "ImageNotFoundException" => BackendError::NotFound(detail),
+        "RepositoryAlreadyExistsException" => BackendError::AlreadyExists(detail),
+        "RepositoryNotEmptyException" => BackendError::NotEmpty(detail),
+        "ServerException"
+        | "ServiceUnavailableException"
+        | "InternalFailure"
+        | "RequestTimeout"
+        | "RequestTimeoutException" => BackendError::Unavailable(detail),
+        _ if status.is_some_and(|s| s >= 500) => BackendError::Unavailable(detail),
+        _ => BackendError::Rejected(detail),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorClass;
+
+    #[test]
+    fn error_codes_map_to_transient_waiting_or_stalled() {
+        let cases = [
+            (
+                "ThrottlingException",
+                Some(400),
+                ErrorClass::Transient,
+                "Throttled",
+            ),
+            (
+                "TooManyRequestsException",
+                Some(429),
+                ErrorClass::Transient,
+                "Throttled",
+            ),
+            (
+                "ServerException",
+                Some(500),
+                ErrorClass::Transient,
+                "EcrUnavailable",
+            ),
+            ("SomethingNew", Some(503), ErrorClass::Transient, "EcrUnavailable"),
+            (
+                "AccessDeniedException",
+                Some(400),
+                ErrorClass::Stalled,
+                "AccessDenied",
+            ),
+            (
+                "UnrecognizedClientException",
+                Some(403),
+                ErrorClass::Stalled,
+                "AccessDenied",
+            ),
+            (
+                "InvalidParameterException",
+                Some(400),
+                ErrorClass::Stalled,
+                "EcrRejected",
+            ),
+            (
+                "ValidationException",
+                Some(400),
+                ErrorClass::Stalled,
+                "EcrRejected",
+            ),
+            (
+                "LimitExceededException",
+                Some(400),
+                ErrorClass::Stalled,
+                "QuotaExceeded",
+            ),
+            (
+                "RepositoryNotEmptyException",
+                Some(400),
+                ErrorClass::Stalled,
+                "RepositoryNotEmpty",
+            ),
+            (
+                "RepositoryNotFoundException",
+                Some(400),
+                ErrorClass::Transient,
+                "EcrNotFound",
+            ),
+            (
+                "RepositoryAlreadyExistsException",
+                Some(400),
+                ErrorClass::Transient,
+                "AlreadyExists",
+            ),
+        ];
+        for (code, status, class, reason) in cases {
+            let e = by_code(code, status, code.to_owned());
+            assert_eq!(e.class(), class, "{code}");
+            assert_eq!(e.reason(), reason, "{code}");
+        }
+    }
+}

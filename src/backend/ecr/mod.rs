@@ -1,0 +1,446 @@
+//! `EcrBackend`: [`RegistryBackend`] on aws-sdk-ecr. The only module that sees SDK types.
+
+mod convert;
+mod errors;
+
+use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use aws_config::BehaviorVersion;
+use aws_config::sts::AssumeRoleProvider;
+use aws_sdk_ecr::config::{Region, SharedCredentialsProvider};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use secrecy::ExposeSecret;
+use tokio::sync::OnceCell;
+
+use super::{
+    BackendError, BackendResult, Credentials, NewRepository, RegistryBackend, RegistryInfo, RemoteRepository,
+    RepositoryChange, ScanningSettings, Target,
+};
+use crate::metrics::Metrics;
+use errors::classify;
+
+/// Limits on ECR calls.
+#[derive(Clone, Copy, Debug)]
+pub struct EcrLimits {
+    /// Sustained ECR calls per second per registry key (region, endpoint, identity).
+    pub requests_per_second: NonZeroU32,
+    /// Calls allowed in a burst above the sustained rate.
+    pub burst: NonZeroU32,
+}
+
+struct Clients {
+    ecr: aws_sdk_ecr::Client,
+    sts: aws_sdk_sts::Client,
+    limiter: DefaultDirectRateLimiter,
+}
+
+/// ECR through aws-sdk-ecr: one SDK client and one token-bucket rate limiter per
+/// (region, endpoint, identity), created on first use and shared by every controller.
+pub struct EcrBackend {
+    clients: Mutex<HashMap<String, Arc<OnceCell<Arc<Clients>>>>>,
+    limits: EcrLimits,
+    metrics: Arc<Metrics>,
+}
+
+impl EcrBackend {
+    pub fn new(limits: EcrLimits, metrics: Arc<Metrics>) -> Self {
+        Self {
+            clients: Mutex::default(),
+            limits,
+            metrics,
+        }
+    }
+
+    async fn clients(&self, target: &Target) -> BackendResult<Arc<Clients>> {
+        let cell = {
+            let mut map = self
+                .clients
+                .lock()
+                .map_err(|_| BackendError::Unavailable("client cache poisoned".into()))?;
+            map.entry(target.key()).or_default().clone()
+        };
+        cell.get_or_try_init(|| self.build(target)).await.cloned()
+    }
+
+    async fn build(&self, target: &Target) -> BackendResult<Arc<Clients>> {
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).region(Region::new(target.region.clone()));
+        if let Credentials::Static(keys) = &target.credentials {
+            loader = loader.credentials_provider(aws_sdk_ecr::config::Credentials::new(
+                keys.access_key_id.clone(),
+                keys.secret_access_key.expose_secret().to_owned(),
+                keys.session_token.as_ref().map(|t| t.expose_secret().to_owned()),
+                None,
+                "ecr-operator-secret",
+            ));
+        }
+        let base = loader.load().await;
+        let assumed = match &target.credentials {
+            Credentials::AssumeRole {
+                role_arn,
+                external_id,
+                session_name,
+            } => {
+                let mut b = AssumeRoleProvider::builder(role_arn.clone())
+                    .session_name(session_name.clone().unwrap_or_else(|| "ecr-operator".into()))
+                    .configure(&base);
+                if let Some(ext) = external_id {
+                    b = b.external_id(ext.clone());
+                }
+                Some(SharedCredentialsProvider::new(b.build().await))
+            }
+            _ => None,
+        };
+        let mut ecr = aws_sdk_ecr::config::Builder::from(&base);
+        let mut sts = aws_sdk_sts::config::Builder::from(&base);
+        if let Some(provider) = assumed {
+            ecr = ecr.credentials_provider(provider.clone());
+            sts = sts.credentials_provider(provider);
+        }
+        if let Some(endpoint) = &target.endpoint {
+            ecr = ecr.endpoint_url(endpoint);
+        }
+        let quota = Quota::per_second(self.limits.requests_per_second).allow_burst(self.limits.burst);
+        Ok(Arc::new(Clients {
+            ecr: aws_sdk_ecr::Client::from_conf(ecr.build()),
+            sts: aws_sdk_sts::Client::from_conf(sts.build()),
+            limiter: RateLimiter::direct(quota),
+        }))
+    }
+
+    /// Runs one ECR call: waits for the rate limiter, times it, records the outcome, and
+    /// classifies the error.
+    async fn call<T, E, F, Fut>(&self, target: &Target, operation: &'static str, f: F) -> BackendResult<T>
+    where
+        F: FnOnce(Arc<Clients>) -> Fut,
+        Fut: Future<
+            Output = Result<T, aws_sdk_ecr::error::SdkError<E, aws_sdk_ecr::config::http::HttpResponse>>,
+        >,
+        E: aws_sdk_ecr::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let clients = self.clients(target).await?;
+        clients.limiter.until_ready().await;
+        let start = Instant::now();
+        let result = f(clients).await.map_err(|e| classify(operation, e));
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.reason(),
+        };
+        self.metrics.backend_call(operation, outcome, start.elapsed());
+        if let Err(e) = &result {
+            tracing::debug!(operation, error = %e, "ECR call failed");
+        }
+        result
+    }
+}
+
+impl RegistryBackend for EcrBackend {
+    async fn describe_registry(&self, target: &Target) -> BackendResult<RegistryInfo> {
+        let out = self
+            .call(target, "DescribeRegistry", |c| async move {
+                c.ecr.describe_registry().send().await
+            })
+            .await?;
+        let registry_id = out
+            .registry_id()
+            .map(str::to_owned)
+            .ok_or_else(|| BackendError::Unavailable("DescribeRegistry returned no registryId".into()))?;
+        // The caller's ARN is informative only: a failure (no STS endpoint reachable) is not an error.
+        let clients = self.clients(target).await?;
+        clients.limiter.until_ready().await;
+        let identity = match clients.sts.get_caller_identity().send().await {
+            Ok(out) => out.arn().map(str::to_owned),
+            Err(e) => {
+                tracing::debug!(error = %aws_sdk_sts::error::DisplayErrorContext(&e), "GetCallerIdentity failed");
+                None
+            }
+        };
+        Ok(RegistryInfo {
+            registry_id,
+            identity,
+        })
+    }
+
+    async fn list_repositories(&self, target: &Target) -> BackendResult<Vec<RemoteRepository>> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let next = token.clone();
+            let page = self
+                .call(target, "DescribeRepositories", |c| async move {
+                    c.ecr
+                        .describe_repositories()
+                        .max_results(1000)
+                        .set_next_token(next)
+                        .send()
+                        .await
+                })
+                .await?;
+            for r in page.repositories() {
+                out.push(convert::repository(r)?);
+            }
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn describe_repository(
+        &self,
+        target: &Target,
+        name: &str,
+    ) -> BackendResult<Option<RemoteRepository>> {
+        let name = name.to_owned();
+        let result = self
+            .call(target, "DescribeRepositories", |c| async move {
+                c.ecr.describe_repositories().repository_names(name).send().await
+            })
+            .await;
+        match result {
+            Ok(out) => out.repositories().first().map(convert::repository).transpose(),
+            Err(BackendError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn create_repository(
+        &self,
+        target: &Target,
+        repo: &NewRepository,
+    ) -> BackendResult<RemoteRepository> {
+        let req = convert::create_request(repo)?;
+        let out = self
+            .call(target, "CreateRepository", |c| async move {
+                c.ecr
+                    .create_repository()
+                    .repository_name(req.name)
+                    .image_tag_mutability(req.mutability)
+                    .set_image_tag_mutability_exclusion_filters(req.exclusion_filters)
+                    .image_scanning_configuration(req.scanning)
+                    .set_encryption_configuration(req.encryption)
+                    .set_tags(Some(req.tags))
+                    .send()
+                    .await
+            })
+            .await?;
+        let created = out
+            .repository()
+            .ok_or_else(|| BackendError::Unavailable("CreateRepository returned nothing".into()))?;
+        convert::repository(created)
+    }
+
+    async fn list_tags(&self, target: &Target, arn: &str) -> BackendResult<BTreeMap<String, String>> {
+        let arn = arn.to_owned();
+        let out = self
+            .call(target, "ListTagsForResource", |c| async move {
+                c.ecr.list_tags_for_resource().resource_arn(arn).send().await
+            })
+            .await?;
+        Ok(out
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_owned(), t.value().to_owned()))
+            .collect())
+    }
+
+    async fn get_repository_policy(&self, target: &Target, name: &str) -> BackendResult<Option<String>> {
+        let name = name.to_owned();
+        let result = self
+            .call(target, "GetRepositoryPolicy", |c| async move {
+                c.ecr.get_repository_policy().repository_name(name).send().await
+            })
+            .await;
+        match result {
+            Ok(out) => Ok(out.policy_text().map(str::to_owned)),
+            Err(BackendError::NotFound(m)) if m.contains("Policy") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn apply_change(
+        &self,
+        target: &Target,
+        repo: &RemoteRepository,
+        change: &RepositoryChange,
+    ) -> BackendResult<()> {
+        let name = repo.name.clone();
+        let arn = repo.arn.clone();
+        let op = change.operation();
+        match change.clone() {
+            RepositoryChange::PutTagMutability {
+                mutability,
+                exclusion_filters,
+            } => {
+                let (m, filters) = convert::mutability(mutability, &exclusion_filters)?;
+                self.call(target, op, |c| async move {
+                    c.ecr
+                        .put_image_tag_mutability()
+                        .repository_name(name)
+                        .image_tag_mutability(m)
+                        .set_image_tag_mutability_exclusion_filters(filters)
+                        .send()
+                        .await
+                })
+                .await
+                .map(drop)
+            }
+            RepositoryChange::PutScanOnPush(on) => self
+                .call(target, op, |c| async move {
+                    c.ecr
+                        .put_image_scanning_configuration()
+                        .repository_name(name)
+                        .image_scanning_configuration(convert::scanning(on))
+                        .send()
+                        .await
+                })
+                .await
+                .map(drop),
+            RepositoryChange::TagResource(tags) => {
+                let tags = convert::tags(&tags)?;
+                self.call(target, op, |c| async move {
+                    c.ecr
+                        .tag_resource()
+                        .resource_arn(arn)
+                        .set_tags(Some(tags))
+                        .send()
+                        .await
+                })
+                .await
+                .map(drop)
+            }
+            RepositoryChange::UntagResource(keys) => self
+                .call(target, op, |c| async move {
+                    c.ecr
+                        .untag_resource()
+                        .resource_arn(arn)
+                        .set_tag_keys(Some(keys))
+                        .send()
+                        .await
+                })
+                .await
+                .map(drop),
+            RepositoryChange::SetPolicy(text) => self
+                .call(target, op, |c| async move {
+                    c.ecr
+                        .set_repository_policy()
+                        .repository_name(name)
+                        .policy_text(text)
+                        .send()
+                        .await
+                })
+                .await
+                .map(drop),
+            RepositoryChange::DeletePolicy => {
+                let result = self
+                    .call(target, op, |c| async move {
+                        c.ecr
+                            .delete_repository_policy()
+                            .repository_name(name)
+                            .send()
+                            .await
+                    })
+                    .await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(BackendError::NotFound(m)) if m.contains("Policy") => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    async fn count_images(&self, target: &Target, name: &str) -> BackendResult<u64> {
+        let mut count = 0u64;
+        let mut token: Option<String> = None;
+        loop {
+            let (name, next) = (name.to_owned(), token.clone());
+            let page = self
+                .call(target, "ListImages", |c| async move {
+                    c.ecr
+                        .list_images()
+                        .repository_name(name)
+                        .max_results(1000)
+                        .set_next_token(next)
+                        .send()
+                        .await
+                })
+                .await?;
+            count += page.image_ids().len() as u64;
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                _ => return Ok(count),
+            }
+        }
+    }
+
+    async fn delete_repository(&self, target: &Target, name: &str, force: bool) -> BackendResult<bool> {
+        let name = name.to_owned();
+        let result = self
+            .call(target, "DeleteRepository", |c| async move {
+                c.ecr
+                    .delete_repository()
+                    .repository_name(name)
+                    .force(force)
+                    .send()
+                    .await
+            })
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(BackendError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn get_registry_scanning(&self, target: &Target) -> BackendResult<ScanningSettings> {
+        let out = self
+            .call(target, "GetRegistryScanningConfiguration", |c| async move {
+                c.ecr.get_registry_scanning_configuration().send().await
+            })
+            .await?;
+        Ok(out
+            .scanning_configuration()
+            .map(convert::scanning_settings)
+            .unwrap_or_default())
+    }
+
+    async fn put_registry_scanning(&self, target: &Target, settings: &ScanningSettings) -> BackendResult<()> {
+        let (scan_type, rules) = convert::scanning_request(settings)?;
+        self.call(target, "PutRegistryScanningConfiguration", |c| async move {
+            c.ecr
+                .put_registry_scanning_configuration()
+                .scan_type(scan_type)
+                .set_rules(Some(rules))
+                .send()
+                .await
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn get_registry_policy(&self, target: &Target) -> BackendResult<Option<String>> {
+        let result = self
+            .call(target, "GetRegistryPolicy", |c| async move {
+                c.ecr.get_registry_policy().send().await
+            })
+            .await;
+        match result {
+            Ok(out) => Ok(out.policy_text().map(str::to_owned)),
+            Err(BackendError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn put_registry_policy(&self, target: &Target, policy: &str) -> BackendResult<()> {
+        let policy = policy.to_owned();
+        self.call(target, "PutRegistryPolicy", |c| async move {
+            c.ecr.put_registry_policy().policy_text(policy).send().await
+        })
+        .await
+        .map(drop)
+    }
+}

@@ -1,0 +1,364 @@
+//! What the controllers need from ECR, in domain terms. Knows nothing about Kubernetes;
+//! `ecr/` is the only code that sees aws-sdk-ecr types.
+
+pub mod ecr;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::time::SystemTime;
+
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+/// Where a registry lives and how to reach it. Resolved from a `Registry` object.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    /// AWS region, e.g. `us-east-1`.
+    pub region: String,
+    /// ECR endpoint URL override.
+    pub endpoint: Option<String>,
+    /// Which identity to use.
+    pub credentials: Credentials,
+}
+
+impl Target {
+    /// A stable key identifying (region, endpoint, identity): one SDK client and one rate
+    /// limiter per key. Static keys enter only as a hash.
+    pub fn key(&self) -> String {
+        let identity = match &self.credentials {
+            Credentials::Default => "default".to_owned(),
+            Credentials::AssumeRole {
+                role_arn,
+                external_id,
+                session_name,
+            } => format!(
+                "role={role_arn};ext={};session={}",
+                external_id.as_deref().unwrap_or_default(),
+                session_name.as_deref().unwrap_or_default()
+            ),
+            Credentials::Static(keys) => format!("static={}", keys.fingerprint()),
+        };
+        format!(
+            "{}|{}|{identity}",
+            self.region,
+            self.endpoint.as_deref().unwrap_or_default()
+        )
+    }
+}
+
+/// How to authenticate to AWS.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Credentials {
+    /// The AWS SDK default chain (environment, IRSA, EKS Pod Identity, instance metadata).
+    Default,
+    /// Assume a role on top of the default chain.
+    AssumeRole {
+        role_arn: String,
+        external_id: Option<String>,
+        session_name: Option<String>,
+    },
+    /// Static keys read from a Secret.
+    Static(StaticKeys),
+}
+
+/// Static AWS keys. `Debug` never prints the secret parts.
+#[derive(Clone)]
+pub struct StaticKeys {
+    pub access_key_id: String,
+    pub secret_access_key: SecretString,
+    pub session_token: Option<SecretString>,
+}
+
+impl StaticKeys {
+    /// A short hash of the keys, for cache keys (never the keys themselves).
+    pub fn fingerprint(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.access_key_id.as_bytes());
+        h.update([0]);
+        h.update(self.secret_access_key.expose_secret().as_bytes());
+        h.update([0]);
+        if let Some(t) = &self.session_token {
+            h.update(t.expose_secret().as_bytes());
+        }
+        h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl PartialEq for StaticKeys {
+    fn eq(&self, other: &Self) -> bool {
+        self.fingerprint() == other.fingerprint()
+    }
+}
+
+impl fmt::Debug for StaticKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaticKeys")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What DescribeRegistry and GetCallerIdentity say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryInfo {
+    pub registry_id: String,
+    /// The caller's ARN, where it could be read.
+    pub identity: Option<String>,
+}
+
+/// Tag mutability in domain terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutability {
+    Mutable,
+    Immutable,
+    MutableWithExclusion,
+    ImmutableWithExclusion,
+}
+
+/// Encryption of a repository.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncryptionSettings {
+    /// `AES256`, `KMS` or `KMS_DSSE`.
+    pub encryption_type: String,
+    pub kms_key: Option<String>,
+}
+
+/// A repository as ECR describes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RemoteRepository {
+    pub name: String,
+    pub arn: String,
+    pub uri: String,
+    pub registry_id: String,
+    pub created_at: Option<SystemTime>,
+    pub mutability: Mutability,
+    pub exclusion_filters: Vec<String>,
+    pub scan_on_push: bool,
+    pub encryption: EncryptionSettings,
+}
+
+/// Everything CreateRepository sets in one call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewRepository {
+    pub name: String,
+    pub mutability: Mutability,
+    pub exclusion_filters: Vec<String>,
+    pub scan_on_push: bool,
+    pub encryption: Option<EncryptionSettings>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One change to an existing repository.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RepositoryChange {
+    PutTagMutability {
+        mutability: Mutability,
+        exclusion_filters: Vec<String>,
+    },
+    PutScanOnPush(bool),
+    TagResource(BTreeMap<String, String>),
+    UntagResource(Vec<String>),
+    /// The policy document as JSON text.
+    SetPolicy(String),
+    DeletePolicy,
+}
+
+impl RepositoryChange {
+    /// The ECR operation this change calls.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            RepositoryChange::PutTagMutability { .. } => "PutImageTagMutability",
+            RepositoryChange::PutScanOnPush(_) => "PutImageScanningConfiguration",
+            RepositoryChange::TagResource(_) => "TagResource",
+            RepositoryChange::UntagResource(_) => "UntagResource",
+            RepositoryChange::SetPolicy(_) => "SetRepositoryPolicy",
+            RepositoryChange::DeletePolicy => "DeleteRepositoryPolicy",
+        }
+    }
+}
+
+/// Registry-wide scanning configuration in domain terms.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ScanningSettings {
+    /// `BASIC` or `ENHANCED`.
+    pub scan_type: String,
+    pub rules: Vec<ScanningRuleSettings>,
+}
+
+/// One registry scanning rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScanningRuleSettings {
+    /// `SCAN_ON_PUSH`, `CONTINUOUS_SCAN` or `MANUAL`.
+    pub frequency: String,
+    /// Wildcard filters, sorted.
+    pub filters: Vec<String>,
+}
+
+/// An ECR call failure, classified at the SDK boundary.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BackendError {
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    #[error("request rejected: {0}")]
+    Rejected(String),
+    #[error("service quota exceeded: {0}")]
+    QuotaExceeded(String),
+    #[error("throttled: {0}")]
+    Throttled(String),
+    #[error("ECR unavailable: {0}")]
+    Unavailable(String),
+    #[error("no AWS credentials: {0}")]
+    Credentials(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    #[error("repository not empty: {0}")]
+    NotEmpty(String),
+}
+
+impl BackendError {
+    /// Transient errors are retried with backoff; the others need a human.
+    pub fn class(&self) -> crate::error::ErrorClass {
+        use crate::error::ErrorClass::*;
+        match self {
+            BackendError::AccessDenied(_)
+            | BackendError::Rejected(_)
+            | BackendError::QuotaExceeded(_)
+            | BackendError::NotEmpty(_) => Stalled,
+            BackendError::Throttled(_)
+            | BackendError::Unavailable(_)
+            | BackendError::Credentials(_)
+            | BackendError::NotFound(_)
+            | BackendError::AlreadyExists(_) => Transient,
+        }
+    }
+
+    /// The condition/event/metric reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            BackendError::AccessDenied(_) => "AccessDenied",
+            BackendError::Rejected(_) => "EcrRejected",
+            BackendError::QuotaExceeded(_) => "QuotaExceeded",
+            BackendError::Throttled(_) => "Throttled",
+            BackendError::Unavailable(_) => "EcrUnavailable",
+            BackendError::Credentials(_) => "CredentialsUnavailable",
+            BackendError::NotFound(_) => "EcrNotFound",
+            BackendError::AlreadyExists(_) => "AlreadyExists",
+            BackendError::NotEmpty(_) => "RepositoryNotEmpty",
+        }
+    }
+}
+
+pub type BackendResult<T> = Result<T, BackendError>;
+
+/// The ECR capabilities the controllers use. Every method is one ECR operation (or one
+/// paginated listing).
+pub trait RegistryBackend: Send + Sync + 'static {
+    /// DescribeRegistry, plus the caller's ARN (STS GetCallerIdentity) where available.
+    fn describe_registry(&self, target: &Target) -> impl Future<Output = BackendResult<RegistryInfo>> + Send;
+
+    /// Every repository of the registry (DescribeRepositories, up to 1,000 per page).
+    fn list_repositories(
+        &self,
+        target: &Target,
+    ) -> impl Future<Output = BackendResult<Vec<RemoteRepository>>> + Send;
+
+    /// One repository, or `None` when it does not exist.
+    fn describe_repository(
+        &self,
+        target: &Target,
+        name: &str,
+    ) -> impl Future<Output = BackendResult<Option<RemoteRepository>>> + Send;
+
+    /// CreateRepository with every setting and tag.
+    fn create_repository(
+        &self,
+        target: &Target,
+        repo: &NewRepository,
+    ) -> impl Future<Output = BackendResult<RemoteRepository>> + Send;
+
+    /// ListTagsForResource.
+    fn list_tags(
+        &self,
+        target: &Target,
+        arn: &str,
+    ) -> impl Future<Output = BackendResult<BTreeMap<String, String>>> + Send;
+
+    /// GetRepositoryPolicy; `None` when the repository has no policy.
+    fn get_repository_policy(
+        &self,
+        target: &Target,
+        name: &str,
+    ) -> impl Future<Output = BackendResult<Option<String>>> + Send;
+
+    /// Applies one change to an existing repository.
+    fn apply_change(
+        &self,
+        target: &Target,
+        repo: &RemoteRepository,
+        change: &RepositoryChange,
+    ) -> impl Future<Output = BackendResult<()>> + Send;
+
+    /// How many images the repository holds (ListImages, all pages).
+    fn count_images(&self, target: &Target, name: &str) -> impl Future<Output = BackendResult<u64>> + Send;
+
+    /// DeleteRepository; `Ok(false)` when it was already gone.
+    fn delete_repository(
+        &self,
+        target: &Target,
+        name: &str,
+        force: bool,
+    ) -> impl Future<Output = BackendResult<bool>> + Send;
+
+    /// GetRegistryScanningConfiguration.
+    fn get_registry_scanning(
+        &self,
+        target: &Target,
+    ) -> impl Future<Output = BackendResult<ScanningSettings>> + Send;
+
+    /// PutRegistryScanningConfiguration.
+    fn put_registry_scanning(
+        &self,
+        target: &Target,
+        settings: &ScanningSettings,
+    ) -> impl Future<Output = BackendResult<()>> + Send;
+
+    /// GetRegistryPolicy; `None` when there is none.
+    fn get_registry_policy(
+        &self,
+        target: &Target,
+    ) -> impl Future<Output = BackendResult<Option<String>>> + Send;
+
+    /// PutRegistryPolicy.
+    fn put_registry_policy(
+        &self,
+        target: &Target,
+        policy: &str,
+    ) -> impl Future<Output = BackendResult<()>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_keys_never_print_and_only_enter_keys_as_a_hash() {
+        let keys = StaticKeys {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: SecretString::from("wJalrXUtnFEMI/K7MDENG"),
+            session_token: Some(SecretString::from("session-token-value")),
+        };
+        let target = Target {
+            region: "us-east-1".into(),
+            endpoint: None,
+            credentials: Credentials::Static(keys.clone()),
+        };
+        for text in [format!("{keys:?}"), format!("{target:?}"), target.key()] {
+            assert!(!text.contains("wJalrXUtnFEMI"), "{text}");
+            assert!(!text.contains("session-token-value"), "{text}");
+        }
+        assert_eq!(target.key(), target.clone().key(), "stable");
+    }
+}

@@ -1,0 +1,264 @@
+//! The crate error, its class (transient, waiting, stalled) and its reason (a closed set of
+//! PascalCase identifiers used as condition reasons, event reasons and metric labels).
+
+use crate::backend::BackendError;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A reconcile failure. `Display` never repeats the source error; use [`error_chain`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The spec cannot be realised as written.
+    #[error("spec cannot be realised: {0}")]
+    InvalidSpec(String),
+    /// A Registry, Secret or other object this one needs does not exist yet.
+    #[error("{kind} {name:?} not found")]
+    DependencyNotFound { kind: &'static str, name: String },
+    /// A Registry this one needs exists but is not Ready.
+    #[error("{kind} {name:?} is not ready")]
+    DependencyNotReady { kind: &'static str, name: String },
+    /// The Registry does not allow this object (namespace or name rules).
+    #[error("{0}")]
+    NotAllowed(String),
+    /// The ECR repository belongs to another object (another namespace or cluster).
+    #[error("ECR repository {name:?} is owned by {owner:?}; it is never written by this object")]
+    OwnedElsewhere { name: String, owner: String },
+    /// `adoption: CreateOnly` and the repository already exists.
+    #[error("ECR repository {0:?} already exists and adoption is CreateOnly")]
+    AlreadyExists(String),
+    /// The repository's encryption differs from the spec; ECR cannot change it.
+    #[error("{0}")]
+    EncryptionMismatch(String),
+    /// `managementPolicy: ObserveOnly` and the repository does not exist.
+    #[error("ECR repository {0:?} does not exist (managementPolicy ObserveOnly never creates it)")]
+    RepositoryNotFound(String),
+    /// Deletion refused: the repository still holds images and `forceDelete` is not set.
+    #[error(
+        "ECR repository {name:?} still holds {images} image(s); set forceDelete: true to delete them, or deletionPolicy: Retain to keep the repository"
+    )]
+    RepositoryNotEmpty { name: String, images: u64 },
+    /// The registry reached with these credentials is not the account in the spec.
+    #[error("the credentials reach account {actual}, but spec.accountId is {expected}")]
+    AccountMismatch { expected: String, actual: String },
+    /// The object has no name or namespace.
+    #[error("object has no metadata.{0}")]
+    MissingMetadata(&'static str),
+    /// An ECR call failed.
+    #[error("ECR {operation} failed")]
+    Backend {
+        operation: &'static str,
+        #[source]
+        source: BackendError,
+    },
+    /// A Kubernetes call failed.
+    #[error("failed to {action}")]
+    Kube {
+        action: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// How the controller reacts to an error; maps onto kstatus and the requeue policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Retry with per-object exponential backoff. Reconciling=True, Ready=False.
+    Transient,
+    /// A dependency is not ready yet. Short fixed requeue. Reconciling=True.
+    Waiting,
+    /// Needs a human (spec, IAM, quota, ownership). Stalled=True, slow re-check.
+    Stalled,
+}
+
+impl Error {
+    /// Whether to retry soon, wait for a dependency, or stop until something changes.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::DependencyNotFound { .. } | Error::DependencyNotReady { .. } => ErrorClass::Waiting,
+            Error::Backend { source, .. } => source.class(),
+            Error::Kube { source, .. } => match source {
+                kube::Error::Api(s) if s.code == 403 || s.code == 422 || s.code == 400 => ErrorClass::Stalled,
+                _ => ErrorClass::Transient,
+            },
+            Error::InvalidSpec(_)
+            | Error::NotAllowed(_)
+            | Error::OwnedElsewhere { .. }
+            | Error::AlreadyExists(_)
+            | Error::EncryptionMismatch(_)
+            | Error::RepositoryNotFound(_)
+            | Error::RepositoryNotEmpty { .. }
+            | Error::AccountMismatch { .. }
+            | Error::MissingMetadata(_) => ErrorClass::Stalled,
+        }
+    }
+
+    /// Stable PascalCase identifier: condition reason, event reason and `reason` metric label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::InvalidSpec(_) => "InvalidSpec",
+            Error::DependencyNotFound { .. } | Error::DependencyNotReady { .. } => "DependencyNotReady",
+            Error::NotAllowed(_) => "NotAllowed",
+            Error::OwnedElsewhere { .. } => "OwnedElsewhere",
+            Error::AlreadyExists(_) => "AlreadyExists",
+            Error::EncryptionMismatch(_) => "EncryptionMismatch",
+            Error::RepositoryNotFound(_) => "RepositoryNotFound",
+            Error::RepositoryNotEmpty { .. } => "RepositoryNotEmpty",
+            Error::AccountMismatch { .. } => "AccountMismatch",
+            Error::MissingMetadata(_) => "InvalidSpec",
+            Error::Backend { source, .. } => source.reason(),
+            Error::Kube { source, .. } => match source {
+                kube::Error::Api(s) if s.code == 403 => "KubernetesForbidden",
+                kube::Error::Api(s) if s.code == 409 => "KubernetesConflict",
+                _ => "KubernetesError",
+            },
+        }
+    }
+
+    /// Wraps a backend error with the ECR operation that failed.
+    pub fn backend(operation: &'static str) -> impl FnOnce(BackendError) -> Error {
+        move |source| Error::Backend { operation, source }
+    }
+
+    /// Wraps a Kubernetes error with what the controller was doing.
+    pub fn kube(action: &'static str) -> impl FnOnce(kube::Error) -> Error {
+        move |source| Error::Kube { action, source }
+    }
+}
+
+impl From<kube::runtime::finalizer::Error<Error>> for Error {
+    fn from(e: kube::runtime::finalizer::Error<Error>) -> Self {
+        use kube::runtime::finalizer::Error as F;
+        match e {
+            F::ApplyFailed(e) | F::CleanupFailed(e) => e,
+            F::AddFinalizer(source) => Error::Kube {
+                action: "add the finalizer",
+                source,
+            },
+            F::RemoveFinalizer(source) => Error::Kube {
+                action: "remove the finalizer",
+                source,
+            },
+            F::UnnamedObject => Error::MissingMetadata("name"),
+            F::InvalidFinalizer => Error::InvalidSpec("invalid finalizer name".into()),
+        }
+    }
+}
+
+/// The error and its sources joined with ": ", truncated to 1024 bytes on a char boundary.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    truncate(out, 1024)
+}
+
+/// Truncates to at most `max` bytes on a char boundary, marking the cut with "...".
+pub fn truncate(mut s: String, max: usize) -> String {
+    if s.len() <= max {
+        return s;
+    }
+    let mut cut = max.saturating_sub(3);
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s.truncate(cut);
+    s.push_str("...");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_classified_for_kstatus() {
+        let cases: Vec<(Error, ErrorClass, &str)> = vec![
+            (Error::InvalidSpec("x".into()), ErrorClass::Stalled, "InvalidSpec"),
+            (
+                Error::DependencyNotReady {
+                    kind: "Registry",
+                    name: "default".into(),
+                },
+                ErrorClass::Waiting,
+                "DependencyNotReady",
+            ),
+            (
+                Error::DependencyNotFound {
+                    kind: "Registry",
+                    name: "default".into(),
+                },
+                ErrorClass::Waiting,
+                "DependencyNotReady",
+            ),
+            (Error::NotAllowed("x".into()), ErrorClass::Stalled, "NotAllowed"),
+            (
+                Error::OwnedElsewhere {
+                    name: "a".into(),
+                    owner: "c/ns/b".into(),
+                },
+                ErrorClass::Stalled,
+                "OwnedElsewhere",
+            ),
+            (
+                Error::AlreadyExists("a".into()),
+                ErrorClass::Stalled,
+                "AlreadyExists",
+            ),
+            (
+                Error::RepositoryNotEmpty {
+                    name: "a".into(),
+                    images: 3,
+                },
+                ErrorClass::Stalled,
+                "RepositoryNotEmpty",
+            ),
+            (
+                Error::backend("CreateRepository")(BackendError::Throttled("slow down".into())),
+                ErrorClass::Transient,
+                "Throttled",
+            ),
+            (
+                Error::backend("CreateRepository")(BackendError::AccessDenied("no".into())),
+                ErrorClass::Stalled,
+                "AccessDenied",
+            ),
+            (
+                Error::backend("CreateRepository")(BackendError::QuotaExceeded("limit".into())),
+                ErrorClass::Stalled,
+                "QuotaExceeded",
+            ),
+            (
+                Error::backend("CreateRepository")(BackendError::Unavailable("500".into())),
+                ErrorClass::Transient,
+                "EcrUnavailable",
+            ),
+        ];
+        for (err, class, reason) in cases {
+            assert_eq!(err.class(), class, "{err}");
+            assert_eq!(err.reason(), reason, "{err}");
+        }
+    }
+
+    #[test]
+    fn error_chain_joins_sources_without_repeating_them() {
+        let err = Error::backend("PutImageTagMutability")(BackendError::Rejected("bad value".into()));
+        assert_eq!(
+            error_chain(&err),
+            "ECR PutImageTagMutability failed: request rejected: bad value"
+        );
+    }
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        let s = "é".repeat(600);
+        let t = truncate(s, 1024);
+        assert!(t.len() <= 1024 && t.ends_with("..."));
+    }
+}

@@ -1,0 +1,188 @@
+//! Prometheus metrics (prometheus-client). Every label value comes from a closed set: controller
+//! names, ECR operation names, outcome and reason identifiers. Never object names or messages.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ControllerLabels {
+    controller: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    controller: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    controller: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    operation: &'static str,
+    outcome: &'static str,
+}
+
+/// The operator's metrics, registered under the `ecr_operator` prefix.
+pub struct Metrics {
+    registry: Registry,
+    reconcile_total: Family<ResultLabels, Counter>,
+    reconcile_errors: Family<ReasonLabels, Counter>,
+    reconcile_duration: Family<ControllerLabels, Histogram>,
+    backend_requests: Family<OutcomeLabels, Counter>,
+    backend_duration: Family<OperationLabels, Histogram>,
+    leader: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("ecr_operator");
+        let reconcile_total = Family::<ResultLabels, Counter>::default();
+        let reconcile_errors = Family::<ReasonLabels, Counter>::default();
+        let reconcile_duration = Family::<ControllerLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.005, 2.0, 14))
+        });
+        let backend_requests = Family::<OutcomeLabels, Counter>::default();
+        let backend_duration = Family::<OperationLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.005, 2.0, 12))
+        });
+        let leader = Gauge::default();
+        registry.register(
+            "reconcile",
+            "Reconciles by controller and result",
+            reconcile_total.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "Failed reconciles by controller and reason",
+            reconcile_errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration by controller",
+            reconcile_duration.clone(),
+        );
+        let backend = registry.sub_registry_with_prefix("backend");
+        backend.register(
+            "requests",
+            "ECR API calls by operation and outcome",
+            backend_requests.clone(),
+        );
+        backend.register(
+            "request_duration_seconds",
+            "ECR API call duration by operation",
+            backend_duration.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this process holds the leader lease",
+            leader.clone(),
+        );
+        let build_info = Family::<Vec<(&'static str, &'static str)>, Gauge>::default();
+        build_info
+            .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION"))])
+            .set(1);
+        registry.register("build_info", "Build information", build_info);
+        Self {
+            registry,
+            reconcile_total,
+            reconcile_errors,
+            reconcile_duration,
+            backend_requests,
+            backend_duration,
+            leader,
+        }
+    }
+}
+
+impl Metrics {
+    /// One finished reconcile.
+    pub fn reconciled(
+        &self,
+        controller: &'static str,
+        duration: Duration,
+        error_reason: Option<&'static str>,
+    ) {
+        let result = if error_reason.is_some() {
+            "error"
+        } else {
+            "success"
+        };
+        self.reconcile_total
+            .get_or_create(&ResultLabels { controller, result })
+            .inc();
+        self.reconcile_duration
+            .get_or_create(&ControllerLabels { controller })
+            .observe(duration.as_secs_f64());
+        if let Some(reason) = error_reason {
+            self.reconcile_errors
+                .get_or_create(&ReasonLabels { controller, reason })
+                .inc();
+        }
+    }
+
+    /// One ECR call. `outcome` is `ok` or an error reason.
+    pub fn backend_call(&self, operation: &'static str, outcome: &'static str, duration: Duration) {
+        self.backend_requests
+            .get_or_create(&OutcomeLabels { operation, outcome })
+            .inc();
+        self.backend_duration
+            .get_or_create(&OperationLabels { operation })
+            .observe(duration.as_secs_f64());
+    }
+
+    /// Sets the leader gauge.
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_use_bounded_labels_and_the_prefix() {
+        let m = Metrics::default();
+        m.reconciled("repository", Duration::from_millis(20), None);
+        m.reconciled("repository", Duration::from_millis(20), Some("Throttled"));
+        m.backend_call("CreateRepository", "ok", Duration::from_millis(5));
+        let text = m.encode();
+        assert!(
+            text.contains(r#"ecr_operator_reconcile_total{controller="repository",result="success"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(
+            r#"ecr_operator_reconcile_errors_total{controller="repository",reason="Throttled"} 1"#
+        ));
+        assert!(
+            text.contains(
+                r#"ecr_operator_backend_requests_total{operation="CreateRepository",outcome="ok"} 1"#
+            )
+        );
+        assert!(text.contains("ecr_operator_build_info"));
+    }
+}

@@ -1,0 +1,268 @@
+//! The condition contract shared by every kind (style-by-example.md C8):
+//!
+//! | outcome | Ready | Reconciling | Stalled | kstatus |
+//! | --- | --- | --- | --- | --- |
+//! | in sync | True / Succeeded | absent | absent | Current |
+//! | waiting on a dependency | False / DependencyNotReady | True / DependencyNotReady | absent | InProgress |
+//! | transient error | False / `reason` | True / ProgressingWithRetry | absent | InProgress |
+//! | stalled error | False / `reason` | absent | True / `reason` | Failed |
+//! | deleting | False / Deleting | True / Deleting | absent | Terminating |
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::error::{Error, ErrorClass, error_chain, truncate};
+
+pub const READY: &str = "Ready";
+pub const RECONCILING: &str = "Reconciling";
+pub const STALLED: &str = "Stalled";
+
+/// What a reconcile achieved.
+#[derive(Debug)]
+pub enum Outcome<'a> {
+    /// In sync; the message says what is ready.
+    InSync(String),
+    /// A reconcile failed.
+    Failed(&'a Error),
+    /// The object is being deleted.
+    Deleting(String),
+}
+
+fn condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
+    Condition {
+        type_: type_.to_owned(),
+        status: status.to_owned(),
+        reason: reason.to_owned(),
+        message: truncate(message, 1024),
+        observed_generation: generation,
+        last_transition_time: now.clone(),
+    }
+}
+
+/// Pure: the kstatus conditions after this outcome. Domain conditions of `prev` (anything but
+/// Ready, Reconciling, Stalled) are dropped; callers add their own with [`set_condition`].
+pub fn summarize(
+    prev: &[Condition],
+    generation: Option<i64>,
+    outcome: &Outcome<'_>,
+    now: &Time,
+) -> Vec<Condition> {
+    let mut next: Vec<Condition> = Vec::new();
+    let c = |t: &str, s: &str, r: &str, m: String| condition(t, s, r, m, generation, now);
+    match outcome {
+        Outcome::InSync(message) => next.push(c(READY, "True", "Succeeded", message.clone())),
+        Outcome::Deleting(message) => {
+            next.push(c(READY, "False", "Deleting", message.clone()));
+            next.push(c(RECONCILING, "True", "Deleting", message.clone()));
+        }
+        Outcome::Failed(err) => {
+            let message = error_chain(*err);
+            match err.class() {
+                ErrorClass::Waiting => {
+                    next.push(c(READY, "False", err.reason(), message.clone()));
+                    next.push(c(RECONCILING, "True", "DependencyNotReady", message));
+                }
+                ErrorClass::Transient => {
+                    next.push(c(READY, "False", err.reason(), message.clone()));
+                    next.push(c(RECONCILING, "True", "ProgressingWithRetry", message));
+                }
+                ErrorClass::Stalled => {
+                    next.push(c(READY, "False", err.reason(), message.clone()));
+                    next.push(c(STALLED, "True", err.reason(), message));
+                }
+            }
+        }
+    }
+    for cond in &mut next {
+        if let Some(old) = prev.iter().find(|o| o.type_ == cond.type_)
+            && old.status == cond.status
+        {
+            cond.last_transition_time = old.last_transition_time.clone();
+        }
+    }
+    next
+}
+
+/// Inserts or replaces a condition by type, keeping `lastTransitionTime` when the status is
+/// unchanged, and keeps the order Ready, Reconciling, Stalled, then the rest alphabetically.
+pub fn set_condition(conditions: &mut Vec<Condition>, prev: &[Condition], mut new: Condition) {
+    if let Some(old) = prev.iter().find(|c| c.type_ == new.type_)
+        && old.status == new.status
+    {
+        new.last_transition_time = old.last_transition_time.clone();
+    }
+    conditions.retain(|c| c.type_ != new.type_);
+    conditions.push(new);
+    let rank = |t: &str| match t {
+        READY => 0,
+        RECONCILING => 1,
+        STALLED => 2,
+        _ => 3,
+    };
+    conditions.sort_by(|a, b| {
+        rank(&a.type_)
+            .cmp(&rank(&b.type_))
+            .then_with(|| a.type_.cmp(&b.type_))
+    });
+}
+
+/// A domain condition (e.g. `Drifted`).
+pub fn domain_condition(
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
+    condition(
+        type_,
+        if status { "True" } else { "False" },
+        reason,
+        message,
+        generation,
+        now,
+    )
+}
+
+/// The kstatus verdict for an object's status (a port of kstatus' generic rules), used to check
+/// conformance: `Current`, `InProgress`, `Failed` or `Terminating`.
+pub fn kstatus(
+    generation: Option<i64>,
+    observed_generation: Option<i64>,
+    conditions: &[Condition],
+    deleting: bool,
+) -> &'static str {
+    if deleting {
+        return "Terminating";
+    }
+    if observed_generation.is_none() || observed_generation != generation {
+        return "InProgress";
+    }
+    let is_true = |t: &str| conditions.iter().any(|c| c.type_ == t && c.status == "True");
+    if is_true(STALLED) {
+        return "Failed";
+    }
+    if is_true(RECONCILING) {
+        return "InProgress";
+    }
+    if is_true(READY) { "Current" } else { "InProgress" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::BackendError;
+
+    fn at(secs: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap())
+    }
+
+    #[test]
+    fn outcomes_map_to_the_kstatus_table() {
+        let waiting = Error::DependencyNotReady {
+            kind: "Registry",
+            name: "default".into(),
+        };
+        let transient = Error::backend("CreateRepository")(BackendError::Throttled("slow".into()));
+        let stalled = Error::OwnedElsewhere {
+            name: "a".into(),
+            owner: "x/y/z".into(),
+        };
+        let cases: Vec<(Outcome, Vec<(&str, &str, &str)>, &str)> = vec![
+            (
+                Outcome::InSync("ok".into()),
+                vec![("Ready", "True", "Succeeded")],
+                "Current",
+            ),
+            (
+                Outcome::Failed(&waiting),
+                vec![
+                    ("Ready", "False", "DependencyNotReady"),
+                    ("Reconciling", "True", "DependencyNotReady"),
+                ],
+                "InProgress",
+            ),
+            (
+                Outcome::Failed(&transient),
+                vec![
+                    ("Ready", "False", "Throttled"),
+                    ("Reconciling", "True", "ProgressingWithRetry"),
+                ],
+                "InProgress",
+            ),
+            (
+                Outcome::Failed(&stalled),
+                vec![
+                    ("Ready", "False", "OwnedElsewhere"),
+                    ("Stalled", "True", "OwnedElsewhere"),
+                ],
+                "Failed",
+            ),
+            (
+                Outcome::Deleting("bye".into()),
+                vec![
+                    ("Ready", "False", "Deleting"),
+                    ("Reconciling", "True", "Deleting"),
+                ],
+                "InProgress",
+            ),
+        ];
+        for (outcome, expected, verdict) in cases {
+            let conds = summarize(&[], Some(3), &outcome, &at(100));
+            let got: Vec<(&str, &str, &str)> = conds
+                .iter()
+                .map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_str()))
+                .collect();
+            assert_eq!(got, expected, "{outcome:?}");
+            assert!(conds.iter().all(|c| c.observed_generation == Some(3)));
+            assert_eq!(kstatus(Some(3), Some(3), &conds, false), verdict, "{outcome:?}");
+        }
+    }
+
+    #[test]
+    fn stale_observed_generation_is_in_progress_and_deletion_is_terminating() {
+        let conds = summarize(&[], Some(2), &Outcome::InSync("ok".into()), &at(1));
+        assert_eq!(kstatus(Some(3), Some(2), &conds, false), "InProgress");
+        assert_eq!(kstatus(Some(3), None, &conds, false), "InProgress");
+        assert_eq!(kstatus(Some(3), Some(3), &conds, true), "Terminating");
+    }
+
+    #[test]
+    fn transition_time_only_moves_when_status_changes() {
+        let first = summarize(&[], Some(1), &Outcome::InSync("ok".into()), &at(10));
+        let again = summarize(&first, Some(2), &Outcome::InSync("still ok".into()), &at(20));
+        assert_eq!(again[0].last_transition_time, at(10));
+        let err = Error::InvalidSpec("bad".into());
+        let failed = summarize(&again, Some(3), &Outcome::Failed(&err), &at(30));
+        assert_eq!(failed[0].last_transition_time, at(30));
+        // The same outcome twice gives an identical status: a no-op write can be skipped.
+        assert_eq!(
+            summarize(&failed, Some(3), &Outcome::Failed(&err), &at(40)),
+            failed
+        );
+    }
+
+    #[test]
+    fn conditions_keep_a_stable_order() {
+        let mut conds = summarize(&[], Some(1), &Outcome::InSync("ok".into()), &at(1));
+        set_condition(
+            &mut conds,
+            &[],
+            domain_condition("Drifted", true, "Drift", "x".into(), Some(1), &at(1)),
+        );
+        set_condition(
+            &mut conds,
+            &[],
+            domain_condition("Applied", true, "Ok", "x".into(), Some(1), &at(1)),
+        );
+        let order: Vec<&str> = conds.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(order, ["Ready", "Applied", "Drifted"]);
+    }
+}

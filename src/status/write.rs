@@ -1,0 +1,39 @@
+//! One status write per reconcile: server-side apply of the complete status under the
+//! controller's field manager, skipped when nothing changed.
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::object::HasStatus;
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+
+/// Applies `status` unless it equals the object's current status. Returns whether it wrote.
+pub async fn write_if_changed<K>(
+    api: &Api<K>,
+    obj: &K,
+    status: &K::Status,
+    field_manager: &str,
+) -> Result<bool>
+where
+    K: Resource<DynamicType = ()> + HasStatus + Clone + DeserializeOwned + std::fmt::Debug,
+    K::Status: Serialize + PartialEq,
+{
+    if obj.status() == Some(status) {
+        return Ok(false);
+    }
+    let patch = Patch::Apply(serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    }));
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(field_manager).force(),
+        &patch,
+    )
+    .await
+    .map_err(Error::kube("apply the status"))?;
+    Ok(true)
+}
