@@ -175,7 +175,8 @@ mod tests {
             name: "a".into(),
             owner: "x/y/z".into(),
         };
-        let cases: Vec<(Outcome, Vec<(&str, &str, &str)>, &str)> = vec![
+        type Expected<'a> = Vec<(&'a str, &'a str, &'a str)>;
+        let cases: Vec<(Outcome, Expected, &str)> = vec![
             (
                 Outcome::InSync("ok".into()),
                 vec![("Ready", "True", "Succeeded")],

@@ -31,8 +31,8 @@ where
     match (&err, code.as_deref()) {
         (SdkError::ServiceError(_), Some(code)) => by_code(code, status, detail()),
         (SdkError::ServiceError(_), None) => match status {
-            Some(s) if s == 429 => BackendError::Throttled(detail()),
-            Some(s) if s == 401 || s == 403 => BackendError::AccessDenied(detail()),
+            Some(429) => BackendError::Throttled(detail()),
+            Some(401 | 403) => BackendError::AccessDenied(detail()),
             Some(s) if s < 500 => BackendError::Rejected(detail()),
             _ => BackendError::Unavailable(detail()),
         },
