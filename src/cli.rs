@@ -15,10 +15,61 @@ pub struct Cli {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the controllers against the cluster of the current kubeconfig or in-cluster config.
+    Run(RunArgs),
     /// Print the CustomResourceDefinitions as YAML, or write one file per CRD with --out-dir.
     Crd(CrdArgs),
     /// Print the version.
     Version,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Arguments of `ecr-operator run`. Every flag can also be set by its environment variable.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Log filter in EnvFilter syntax, e.g. `info,ecr_operator=debug` (`RUST_LOG` wins when set).
+    #[arg(long, env = "ECR_OPERATOR_LOG", default_value = "info")]
+    pub log_filter: String,
+
+    /// Log format.
+    #[arg(long, env = "ECR_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Identifies this cluster in the ECR owner tag `<cluster-id>/<namespace>/<name>`, so two
+    /// clusters never take over each other's repositories. Defaults to the UID of the
+    /// kube-system namespace (stable for the life of the cluster).
+    #[arg(long, env = "ECR_OPERATOR_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
+
+    /// Drift re-check interval for objects without `spec.interval` (Go duration syntax).
+    #[arg(long, env = "ECR_OPERATOR_DEFAULT_INTERVAL", default_value = "10m")]
+    pub default_interval: kube::core::Duration,
+
+    /// Maximum concurrent reconciles per controller.
+    #[arg(long, env = "ECR_OPERATOR_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+
+    /// Sustained ECR API calls per second per registry identity (token bucket).
+    #[arg(long, env = "ECR_OPERATOR_ECR_RATE_LIMIT", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub ecr_rate_limit: u32,
+
+    /// ECR API calls allowed in a burst above the rate limit.
+    #[arg(long, env = "ECR_OPERATOR_ECR_BURST", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
+    pub ecr_burst: u32,
+
+    /// How long one listing of a registry's repositories serves reconciles (Go duration syntax).
+    #[arg(long, env = "ECR_OPERATOR_REPOSITORY_CACHE_TTL", default_value = "60s")]
+    pub repository_cache_ttl: kube::core::Duration,
+
+    /// Name of this Pod (set from the downward API); used as the events' reporting instance.
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
 }
 
 /// Arguments of `ecr-operator crd`.

@@ -6,7 +6,9 @@
 pub mod api;
 pub mod backend;
 pub mod cli;
+pub mod controllers;
 pub mod error;
 pub mod metrics;
 pub mod policy;
 pub mod status;
+pub mod telemetry;

@@ -1,11 +1,79 @@
-use clap::Parser;
-use ecr_operator::cli::{Cli, Command};
+use std::num::NonZeroU32;
+use std::sync::Arc;
 
-fn main() -> anyhow::Result<()> {
+use anyhow::Context as _;
+use clap::Parser;
+use ecr_operator::cli::{Cli, Command, RunArgs};
+use ecr_operator::controllers::{self, context::Tunables};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Crd(args) => ecr_operator::cli::crd(&args)?,
         Command::Version => println!("ecr-operator {}", env!("CARGO_PKG_VERSION")),
+        Command::Run(args) => run(args).await?,
     }
     Ok(())
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    ecr_operator::telemetry::init(&args.log_filter, args.log_format);
+    let client = kube::Client::try_default()
+        .await
+        .context("no Kubernetes configuration found")?;
+    controllers::wait_for_crds(&client, std::time::Duration::from_secs(120)).await?;
+    let cluster_id = match args.cluster_id {
+        Some(id) => id,
+        None => controllers::default_cluster_id(&client).await?,
+    };
+    tracing::info!(
+        cluster_id,
+        version = env!("CARGO_PKG_VERSION"),
+        "starting ecr-operator"
+    );
+    let metrics = Arc::new(ecr_operator::metrics::Metrics::default());
+    let limits = ecr_operator::backend::ecr::EcrLimits {
+        requests_per_second: NonZeroU32::new(args.ecr_rate_limit)
+            .context("--ecr-rate-limit must be positive")?,
+        burst: NonZeroU32::new(args.ecr_burst).context("--ecr-burst must be positive")?,
+    };
+    let backend = Arc::new(ecr_operator::backend::ecr::EcrBackend::new(
+        limits,
+        metrics.clone(),
+    ));
+    let tunables = Tunables {
+        cluster_id,
+        default_interval: args.default_interval.into(),
+        concurrency: args.concurrency,
+        repository_cache_ttl: args.repository_cache_ttl.into(),
+        ..Tunables::default()
+    };
+    controllers::run(
+        client,
+        backend,
+        metrics,
+        tunables,
+        args.pod_name,
+        shutdown_signal(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
 }

@@ -23,7 +23,7 @@ where
             (None, Some(m)) => format!("{operation}: {m}"),
             (None, None) => match status {
                 Some(s) => format!("{operation}: HTTP {s}"),
-                None => format!("{operation}: {}", aws_sdk_ecr::error::DisplayErrorContext(&err)),
+                None => format!("{operation}: {}", crate::error::error_chain(&err)),
             },
         };
         crate::error::truncate(text, 512)

@@ -1,0 +1,337 @@
+//! What every controller shares: clients, backend, metrics, tunables, backoff, caches.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{ObjectReference, Secret};
+use kube::api::Api;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Client, ResourceExt};
+use secrecy::SecretString;
+
+use crate::api::v1alpha1::Registry;
+use crate::backend::{BackendResult, Credentials, RegistryBackend, RemoteRepository, StaticKeys, Target};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::status::READY;
+
+/// Tunables fixed at start-up.
+#[derive(Clone, Debug)]
+pub struct Tunables {
+    /// Identifies this cluster in the ECR owner tag `<cluster-id>/<namespace>/<name>`.
+    pub cluster_id: String,
+    /// Drift re-check interval for objects without `spec.interval`.
+    pub default_interval: Duration,
+    /// Maximum concurrent reconciles per controller.
+    pub concurrency: u16,
+    /// Requeue while waiting for a dependency.
+    pub waiting_requeue: Duration,
+    /// Re-check of a Stalled object (a spec change triggers at once anyway).
+    pub stalled_recheck: Duration,
+    /// How long one listing of a registry's repositories serves reconciles.
+    pub repository_cache_ttl: Duration,
+}
+
+impl Default for Tunables {
+    fn default() -> Self {
+        Self {
+            cluster_id: "cluster".into(),
+            default_interval: Duration::from_secs(600),
+            concurrency: 4,
+            waiting_requeue: Duration::from_secs(30),
+            stalled_recheck: Duration::from_secs(3600),
+            repository_cache_ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A fraction in [0, 1) derived from a key: deterministic jitter without an RNG.
+fn unit_hash(key: &str) -> f64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    (h.finish() % 10_000) as f64 / 10_000.0
+}
+
+/// `base` ± 10 %, deterministic per key.
+pub fn jittered(base: Duration, key: &str) -> Duration {
+    base.mul_f64(0.9 + 0.2 * unit_hash(key))
+}
+
+/// Per-object exponential backoff for transient errors: 5 s × 2ⁿ, at most 5 min, ± 10 %.
+#[derive(Default)]
+pub struct ErrorBackoff {
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl ErrorBackoff {
+    /// The delay before the next retry of `key`, counting this failure.
+    pub fn next_delay(&self, key: &str) -> Duration {
+        let n = match self.failures.lock() {
+            Ok(mut map) => {
+                let n = map.entry(key.to_owned()).or_insert(0);
+                *n = n.saturating_add(1);
+                *n
+            }
+            Err(_) => 1,
+        };
+        let base = Duration::from_secs(5)
+            .saturating_mul(1u32 << (n - 1).min(6))
+            .min(Duration::from_secs(300));
+        jittered(base, &format!("{key}/{n}"))
+    }
+
+    /// Forgets the failures of `key` (after a success, or when the object is gone).
+    pub fn reset(&self, key: &str) {
+        if let Ok(mut map) = self.failures.lock() {
+            map.remove(key);
+        }
+    }
+}
+
+/// One listing of a registry's repositories, shared by the reconciles of that registry for a
+/// short while: a resync of N in-sync repositories makes one DescribeRepositories call per
+/// 1,000 repositories instead of N.
+pub struct RepositoryCache {
+    ttl: Duration,
+    slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Snapshot>>>>>,
+}
+
+struct Snapshot {
+    at: Instant,
+    repos: HashMap<String, RemoteRepository>,
+}
+
+impl RepositoryCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            slots: Mutex::default(),
+        }
+    }
+
+    fn slot(&self, target: &Target) -> Arc<tokio::sync::Mutex<Option<Snapshot>>> {
+        match self.slots.lock() {
+            Ok(mut map) => map.entry(target.key()).or_default().clone(),
+            Err(_) => Arc::default(),
+        }
+    }
+
+    /// The repository as of a listing at most `ttl` old; a name missing from the listing is
+    /// described directly (it may have been created since).
+    pub async fn get<B: RegistryBackend>(
+        &self,
+        backend: &B,
+        target: &Target,
+        name: &str,
+    ) -> BackendResult<Option<RemoteRepository>> {
+        let slot = self.slot(target);
+        let mut guard = slot.lock().await;
+        let fresh = guard.as_ref().is_some_and(|s| s.at.elapsed() < self.ttl);
+        if !fresh {
+            let repos = backend.list_repositories(target).await?;
+            let repos = repos.into_iter().map(|r| (r.name.clone(), r)).collect();
+            *guard = Some(Snapshot {
+                at: Instant::now(),
+                repos,
+            });
+            return Ok(guard.as_ref().and_then(|s| s.repos.get(name).cloned()));
+        }
+        if let Some(found) = guard.as_ref().and_then(|s| s.repos.get(name).cloned()) {
+            return Ok(Some(found));
+        }
+        drop(guard);
+        let found = backend.describe_repository(target, name).await?;
+        if let Some(repo) = &found {
+            self.put(target, repo.clone()).await;
+        }
+        Ok(found)
+    }
+
+    /// Records what a write returned or a fresh describe showed.
+    pub async fn put(&self, target: &Target, repo: RemoteRepository) {
+        if let Some(s) = self.slot(target).lock().await.as_mut() {
+            s.repos.insert(repo.name.clone(), repo);
+        }
+    }
+
+    /// Forgets a repository (deleted, or found missing).
+    pub async fn remove(&self, target: &Target, name: &str) {
+        if let Some(s) = self.slot(target).lock().await.as_mut() {
+            s.repos.remove(name);
+        }
+    }
+}
+
+/// Everything a reconcile needs.
+pub struct Context<B> {
+    pub client: Client,
+    pub backend: Arc<B>,
+    pub metrics: Arc<Metrics>,
+    pub tunables: Tunables,
+    pub backoff: ErrorBackoff,
+    pub registries: Store<Registry>,
+    pub repositories: RepositoryCache,
+    /// The Pod name (events' reporting instance).
+    pub instance: Option<String>,
+}
+
+impl<B: RegistryBackend> Context<B> {
+    /// `ecr-operator/<controller>`.
+    pub fn field_manager(&self, controller: &str) -> String {
+        format!("{}/{controller}", crate::api::OPERATOR_NAME)
+    }
+
+    /// An event recorder for one controller.
+    pub fn recorder(&self, controller: &str) -> Recorder {
+        Recorder::new(
+            self.client.clone(),
+            Reporter {
+                controller: format!("{}/{controller}-controller", crate::api::GROUP),
+                instance: self.instance.clone(),
+            },
+        )
+    }
+
+    /// The drift re-check delay: `spec.interval` or the default, ± 10 % per object.
+    pub fn interval(&self, spec_interval: Option<&kube::core::Duration>, key: &str) -> Duration {
+        let base = spec_interval.map_or(self.tunables.default_interval, |d| Duration::from(*d));
+        jittered(base.max(Duration::from_secs(1)), key)
+    }
+
+    /// The Registry called `name`, if it exists and is Ready.
+    pub fn ready_registry(&self, name: &str) -> Result<Arc<Registry>> {
+        let registry =
+            self.registries
+                .get(&ObjectRef::new(name))
+                .ok_or_else(|| Error::DependencyNotFound {
+                    kind: "Registry",
+                    name: name.to_owned(),
+                })?;
+        let ready = registry.status.as_ref().is_some_and(|s| {
+            s.registry_id.is_some()
+                && s.conditions
+                    .iter()
+                    .any(|c| c.type_ == READY && c.status == "True")
+        });
+        if ready {
+            Ok(registry)
+        } else {
+            Err(Error::DependencyNotReady {
+                kind: "Registry",
+                name: name.to_owned(),
+            })
+        }
+    }
+
+    /// How to reach a registry: region, endpoint, and credentials (static keys read from their
+    /// Secret on each call, so a rotated Secret takes effect at the next reconcile).
+    pub async fn target(&self, registry: &Registry) -> Result<Target> {
+        let spec = &registry.spec;
+        let auth = spec.auth.clone().unwrap_or_default();
+        let credentials = if let Some(role) = auth.assume_role {
+            Credentials::AssumeRole {
+                role_arn: role.role_arn,
+                external_id: role.external_id,
+                session_name: role.session_name,
+            }
+        } else if let Some(r) = auth.secret_ref {
+            let secret = Api::<Secret>::namespaced(self.client.clone(), &r.namespace)
+                .get_opt(&r.name)
+                .await
+                .map_err(Error::kube("read the Registry's credentials Secret"))?
+                .ok_or_else(|| Error::DependencyNotFound {
+                    kind: "Secret",
+                    name: format!("{}/{}", r.namespace, r.name),
+                })?;
+            let data = secret.data.unwrap_or_default();
+            let text = |key: &str| {
+                data.get(key)
+                    .map(|b| String::from_utf8_lossy(&b.0).trim().to_owned())
+                    .filter(|v| !v.is_empty())
+            };
+            let missing =
+                |key: &str| Error::InvalidSpec(format!("Secret {}/{} has no {key} key", r.namespace, r.name));
+            Credentials::Static(StaticKeys {
+                access_key_id: text("accessKeyId").ok_or_else(|| missing("accessKeyId"))?,
+                secret_access_key: SecretString::from(
+                    text("secretAccessKey").ok_or_else(|| missing("secretAccessKey"))?,
+                ),
+                session_token: text("sessionToken").map(SecretString::from),
+            })
+        } else {
+            Credentials::Default
+        };
+        Ok(Target {
+            region: spec.region.clone(),
+            endpoint: spec.endpoint.clone(),
+            credentials,
+        })
+    }
+}
+
+/// Publishes an event; a failure is logged, never fails the reconcile.
+pub async fn publish(
+    recorder: &Recorder,
+    reference: &ObjectReference,
+    type_: EventType,
+    reason: &str,
+    note: String,
+    action: &str,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(crate::error::truncate(note, 1024)),
+        action: action.to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, reference).await {
+        tracing::warn!(
+            error = &e as &dyn std::error::Error,
+            reason,
+            "failed to publish an event"
+        );
+    }
+}
+
+/// The stable key of an object for backoff and jitter: its UID, else its name.
+pub fn object_key<K: kube::Resource>(obj: &K) -> String {
+    obj.meta().uid.clone().unwrap_or_else(|| obj.name_any())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_5s_caps_at_5min_and_resets() {
+        let b = ErrorBackoff::default();
+        let delays: Vec<u64> = (0..9).map(|_| b.next_delay("uid-1").as_secs()).collect();
+        let bases = [5u64, 10, 20, 40, 80, 160, 300, 300, 300];
+        for (d, base) in delays.iter().zip(bases) {
+            assert!(
+                *d as f64 >= base as f64 * 0.9 - 1.0 && *d as f64 <= base as f64 * 1.1,
+                "{delays:?}"
+            );
+        }
+        b.reset("uid-1");
+        assert!(b.next_delay("uid-1") <= Duration::from_millis(5500));
+    }
+
+    #[test]
+    fn jitter_is_deterministic_and_within_ten_percent() {
+        let base = Duration::from_secs(600);
+        for key in ["a", "b", "some-uid"] {
+            let d = jittered(base, key);
+            assert_eq!(d, jittered(base, key));
+            assert!(
+                d >= Duration::from_secs(540) && d <= Duration::from_secs(660),
+                "{d:?}"
+            );
+        }
+        assert_ne!(jittered(base, "a"), jittered(base, "b"));
+    }
+}

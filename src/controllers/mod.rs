@@ -1,0 +1,129 @@
+//! The controllers and their shared wiring.
+
+pub mod context;
+pub mod registry;
+pub mod repository;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Client, Resource};
+
+use crate::api::v1alpha1::Registry;
+use crate::backend::RegistryBackend;
+use crate::error::{Error, ErrorClass, error_chain};
+use context::{Context, object_key};
+
+/// How a failed reconcile is retried: transient errors back off per object, waiting retries
+/// soon, stalled re-checks slowly (a spec change triggers at once anyway).
+pub fn error_policy<K, B>(obj: Arc<K>, err: &Error, ctx: Arc<Context<B>>) -> Action
+where
+    K: Resource<DynamicType = ()>,
+    B: RegistryBackend,
+{
+    match err.class() {
+        ErrorClass::Transient => Action::requeue(ctx.backoff.next_delay(&object_key(obj.as_ref()))),
+        ErrorClass::Waiting => Action::requeue(ctx.tunables.waiting_requeue),
+        ErrorClass::Stalled => Action::requeue(ctx.tunables.stalled_recheck),
+    }
+}
+
+/// Logs what the controller stream yields; nothing is dropped silently.
+pub async fn report<K: Resource>(
+    controller: &'static str,
+    result: Result<(ObjectRef<K>, Action), kube::runtime::controller::Error<Error, watcher::Error>>,
+) {
+    use kube::runtime::controller::Error as C;
+    match result {
+        Ok((obj, _)) => tracing::debug!(controller, object = %obj, "reconciled"),
+        Err(C::ReconcilerFailed(err, obj)) => {
+            let chain = error_chain(&err);
+            match err.class() {
+                ErrorClass::Stalled => {
+                    tracing::warn!(controller, object = %obj, reason = err.reason(), error = %chain, "reconcile stalled")
+                }
+                _ => {
+                    tracing::info!(controller, object = %obj, reason = err.reason(), error = %chain, "reconcile failed, will retry")
+                }
+            }
+        }
+        Err(e) => tracing::warn!(controller, error = %error_chain(&e), "controller error"),
+    }
+}
+
+/// Waits until every CRD of this operator is Established.
+pub async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<(), Error> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in crate::api::crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        tracing::info!(crd = %name, "waiting for CRD");
+        tokio::time::timeout(timeout, await_condition(api.clone(), &name, conditions::is_crd_established()))
+            .await
+            .map_err(|_| Error::InvalidSpec(format!("CRD {name} is not installed or not Established; install the CRDs (ecr-operator crd | kubectl apply -f -)")))?
+            .map_err(|e| Error::InvalidSpec(format!("waiting for CRD {name}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// A stable default cluster ID: the UID of the kube-system namespace.
+pub async fn default_cluster_id(client: &Client) -> Result<String, Error> {
+    let ns = Api::<Namespace>::all(client.clone())
+        .get("kube-system")
+        .await
+        .map_err(Error::kube("read namespace kube-system"))?;
+    ns.metadata.uid.ok_or(Error::MissingMetadata("uid"))
+}
+
+/// Runs the Registry and Repository controllers until `shutdown` completes.
+pub async fn run<B: RegistryBackend>(
+    client: Client,
+    backend: Arc<B>,
+    metrics: Arc<crate::metrics::Metrics>,
+    tunables: context::Tunables,
+    instance: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let shutdown = shutdown.boxed().shared();
+    let (registries, writer) = reflector::store::<Registry>();
+    let reflect = reflector(
+        writer,
+        watcher(
+            Api::<Registry>::all(client.clone()),
+            watcher::Config::default().any_semantic(),
+        ),
+    )
+    .default_backoff()
+    .applied_objects()
+    .for_each(|_| std::future::ready(()));
+    let reflect = tokio::spawn(reflect);
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        backend,
+        metrics,
+        repositories: context::RepositoryCache::new(tunables.repository_cache_ttl),
+        tunables,
+        backoff: context::ErrorBackoff::default(),
+        registries: registries.clone(),
+        instance,
+    });
+    registries
+        .wait_until_ready()
+        .await
+        .map_err(|e| Error::InvalidSpec(format!("Registry cache: {e}")))?;
+    tracing::info!("controllers started");
+    tokio::join!(
+        registry::controller(ctx.clone(), shutdown.clone()),
+        repository::controller(ctx.clone(), shutdown.clone()),
+    );
+    reflect.abort();
+    tracing::info!("controllers stopped");
+    Ok(())
+}

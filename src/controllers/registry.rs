@@ -1,0 +1,317 @@
+//! Reconciles `Registry` objects: verifies the identity reaches the registry, fills the status,
+//! and keeps the registry-wide scanning configuration and permissions policy in sync when set.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+
+use super::context::{Context, object_key, publish};
+use super::error_policy;
+use crate::api::RECONCILE_REQUESTED_AT;
+use crate::api::v1alpha1::{Registry, RegistrySpec, RegistryStatus, ScanFrequency, ScanType};
+use crate::backend::{RegistryBackend, RegistryInfo, ScanningRuleSettings, ScanningSettings};
+use crate::error::{Error, Result};
+use crate::status::{Outcome, READY, summarize, write_if_changed};
+
+pub const CONTROLLER: &str = "registry";
+
+/// Runs the Registry controller until shutdown.
+pub async fn controller<B: RegistryBackend>(
+    ctx: Arc<Context<B>>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let api = Api::<Registry>::all(ctx.client.clone());
+    Controller::new(api, watcher::Config::default().any_semantic())
+        .with_config(kube::runtime::controller::Config::default().concurrency(ctx.tunables.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::<B>, error_policy::<Registry, B>, ctx.clone())
+        .for_each(|r| super::report(CONTROLLER, r))
+        .await;
+}
+
+/// What the last sync found.
+struct Synced {
+    info: RegistryInfo,
+    changed: Vec<&'static str>,
+}
+
+async fn reconcile<B: RegistryBackend>(registry: Arc<Registry>, ctx: Arc<Context<B>>) -> Result<Action> {
+    let start = Instant::now();
+    let api = Api::<Registry>::all(ctx.client.clone());
+    if registry.spec.suspend {
+        return Ok(Action::await_change());
+    }
+    let outcome = sync(&registry, &ctx).await;
+    let status = next_status(&registry, &outcome, &Time(k8s_openapi::jiff::Timestamp::now()));
+    let previous_ready = registry
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY).cloned());
+    let write = write_if_changed(&api, &registry, &status, &ctx.field_manager(CONTROLLER)).await;
+    events(&registry, &outcome, previous_ready.as_ref(), &ctx).await;
+    ctx.metrics.reconciled(
+        CONTROLLER,
+        start.elapsed(),
+        outcome.as_ref().err().map(Error::reason),
+    );
+    outcome?;
+    write?;
+    ctx.backoff.reset(&object_key(registry.as_ref()));
+    Ok(Action::requeue(ctx.interval(
+        registry.spec.interval.as_ref(),
+        &object_key(registry.as_ref()),
+    )))
+}
+
+async fn sync<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) -> Result<Synced> {
+    let target = ctx.target(registry).await?;
+    let info = ctx
+        .backend
+        .describe_registry(&target)
+        .await
+        .map_err(Error::backend("DescribeRegistry"))?;
+    if let Some(expected) = &registry.spec.account_id
+        && expected != &info.registry_id
+    {
+        return Err(Error::AccountMismatch {
+            expected: expected.clone(),
+            actual: info.registry_id.clone(),
+        });
+    }
+    let mut changed = Vec::new();
+    if let Some(desired) = desired_scanning(&registry.spec) {
+        let observed = ctx
+            .backend
+            .get_registry_scanning(&target)
+            .await
+            .map_err(Error::backend("GetRegistryScanningConfiguration"))?;
+        if observed != desired {
+            ctx.backend
+                .put_registry_scanning(&target, &desired)
+                .await
+                .map_err(Error::backend("PutRegistryScanningConfiguration"))?;
+            changed.push("scanning configuration");
+        }
+    }
+    if let Some(policy) = &registry.spec.policy {
+        let desired = serde_json::Value::Object(policy.0.clone());
+        let observed = ctx
+            .backend
+            .get_registry_policy(&target)
+            .await
+            .map_err(Error::backend("GetRegistryPolicy"))?;
+        if !observed
+            .as_deref()
+            .is_some_and(|text| crate::policy::same_policy(text, &desired))
+        {
+            ctx.backend
+                .put_registry_policy(&target, &desired.to_string())
+                .await
+                .map_err(Error::backend("PutRegistryPolicy"))?;
+            changed.push("registry policy");
+        }
+    }
+    Ok(Synced { info, changed })
+}
+
+/// Pure: the registry scanning configuration the spec asks for, in ECR's spelling, normalised
+/// like the backend's reading (filters sorted, rules sorted by frequency).
+pub fn desired_scanning(spec: &RegistrySpec) -> Option<ScanningSettings> {
+    let scanning = spec.scanning.as_ref()?;
+    let mut rules: Vec<ScanningRuleSettings> = scanning
+        .rules
+        .iter()
+        .flatten()
+        .map(|r| {
+            let mut filters = r.repository_filters.clone();
+            filters.sort();
+            let frequency = match r.scan_frequency {
+                ScanFrequency::ScanOnPush => "SCAN_ON_PUSH",
+                ScanFrequency::ContinuousScan => "CONTINUOUS_SCAN",
+                ScanFrequency::Manual => "MANUAL",
+            };
+            ScanningRuleSettings {
+                frequency: frequency.into(),
+                filters,
+            }
+        })
+        .collect();
+    rules.sort_by(|a, b| a.frequency.cmp(&b.frequency));
+    let scan_type = match scanning.scan_type {
+        ScanType::Basic => "BASIC",
+        ScanType::Enhanced => "ENHANCED",
+    };
+    Some(ScanningSettings {
+        scan_type: scan_type.into(),
+        rules,
+    })
+}
+
+/// Pure: the host images are pulled from.
+pub fn registry_host(registry_id: &str, region: &str) -> String {
+    let suffix = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    format!("{registry_id}.dkr.ecr.{region}.{suffix}")
+}
+
+/// Pure: the next status.
+fn next_status(registry: &Registry, outcome: &Result<Synced>, now: &Time) -> RegistryStatus {
+    let prev = registry.status.clone().unwrap_or_default();
+    let generation = registry.meta().generation;
+    let mut status = RegistryStatus {
+        observed_generation: generation,
+        last_handled_reconcile_at: registry.annotations().get(RECONCILE_REQUESTED_AT).cloned(),
+        ..prev.clone()
+    };
+    let summary = match outcome {
+        Ok(synced) => {
+            status.registry_id = Some(synced.info.registry_id.clone());
+            status.registry_host = Some(registry_host(&synced.info.registry_id, &registry.spec.region));
+            status.identity = synced.info.identity.clone();
+            Outcome::InSync(format!(
+                "Registry {} in {} is reachable",
+                synced.info.registry_id, registry.spec.region
+            ))
+        }
+        Err(e) => Outcome::Failed(e),
+    };
+    status.conditions = summarize(&prev.conditions, generation, &summary, now);
+    status
+}
+
+async fn events<B: RegistryBackend>(
+    registry: &Registry,
+    outcome: &Result<Synced>,
+    previous_ready: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    ctx: &Context<B>,
+) {
+    let recorder = ctx.recorder(CONTROLLER);
+    let reference = registry.object_ref(&());
+    match outcome {
+        Ok(synced) => {
+            if !synced.changed.is_empty() {
+                let note = format!("Updated the {}", synced.changed.join(" and the "));
+                publish(
+                    &recorder,
+                    &reference,
+                    EventType::Normal,
+                    "Updated",
+                    note,
+                    "Reconcile",
+                )
+                .await;
+            }
+        }
+        Err(e) if previous_ready.is_none_or(|c| c.reason != e.reason()) => {
+            let note = crate::error::error_chain(e);
+            publish(
+                &recorder,
+                &reference,
+                EventType::Warning,
+                e.reason(),
+                note,
+                "Reconcile",
+            )
+            .await;
+        }
+        Err(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::v1alpha1::{ScanningConfiguration, ScanningRule};
+
+    fn spec(scanning: Option<ScanningConfiguration>) -> RegistrySpec {
+        serde_json::from_value::<RegistrySpec>(serde_json::json!({"region": "eu-west-1"}))
+            .map(|mut s| {
+                s.scanning = scanning;
+                s
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn desired_scanning_uses_ecr_spelling_and_sorted_filters() {
+        assert_eq!(desired_scanning(&spec(None)), None);
+        let got = desired_scanning(&spec(Some(ScanningConfiguration {
+            scan_type: ScanType::Enhanced,
+            rules: Some(vec![
+                ScanningRule {
+                    scan_frequency: ScanFrequency::ScanOnPush,
+                    repository_filters: vec!["b*".into(), "a*".into()],
+                },
+                ScanningRule {
+                    scan_frequency: ScanFrequency::ContinuousScan,
+                    repository_filters: vec!["prod/*".into()],
+                },
+            ]),
+        })))
+        .unwrap();
+        assert_eq!(got.scan_type, "ENHANCED");
+        assert_eq!(
+            got.rules[0],
+            ScanningRuleSettings {
+                frequency: "CONTINUOUS_SCAN".into(),
+                filters: vec!["prod/*".into()]
+            }
+        );
+        assert_eq!(got.rules[1].filters, ["a*", "b*"]);
+    }
+
+    #[test]
+    fn registry_host_per_partition() {
+        assert_eq!(
+            registry_host("123456789012", "eu-west-1"),
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            registry_host("123456789012", "cn-north-1"),
+            "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"
+        );
+    }
+
+    #[test]
+    fn next_status_reports_the_registry_or_the_error() {
+        let mut registry = Registry::new("default", spec(None));
+        registry.metadata.generation = Some(4);
+        let now = Time(k8s_openapi::jiff::Timestamp::from_second(1_000).unwrap());
+        let ok: Result<Synced> = Ok(Synced {
+            info: RegistryInfo {
+                registry_id: "123456789012".into(),
+                identity: Some("arn:aws:iam::123456789012:role/x".into()),
+            },
+            changed: vec![],
+        });
+        let s = next_status(&registry, &ok, &now);
+        assert_eq!(s.observed_generation, Some(4));
+        assert_eq!(
+            s.registry_host.as_deref(),
+            Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com")
+        );
+        assert_eq!(s.conditions[0].status, "True");
+        registry.status = Some(s.clone());
+        let failed: Result<Synced> = Err(Error::AccountMismatch {
+            expected: "1".into(),
+            actual: "2".into(),
+        });
+        let s2 = next_status(&registry, &failed, &now);
+        assert_eq!(s2.registry_id, s.registry_id, "keeps what it knew");
+        assert_eq!(
+            s2.conditions.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(),
+            ["Ready", "Stalled"]
+        );
+        assert_eq!(s2.conditions[0].reason, "AccountMismatch");
+    }
+}
