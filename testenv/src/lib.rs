@@ -11,6 +11,12 @@
 //! test process ends, however it ends (panic, abort, SIGKILL), the pipe closes and the children
 //! shut themselves down, so no stray server outlives a test run.
 
+mod operator;
+mod proxy;
+
+pub use operator::Operator;
+pub use proxy::{Call, Fault, FaultPlan, FaultProxy, is_write};
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -8,4 +8,5 @@
 mod admission;
 mod cluster;
 mod ecr;
+mod operator;
 mod support;

@@ -1,0 +1,128 @@
+//! The operator binary as a real process against the test control plane.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{ControlPlane, Error, Result};
+
+/// A running `ecr-operator run`. It is stopped (SIGTERM, then SIGKILL after 20 s) when dropped,
+/// and also when this test process dies: a small shell wrapper kills it once its stdin closes.
+pub struct Operator {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    /// The operator's log file.
+    pub log: PathBuf,
+    pid_file: PathBuf,
+}
+
+impl Operator {
+    /// Starts `bin run <args>` with the admin kubeconfig, static test AWS credentials, and
+    /// `sts_endpoint` for GetCallerIdentity.
+    pub fn start(bin: &Path, cp: &ControlPlane, sts_endpoint: &str, args: &[&str]) -> Result<Self> {
+        Self::start_with_kubeconfig(bin, &cp.kubeconfig, &cp.dir, sts_endpoint, args)
+    }
+
+    /// Like [`Operator::start`] with another kubeconfig (e.g. a ServiceAccount's).
+    pub fn start_with_kubeconfig(
+        bin: &Path,
+        kubeconfig: &Path,
+        dir: &Path,
+        sts_endpoint: &str,
+        args: &[&str],
+    ) -> Result<Self> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let log = dir.join(format!("operator-{n}.log"));
+        let pid_file = dir.join(format!("operator-{n}.pid"));
+        let out = std::fs::File::create(&log).map_err(|source| Error::Io {
+            action: "creating the operator log".into(),
+            source,
+        })?;
+        let err = out.try_clone().map_err(|source| Error::Io {
+            action: "creating the operator log".into(),
+            source,
+        })?;
+        // The wrapper starts the operator, records its pid, and terminates it when stdin closes.
+        // (A background command's stdin is /dev/null in a non-interactive shell: keep ours on fd 3.)
+        let script = r#"exec 3<&0; pidf="$1"; shift; "$@" </dev/null & pid=$!; echo $pid > "$pidf"; (cat <&3 >/dev/null; kill -TERM $pid 2>/dev/null) & exec 3<&-; wait $pid"#;
+        let mut child = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .arg("operator-wrapper")
+            .arg(&pid_file)
+            .arg(bin)
+            .arg("run")
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL_STS", sts_endpoint)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|source| Error::Io {
+                action: "starting the operator".into(),
+                source,
+            })?;
+        let stdin = child.stdin.take();
+        Ok(Self {
+            child,
+            stdin,
+            log,
+            pid_file,
+        })
+    }
+
+    /// The operator's process id, once it has started.
+    pub fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(&self.pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    }
+
+    /// Sends a signal to the operator process (e.g. "KILL" to simulate a crash).
+    pub fn signal(&self, signal: &str) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(pid.to_string())
+                .status();
+        }
+    }
+
+    /// Stops the operator gracefully and waits for it (at most 20 s, then SIGKILL).
+    pub fn stop(&mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.signal("KILL");
+        let _ = self.child.wait();
+    }
+
+    /// Whether it still runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The log so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,264 @@
+//! A fault-injecting HTTP proxy between the operator and moto: it logs every ECR operation it
+//! sees (an independent count of the operator's ECR calls) and can answer a deterministic share
+//! of calls with `ThrottlingException`, HTTP 500, a delay, or a dropped connection.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use crate::{Error, Result};
+
+/// What to inject, as shares of calls (percent) chosen deterministically by call number.
+#[derive(Clone, Debug, Default)]
+pub struct FaultPlan {
+    /// Answer `400 ThrottlingException`.
+    pub throttle_percent: u64,
+    /// Answer `500 ServerException`.
+    pub error_percent: u64,
+    /// Close the connection without an answer.
+    pub drop_percent: u64,
+    /// Delay every forwarded call.
+    pub delay: Duration,
+}
+
+/// A fault the proxy injected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    Throttle,
+    ServerError,
+    Drop,
+}
+
+/// One call the proxy saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    /// ECR operation, from `X-Amz-Target` (e.g. `CreateRepository`).
+    pub operation: String,
+    /// Set when the proxy answered instead of moto.
+    pub injected: Option<Fault>,
+}
+
+/// ECR operations that change state.
+pub fn is_write(operation: &str) -> bool {
+    [
+        "Create", "Put", "Set", "Delete", "Tag", "Untag", "Batch", "Start", "Update", "Upload", "Initiate",
+        "Complete",
+    ]
+    .iter()
+    .any(|p| operation.starts_with(p))
+        && operation != "BatchGetImage"
+        && operation != "BatchCheckLayerAvailability"
+}
+
+#[derive(Default)]
+struct State {
+    calls: Mutex<Vec<Call>>,
+    plan: Mutex<FaultPlan>,
+    counter: AtomicU64,
+}
+
+/// A running proxy. Dropping it stops it.
+pub struct FaultProxy {
+    /// `http://127.0.0.1:<port>`: use it as the Registry's `spec.endpoint`.
+    pub endpoint: String,
+    state: Arc<State>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy on a free 127.0.0.1 port forwarding to `upstream` (e.g. moto's endpoint).
+    pub fn start(upstream: &str) -> Result<Self> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|source| Error::Io {
+            action: "binding the proxy".into(),
+            source,
+        })?;
+        listener.set_nonblocking(true).map_err(|source| Error::Io {
+            action: "configuring the proxy".into(),
+            source,
+        })?;
+        let addr: SocketAddr = listener.local_addr().map_err(|source| Error::Io {
+            action: "binding the proxy".into(),
+            source,
+        })?;
+        let state = Arc::new(State::default());
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let upstream = upstream.trim_end_matches('/').to_owned();
+        let st = state.clone();
+        let thread = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                let client: Client<HttpConnector, Full<Bytes>> =
+                    Client::builder(TokioExecutor::new()).build_http();
+                loop {
+                    let accepted = tokio::select! {
+                        a = listener.accept() => a,
+                        _ = &mut stopped => return,
+                    };
+                    let Ok((stream, _)) = accepted else { continue };
+                    let (st, client, upstream) = (st.clone(), client.clone(), upstream.clone());
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |req| {
+                            handle(req, st.clone(), client.clone(), upstream.clone())
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+        });
+        Ok(Self {
+            endpoint: format!("http://{addr}"),
+            state,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Replaces the fault plan (takes effect for the next call).
+    pub fn set_plan(&self, plan: FaultPlan) {
+        if let Ok(mut p) = self.state.plan.lock() {
+            *p = plan;
+        }
+    }
+
+    /// Every call seen so far.
+    pub fn calls(&self) -> Vec<Call> {
+        self.state.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Forgets the calls seen so far.
+    pub fn clear(&self) {
+        if let Ok(mut c) = self.state.calls.lock() {
+            c.clear();
+        }
+    }
+
+    /// How many calls of `operation` reached moto.
+    pub fn forwarded(&self, operation: &str) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| c.injected.is_none() && c.operation == operation)
+            .count()
+    }
+
+    /// The state-changing operations that reached moto.
+    pub fn forwarded_writes(&self) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.injected.is_none() && is_write(&c.operation))
+            .map(|c| c.operation)
+            .collect()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
+    let body = format!(r#"{{"__type":"{code}","message":"{message}"}}"#);
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    if let Ok(v) = hyper::header::HeaderValue::from_str(code) {
+        h.insert("x-amzn-errortype", v);
+    }
+    resp
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    state: Arc<State>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    upstream: String,
+) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    let operation = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.rsplit('.').next())
+        .unwrap_or("unknown")
+        .to_owned();
+    let n = state.counter.fetch_add(1, Ordering::Relaxed);
+    let plan = state.plan.lock().map(|p| p.clone()).unwrap_or_default();
+    // A fixed scramble of the call number: deterministic, but spread over the calls.
+    let roll = (n.wrapping_mul(2_654_435_761) >> 8) % 100;
+    let fault = if roll < plan.throttle_percent {
+        Some(Fault::Throttle)
+    } else if roll < plan.throttle_percent + plan.error_percent {
+        Some(Fault::ServerError)
+    } else if roll < plan.throttle_percent + plan.error_percent + plan.drop_percent {
+        Some(Fault::Drop)
+    } else {
+        None
+    };
+    if let Ok(mut calls) = state.calls.lock() {
+        calls.push(Call {
+            operation,
+            injected: fault,
+        });
+    }
+    match fault {
+        Some(Fault::Throttle) => {
+            return Ok(json_error(
+                StatusCode::BAD_REQUEST,
+                "ThrottlingException",
+                "Rate exceeded",
+            ));
+        }
+        Some(Fault::ServerError) => {
+            return Ok(json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ServerException",
+                "injected by the fault proxy",
+            ));
+        }
+        Some(Fault::Drop) => return Err(std::io::Error::other("connection dropped by the fault proxy")),
+        None => {}
+    }
+    if !plan.delay.is_zero() {
+        tokio::time::sleep(plan.delay).await;
+    }
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.map_err(std::io::Error::other)?.to_bytes();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let uri: hyper::Uri = format!("{upstream}{path}")
+        .parse()
+        .map_err(std::io::Error::other)?;
+    let mut forward = Request::builder().method(parts.method).uri(uri);
+    for (k, v) in &parts.headers {
+        forward = forward.header(k, v);
+    }
+    let forward = forward.body(Full::new(body)).map_err(std::io::Error::other)?;
+    let resp = client.request(forward).await.map_err(std::io::Error::other)?;
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.map_err(std::io::Error::other)?.to_bytes();
+    Ok(Response::from_parts(parts, Full::new(body)))
+}

@@ -1,0 +1,702 @@
+//! The operator as a process against the real control plane and moto (through the fault proxy,
+//! which also counts every ECR call independently of the operator's own metrics).
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use aws_sdk_ecr::types::ImageTagMutability;
+use ecr_operator::api::OWNER_TAG;
+use ecr_operator::api::v1alpha1::Repository;
+use ecr_operator::status::kstatus;
+use ecr_operator_testenv::{ControlPlane, FaultPlan, FaultProxy, Moto, Operator};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams};
+use serde_json::{Value, json};
+
+use crate::support::{apply, cluster, eventually, temp_namespace};
+
+pub const CLUSTER_ID: &str = "e2e";
+
+/// Only one operator process runs at a time: two would reconcile the same objects.
+static ONE_OPERATOR: Mutex<()> = Mutex::new(());
+
+pub struct OperatorEnv {
+    pub client: kube::Client,
+    pub ecr: aws_sdk_ecr::Client,
+    pub registry: String,
+    pub proxy: FaultProxy,
+    pub operator: Option<Operator>,
+    // Dropped last, in this order: the operator stops before moto.
+    pub moto: Moto,
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl OperatorEnv {
+    /// moto + proxy + a Registry called `registry` pointing at the proxy + the operator.
+    pub async fn start(registry: &str) -> Self {
+        let serial = ONE_OPERATOR.lock().unwrap_or_else(|e| e.into_inner());
+        let cp = cluster();
+        let client = cp.client().await.unwrap();
+        let moto = Moto::start().unwrap();
+        let proxy = FaultProxy::start(&moto.endpoint).unwrap();
+        let ecr = moto.ecr_client("us-east-1");
+        let env = Self {
+            client,
+            ecr,
+            registry: registry.to_owned(),
+            proxy,
+            operator: None,
+            moto,
+            _serial: serial,
+        };
+        env.apply_registry(json!({})).await;
+        let mut env = env;
+        env.start_operator();
+        env
+    }
+
+    pub fn start_operator(&mut self) {
+        let cp: &ControlPlane = cluster();
+        let op = Operator::start(
+            std::path::Path::new(env!("CARGO_BIN_EXE_ecr-operator")),
+            cp,
+            &self.moto.endpoint,
+            &[
+                "--cluster-id",
+                CLUSTER_ID,
+                "--repository-cache-ttl",
+                "2s",
+                "--log-filter",
+                "info,ecr_operator=debug",
+            ],
+        )
+        .unwrap();
+        self.operator = Some(op);
+    }
+
+    pub fn stop_operator(&mut self) {
+        if let Some(mut op) = self.operator.take() {
+            op.stop();
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        self.operator.as_ref().map(Operator::logs).unwrap_or_default()
+    }
+
+    /// Applies the Registry with extra spec fields.
+    pub async fn apply_registry(&self, extra: Value) {
+        let mut spec = json!({"region": "us-east-1", "endpoint": self.proxy.endpoint});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let doc = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Registry", "metadata": {"name": self.registry}, "spec": spec});
+        apply(&self.client, "", &doc).await.unwrap();
+    }
+
+    /// Applies a Repository on this env's Registry.
+    pub async fn apply_repository(&self, ns: &str, name: &str, mut spec: Value) {
+        spec["registryRef"] = json!({"name": self.registry});
+        let doc = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Repository", "metadata": {"name": name}, "spec": spec});
+        apply(&self.client, ns, &doc).await.unwrap();
+    }
+
+    /// Waits until the Repository's condition `type_` has `status` (and `reason`, when given).
+    pub async fn wait_condition(
+        &self,
+        ns: &str,
+        name: &str,
+        type_: &str,
+        status: &str,
+        reason: Option<&str>,
+    ) -> Repository {
+        let api: Api<Repository> = Api::namespaced(self.client.clone(), ns);
+        let what = format!("{ns}/{name}: {type_}={status} {reason:?}");
+        let found = tokio::time::timeout(
+            Duration::from_secs(90),
+            eventually(Duration::from_secs(90), &what, || async {
+                let r = api.get_opt(name).await.ok().flatten()?;
+                let s = r.status.as_ref()?;
+                let ok = s.observed_generation == r.metadata.generation
+                    && s.conditions.iter().any(|c| {
+                        c.type_ == type_ && c.status == status && reason.is_none_or(|x| c.reason == x)
+                    });
+                ok.then_some(r)
+            }),
+        )
+        .await;
+        match found {
+            Ok(r) => r,
+            Err(_) => panic!(
+                "timed out waiting for {what}\noperator log:\n{}",
+                tail(&self.logs(), 40)
+            ),
+        }
+    }
+
+    pub async fn ecr_tags(&self, name: &str) -> BTreeMap<String, String> {
+        let d = self
+            .ecr
+            .describe_repositories()
+            .repository_names(name)
+            .send()
+            .await
+            .unwrap();
+        let arn = d.repositories()[0].repository_arn().unwrap().to_owned();
+        let t = self
+            .ecr
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .unwrap();
+        t.tags()
+            .iter()
+            .map(|t| (t.key().to_owned(), t.value().to_owned()))
+            .collect()
+    }
+
+    pub async fn ecr_exists(&self, name: &str) -> bool {
+        self.ecr
+            .describe_repositories()
+            .repository_names(name)
+            .send()
+            .await
+            .is_ok()
+    }
+
+    pub async fn push_image(&self, name: &str, tag: &str) {
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023,
+                       "digest": format!("sha256:{:0>64}", tag.len())},
+            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 32654,
+                        "digest": format!("sha256:{:0>64x}", tag.bytes().map(u64::from).sum::<u64>())}]
+        });
+        self.ecr
+            .put_image()
+            .repository_name(name)
+            .image_manifest(manifest.to_string())
+            .image_tag(tag)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    pub async fn delete_registry(&self) {
+        let api: Api<ecr_operator::api::v1alpha1::Registry> = Api::all(self.client.clone());
+        let _ = api.delete(&self.registry, &DeleteParams::default()).await;
+    }
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn condition<'a>(
+    r: &'a Repository,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    r.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
+}
+
+fn verdict(r: &Repository) -> &'static str {
+    let s = r.status.clone().unwrap_or_default();
+    kstatus(
+        r.metadata.generation,
+        s.observed_generation,
+        &s.conditions,
+        r.metadata.deletion_timestamp.is_some(),
+    )
+}
+
+#[tokio::test]
+async fn repository_converges_and_drift_is_reverted() {
+    let env = OperatorEnv::start("e2e-converge").await;
+    let ns = temp_namespace(&env.client, "converge").await;
+    let policy = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Pull", "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::444455556666:root"}, "Action": ["ecr:BatchGetImage"]}]});
+    env.apply_repository(&ns, "web", json!({
+        "name": "converge/web", "imageTagMutability": "ImmutableWithExclusion", "exclusionFilters": ["latest"],
+        "tags": {"team": "web", "tier": "front"}, "policy": policy, "interval": "3s"
+    }))
+    .await;
+
+    // kubectl wait, as a user or a CI pipeline would.
+    let out = cluster()
+        .kubectl()
+        .args([
+            "wait",
+            "--for=condition=Ready",
+            "repository/web",
+            "-n",
+            &ns,
+            "--timeout=90s",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl wait: {}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        tail(&env.logs(), 30)
+    );
+    let r = env
+        .wait_condition(&ns, "web", "Ready", "True", Some("Succeeded"))
+        .await;
+    let status = r.status.clone().unwrap();
+    assert_eq!(
+        status.repository_uri.as_deref(),
+        Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/converge/web")
+    );
+    assert_eq!(
+        status.repository_arn.as_deref(),
+        Some("arn:aws:ecr:us-east-1:123456789012:repository/converge/web")
+    );
+    assert_eq!(verdict(&r), "Current");
+    assert!(r.finalizers().iter().any(|f| f == "ecr-operator.dev/finalizer"));
+
+    let d = env
+        .ecr
+        .describe_repositories()
+        .repository_names("converge/web")
+        .send()
+        .await
+        .unwrap();
+    let repo = &d.repositories()[0];
+    assert_eq!(
+        repo.image_tag_mutability(),
+        Some(&ImageTagMutability::ImmutableWithExclusion)
+    );
+    assert_eq!(
+        repo.image_tag_mutability_exclusion_filters()[0].filter(),
+        "latest"
+    );
+    let tags = env.ecr_tags("converge/web").await;
+    assert_eq!(
+        tags.get(OWNER_TAG).map(String::as_str),
+        Some(format!("{CLUSTER_ID}/{ns}/web").as_str())
+    );
+    assert_eq!(tags.get("team").map(String::as_str), Some("web"));
+    let p = env
+        .ecr
+        .get_repository_policy()
+        .repository_name("converge/web")
+        .send()
+        .await
+        .unwrap();
+    assert!(p.policy_text().unwrap().contains("444455556666"));
+
+    // Change the spec: mutability, tags (one removed, one changed), policy.
+    let policy2 = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Pull", "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": ["ecr:BatchGetImage"]}]});
+    env.ecr
+        .tag_resource()
+        .resource_arn(repo.repository_arn().unwrap())
+        .tags(
+            aws_sdk_ecr::types::Tag::builder()
+                .key("set-by-someone-else")
+                .value("x")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    env.apply_repository(
+        &ns,
+        "web",
+        json!({
+            "name": "converge/web", "imageTagMutability": "Immutable", "tags": {"team": "platform"},
+            "policy": policy2, "interval": "3s"
+        }),
+    )
+    .await;
+    env.wait_condition(&ns, "web", "Ready", "True", Some("Succeeded"))
+        .await;
+    eventually(
+        Duration::from_secs(60),
+        "ECR to follow the spec change",
+        || async {
+            let d = env
+                .ecr
+                .describe_repositories()
+                .repository_names("converge/web")
+                .send()
+                .await
+                .ok()?;
+            let tags = env.ecr_tags("converge/web").await;
+            let p = env
+                .ecr
+                .get_repository_policy()
+                .repository_name("converge/web")
+                .send()
+                .await
+                .ok()?;
+            let ok = d.repositories()[0].image_tag_mutability() == Some(&ImageTagMutability::Immutable)
+                && tags.get("team").map(String::as_str) == Some("platform")
+                && !tags.contains_key("tier")
+                && tags.contains_key("set-by-someone-else")
+                && p.policy_text().unwrap_or_default().contains("111122223333");
+            ok.then_some(())
+        },
+    )
+    .await;
+
+    // Drift behind the operator's back is reverted within the interval.
+    env.ecr
+        .put_image_tag_mutability()
+        .repository_name("converge/web")
+        .image_tag_mutability(ImageTagMutability::Mutable)
+        .send()
+        .await
+        .unwrap();
+    env.ecr
+        .delete_repository_policy()
+        .repository_name("converge/web")
+        .send()
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "the operator to revert drift made in ECR",
+        || async {
+            let d = env
+                .ecr
+                .describe_repositories()
+                .repository_names("converge/web")
+                .send()
+                .await
+                .ok()?;
+            let p = env
+                .ecr
+                .get_repository_policy()
+                .repository_name("converge/web")
+                .send()
+                .await
+                .ok();
+            (d.repositories()[0].image_tag_mutability() == Some(&ImageTagMutability::Immutable)
+                && p.is_some())
+            .then_some(())
+        },
+    )
+    .await;
+    env.delete_registry().await;
+}
+
+#[tokio::test]
+async fn adoption_create_only_and_owned_elsewhere() {
+    let env = OperatorEnv::start("e2e-adopt").await;
+    let ns_a = temp_namespace(&env.client, "adopt-a").await;
+    let ns_b = temp_namespace(&env.client, "adopt-b").await;
+    env.ecr
+        .create_repository()
+        .repository_name("legacy/adopt-me")
+        .send()
+        .await
+        .unwrap();
+    env.ecr
+        .create_repository()
+        .repository_name("legacy/exists")
+        .send()
+        .await
+        .unwrap();
+
+    env.apply_repository(
+        &ns_a,
+        "adopted",
+        json!({"name": "legacy/adopt-me", "tags": {"team": "a"}}),
+    )
+    .await;
+    env.apply_repository(
+        &ns_a,
+        "create-only",
+        json!({"name": "legacy/exists", "adoption": "CreateOnly"}),
+    )
+    .await;
+    env.apply_repository(
+        &ns_a,
+        "first",
+        json!({"name": "shared/name", "tags": {"team": "a"}}),
+    )
+    .await;
+
+    env.wait_condition(&ns_a, "adopted", "Ready", "True", None).await;
+    let tags = env.ecr_tags("legacy/adopt-me").await;
+    assert_eq!(
+        tags.get(OWNER_TAG).map(String::as_str),
+        Some(format!("{CLUSTER_ID}/{ns_a}/adopted").as_str())
+    );
+
+    let r = env
+        .wait_condition(&ns_a, "create-only", "Stalled", "True", Some("AlreadyExists"))
+        .await;
+    assert_eq!(verdict(&r), "Failed");
+    assert!(
+        !env.ecr_tags("legacy/exists").await.contains_key(OWNER_TAG),
+        "CreateOnly never touches it"
+    );
+
+    env.wait_condition(&ns_a, "first", "Ready", "True", None).await;
+    env.apply_repository(
+        &ns_b,
+        "second",
+        json!({"name": "shared/name", "tags": {"team": "b"}, "imageTagMutability": "Immutable"}),
+    )
+    .await;
+    let r = env
+        .wait_condition(&ns_b, "second", "Stalled", "True", Some("OwnedElsewhere"))
+        .await;
+    let ready = condition(&r, "Ready").unwrap();
+    assert!(
+        ready.message.contains(&format!("{CLUSTER_ID}/{ns_a}/first")),
+        "{}",
+        ready.message
+    );
+    let tags = env.ecr_tags("shared/name").await;
+    assert_eq!(
+        tags.get("team").map(String::as_str),
+        Some("a"),
+        "nothing was overwritten"
+    );
+    let d = env
+        .ecr
+        .describe_repositories()
+        .repository_names("shared/name")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        d.repositories()[0].image_tag_mutability(),
+        Some(&ImageTagMutability::Mutable)
+    );
+    env.delete_registry().await;
+}
+
+#[tokio::test]
+async fn deletion_policy_and_force_delete() {
+    let env = OperatorEnv::start("e2e-delete").await;
+    let ns = temp_namespace(&env.client, "delete").await;
+    let api: Api<Repository> = Api::namespaced(env.client.clone(), &ns);
+    for (name, spec) in [
+        ("empty", json!({"name": "del/empty", "deletionPolicy": "Delete"})),
+        ("full", json!({"name": "del/full", "deletionPolicy": "Delete"})),
+        ("kept", json!({"name": "del/kept"})),
+    ] {
+        env.apply_repository(&ns, name, spec).await;
+    }
+    for name in ["empty", "full", "kept"] {
+        env.wait_condition(&ns, name, "Ready", "True", None).await;
+    }
+    env.push_image("del/full", "v1").await;
+    env.push_image("del/full", "v2").await;
+
+    for name in ["empty", "full", "kept"] {
+        api.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    let gone = |name: &'static str| {
+        let api = api.clone();
+        async move { api.get_opt(name).await.unwrap().is_none().then_some(()) }
+    };
+    eventually(Duration::from_secs(60), "Repository empty to be deleted", || {
+        gone("empty")
+    })
+    .await;
+    assert!(
+        !env.ecr_exists("del/empty").await,
+        "empty + Delete: gone from ECR"
+    );
+    eventually(Duration::from_secs(60), "Repository kept to be deleted", || {
+        gone("kept")
+    })
+    .await;
+    assert!(env.ecr_exists("del/kept").await, "Retain: ECR untouched");
+
+    // Non-empty without forceDelete: the object stays, Stalled, images intact.
+    let r = env
+        .wait_condition(&ns, "full", "Stalled", "True", Some("RepositoryNotEmpty"))
+        .await;
+    assert!(
+        condition(&r, "Stalled").unwrap().message.contains("2 image(s)"),
+        "{:?}",
+        condition(&r, "Stalled")
+    );
+    let images = env
+        .ecr
+        .list_images()
+        .repository_name("del/full")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(images.image_ids().len(), 2);
+
+    // Opting in deletes it.
+    env.apply_repository(
+        &ns,
+        "full",
+        json!({"name": "del/full", "deletionPolicy": "Delete", "forceDelete": true}),
+    )
+    .await;
+    eventually(Duration::from_secs(60), "Repository full to be deleted", || {
+        gone("full")
+    })
+    .await;
+    assert!(!env.ecr_exists("del/full").await);
+    env.delete_registry().await;
+}
+
+#[tokio::test]
+async fn waits_for_its_registry_and_tenancy_rules_deny() {
+    let env = OperatorEnv::start("e2e-tenancy").await;
+    let ns = temp_namespace(&env.client, "tenancy").await;
+    let mut spec = json!({"name": "late/app", "registryRef": {"name": "e2e-late"}});
+    let doc = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Repository", "metadata": {"name": "late"}, "spec": spec.take()});
+    apply(&env.client, &ns, &doc).await.unwrap();
+    let r = env
+        .wait_condition(&ns, "late", "Reconciling", "True", Some("DependencyNotReady"))
+        .await;
+    assert_eq!(verdict(&r), "InProgress");
+    assert!(condition(&r, "Stalled").is_none());
+    let registry = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Registry", "metadata": {"name": "e2e-late"},
+        "spec": {"region": "us-east-1", "endpoint": env.proxy.endpoint}});
+    apply(&env.client, "", &registry).await.unwrap();
+    env.wait_condition(&ns, "late", "Ready", "True", None).await;
+
+    // Tenancy: only labelled namespaces, and names must start with the namespace.
+    env.apply_registry(
+        json!({"allowedNamespaces": {"matchLabels": {"ecr-tenant": "yes"}},
+        "repositoryNamePolicy": {"requireNamespacePrefix": true}}),
+    )
+    .await;
+    env.apply_repository(&ns, "unlabelled", json!({"name": format!("{ns}/app")}))
+        .await;
+    let r = env
+        .wait_condition(&ns, "unlabelled", "Stalled", "True", Some("NotAllowed"))
+        .await;
+    assert!(
+        condition(&r, "Stalled")
+            .unwrap()
+            .message
+            .contains("allowedNamespaces")
+    );
+    let labelled = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"ecr-tenant": "yes"}}});
+    apply(&env.client, "", &labelled).await.unwrap();
+    env.apply_repository(&ns, "bad-prefix", json!({"name": "other/app"}))
+        .await;
+    let r = env
+        .wait_condition(&ns, "bad-prefix", "Stalled", "True", Some("NotAllowed"))
+        .await;
+    assert!(condition(&r, "Stalled").unwrap().message.contains("start with"));
+    assert!(!env.ecr_exists("other/app").await);
+    env.apply_repository(&ns, "good", json!({"name": format!("{ns}/good")}))
+        .await;
+    env.wait_condition(&ns, "good", "Ready", "True", None).await;
+    let _ = Api::<ecr_operator::api::v1alpha1::Registry>::all(env.client.clone())
+        .delete("e2e-late", &DeleteParams::default())
+        .await;
+    env.delete_registry().await;
+}
+
+#[tokio::test]
+async fn throttling_and_errors_converge_without_duplicates_and_a_restart_writes_nothing() {
+    let mut env = OperatorEnv::start("e2e-faults").await;
+    let ns = temp_namespace(&env.client, "faults").await;
+    // Most calls fail for a while: the SDK's own retries are exhausted on some calls.
+    env.proxy.set_plan(FaultPlan {
+        throttle_percent: 50,
+        error_percent: 30,
+        ..FaultPlan::default()
+    });
+    let names: Vec<String> = (0..8).map(|i| format!("app-{i}")).collect();
+    for name in &names {
+        env.apply_repository(
+            &ns,
+            name,
+            json!({"name": format!("faults/{name}"), "tags": {"n": name}}),
+        )
+        .await;
+    }
+    // Transient errors show as Reconciling/ProgressingWithRetry, never Stalled.
+    let api: Api<Repository> = Api::namespaced(env.client.clone(), &ns);
+    let retrying = eventually(
+        Duration::from_secs(60),
+        "a Repository reporting ProgressingWithRetry",
+        || async {
+            let list = api.list(&Default::default()).await.ok()?;
+            list.items
+                .into_iter()
+                .find(|r| condition(r, "Reconciling").is_some_and(|c| c.reason == "ProgressingWithRetry"))
+        },
+    )
+    .await;
+    assert_eq!(verdict(&retrying), "InProgress");
+    let list = api.list(&Default::default()).await.unwrap();
+    assert!(
+        list.items.iter().all(|r| condition(r, "Stalled").is_none()),
+        "transient errors never stall"
+    );
+
+    env.proxy.set_plan(FaultPlan::default());
+    for name in &names {
+        env.wait_condition(&ns, name, "Ready", "True", None).await;
+    }
+    let calls = env.proxy.calls();
+    assert!(calls.iter().any(|c| c.injected.is_some()), "faults were injected");
+    let created: Vec<_> = env
+        .ecr
+        .describe_repositories()
+        .send()
+        .await
+        .unwrap()
+        .repositories()
+        .iter()
+        .filter_map(|r| r.repository_name().map(str::to_owned))
+        .filter(|n| n.starts_with("faults/"))
+        .collect();
+    assert_eq!(created.len(), names.len(), "every repository exists once");
+
+    // Restart: in-sync objects cause no ECR write and no Kubernetes write.
+    let before: Vec<(String, String)> = api
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|r| (r.name_any(), r.resource_version().unwrap()))
+        .collect();
+    env.stop_operator();
+    env.proxy.clear();
+    env.start_operator();
+    eventually(
+        Duration::from_secs(60),
+        "the restarted operator to check every repository",
+        || async { (env.proxy.forwarded("ListTagsForResource") >= names.len()).then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        env.proxy.forwarded_writes(),
+        Vec::<String>::new(),
+        "no ECR writes after a restart"
+    );
+    let describes = env.proxy.forwarded("DescribeRepositories");
+    assert!(
+        describes <= 2,
+        "reads are batched: {describes} DescribeRepositories calls for {} repositories",
+        names.len()
+    );
+    let after: Vec<(String, String)> = api
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|r| (r.name_any(), r.resource_version().unwrap()))
+        .collect();
+    assert_eq!(before, after, "no Kubernetes writes after a restart");
+    env.delete_registry().await;
+}
