@@ -2,7 +2,6 @@
 //! which also counts every ECR call independently of the operator's own metrics).
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use aws_sdk_ecr::types::ImageTagMutability;
@@ -19,7 +18,7 @@ use crate::support::{apply, cluster, eventually, temp_namespace};
 pub const CLUSTER_ID: &str = "e2e";
 
 /// Only one operator process runs at a time: two would reconcile the same objects.
-static ONE_OPERATOR: Mutex<()> = Mutex::new(());
+static ONE_OPERATOR: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 pub struct OperatorEnv {
     pub client: kube::Client,
@@ -29,13 +28,13 @@ pub struct OperatorEnv {
     pub operator: Option<Operator>,
     // Dropped last, in this order: the operator stops before moto.
     pub moto: Moto,
-    _serial: MutexGuard<'static, ()>,
+    _serial: tokio::sync::MutexGuard<'static, ()>,
 }
 
 impl OperatorEnv {
     /// moto + proxy + a Registry called `registry` pointing at the proxy + the operator.
     pub async fn start(registry: &str) -> Self {
-        let serial = ONE_OPERATOR.lock().unwrap_or_else(|e| e.into_inner());
+        let serial = ONE_OPERATOR.lock().await;
         let cp = cluster();
         let client = cp.client().await.unwrap();
         let moto = Moto::start().unwrap();
