@@ -346,6 +346,18 @@ async fn repository_converges_and_drift_is_reverted() {
     )
     .await;
 
+    // Events are published on transitions only: one Created, however many reconciles ran.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), &ns);
+    let created = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("Created"))
+        .count();
+    assert_eq!(created, 1);
+
     // Drift behind the operator's back is reverted within the interval.
     env.ecr
         .put_image_tag_mutability()
@@ -697,5 +709,235 @@ async fn throttling_and_errors_converge_without_duplicates_and_a_restart_writes_
         .map(|r| (r.name_any(), r.resource_version().unwrap()))
         .collect();
     assert_eq!(before, after, "no Kubernetes writes after a restart");
+    env.delete_registry().await;
+}
+
+async fn wait_registry(
+    env: &OperatorEnv,
+    check: impl Fn(&ecr_operator::api::v1alpha1::Registry) -> bool,
+) -> ecr_operator::api::v1alpha1::Registry {
+    let api: Api<ecr_operator::api::v1alpha1::Registry> = Api::all(env.client.clone());
+    eventually(Duration::from_secs(60), "the Registry status", || async {
+        let r = api.get_opt(&env.registry).await.ok().flatten()?;
+        let current = r
+            .status
+            .as_ref()
+            .is_some_and(|s| s.observed_generation == r.metadata.generation);
+        (current && check(&r)).then_some(r)
+    })
+    .await
+}
+
+fn registry_condition(r: &ecr_operator::api::v1alpha1::Registry, type_: &str, status: &str) -> bool {
+    r.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == type_ && c.status == status)
+    })
+}
+
+#[tokio::test]
+async fn registry_settings_are_written_once_reverted_on_drift_and_the_account_is_verified() {
+    let env = OperatorEnv::start("e2e-registry").await;
+    let r = wait_registry(&env, |r| registry_condition(r, "Ready", "True")).await;
+    let status = r.status.unwrap();
+    assert_eq!(status.registry_id.as_deref(), Some("123456789012"));
+    assert_eq!(
+        status.registry_host.as_deref(),
+        Some("123456789012.dkr.ecr.us-east-1.amazonaws.com")
+    );
+    assert!(
+        status
+            .identity
+            .as_deref()
+            .is_some_and(|i| i.starts_with("arn:aws:sts::123456789012:")),
+        "{:?}",
+        status.identity
+    );
+
+    // moto accepts only V1 registry policies (ecr:CreateRepository / ecr:ReplicateImage).
+    let policy = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Replication", "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::444455556666:root"}, "Action": ["ecr:CreateRepository", "ecr:ReplicateImage"],
+        "Resource": "arn:aws:ecr:us-east-1:123456789012:repository/*"}]});
+    let settings = json!({"scanning": {"scanType": "Basic", "rules": [{"scanFrequency": "ScanOnPush", "repositoryFilters": ["prod*"]}]}, "policy": policy});
+    env.apply_registry(settings.clone()).await;
+    wait_registry(&env, |r| registry_condition(r, "Ready", "True")).await;
+    let scanning = env
+        .ecr
+        .get_registry_scanning_configuration()
+        .send()
+        .await
+        .unwrap();
+    let rules = scanning.scanning_configuration().unwrap().rules();
+    assert_eq!(rules[0].scan_frequency().as_str(), "SCAN_ON_PUSH");
+    assert_eq!(rules[0].repository_filters()[0].filter(), "prod*");
+    let p = env.ecr.get_registry_policy().send().await.unwrap();
+    assert!(p.policy_text().unwrap().contains("444455556666"));
+
+    // A reconcile of an in-sync Registry reads but never re-puts (and echoes the annotation).
+    let reconcile_now = |value: &str| {
+        json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Registry",
+               "metadata": {"name": env.registry, "annotations": {"ecr-operator.dev/reconcile-requested-at": value}},
+               "spec": {"region": "us-east-1", "endpoint": env.proxy.endpoint, "scanning": settings["scanning"], "policy": settings["policy"]}})
+    };
+    env.proxy.clear();
+    apply(&env.client, "", &reconcile_now("1")).await.unwrap();
+    wait_registry(&env, |r| {
+        r.status
+            .as_ref()
+            .and_then(|s| s.last_handled_reconcile_at.as_deref())
+            == Some("1")
+    })
+    .await;
+    assert!(env.proxy.forwarded("DescribeRegistry") >= 1, "it reconciled");
+    assert_eq!(
+        env.proxy.forwarded_writes(),
+        Vec::<String>::new(),
+        "in sync: nothing re-put"
+    );
+
+    // Drift in ECR is reverted.
+    let rule = aws_sdk_ecr::types::RegistryScanningRule::builder()
+        .scan_frequency(aws_sdk_ecr::types::ScanFrequency::ScanOnPush)
+        .repository_filters(
+            aws_sdk_ecr::types::ScanningRepositoryFilter::builder()
+                .filter("other*")
+                .filter_type(aws_sdk_ecr::types::ScanningRepositoryFilterType::Wildcard)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    env.ecr
+        .put_registry_scanning_configuration()
+        .scan_type(aws_sdk_ecr::types::ScanType::Basic)
+        .rules(rule)
+        .send()
+        .await
+        .unwrap();
+    apply(&env.client, "", &reconcile_now("2")).await.unwrap();
+    wait_registry(&env, |r| {
+        r.status
+            .as_ref()
+            .and_then(|s| s.last_handled_reconcile_at.as_deref())
+            == Some("2")
+    })
+    .await;
+    let scanning = env
+        .ecr
+        .get_registry_scanning_configuration()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        scanning.scanning_configuration().unwrap().rules()[0].repository_filters()[0].filter(),
+        "prod*"
+    );
+    assert_eq!(env.proxy.forwarded("PutRegistryScanningConfiguration"), 1);
+    assert_eq!(env.proxy.forwarded("PutRegistryPolicy"), 0);
+
+    // The identity reaches account 123456789012, not the one the spec names.
+    env.apply_registry(json!({"accountId": "111122223333"})).await;
+    let r = wait_registry(&env, |r| registry_condition(r, "Stalled", "True")).await;
+    let stalled = r
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Stalled")
+        .unwrap();
+    assert_eq!(stalled.reason, "AccountMismatch");
+    env.delete_registry().await;
+}
+
+#[tokio::test]
+async fn observe_only_reports_drift_and_encryption_mismatch_stalls() {
+    let env = OperatorEnv::start("e2e-observe").await;
+    let ns = temp_namespace(&env.client, "observe").await;
+    env.ecr
+        .create_repository()
+        .repository_name("observe/me")
+        .send()
+        .await
+        .unwrap();
+    let kms = aws_sdk_ecr::types::EncryptionConfiguration::builder()
+        .encryption_type(aws_sdk_ecr::types::EncryptionType::Kms)
+        .build()
+        .unwrap();
+    env.ecr
+        .create_repository()
+        .repository_name("observe/kms")
+        .encryption_configuration(kms)
+        .send()
+        .await
+        .unwrap();
+
+    env.apply_repository(
+        &ns,
+        "watched",
+        json!({"name": "observe/me", "managementPolicy": "ObserveOnly", "imageTagMutability": "Immutable"}),
+    )
+    .await;
+    env.apply_repository(
+        &ns,
+        "missing",
+        json!({"name": "observe/missing", "managementPolicy": "ObserveOnly"}),
+    )
+    .await;
+    env.apply_repository(
+        &ns,
+        "wrong-encryption",
+        json!({"name": "observe/kms", "encryption": {"type": "AES256"}}),
+    )
+    .await;
+
+    let r = env
+        .wait_condition(&ns, "watched", "Drifted", "True", Some("DriftDetected"))
+        .await;
+    assert_eq!(condition(&r, "Ready").unwrap().status, "True");
+    assert!(
+        condition(&r, "Drifted")
+            .unwrap()
+            .message
+            .contains("PutImageTagMutability")
+    );
+    let d = env
+        .ecr
+        .describe_repositories()
+        .repository_names("observe/me")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        d.repositories()[0].image_tag_mutability(),
+        Some(&ImageTagMutability::Mutable),
+        "ObserveOnly never writes"
+    );
+    assert!(!env.ecr_tags("observe/me").await.contains_key(OWNER_TAG));
+
+    env.wait_condition(&ns, "missing", "Stalled", "True", Some("RepositoryNotFound"))
+        .await;
+    assert!(
+        !env.ecr_exists("observe/missing").await,
+        "ObserveOnly never creates"
+    );
+
+    let r = env
+        .wait_condition(
+            &ns,
+            "wrong-encryption",
+            "Stalled",
+            "True",
+            Some("EncryptionMismatch"),
+        )
+        .await;
+    assert!(condition(&r, "Stalled").unwrap().message.contains("KMS"));
+    assert!(env.ecr_exists("observe/kms").await, "never recreated");
+    assert!(
+        env.proxy
+            .forwarded_writes()
+            .iter()
+            .all(|op| op != "DeleteRepository" && op != "CreateRepository")
+    );
     env.delete_registry().await;
 }
