@@ -416,7 +416,12 @@ async fn sync<B: RegistryBackend>(repo: &Repository, ctx: &Context<B>) -> Result
             }
         }
     };
-    let ownership = check_owner(&desired, &tags)?;
+    // An observer never writes, so it may watch a repository another object owns.
+    let ownership = if observe_only {
+        Ownership::Unowned
+    } else {
+        check_owner(&desired, &tags)?
+    };
     if ownership == Ownership::Unowned
         && !created
         && !observe_only

@@ -217,6 +217,14 @@ fn test() -> Result<(), String> {
 fn sandbox() -> Result<(), String> {
     let env = tools(false)?;
     step(
+        "build the operator",
+        cargo().args(["build", "--locked", "--bin", "ecr-operator"]),
+    )?;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let operator = target_dir.join("debug").join("ecr-operator");
+    step(
         "sandbox",
         cargo()
             .args([
@@ -228,6 +236,7 @@ fn sandbox() -> Result<(), String> {
                 "--bin",
                 "sandbox",
             ])
-            .envs(env.iter().map(|(k, v)| (*k, v))),
+            .envs(env.iter().map(|(k, v)| (*k, v)))
+            .env("ECR_OPERATOR_BIN", operator),
     )
 }
