@@ -297,6 +297,39 @@ pub async fn publish(
     }
 }
 
+/// Publishes the event of one reconcile: `Normal` with `success` (reason, note) when the
+/// reconcile changed something, or `Warning` with the error's reason when it differs from the
+/// previous Ready reason. Transitions only: a repeated failure or a no-op publishes nothing.
+pub async fn publish_outcome(
+    recorder: &Recorder,
+    reference: &ObjectReference,
+    previous_ready_reason: Option<&str>,
+    outcome: std::result::Result<Option<(&'static str, String)>, &Error>,
+    action: &str,
+) {
+    match outcome {
+        Ok(Some((reason, note))) => {
+            publish(recorder, reference, EventType::Normal, reason, note, action).await
+        }
+        Ok(None) => {}
+        Err(e) if previous_ready_reason != Some(e.reason()) => {
+            let note = crate::error::error_chain(e);
+            publish(recorder, reference, EventType::Warning, e.reason(), note, action).await;
+        }
+        Err(_) => {}
+    }
+}
+
+/// The reason of an object's Ready condition.
+pub fn ready_reason(
+    status_conditions: Option<&[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]>,
+) -> Option<String> {
+    status_conditions?
+        .iter()
+        .find(|c| c.type_ == READY)
+        .map(|c| c.reason.clone())
+}
+
 /// The stable key of an object for backoff and jitter: its UID, else its name.
 pub fn object_key<K: kube::Resource>(obj: &K) -> String {
     obj.meta().uid.clone().unwrap_or_else(|| obj.name_any())

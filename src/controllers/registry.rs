@@ -8,17 +8,16 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::EventType;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
-use super::context::{Context, object_key, publish};
+use super::context::{Context, object_key, publish_outcome, ready_reason};
 use super::error_policy;
 use crate::api::RECONCILE_REQUESTED_AT;
 use crate::api::v1alpha1::{Registry, RegistrySpec, RegistryStatus, ScanFrequency, ScanType};
 use crate::backend::{RegistryBackend, RegistryInfo, ScanningRuleSettings, ScanningSettings};
 use crate::error::{Error, Result};
-use crate::status::{Outcome, READY, summarize, write_if_changed};
+use crate::status::{Outcome, summarize, write_if_changed};
 
 pub const CONTROLLER: &str = "registry";
 
@@ -50,12 +49,17 @@ async fn reconcile<B: RegistryBackend>(registry: Arc<Registry>, ctx: Arc<Context
     }
     let outcome = sync(&registry, &ctx).await;
     let status = next_status(&registry, &outcome, &Time(k8s_openapi::jiff::Timestamp::now()));
-    let previous_ready = registry
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY).cloned());
+    let previous = ready_reason(registry.status.as_ref().map(|s| s.conditions.as_slice()));
     let write = write_if_changed(&api, &registry, &status, &ctx.field_manager(CONTROLLER)).await;
-    events(&registry, &outcome, previous_ready.as_ref(), &ctx).await;
+    let recorder = ctx.recorder(CONTROLLER);
+    publish_outcome(
+        &recorder,
+        &registry.object_ref(&()),
+        previous.as_deref(),
+        event(&outcome),
+        "Reconcile",
+    )
+    .await;
     ctx.metrics.reconciled(
         CONTROLLER,
         start.elapsed(),
@@ -189,43 +193,11 @@ fn next_status(registry: &Registry, outcome: &Result<Synced>, now: &Time) -> Reg
     status
 }
 
-async fn events<B: RegistryBackend>(
-    registry: &Registry,
-    outcome: &Result<Synced>,
-    previous_ready: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
-    ctx: &Context<B>,
-) {
-    let recorder = ctx.recorder(CONTROLLER);
-    let reference = registry.object_ref(&());
-    match outcome {
-        Ok(synced) => {
-            if !synced.changed.is_empty() {
-                let note = format!("Updated the {}", synced.changed.join(" and the "));
-                publish(
-                    &recorder,
-                    &reference,
-                    EventType::Normal,
-                    "Updated",
-                    note,
-                    "Reconcile",
-                )
-                .await;
-            }
-        }
-        Err(e) if previous_ready.is_none_or(|c| c.reason != e.reason()) => {
-            let note = crate::error::error_chain(e);
-            publish(
-                &recorder,
-                &reference,
-                EventType::Warning,
-                e.reason(),
-                note,
-                "Reconcile",
-            )
-            .await;
-        }
-        Err(_) => {}
-    }
+/// The event of a reconcile: which registry-wide settings it wrote, or a new error.
+fn event(outcome: &Result<Synced>) -> std::result::Result<Option<(&'static str, String)>, &Error> {
+    outcome.as_ref().map(|s| {
+        (!s.changed.is_empty()).then(|| ("Updated", format!("Updated the {}", s.changed.join(" and the "))))
+    })
 }
 
 #[cfg(test)]

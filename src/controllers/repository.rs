@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::core::SelectorExt;
 use kube::runtime::controller::{Action, Controller};
@@ -21,7 +21,7 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::Value;
 
-use super::context::{Context, object_key, publish};
+use super::context::{Context, object_key, publish, publish_outcome, ready_reason};
 use super::error_policy;
 use crate::api::v1alpha1::{
     Adoption, DeletionPolicy, EncryptionType, ManagementPolicy, Registry, Repository, RepositoryStatus,
@@ -33,7 +33,7 @@ use crate::backend::{
     RepositoryChange, Target,
 };
 use crate::error::{Error, Result};
-use crate::status::{Outcome, READY, domain_condition, set_condition, summarize, write_if_changed};
+use crate::status::{Outcome, domain_condition, set_condition, summarize, write_if_changed};
 
 pub const CONTROLLER: &str = "repository";
 /// Domain condition of `ObserveOnly` repositories: True while ECR differs from the spec.
@@ -309,9 +309,17 @@ async fn apply<B: RegistryBackend>(
     }
     let outcome = sync(repo, ctx).await;
     let status = next_status(repo, &outcome, &Time(k8s_openapi::jiff::Timestamp::now()));
-    let previous_ready = ready_condition(repo);
+    let previous = ready_reason(repo.status.as_ref().map(|s| s.conditions.as_slice()));
     let written = write_if_changed(api, repo, &status, &ctx.field_manager(CONTROLLER)).await;
-    events(repo, &outcome, previous_ready.as_ref(), ctx).await;
+    let recorder = ctx.recorder(CONTROLLER);
+    publish_outcome(
+        &recorder,
+        &repo.object_ref(&()),
+        previous.as_deref(),
+        event(&outcome),
+        "Reconcile",
+    )
+    .await;
     if let Err(e) = &written
         && outcome.is_err()
     {
@@ -323,12 +331,6 @@ async fn apply<B: RegistryBackend>(
     Ok(Action::requeue(
         ctx.interval(repo.spec.interval.as_ref(), &object_key(repo)),
     ))
-}
-
-fn ready_condition(repo: &Repository) -> Option<Condition> {
-    repo.status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY).cloned())
 }
 
 /// Resolves the Registry, checks tenancy, and returns the target.
@@ -493,23 +495,19 @@ async fn cleanup<B: RegistryBackend>(
         let prev = status.conditions.clone();
         status.observed_generation = repo.meta().generation;
         status.conditions = summarize(&prev, repo.meta().generation, &Outcome::Failed(e), &now);
-        let previous_ready = ready_condition(repo);
+        let previous = ready_reason(repo.status.as_ref().map(|s| s.conditions.as_slice()));
         if let Err(w) = write_if_changed(api, repo, &status, &ctx.field_manager(CONTROLLER)).await {
             tracing::warn!(error = &w as &dyn std::error::Error, "status write failed");
         }
-        if previous_ready.is_none_or(|c| c.reason != e.reason()) {
-            let recorder = ctx.recorder(CONTROLLER);
-            let note = crate::error::error_chain(e);
-            publish(
-                &recorder,
-                &repo.object_ref(&()),
-                EventType::Warning,
-                e.reason(),
-                note,
-                "Cleanup",
-            )
-            .await;
-        }
+        let recorder = ctx.recorder(CONTROLLER);
+        publish_outcome(
+            &recorder,
+            &repo.object_ref(&()),
+            previous.as_deref(),
+            Err(e),
+            "Cleanup",
+        )
+        .await;
     }
     result.map(|()| Action::await_change())
 }
@@ -630,65 +628,25 @@ fn next_status(repo: &Repository, outcome: &Result<Synced>, now: &Time) -> Repos
     status
 }
 
-async fn events<B: RegistryBackend>(
-    repo: &Repository,
-    outcome: &Result<Synced>,
-    previous_ready: Option<&Condition>,
-    ctx: &Context<B>,
-) {
-    let recorder = ctx.recorder(CONTROLLER);
-    let reference = repo.object_ref(&());
-    match outcome {
-        Ok(s) if s.created => {
-            let note = format!("Created ECR repository {}", s.repo.name);
-            publish(
-                &recorder,
-                &reference,
-                EventType::Normal,
-                "Created",
-                note,
-                "Reconcile",
-            )
-            .await;
-        }
-        Ok(s) if s.adopted => {
-            let note = format!("Adopted existing ECR repository {}", s.repo.name);
-            publish(
-                &recorder,
-                &reference,
-                EventType::Normal,
+/// The event of a reconcile: created, adopted, updated (naming the calls), or a new error.
+fn event(outcome: &Result<Synced>) -> std::result::Result<Option<(&'static str, String)>, &Error> {
+    outcome.as_ref().map(|s| {
+        if s.created {
+            Some(("Created", format!("Created ECR repository {}", s.repo.name)))
+        } else if s.adopted {
+            Some((
                 "Adopted",
-                note,
-                "Reconcile",
-            )
-            .await;
-        }
-        Ok(s) if !s.observe_only && !s.changes.is_empty() => {
-            let note = format!("Updated ECR repository {}: {}", s.repo.name, s.changes.join(", "));
-            publish(
-                &recorder,
-                &reference,
-                EventType::Normal,
+                format!("Adopted existing ECR repository {}", s.repo.name),
+            ))
+        } else if !s.observe_only && !s.changes.is_empty() {
+            Some((
                 "Updated",
-                note,
-                "Reconcile",
-            )
-            .await;
+                format!("Updated ECR repository {}: {}", s.repo.name, s.changes.join(", ")),
+            ))
+        } else {
+            None
         }
-        Err(e) if previous_ready.is_none_or(|c| c.reason != e.reason()) => {
-            let note = crate::error::error_chain(e);
-            publish(
-                &recorder,
-                &reference,
-                EventType::Warning,
-                e.reason(),
-                note,
-                "Reconcile",
-            )
-            .await;
-        }
-        _ => {}
-    }
+    })
 }
 
 #[cfg(test)]
