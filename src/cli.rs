@@ -67,6 +67,11 @@ pub struct RunArgs {
     #[arg(long, env = "ECR_OPERATOR_REPOSITORY_CACHE_TTL", default_value = "60s")]
     pub repository_cache_ttl: kube::core::Duration,
 
+    /// For tests only: treat every ECR token as living this long (e.g. `2m`) so refreshes can be
+    /// observed without waiting hours. Never set it in production.
+    #[arg(long, env = "ECR_OPERATOR_ASSUME_TOKEN_LIFETIME")]
+    pub assume_token_lifetime: Option<kube::core::Duration>,
+
     /// Name of this Pod (set from the downward API); used as the events' reporting instance.
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,

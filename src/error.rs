@@ -40,6 +40,14 @@ pub enum Error {
     /// The registry reached with these credentials is not the account in the spec.
     #[error("the credentials reach account {actual}, but spec.accountId is {expected}")]
     AccountMismatch { expected: String, actual: String },
+    /// A Secret of that name exists and this object does not own it.
+    #[error(
+        "Secret {0} exists and is not managed by this object; choose another secretName or delete that Secret"
+    )]
+    SecretExists(String),
+    /// ECR returned a token that cannot be rendered.
+    #[error("{0}")]
+    InvalidToken(String),
     /// The object has no name or namespace.
     #[error("object has no metadata.{0}")]
     MissingMetadata(&'static str),
@@ -88,7 +96,9 @@ impl Error {
             | Error::RepositoryNotFound(_)
             | Error::RepositoryNotEmpty { .. }
             | Error::AccountMismatch { .. }
+            | Error::SecretExists(_)
             | Error::MissingMetadata(_) => ErrorClass::Stalled,
+            Error::InvalidToken(_) => ErrorClass::Transient,
         }
     }
 
@@ -104,6 +114,8 @@ impl Error {
             Error::RepositoryNotFound(_) => "RepositoryNotFound",
             Error::RepositoryNotEmpty { .. } => "RepositoryNotEmpty",
             Error::AccountMismatch { .. } => "AccountMismatch",
+            Error::SecretExists(_) => "SecretExists",
+            Error::InvalidToken(_) => "InvalidToken",
             Error::MissingMetadata(_) => "InvalidSpec",
             Error::Backend { source, .. } => source.reason(),
             Error::Kube { source, .. } => match source {

@@ -10,5 +10,6 @@ pub mod controllers;
 pub mod error;
 pub mod metrics;
 pub mod policy;
+pub mod secrets;
 pub mod status;
 pub mod telemetry;

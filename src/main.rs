@@ -49,12 +49,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         repository_cache_ttl: args.repository_cache_ttl.into(),
         ..Tunables::default()
     };
+    let token_lifetime = args.assume_token_lifetime.map(std::time::Duration::from);
+    if let Some(t) = token_lifetime {
+        tracing::warn!(lifetime = ?t, "--assume-token-lifetime is set: a testing aid, not for production");
+    }
     controllers::run(
         client,
         backend,
         metrics,
         tunables,
         args.pod_name,
+        token_lifetime,
         shutdown_signal(),
     )
     .await?;

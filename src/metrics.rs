@@ -47,6 +47,15 @@ pub struct Metrics {
     backend_requests: Family<OutcomeLabels, Counter>,
     backend_duration: Family<OperationLabels, Histogram>,
     leader: Gauge,
+    token_fetches: Counter,
+    secret_writes: Family<ControllerLabels, Counter>,
+    token_expiry: Family<RegistryLabels, Gauge>,
+    cached_secrets: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RegistryLabels {
+    registry: String,
 }
 
 impl Default for Metrics {
@@ -62,6 +71,31 @@ impl Default for Metrics {
             Histogram::new(exponential_buckets(0.005, 2.0, 12))
         });
         let leader = Gauge::default();
+        let token_fetches = Counter::default();
+        let secret_writes = Family::<ControllerLabels, Counter>::default();
+        let token_expiry = Family::<RegistryLabels, Gauge>::default();
+        let cached_secrets = Gauge::default();
+        let pull = registry.sub_registry_with_prefix("pull_secret");
+        pull.register(
+            "token_fetches",
+            "ECR GetAuthorizationToken calls made for pull secrets",
+            token_fetches.clone(),
+        );
+        pull.register(
+            "secret_writes",
+            "Secret writes by controller",
+            secret_writes.clone(),
+        );
+        pull.register(
+            "expiry_timestamp_seconds",
+            "When the token served for a Registry expires (Unix seconds)",
+            token_expiry.clone(),
+        );
+        pull.register(
+            "cached_secrets",
+            "Secrets in the operator's cache (only Secrets it manages)",
+            cached_secrets.clone(),
+        );
         registry.register(
             "reconcile",
             "Reconciles by controller and result",
@@ -106,6 +140,10 @@ impl Default for Metrics {
             backend_requests,
             backend_duration,
             leader,
+            token_fetches,
+            secret_writes,
+            token_expiry,
+            cached_secrets,
         }
     }
 }
@@ -144,6 +182,32 @@ impl Metrics {
         self.backend_duration
             .get_or_create(&OperationLabels { operation })
             .observe(duration.as_secs_f64());
+    }
+
+    /// One GetAuthorizationToken call for pull secrets.
+    pub fn token_fetched(&self) {
+        self.token_fetches.inc();
+    }
+
+    /// One Secret write.
+    pub fn secret_written(&self, controller: &'static str) {
+        self.secret_writes
+            .get_or_create(&ControllerLabels { controller })
+            .inc();
+    }
+
+    /// The expiry of the token served for a Registry (label bounded by the number of Registries).
+    pub fn token_expiry(&self, registry: &str, unix_seconds: i64) {
+        self.token_expiry
+            .get_or_create(&RegistryLabels {
+                registry: registry.to_owned(),
+            })
+            .set(unix_seconds);
+    }
+
+    /// How many Secrets the operator caches.
+    pub fn cached_secrets(&self, n: usize) {
+        self.cached_secrets.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Sets the leader gauge.

@@ -195,6 +195,26 @@ pub struct ScanningRuleSettings {
     pub filters: Vec<String>,
 }
 
+/// An ECR authorization token (GetAuthorizationToken). `Debug` never prints the token.
+#[derive(Clone)]
+pub struct AuthToken {
+    /// base64 of `AWS:<password>`, exactly as ECR returns it.
+    pub token: SecretString,
+    /// When ECR says it expires (`None` when it said nothing).
+    pub expires_at: Option<SystemTime>,
+    /// `https://<account>.dkr.ecr.<region>.amazonaws.com`.
+    pub proxy_endpoint: String,
+}
+
+impl fmt::Debug for AuthToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthToken")
+            .field("expires_at", &self.expires_at)
+            .field("proxy_endpoint", &self.proxy_endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
 /// An ECR call failure, classified at the SDK boundary.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BackendError {
@@ -337,6 +357,10 @@ pub trait RegistryBackend: Send + Sync + 'static {
         target: &Target,
         policy: &str,
     ) -> impl Future<Output = BackendResult<()>> + Send;
+
+    /// GetAuthorizationToken: a registry login valid for any registry the identity may reach
+    /// in the target's region.
+    fn authorization_token(&self, target: &Target) -> impl Future<Output = BackendResult<AuthToken>> + Send;
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The controllers and their shared wiring.
 
 pub mod context;
+pub mod pull_secret;
 pub mod registry;
 pub mod repository;
 
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::Api;
 use kube::runtime::controller::Action;
@@ -82,48 +83,83 @@ pub async fn default_cluster_id(client: &Client) -> Result<String, Error> {
     ns.metadata.uid.ok_or(Error::MissingMetadata("uid"))
 }
 
-/// Runs the Registry and Repository controllers until `shutdown` completes.
+/// A reflector store of `api`, kept up to date by a background task.
+fn reflected<K>(api: Api<K>, config: watcher::Config) -> (reflector::Store<K>, tokio::task::JoinHandle<()>)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store::<K>();
+    let stream = reflector(writer, watcher(api, config))
+        .default_backoff()
+        .applied_objects()
+        .for_each(|_| std::future::ready(()));
+    (store, tokio::spawn(stream))
+}
+
+/// Runs every controller until `shutdown` completes.
 pub async fn run<B: RegistryBackend>(
     client: Client,
     backend: Arc<B>,
     metrics: Arc<crate::metrics::Metrics>,
     tunables: context::Tunables,
     instance: Option<String>,
+    token_lifetime: Option<Duration>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let shutdown = shutdown.boxed().shared();
-    let (registries, writer) = reflector::store::<Registry>();
-    let reflect = reflector(
-        writer,
-        watcher(
-            Api::<Registry>::all(client.clone()),
-            watcher::Config::default().any_semantic(),
-        ),
-    )
-    .default_backoff()
-    .applied_objects()
-    .for_each(|_| std::future::ready(()));
-    let reflect = tokio::spawn(reflect);
+    let (registries, registry_reflector) = reflected(
+        Api::<Registry>::all(client.clone()),
+        watcher::Config::default().any_semantic(),
+    );
+    let (namespaces, namespace_reflector) = reflected(
+        Api::<Namespace>::all(client.clone()),
+        watcher::Config::default().any_semantic(),
+    );
+    // Only our own Secrets are cached: memory does not grow with the cluster's other Secrets.
+    let selector = pull_secret::managed_secrets_selector();
+    let (managed_secrets, secret_reflector) = reflected(
+        Api::<Secret>::all(client.clone()),
+        watcher::Config::default().labels(&selector).any_semantic(),
+    );
     let ctx = Arc::new(Context {
         client: client.clone(),
         backend,
-        metrics,
         repositories: context::RepositoryCache::new(tunables.repository_cache_ttl),
+        tokens: crate::secrets::TokenCache::new(token_lifetime, metrics.clone()),
+        metrics,
         tunables,
         backoff: context::ErrorBackoff::default(),
         registries: registries.clone(),
+        namespaces: namespaces.clone(),
+        managed_secrets: managed_secrets.clone(),
         instance,
     });
-    registries
-        .wait_until_ready()
-        .await
-        .map_err(|e| Error::InvalidSpec(format!("Registry cache: {e}")))?;
+    for (what, ready) in [
+        ("Registry", registries.wait_until_ready().boxed()),
+        ("Namespace", namespaces.wait_until_ready().boxed()),
+        ("Secret", managed_secrets.wait_until_ready().boxed()),
+    ] {
+        ready
+            .await
+            .map_err(|e| Error::InvalidSpec(format!("{what} cache: {e}")))?;
+    }
+    ctx.metrics.cached_secrets(managed_secrets.state().len());
     tracing::info!("controllers started");
     tokio::join!(
         registry::controller(ctx.clone(), shutdown.clone()),
         repository::controller(ctx.clone(), shutdown.clone()),
+        pull_secret::controller(ctx.clone(), shutdown.clone()),
+        pull_secret::cluster_controller(ctx.clone(), shutdown.clone()),
     );
-    reflect.abort();
+    for task in [registry_reflector, namespace_reflector, secret_reflector] {
+        task.abort();
+    }
     tracing::info!("controllers stopped");
     Ok(())
 }

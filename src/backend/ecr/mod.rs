@@ -16,8 +16,8 @@ use secrecy::ExposeSecret;
 use tokio::sync::OnceCell;
 
 use super::{
-    BackendError, BackendResult, Credentials, NewRepository, RegistryBackend, RegistryInfo, RemoteRepository,
-    RepositoryChange, ScanningSettings, Target,
+    AuthToken, BackendError, BackendResult, Credentials, NewRepository, RegistryBackend, RegistryInfo,
+    RemoteRepository, RepositoryChange, ScanningSettings, Target,
 };
 use crate::metrics::Metrics;
 use errors::classify;
@@ -442,5 +442,26 @@ impl RegistryBackend for EcrBackend {
         })
         .await
         .map(drop)
+    }
+
+    async fn authorization_token(&self, target: &Target) -> BackendResult<AuthToken> {
+        let out = self
+            .call(target, "GetAuthorizationToken", |c| async move {
+                c.ecr.get_authorization_token().send().await
+            })
+            .await?;
+        let data = out.authorization_data().first().ok_or_else(|| {
+            BackendError::Unavailable("GetAuthorizationToken returned no authorization data".into())
+        })?;
+        let token = data
+            .authorization_token()
+            .ok_or_else(|| BackendError::Unavailable("GetAuthorizationToken returned no token".into()))?;
+        Ok(AuthToken {
+            token: secrecy::SecretString::from(token.to_owned()),
+            expires_at: data
+                .expires_at()
+                .and_then(|t| std::time::SystemTime::try_from(*t).ok()),
+            proxy_endpoint: data.proxy_endpoint().unwrap_or_default().to_owned(),
+        })
     }
 }
