@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 
 /// Manage Amazon ECR with Kubernetes resources.
 #[derive(Debug, Parser)]
-#[command(name = "ecr-operator", version, about)]
+#[command(name = "ecr-operator", version, about, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

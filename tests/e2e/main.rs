@@ -9,4 +9,5 @@ mod admission;
 mod cluster;
 mod ecr;
 mod operator;
+mod pull_secrets;
 mod support;

@@ -26,6 +26,7 @@ pub struct OperatorEnv {
     pub registry: String,
     pub proxy: FaultProxy,
     pub operator: Option<Operator>,
+    extra_args: Vec<String>,
     // Dropped last, in this order: the operator stops before moto.
     pub moto: Moto,
     _serial: tokio::sync::MutexGuard<'static, ()>,
@@ -34,6 +35,11 @@ pub struct OperatorEnv {
 impl OperatorEnv {
     /// moto + proxy + a Registry called `registry` pointing at the proxy + the operator.
     pub async fn start(registry: &str) -> Self {
+        Self::start_with(registry, &[]).await
+    }
+
+    /// Like [`OperatorEnv::start`] with extra operator flags.
+    pub async fn start_with(registry: &str, extra_args: &[&str]) -> Self {
         let serial = ONE_OPERATOR.lock().await;
         let cp = cluster();
         let client = cp.client().await.unwrap();
@@ -47,6 +53,7 @@ impl OperatorEnv {
             proxy,
             operator: None,
             moto,
+            extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
             _serial: serial,
         };
         env.apply_registry(json!({})).await;
@@ -57,20 +64,17 @@ impl OperatorEnv {
 
     pub fn start_operator(&mut self) {
         let cp: &ControlPlane = cluster();
-        let op = Operator::start(
-            std::path::Path::new(env!("CARGO_BIN_EXE_ecr-operator")),
-            cp,
-            &self.moto.endpoint,
-            &[
-                "--cluster-id",
-                CLUSTER_ID,
-                "--repository-cache-ttl",
-                "2s",
-                "--log-filter",
-                "info,ecr_operator=debug",
-            ],
-        )
-        .unwrap();
+        let mut args = vec![
+            "--cluster-id",
+            CLUSTER_ID,
+            "--repository-cache-ttl",
+            "2s",
+            "--log-filter",
+            "info,ecr_operator=debug",
+        ];
+        args.extend(self.extra_args.iter().map(String::as_str));
+        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_ecr-operator"));
+        let op = Operator::start(bin, cp, &self.moto.endpoint, &args).unwrap();
         self.operator = Some(op);
     }
 
@@ -190,7 +194,7 @@ impl OperatorEnv {
     }
 }
 
-fn tail(text: &str, n: usize) -> String {
+pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
