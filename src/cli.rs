@@ -67,6 +67,10 @@ pub struct RunArgs {
     #[arg(long, env = "ECR_OPERATOR_REPOSITORY_CACHE_TTL", default_value = "60s")]
     pub repository_cache_ttl: kube::core::Duration,
 
+    /// Address of the HTTP server for /metrics, /healthz and /readyz.
+    #[arg(long, env = "ECR_OPERATOR_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: std::net::SocketAddr,
+
     /// For tests only: treat every ECR token as living this long (e.g. `2m`) so refreshes can be
     /// observed without waiting hours. Never set it in production.
     #[arg(long, env = "ECR_OPERATOR_ASSUME_TOKEN_LIFETIME")]

@@ -11,5 +11,6 @@ pub mod error;
 pub mod metrics;
 pub mod policy;
 pub mod secrets;
+pub mod server;
 pub mod status;
 pub mod telemetry;

@@ -19,6 +19,11 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     ecr_operator::telemetry::init(&args.log_filter, args.log_format);
+    let metrics = Arc::new(ecr_operator::metrics::Metrics::default());
+    let readiness = ecr_operator::server::Readiness::default();
+    ecr_operator::server::serve(args.http_addr, metrics.clone(), readiness.clone())
+        .await
+        .with_context(|| format!("cannot listen on {}", args.http_addr))?;
     let client = kube::Client::try_default()
         .await
         .context("no Kubernetes configuration found")?;
@@ -32,7 +37,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         version = env!("CARGO_PKG_VERSION"),
         "starting ecr-operator"
     );
-    let metrics = Arc::new(ecr_operator::metrics::Metrics::default());
     let limits = ecr_operator::backend::ecr::EcrLimits {
         requests_per_second: NonZeroU32::new(args.ecr_rate_limit)
             .context("--ecr-rate-limit must be positive")?,
@@ -53,16 +57,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(t) = token_lifetime {
         tracing::warn!(lifetime = ?t, "--assume-token-lifetime is set: a testing aid, not for production");
     }
-    controllers::run(
-        client,
-        backend,
-        metrics,
+    let run = controllers::RunOptions {
         tunables,
-        args.pod_name,
+        instance: args.pod_name,
         token_lifetime,
-        shutdown_signal(),
-    )
-    .await?;
+        readiness,
+    };
+    controllers::run(client, backend, metrics, run, shutdown_signal()).await?;
     Ok(())
 }
 

@@ -102,16 +102,31 @@ where
     (store, tokio::spawn(stream))
 }
 
+/// Start-up settings of [`run`].
+pub struct RunOptions {
+    pub tunables: context::Tunables,
+    /// The Pod name (events' reporting instance).
+    pub instance: Option<String>,
+    /// `--assume-token-lifetime` (tests only).
+    pub token_lifetime: Option<Duration>,
+    /// Set once the caches are synced.
+    pub readiness: crate::server::Readiness,
+}
+
 /// Runs every controller until `shutdown` completes.
 pub async fn run<B: RegistryBackend>(
     client: Client,
     backend: Arc<B>,
     metrics: Arc<crate::metrics::Metrics>,
-    tunables: context::Tunables,
-    instance: Option<String>,
-    token_lifetime: Option<Duration>,
+    options: RunOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    let RunOptions {
+        tunables,
+        instance,
+        token_lifetime,
+        readiness,
+    } = options;
     let shutdown = shutdown.boxed().shared();
     let (registries, registry_reflector) = reflected(
         Api::<Registry>::all(client.clone()),
@@ -150,6 +165,7 @@ pub async fn run<B: RegistryBackend>(
             .map_err(|e| Error::InvalidSpec(format!("{what} cache: {e}")))?;
     }
     ctx.metrics.cached_secrets(managed_secrets.state().len());
+    readiness.set(true);
     tracing::info!("controllers started");
     tokio::join!(
         registry::controller(ctx.clone(), shutdown.clone()),

@@ -13,6 +13,8 @@ pub struct Operator {
     stdin: Option<ChildStdin>,
     /// The operator's log file.
     pub log: PathBuf,
+    /// The loopback port of /metrics, /healthz and /readyz.
+    pub http_port: u16,
     pid_file: PathBuf,
 }
 
@@ -47,6 +49,8 @@ impl Operator {
         // The wrapper starts the operator, records its pid, and terminates it when stdin closes.
         // (A background command's stdin is /dev/null in a non-interactive shell: keep ours on fd 3.)
         let script = r#"exec 3<&0; pidf="$1"; shift; "$@" </dev/null & pid=$!; echo $pid > "$pidf"; (cat <&3 >/dev/null; kill -TERM $pid 2>/dev/null) & exec 3<&-; wait $pid"#;
+        let http_port = crate::free_port()?;
+        let http_addr = format!("127.0.0.1:{http_port}");
         let mut child = Command::new("bash")
             .arg("-c")
             .arg(script)
@@ -54,6 +58,7 @@ impl Operator {
             .arg(&pid_file)
             .arg(bin)
             .arg("run")
+            .args(["--http-addr", &http_addr])
             .args(args)
             .env("KUBECONFIG", kubeconfig)
             .env("AWS_ACCESS_KEY_ID", "test")
@@ -75,6 +80,7 @@ impl Operator {
             child,
             stdin,
             log,
+            http_port,
             pid_file,
         })
     }
@@ -113,6 +119,39 @@ impl Operator {
     /// Whether it still runs.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// GET `path` on the operator's HTTP server: (status, body).
+    pub fn http_get(&self, path: &str) -> Result<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut s =
+            std::net::TcpStream::connect(("127.0.0.1", self.http_port)).map_err(|source| Error::Io {
+                action: "connecting to the operator".into(),
+                source,
+            })?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .map_err(|source| Error::Io {
+            action: "writing to the operator".into(),
+            source,
+        })?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).map_err(|source| Error::Io {
+            action: "reading from the operator".into(),
+            source,
+        })?;
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        Ok((status, body))
     }
 
     /// The log so far.

@@ -713,6 +713,25 @@ async fn throttling_and_errors_converge_without_duplicates_and_a_restart_writes_
         .map(|r| (r.name_any(), r.resource_version().unwrap()))
         .collect();
     assert_eq!(before, after, "no Kubernetes writes after a restart");
+
+    // The operator's own metrics agree: ECR calls by operation and outcome, reconciles, latency.
+    let op = env.operator.as_ref().unwrap();
+    assert_eq!(op.http_get("/readyz").unwrap().0, 200);
+    assert_eq!(op.http_get("/healthz").unwrap().0, 200);
+    let (code, metrics) = op.http_get("/metrics").unwrap();
+    assert_eq!(code, 200);
+    for needle in [
+        r#"ecr_operator_backend_requests_total{operation="ListTagsForResource",outcome="ok"}"#,
+        r#"ecr_operator_reconcile_total{controller="repository",result="success"}"#,
+        "ecr_operator_backend_request_duration_seconds_bucket",
+        "ecr_operator_reconcile_duration_seconds_bucket",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing from /metrics");
+    }
+    assert!(
+        !metrics.contains("operation=\"CreateRepository\""),
+        "the restarted operator created nothing"
+    );
     env.delete_registry().await;
 }
 
