@@ -40,6 +40,12 @@ pub enum Error {
     /// The registry reached with these credentials is not the account in the spec.
     #[error("the credentials reach account {actual}, but spec.accountId is {expected}")]
     AccountMismatch { expected: String, actual: String },
+    /// The merged replication configuration would break an ECR limit.
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// A replication destination is invalid (e.g. the source registry itself).
+    #[error("{0}")]
+    InvalidDestination(String),
     /// A Secret of that name exists and this object does not own it.
     #[error(
         "Secret {0} exists and is not managed by this object; choose another secretName or delete that Secret"
@@ -97,6 +103,8 @@ impl Error {
             | Error::RepositoryNotEmpty { .. }
             | Error::AccountMismatch { .. }
             | Error::SecretExists(_)
+            | Error::LimitExceeded(_)
+            | Error::InvalidDestination(_)
             | Error::MissingMetadata(_) => ErrorClass::Stalled,
             Error::InvalidToken(_) => ErrorClass::Transient,
         }
@@ -115,6 +123,8 @@ impl Error {
             Error::RepositoryNotEmpty { .. } => "RepositoryNotEmpty",
             Error::AccountMismatch { .. } => "AccountMismatch",
             Error::SecretExists(_) => "SecretExists",
+            Error::LimitExceeded(_) => "LimitExceeded",
+            Error::InvalidDestination(_) => "InvalidDestination",
             Error::InvalidToken(_) => "InvalidToken",
             Error::MissingMetadata(_) => "InvalidSpec",
             Error::Backend { source, .. } => source.reason(),

@@ -195,6 +195,40 @@ pub struct ScanningRuleSettings {
     pub filters: Vec<String>,
 }
 
+/// One rule of a registry's replication configuration, in domain terms.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReplicationRuleSettings {
+    /// (region, registryId) pairs.
+    pub destinations: Vec<(String, String)>,
+    /// Repository-name prefixes (PREFIX_MATCH); empty: every repository.
+    pub filters: Vec<String>,
+}
+
+impl ReplicationRuleSettings {
+    /// Order-insensitive form: destinations and filters sorted and de-duplicated.
+    pub fn canonical(&self) -> Self {
+        let mut c = self.clone();
+        c.destinations.sort();
+        c.destinations.dedup();
+        c.filters.sort();
+        c.filters.dedup();
+        c
+    }
+
+    /// A short stable hash of the canonical form: how the operator recognises the rules it wrote.
+    pub fn fingerprint(&self) -> String {
+        let c = self.canonical();
+        let mut h = Sha256::new();
+        for (region, id) in &c.destinations {
+            h.update(format!("d:{region}/{id};"));
+        }
+        for f in &c.filters {
+            h.update(format!("f:{f};"));
+        }
+        h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 /// An ECR authorization token (GetAuthorizationToken). `Debug` never prints the token.
 #[derive(Clone)]
 pub struct AuthToken {
@@ -356,6 +390,19 @@ pub trait RegistryBackend: Send + Sync + 'static {
         &self,
         target: &Target,
         policy: &str,
+    ) -> impl Future<Output = BackendResult<()>> + Send;
+
+    /// The registry's replication configuration (DescribeRegistry).
+    fn get_replication(
+        &self,
+        target: &Target,
+    ) -> impl Future<Output = BackendResult<Vec<ReplicationRuleSettings>>> + Send;
+
+    /// PutReplicationConfiguration: replaces the whole document.
+    fn put_replication(
+        &self,
+        target: &Target,
+        rules: &[ReplicationRuleSettings],
     ) -> impl Future<Output = BackendResult<()>> + Send;
 
     /// GetAuthorizationToken: a registry login valid for any registry the identity may reach

@@ -17,7 +17,7 @@ use crate::api::RECONCILE_REQUESTED_AT;
 use crate::api::v1alpha1::{Registry, RegistrySpec, RegistryStatus, ScanFrequency, ScanType};
 use crate::backend::{RegistryBackend, RegistryInfo, ScanningRuleSettings, ScanningSettings};
 use crate::error::{Error, Result};
-use crate::status::{Outcome, summarize, write_if_changed};
+use crate::status::{Outcome, summarize, write_fields};
 
 pub const CONTROLLER: &str = "registry";
 
@@ -50,7 +50,10 @@ async fn reconcile<B: RegistryBackend>(registry: Arc<Registry>, ctx: Arc<Context
     let outcome = sync(&registry, &ctx).await;
     let status = next_status(&registry, &outcome, &Time(k8s_openapi::jiff::Timestamp::now()));
     let previous = ready_reason(registry.status.as_ref().map(|s| s.conditions.as_slice()));
-    let write = write_if_changed(&api, &registry, &status, &ctx.field_manager(CONTROLLER)).await;
+    let write = write_fields(&api, &registry, &status, &ctx.field_manager(CONTROLLER), &|k| {
+        k != "replication"
+    })
+    .await;
     let recorder = ctx.recorder(CONTROLLER);
     publish_outcome(
         &recorder,

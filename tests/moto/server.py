@@ -1,4 +1,5 @@
-"""Runs moto's server (the local ECR endpoint for ecr-operator's tests) on 127.0.0.1.
+"""Runs moto's server (the local ECR endpoint for ecr-operator's tests) on 127.0.0.1, with the
+extension in ecr_replication.py (multi-rule replication configurations; see its header).
 
 Usage: python server.py PORT
 
@@ -6,12 +7,17 @@ Prints "READY <port>" once it serves, and shuts down when its standard input clo
 process that dies (even by SIGKILL) leaves no stray server behind.
 """
 
+import os
 import sys
 
-from moto.server import ThreadedMotoServer
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import ecr_replication  # noqa: E402
+from moto.server import ThreadedMotoServer  # noqa: E402
 
 
 def main() -> int:
+    ecr_replication.install()
     port = int(sys.argv[1])
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -246,4 +246,32 @@ pub struct RegistryStatus {
     /// Value of the `ecr-operator.dev/reconcile-requested-at` annotation last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,
+
+    /// The replication rules ecr-operator wrote into this registry's replication configuration
+    /// (so that a deleted ReplicationRule is removed from ECR and a rule written by someone else
+    /// never is). Written by the replication controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<RegistryReplicationStatus>,
+}
+
+/// Replication rules of a registry.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryReplicationStatus {
+    /// Rules written by ecr-operator, in document order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<AppliedReplicationRule>,
+    /// How many rules in ECR were not written by ecr-operator (kept unless `replication.exclusive`).
+    #[serde(default)]
+    pub foreign_rules: i32,
+}
+
+/// One rule ecr-operator wrote.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedReplicationRule {
+    /// Name of the ReplicationRule object.
+    pub name: String,
+    /// Hash of the rule's canonical content as written to ECR.
+    pub fingerprint: String,
 }

@@ -55,11 +55,6 @@ pub struct ReplicationRuleSpec {
         .message("repositoryFilters must not repeat a filter"))]
     pub repository_filters: Option<Vec<RepositoryFilter>>,
 
-    /// Also replicate image deletions, tag removals and lifecycle expirations to the
-    /// destinations (ECR `deleteReplication`). Defaults to `false`.
-    #[serde(default)]
-    pub delete_replication: bool,
-
     /// Position of the rule among the registry's rules: lower first, ties broken by name.
     /// Defaults to 0. When ECR's limits are exceeded, the rules that come last are left out.
     #[serde(default)]

@@ -13,7 +13,7 @@ use aws_sdk_ecr::types::{
 
 use crate::backend::{
     BackendError, BackendResult, EncryptionSettings, Mutability, NewRepository, RemoteRepository,
-    ScanningRuleSettings, ScanningSettings,
+    ReplicationRuleSettings, ScanningRuleSettings, ScanningSettings,
 };
 
 fn build_err(e: impl std::fmt::Display) -> BackendError {
@@ -180,4 +180,67 @@ pub fn scanning_request(s: &ScanningSettings) -> BackendResult<(ScanType, Vec<Re
         })
         .collect::<BackendResult<Vec<_>>>()?;
     Ok((ScanType::from(s.scan_type.as_str()), rules))
+}
+
+pub fn replication_rules(c: &aws_sdk_ecr::types::ReplicationConfiguration) -> Vec<ReplicationRuleSettings> {
+    c.rules()
+        .iter()
+        .map(|r| ReplicationRuleSettings {
+            destinations: r
+                .destinations()
+                .iter()
+                .map(|d| (d.region().to_owned(), d.registry_id().to_owned()))
+                .collect(),
+            filters: r
+                .repository_filters()
+                .iter()
+                .map(|f| f.filter().to_owned())
+                .collect(),
+        })
+        .collect()
+}
+
+pub fn replication_configuration(
+    rules: &[ReplicationRuleSettings],
+) -> BackendResult<aws_sdk_ecr::types::ReplicationConfiguration> {
+    use aws_sdk_ecr::types::{
+        ReplicationConfiguration, ReplicationDestination, ReplicationRule, RepositoryFilter,
+        RepositoryFilterType,
+    };
+    let rules = rules
+        .iter()
+        .map(|r| {
+            let destinations = r
+                .destinations
+                .iter()
+                .map(|(region, id)| {
+                    ReplicationDestination::builder()
+                        .region(region)
+                        .registry_id(id)
+                        .build()
+                        .map_err(build_err)
+                })
+                .collect::<BackendResult<Vec<_>>>()?;
+            let filters = r
+                .filters
+                .iter()
+                .map(|f| {
+                    RepositoryFilter::builder()
+                        .filter(f)
+                        .filter_type(RepositoryFilterType::PrefixMatch)
+                        .build()
+                        .map_err(build_err)
+                })
+                .collect::<BackendResult<Vec<_>>>()?;
+            let mut b = ReplicationRule::builder().set_destinations(Some(destinations));
+            if !filters.is_empty() {
+                b = b.set_repository_filters(Some(filters));
+            }
+            b.build().map_err(build_err)
+        })
+        .collect::<BackendResult<Vec<_>>>()?;
+    ReplicationConfiguration::builder()
+        .set_rules(Some(rules))
+        .build()
+        .map_err(build_err)
 }

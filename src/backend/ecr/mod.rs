@@ -17,7 +17,7 @@ use tokio::sync::OnceCell;
 
 use super::{
     AuthToken, BackendError, BackendResult, Credentials, NewRepository, RegistryBackend, RegistryInfo,
-    RemoteRepository, RepositoryChange, ScanningSettings, Target,
+    RemoteRepository, ReplicationRuleSettings, RepositoryChange, ScanningSettings, Target,
 };
 use crate::metrics::Metrics;
 use errors::classify;
@@ -463,5 +463,30 @@ impl RegistryBackend for EcrBackend {
                 .and_then(|t| std::time::SystemTime::try_from(*t).ok()),
             proxy_endpoint: data.proxy_endpoint().unwrap_or_default().to_owned(),
         })
+    }
+
+    async fn get_replication(&self, target: &Target) -> BackendResult<Vec<ReplicationRuleSettings>> {
+        let out = self
+            .call(target, "DescribeRegistry", |c| async move {
+                c.ecr.describe_registry().send().await
+            })
+            .await?;
+        Ok(out
+            .replication_configuration()
+            .map(convert::replication_rules)
+            .unwrap_or_default())
+    }
+
+    async fn put_replication(&self, target: &Target, rules: &[ReplicationRuleSettings]) -> BackendResult<()> {
+        let config = convert::replication_configuration(rules)?;
+        self.call(target, "PutReplicationConfiguration", |c| async move {
+            c.ecr
+                .put_replication_configuration()
+                .replication_configuration(config)
+                .send()
+                .await
+        })
+        .await
+        .map(drop)
     }
 }
