@@ -552,7 +552,7 @@ mod tests {
         let previously = vec![("frozen".to_owned(), frozen_old.fingerprint())];
         let m = merge(
             &[bad, a, a2, frozen],
-            &[frozen_old.clone()],
+            std::slice::from_ref(&frozen_old),
             &previously,
             SRC,
             false,
