@@ -178,8 +178,6 @@ pub struct Context<B> {
     pub tokens: crate::secrets::TokenCache,
     /// Every Namespace (for ClusterPullSecret selection and tenancy).
     pub namespaces: Store<k8s_openapi::api::core::v1::Namespace>,
-    /// Every ReplicationRule (the replication controller merges them per Registry).
-    pub replication_rules: Store<crate::api::v1alpha1::ReplicationRule>,
     /// Only the Secrets this operator manages (label-selected watch).
     pub managed_secrets: Store<Secret>,
     /// The Pod name (events' reporting instance).

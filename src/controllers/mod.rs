@@ -137,10 +137,6 @@ pub async fn run<B: RegistryBackend>(
         Api::<Namespace>::all(client.clone()),
         watcher::Config::default().any_semantic(),
     );
-    let (replication_rules, rule_reflector) = reflected(
-        Api::<crate::api::v1alpha1::ReplicationRule>::all(client.clone()),
-        watcher::Config::default().any_semantic(),
-    );
     // Only our own Secrets are cached: memory does not grow with the cluster's other Secrets.
     let selector = pull_secret::managed_secrets_selector();
     let (managed_secrets, secret_reflector) = reflected(
@@ -157,14 +153,12 @@ pub async fn run<B: RegistryBackend>(
         backoff: context::ErrorBackoff::default(),
         registries: registries.clone(),
         namespaces: namespaces.clone(),
-        replication_rules: replication_rules.clone(),
         managed_secrets: managed_secrets.clone(),
         instance,
     });
     for (what, ready) in [
         ("Registry", registries.wait_until_ready().boxed()),
         ("Namespace", namespaces.wait_until_ready().boxed()),
-        ("ReplicationRule", replication_rules.wait_until_ready().boxed()),
         ("Secret", managed_secrets.wait_until_ready().boxed()),
     ] {
         ready
@@ -181,12 +175,7 @@ pub async fn run<B: RegistryBackend>(
         pull_secret::cluster_controller(ctx.clone(), shutdown.clone()),
         replication::controller(ctx.clone(), shutdown.clone()),
     );
-    for task in [
-        registry_reflector,
-        namespace_reflector,
-        secret_reflector,
-        rule_reflector,
-    ] {
+    for task in [registry_reflector, namespace_reflector, secret_reflector] {
         task.abort();
     }
     tracing::info!("controllers stopped");

@@ -252,11 +252,26 @@ pub async fn controller<B: RegistryBackend>(
 async fn reconcile<B: RegistryBackend>(registry: Arc<Registry>, ctx: Arc<Context<B>>) -> Result<Action> {
     let start = Instant::now();
     let name = registry.name_any();
-    let rules: Vec<Arc<ReplicationRule>> = ctx
-        .replication_rules
-        .state()
+    // Read the Registry itself: which rules are ours is in its status, and the cached copy may
+    // not show this controller's last write yet.
+    let Some(registry) = Api::<Registry>::all(ctx.client.clone())
+        .get_opt(&name)
+        .await
+        .map_err(Error::kube("read the Registry"))?
+        .map(Arc::new)
+    else {
+        return Ok(Action::await_change());
+    };
+    // A consistent LIST rather than a second watch's cache: the trigger may arrive before that
+    // cache has seen the change that caused it.
+    let rules: Vec<Arc<ReplicationRule>> = Api::<ReplicationRule>::all(ctx.client.clone())
+        .list(&Default::default())
+        .await
+        .map_err(Error::kube("list ReplicationRules"))?
+        .items
         .into_iter()
         .filter(|r| r.spec.registry_ref.name == name && r.metadata.deletion_timestamp.is_none())
+        .map(Arc::new)
         .collect();
     let previously: Vec<(String, String)> = registry
         .status

@@ -10,4 +10,5 @@ mod cluster;
 mod ecr;
 mod operator;
 mod pull_secrets;
+mod replication;
 mod support;
