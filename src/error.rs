@@ -40,6 +40,12 @@ pub enum Error {
     /// The registry reached with these credentials is not the account in the spec.
     #[error("the credentials reach account {actual}, but spec.accountId is {expected}")]
     AccountMismatch { expected: String, actual: String },
+    /// The lifecycle rules break an ECR constraint that admission could not check.
+    #[error("invalid lifecycle policy: {0}")]
+    InvalidPolicy(String),
+    /// Another object holds what this one wants (e.g. an older LifecyclePolicy).
+    #[error("{0}")]
+    Conflict(String),
     /// The merged replication configuration would break an ECR limit.
     #[error("{0}")]
     LimitExceeded(String),
@@ -105,6 +111,8 @@ impl Error {
             | Error::SecretExists(_)
             | Error::LimitExceeded(_)
             | Error::InvalidDestination(_)
+            | Error::InvalidPolicy(_)
+            | Error::Conflict(_)
             | Error::MissingMetadata(_) => ErrorClass::Stalled,
             Error::InvalidToken(_) => ErrorClass::Transient,
         }
@@ -124,6 +132,8 @@ impl Error {
             Error::AccountMismatch { .. } => "AccountMismatch",
             Error::SecretExists(_) => "SecretExists",
             Error::LimitExceeded(_) => "LimitExceeded",
+            Error::InvalidPolicy(_) => "InvalidPolicy",
+            Error::Conflict(_) => "Conflict",
             Error::InvalidDestination(_) => "InvalidDestination",
             Error::InvalidToken(_) => "InvalidToken",
             Error::MissingMetadata(_) => "InvalidSpec",

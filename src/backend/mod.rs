@@ -229,6 +229,18 @@ impl ReplicationRuleSettings {
     }
 }
 
+/// An image as DescribeImages reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageInfo {
+    pub digest: String,
+    pub tags: Vec<String>,
+    pub pushed_at: Option<SystemTime>,
+    pub last_pulled_at: Option<SystemTime>,
+    pub archived: bool,
+    pub archived_at: Option<SystemTime>,
+    pub last_activated_at: Option<SystemTime>,
+}
+
 /// An ECR authorization token (GetAuthorizationToken). `Debug` never prints the token.
 #[derive(Clone)]
 pub struct AuthToken {
@@ -404,6 +416,35 @@ pub trait RegistryBackend: Send + Sync + 'static {
         target: &Target,
         rules: &[ReplicationRuleSettings],
     ) -> impl Future<Output = BackendResult<()>> + Send;
+
+    /// GetLifecyclePolicy; `None` when the repository has none.
+    fn get_lifecycle_policy(
+        &self,
+        target: &Target,
+        repo: &str,
+    ) -> impl Future<Output = BackendResult<Option<String>>> + Send;
+
+    /// PutLifecyclePolicy (replaces the whole policy).
+    fn put_lifecycle_policy(
+        &self,
+        target: &Target,
+        repo: &str,
+        text: &str,
+    ) -> impl Future<Output = BackendResult<()>> + Send;
+
+    /// DeleteLifecyclePolicy; `Ok(false)` when there was none.
+    fn delete_lifecycle_policy(
+        &self,
+        target: &Target,
+        repo: &str,
+    ) -> impl Future<Output = BackendResult<bool>> + Send;
+
+    /// Every image of a repository (DescribeImages, all pages).
+    fn describe_images(
+        &self,
+        target: &Target,
+        repo: &str,
+    ) -> impl Future<Output = BackendResult<Vec<ImageInfo>>> + Send;
 
     /// GetAuthorizationToken: a registry login valid for any registry the identity may reach
     /// in the target's region.

@@ -1,6 +1,7 @@
 //! The controllers and their shared wiring.
 
 pub mod context;
+pub mod lifecycle_policy;
 pub mod pull_secret;
 pub mod registry;
 pub mod replication;
@@ -174,6 +175,7 @@ pub async fn run<B: RegistryBackend>(
         pull_secret::controller(ctx.clone(), shutdown.clone()),
         pull_secret::cluster_controller(ctx.clone(), shutdown.clone()),
         replication::controller(ctx.clone(), shutdown.clone()),
+        lifecycle_policy::controller(ctx.clone(), shutdown.clone()),
     );
     for task in [registry_reflector, namespace_reflector, secret_reflector] {
         task.abort();

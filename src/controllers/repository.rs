@@ -33,7 +33,7 @@ use crate::backend::{
     RepositoryChange, Target,
 };
 use crate::error::{Error, Result};
-use crate::status::{Outcome, domain_condition, set_condition, summarize, write_if_changed};
+use crate::status::{Outcome, domain_condition, set_condition, summarize, write_fields};
 
 pub const CONTROLLER: &str = "repository";
 /// Domain condition of `ObserveOnly` repositories: True while ECR differs from the spec.
@@ -310,7 +310,10 @@ async fn apply<B: RegistryBackend>(
     let outcome = sync(repo, ctx).await;
     let status = next_status(repo, &outcome, &Time(k8s_openapi::jiff::Timestamp::now()));
     let previous = ready_reason(repo.status.as_ref().map(|s| s.conditions.as_slice()));
-    let written = write_if_changed(api, repo, &status, &ctx.field_manager(CONTROLLER)).await;
+    let written = write_fields(api, repo, &status, &ctx.field_manager(CONTROLLER), &|k| {
+        k != "lifecyclePolicy"
+    })
+    .await;
     let recorder = ctx.recorder(CONTROLLER);
     publish_outcome(
         &recorder,
@@ -496,7 +499,11 @@ async fn cleanup<B: RegistryBackend>(
         status.observed_generation = repo.meta().generation;
         status.conditions = summarize(&prev, repo.meta().generation, &Outcome::Failed(e), &now);
         let previous = ready_reason(repo.status.as_ref().map(|s| s.conditions.as_slice()));
-        if let Err(w) = write_if_changed(api, repo, &status, &ctx.field_manager(CONTROLLER)).await {
+        if let Err(w) = write_fields(api, repo, &status, &ctx.field_manager(CONTROLLER), &|k| {
+            k != "lifecyclePolicy"
+        })
+        .await
+        {
             tracing::warn!(error = &w as &dyn std::error::Error, "status write failed");
         }
         let recorder = ctx.recorder(CONTROLLER);

@@ -71,8 +71,16 @@ fn selects(rule: &LifecycleRule, image: &Image) -> bool {
         TagStatus::Untagged => image.tags.is_empty(),
         TagStatus::Tagged => {
             // Every prefix (or pattern) must match one of the image's tags.
-            let prefixes = s.tag_prefix_list.iter().flatten().all(|p| image.tags.iter().any(|t| t.starts_with(p.as_str())));
-            let patterns = s.tag_pattern_list.iter().flatten().all(|p| image.tags.iter().any(|t| wildcard_match(p, t)));
+            let prefixes = s
+                .tag_prefix_list
+                .iter()
+                .flatten()
+                .all(|p| image.tags.iter().any(|t| t.starts_with(p.as_str())));
+            let patterns = s
+                .tag_pattern_list
+                .iter()
+                .flatten()
+                .all(|p| image.tags.iter().any(|t| wildcard_match(p, t)));
             !image.tags.is_empty() && prefixes && patterns
         }
     }
@@ -101,18 +109,28 @@ pub fn evaluate(rules: &[LifecycleRule], images: &[Image], now: SystemTime) -> V
             CountType::ImageCountMoreThan => {
                 let mut newest_first = matched.clone();
                 newest_first.sort_by_key(|&i| std::cmp::Reverse(age_reference(rule, &images[i])));
-                newest_first.into_iter().skip(usize::try_from(n).unwrap_or(usize::MAX)).collect()
+                newest_first
+                    .into_iter()
+                    .skip(usize::try_from(n).unwrap_or(usize::MAX))
+                    .collect()
             }
             _ => {
                 let limit = Duration::from_secs(n.saturating_mul(86_400));
                 matched
                     .iter()
                     .copied()
-                    .filter(|&i| now.duration_since(age_reference(rule, &images[i])).is_ok_and(|age| age > limit))
+                    .filter(|&i| {
+                        now.duration_since(age_reference(rule, &images[i]))
+                            .is_ok_and(|age| age > limit)
+                    })
                     .collect()
             }
         };
-        let mut outcome = RuleOutcome { rule_priority: rule.rule_priority, matched: matched.clone(), ..Default::default() };
+        let mut outcome = RuleOutcome {
+            rule_priority: rule.rule_priority,
+            matched: matched.clone(),
+            ..Default::default()
+        };
         for i in candidates {
             if acted.contains(&i) || protected.contains(&i) {
                 continue;
@@ -165,7 +183,11 @@ mod tests {
     #[test]
     fn guide_example_filtering_on_multiple_rules() {
         // ECR user guide, "Filtering on multiple rules": prod keep 1, beta keep 1.
-        let images = [image("A", &["beta-1", "prod-1"], 10), image("B", &["beta-2", "prod-2"], 9), image("C", &["beta-3"], 8)];
+        let images = [
+            image("A", &["beta-1", "prod-1"], 10),
+            image("B", &["beta-2", "prod-2"], 9),
+            image("C", &["beta-3"], 8),
+        ];
         let policy = rules(json!([
             {"rulePriority": 1, "selection": {"tagStatus": "tagged", "tagPrefixList": ["prod"], "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}},
             {"rulePriority": 2, "selection": {"tagStatus": "tagged", "tagPrefixList": ["beta"], "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}}
@@ -186,7 +208,9 @@ mod tests {
             image("C", &["alpha-2", "beta-2"], 10),
             image("D", &["alpha-3", "beta-3"], 9),
         ];
-        let policy = rules(json!([{"rulePriority": 1, "selection": {"tagStatus": "tagged", "tagPrefixList": ["alpha", "beta"], "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}}]));
+        let policy = rules(
+            json!([{"rulePriority": 1, "selection": {"tagStatus": "tagged", "tagPrefixList": ["alpha", "beta"], "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}}]),
+        );
         let out = evaluate(&policy, &images, now());
         assert_eq!(names(&images, &out[0].matched), ["C", "D"]);
         assert_eq!(names(&images, &out[0].expired), ["C"]);
@@ -194,23 +218,44 @@ mod tests {
 
     #[test]
     fn guide_examples_age_and_count_of_untagged_images() {
-        let images = [image("old", &[], 20), image("new", &[], 3), image("tagged", &["v1"], 30)];
-        let by_age = rules(json!([{"rulePriority": 1, "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 14}, "action": {"type": "expire"}}]));
-        assert_eq!(names(&images, &evaluate(&by_age, &images, now())[0].expired), ["old"]);
-        let by_count = rules(json!([{"rulePriority": 1, "selection": {"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}}]));
-        assert_eq!(names(&images, &evaluate(&by_count, &images, now())[0].expired), ["old"]);
+        let images = [
+            image("old", &[], 20),
+            image("new", &[], 3),
+            image("tagged", &["v1"], 30),
+        ];
+        let by_age = rules(
+            json!([{"rulePriority": 1, "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 14}, "action": {"type": "expire"}}]),
+        );
+        assert_eq!(
+            names(&images, &evaluate(&by_age, &images, now())[0].expired),
+            ["old"]
+        );
+        let by_count = rules(
+            json!([{"rulePriority": 1, "selection": {"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}}]),
+        );
+        assert_eq!(
+            names(&images, &evaluate(&by_count, &images, now())[0].expired),
+            ["old"]
+        );
     }
 
     #[test]
     fn any_rule_last_spares_images_a_tagged_rule_matched() {
-        let images: Vec<Image> = (0..6).map(|i| image(&format!("v{i}"), &[&format!("v{i}")], 10 - i)).chain([image("x", &["dev"], 20)]).collect();
+        let images: Vec<Image> = (0..6)
+            .map(|i| image(&format!("v{i}"), &[&format!("v{i}")], 10 - i))
+            .chain([image("x", &["dev"], 20)])
+            .collect();
         let policy = rules(json!([
             {"rulePriority": 1, "selection": {"tagStatus": "tagged", "tagPatternList": ["v*"], "countType": "imageCountMoreThan", "countNumber": 3}, "action": {"type": "expire"}},
             {"rulePriority": 2, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}}
         ]));
         let out = evaluate(&policy, &images, now());
         assert_eq!(names(&images, &out[0].expired), ["v0", "v1", "v2"]);
-        assert_eq!(names(&images, &out[1].expired), ["x"], "v* images are protected from the any rule");
+        assert_eq!(
+            names(&images, &out[1].expired),
+            ["x"],
+            "v* images are protected from the any rule"
+        );
     }
 
     #[test]
@@ -234,7 +279,15 @@ mod tests {
 
     #[test]
     fn wildcards() {
-        for (p, t, m) in [("prod*", "prod", true), ("prod*", "production-1", true), ("*prod*", "my-prod-1", true), ("prod", "prod1", false), ("*a*b", "xaxb", true), ("*a*b", "xbxa", false), ("v*-rc*", "v1.2-rc3", true)] {
+        for (p, t, m) in [
+            ("prod*", "prod", true),
+            ("prod*", "production-1", true),
+            ("*prod*", "my-prod-1", true),
+            ("prod", "prod1", false),
+            ("*a*b", "xaxb", true),
+            ("*a*b", "xbxa", false),
+            ("v*-rc*", "v1.2-rc3", true),
+        ] {
             assert_eq!(wildcard_match(p, t), m, "{p} {t}");
         }
     }

@@ -30,8 +30,13 @@ pub fn render(rules: &[LifecycleRule]) -> String {
 /// SHA-256 (hex) of the canonical form of a policy text: how the operator recognises a policy it
 /// put.
 pub fn hash(text: &str) -> String {
-    let canonical = serde_json::from_str::<Value>(text).map(|v| canonical(&v).to_string()).unwrap_or_else(|_| text.to_owned());
-    Sha256::digest(canonical.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    let canonical = serde_json::from_str::<Value>(text)
+        .map(|v| canonical(&v).to_string())
+        .unwrap_or_else(|_| text.to_owned());
+    Sha256::digest(canonical.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The canonical form: rules sorted by priority, tag lists sorted, `storageClass: standard`
@@ -56,8 +61,12 @@ pub fn canonical(doc: &Value) -> Value {
 
 /// Whether an ECR policy text means the same as `rules`.
 pub fn same_policy(ecr_text: &str, rules: &[LifecycleRule]) -> bool {
-    let Ok(ecr) = serde_json::from_str::<Value>(ecr_text) else { return false };
-    let Ok(ours) = serde_json::from_str::<Value>(&render(rules)) else { return false };
+    let Ok(ecr) = serde_json::from_str::<Value>(ecr_text) else {
+        return false;
+    };
+    let Ok(ours) = serde_json::from_str::<Value>(&render(rules)) else {
+        return false;
+    };
     canonical(&ecr) == canonical(&ours)
 }
 
@@ -81,7 +90,10 @@ mod tests {
         assert_eq!(v["rules"][0]["rulePriority"], 1);
         assert_eq!(v["rules"][1]["selection"]["countUnit"], "days");
         assert_eq!(v["rules"][0]["action"], json!({"type": "expire"}));
-        assert!(v["rules"][0].get("description").is_none(), "unset fields are omitted");
+        assert!(
+            v["rules"][0].get("description").is_none(),
+            "unset fields are omitted"
+        );
     }
 
     #[test]

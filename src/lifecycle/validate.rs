@@ -37,21 +37,29 @@ pub fn violations(rules: &[LifecycleRule]) -> Vec<String> {
             out.push(format!("rule {p}: rulePriority must be a positive integer"));
         }
         if !priorities.insert(p) {
-            out.push(format!("rule {p}: rulePriority {p} is used by more than one rule"));
+            out.push(format!(
+                "rule {p}: rulePriority {p} is used by more than one rule"
+            ));
         }
         let (prefixes, patterns) = (s.tag_prefix_list.is_some(), s.tag_pattern_list.is_some());
         match s.tag_status {
             TagStatus::Tagged if prefixes == patterns => {
-                out.push(format!("rule {p}: tagStatus tagged needs exactly one of tagPrefixList and tagPatternList"));
+                out.push(format!(
+                    "rule {p}: tagStatus tagged needs exactly one of tagPrefixList and tagPatternList"
+                ));
             }
             TagStatus::Untagged | TagStatus::Any if prefixes || patterns => {
-                out.push(format!("rule {p}: tagPrefixList and tagPatternList are only allowed with tagStatus tagged"));
+                out.push(format!(
+                    "rule {p}: tagPrefixList and tagPatternList are only allowed with tagStatus tagged"
+                ));
             }
             _ => {}
         }
         for pattern in s.tag_pattern_list.iter().flatten() {
             if pattern.matches('*').count() > 4 {
-                out.push(format!("rule {p}: tag pattern {pattern:?} has more than 4 wildcards"));
+                out.push(format!(
+                    "rule {p}: tag pattern {pattern:?} has more than 4 wildcards"
+                ));
             }
         }
         let since = s.count_type != CountType::ImageCountMoreThan;
@@ -66,16 +74,25 @@ pub fn violations(rules: &[LifecycleRule]) -> Vec<String> {
             out.push(format!("rule {p}: storageClass archive is required with sinceImageTransitioned and only allowed with it"));
         }
         if transitioned && s.count_number < 90 {
-            out.push(format!("rule {p}: archived images must be kept at least 90 days (countNumber {} < 90)", s.count_number));
+            out.push(format!(
+                "rule {p}: archived images must be kept at least 90 days (countNumber {} < 90)",
+                s.count_number
+            ));
         }
         if (r.action.type_ == ActionType::Transition) != r.action.target_storage_class.is_some() {
-            out.push(format!("rule {p}: action transition needs targetStorageClass archive, and expire allows none"));
+            out.push(format!(
+                "rule {p}: action transition needs targetStorageClass archive, and expire allows none"
+            ));
         }
         if s.count_type == CountType::SinceImagePulled && r.action.type_ != ActionType::Transition {
-            out.push(format!("rule {p}: sinceImagePulled can only be used with action transition"));
+            out.push(format!(
+                "rule {p}: sinceImagePulled can only be used with action transition"
+            ));
         }
         if transitioned && r.action.type_ != ActionType::Expire {
-            out.push(format!("rule {p}: sinceImageTransitioned can only be used with action expire"));
+            out.push(format!(
+                "rule {p}: sinceImageTransitioned can only be used with action expire"
+            ));
         }
     }
     // Per storage class: `any` last, one `untagged` rule, no repeated tag sets.
@@ -85,16 +102,24 @@ pub fn violations(rules: &[LifecycleRule]) -> Vec<String> {
     }
     for (c, rs) in by_class {
         let max = rs.iter().map(|r| r.rule_priority).max().unwrap_or_default();
-        for r in rs.iter().filter(|r| r.selection.tag_status == TagStatus::Any && r.rule_priority != max) {
+        for r in rs
+            .iter()
+            .filter(|r| r.selection.tag_status == TagStatus::Any && r.rule_priority != max)
+        {
             out.push(format!(
                 "rule {}: a tagStatus any rule must have the highest rulePriority among the {c} rules ({max})",
                 r.rule_priority
             ));
         }
-        let untagged: Vec<i32> =
-            rs.iter().filter(|r| r.selection.tag_status == TagStatus::Untagged).map(|r| r.rule_priority).collect();
+        let untagged: Vec<i32> = rs
+            .iter()
+            .filter(|r| r.selection.tag_status == TagStatus::Untagged)
+            .map(|r| r.rule_priority)
+            .collect();
         if untagged.len() > 1 {
-            out.push(format!("rules {untagged:?}: only one {c} rule may select untagged images"));
+            out.push(format!(
+                "rules {untagged:?}: only one {c} rule may select untagged images"
+            ));
         }
         let mut seen: BTreeMap<(bool, BTreeSet<&str>), i32> = BTreeMap::new();
         for r in &rs {
@@ -114,7 +139,10 @@ pub fn violations(rules: &[LifecycleRule]) -> Vec<String> {
     }
     let length = super::render(rules).len();
     if length > super::MAX_TEXT {
-        out.push(format!("the policy is {length} characters; ECR allows at most {}", super::MAX_TEXT));
+        out.push(format!(
+            "the policy is {length} characters; ECR allows at most {}",
+            super::MAX_TEXT
+        ));
     }
     out
 }
@@ -138,51 +166,227 @@ mod tests {
     #[test]
     fn one_valid_and_one_invalid_case_per_constraint() {
         let tagged = |p: i32, list: Value| {
-            rule(p, json!({"tagStatus": "tagged", "tagPrefixList": list, "countType": "imageCountMoreThan", "countNumber": 5}), EXPIRE())
+            rule(
+                p,
+                json!({"tagStatus": "tagged", "tagPrefixList": list, "countType": "imageCountMoreThan", "countNumber": 5}),
+                EXPIRE(),
+            )
         };
-        let untagged = |p: i32| rule(p, json!({"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 14}), EXPIRE());
-        let any = |p: i32| rule(p, json!({"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 100}), EXPIRE());
+        let untagged = |p: i32| {
+            rule(
+                p,
+                json!({"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 14}),
+                EXPIRE(),
+            )
+        };
+        let any = |p: i32| {
+            rule(
+                p,
+                json!({"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 100}),
+                EXPIRE(),
+            )
+        };
         let archive_expire = |p: i32, days: i32| {
-            rule(p, json!({"tagStatus": "any", "storageClass": "archive", "countType": "sinceImageTransitioned", "countUnit": "days", "countNumber": days}), EXPIRE())
+            rule(
+                p,
+                json!({"tagStatus": "any", "storageClass": "archive", "countType": "sinceImageTransitioned", "countUnit": "days", "countNumber": days}),
+                EXPIRE(),
+            )
         };
-        let pulled = |p: i32, action: Value| rule(p, json!({"tagStatus": "any", "countType": "sinceImagePulled", "countUnit": "days", "countNumber": 90}), action);
+        let pulled = |p: i32, action: Value| {
+            rule(
+                p,
+                json!({"tagStatus": "any", "countType": "sinceImagePulled", "countUnit": "days", "countNumber": 90}),
+                action,
+            )
+        };
         let transition = json!({"type": "transition", "targetStorageClass": "archive"});
         let cases: Vec<(&str, Value, Value, &str)> = vec![
-            ("unique priorities", json!([tagged(1, json!(["a"])), untagged(2)]), json!([tagged(1, json!(["a"])), untagged(1)]), "used by more than one rule"),
-            ("positive priority", json!([untagged(1)]), json!([untagged(0)]), "positive integer"),
-            ("any last", json!([tagged(1, json!(["a"])), any(2)]), json!([any(1), tagged(2, json!(["a"]))]), "highest rulePriority"),
-            ("any last per class", json!([pulled(1, transition.clone()), archive_expire(2, 180)]), json!([archive_expire(1, 180), any(2), any(3)]), "highest rulePriority"),
-            ("tagged needs a list", json!([tagged(1, json!(["a"]))]),
-                json!([rule(1, json!({"tagStatus": "tagged", "countType": "imageCountMoreThan", "countNumber": 5}), EXPIRE())]), "exactly one of"),
-            ("tagged: not both lists", json!([tagged(1, json!(["a"]))]),
-                json!([rule(1, json!({"tagStatus": "tagged", "tagPrefixList": ["a"], "tagPatternList": ["a*"], "countType": "imageCountMoreThan", "countNumber": 5}), EXPIRE())]), "exactly one of"),
-            ("lists only with tagged", json!([untagged(1)]),
-                json!([rule(1, json!({"tagStatus": "untagged", "tagPrefixList": ["a"], "countType": "imageCountMoreThan", "countNumber": 5}), EXPIRE())]), "only allowed with tagStatus tagged"),
-            ("at most 4 wildcards", json!([rule(1, json!({"tagStatus": "tagged", "tagPatternList": ["*a*b*c*"], "countType": "imageCountMoreThan", "countNumber": 5}), EXPIRE())]),
-                json!([rule(1, json!({"tagStatus": "tagged", "tagPatternList": ["*a*b*c*d*"], "countType": "imageCountMoreThan", "countNumber": 5}), EXPIRE())]), "more than 4 wildcards"),
-            ("unique tag sets per class", json!([tagged(1, json!(["a", "b"])), tagged(2, json!(["a"]))]), json!([tagged(1, json!(["a", "b"])), tagged(2, json!(["b", "a"]))]), "must not repeat"),
-            ("one untagged per class", json!([untagged(1)]), json!([untagged(1), untagged(2)]), "only one standard rule may select untagged"),
-            ("countUnit with since*", json!([untagged(1)]),
-                json!([rule(1, json!({"tagStatus": "untagged", "countType": "sinceImagePushed", "countNumber": 14}), EXPIRE())]), "countUnit days is required"),
-            ("no countUnit with imageCountMoreThan", json!([any(1)]),
-                json!([rule(1, json!({"tagStatus": "any", "countType": "imageCountMoreThan", "countUnit": "days", "countNumber": 5}), EXPIRE())]), "countUnit days is required"),
-            ("countNumber >= 1", json!([any(1)]), json!([rule(1, json!({"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 0}), EXPIRE())]), "at least 1"),
-            ("archive only with sinceImageTransitioned", json!([archive_expire(1, 90)]),
-                json!([rule(1, json!({"tagStatus": "any", "storageClass": "archive", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 5}), EXPIRE())]), "storageClass archive is required"),
-            ("archive kept 90 days", json!([archive_expire(1, 90)]), json!([archive_expire(1, 89)]), "at least 90 days"),
-            ("transition needs a target", json!([pulled(1, transition.clone())]), json!([pulled(1, json!({"type": "transition"}))]), "needs targetStorageClass"),
-            ("sinceImagePulled only transitions", json!([pulled(1, transition.clone())]), json!([pulled(1, EXPIRE())]), "only be used with action transition"),
-            ("sinceImageTransitioned only expires", json!([archive_expire(1, 90)]),
-                json!([rule(1, json!({"tagStatus": "any", "storageClass": "archive", "countType": "sinceImageTransitioned", "countUnit": "days", "countNumber": 90}), transition.clone())]), "only be used with action expire"),
-            ("at most 50 rules", Value::Array((1..=50).map(|i| tagged(i, json!([format!("p{i}")]))).collect()),
-                Value::Array((1..=51).map(|i| tagged(i, json!([format!("p{i}")]))).collect()), "at most 50"),
-            ("at most 30,720 characters", json!([tagged(1, json!(["x".repeat(300)]))]),
-                Value::Array((1..=50).map(|i| tagged(i, json!((0..3).map(|j| format!("{i}-{j}-{}", "x".repeat(290))).collect::<Vec<_>>()))).collect()), "ECR allows at most 30720"),
+            (
+                "unique priorities",
+                json!([tagged(1, json!(["a"])), untagged(2)]),
+                json!([tagged(1, json!(["a"])), untagged(1)]),
+                "used by more than one rule",
+            ),
+            (
+                "positive priority",
+                json!([untagged(1)]),
+                json!([untagged(0)]),
+                "positive integer",
+            ),
+            (
+                "any last",
+                json!([tagged(1, json!(["a"])), any(2)]),
+                json!([any(1), tagged(2, json!(["a"]))]),
+                "highest rulePriority",
+            ),
+            (
+                "any last per class",
+                json!([pulled(1, transition.clone()), archive_expire(2, 180)]),
+                json!([archive_expire(1, 180), any(2), any(3)]),
+                "highest rulePriority",
+            ),
+            (
+                "tagged needs a list",
+                json!([tagged(1, json!(["a"]))]),
+                json!([rule(
+                    1,
+                    json!({"tagStatus": "tagged", "countType": "imageCountMoreThan", "countNumber": 5}),
+                    EXPIRE()
+                )]),
+                "exactly one of",
+            ),
+            (
+                "tagged: not both lists",
+                json!([tagged(1, json!(["a"]))]),
+                json!([rule(
+                    1,
+                    json!({"tagStatus": "tagged", "tagPrefixList": ["a"], "tagPatternList": ["a*"], "countType": "imageCountMoreThan", "countNumber": 5}),
+                    EXPIRE()
+                )]),
+                "exactly one of",
+            ),
+            (
+                "lists only with tagged",
+                json!([untagged(1)]),
+                json!([rule(
+                    1,
+                    json!({"tagStatus": "untagged", "tagPrefixList": ["a"], "countType": "imageCountMoreThan", "countNumber": 5}),
+                    EXPIRE()
+                )]),
+                "only allowed with tagStatus tagged",
+            ),
+            (
+                "at most 4 wildcards",
+                json!([rule(
+                    1,
+                    json!({"tagStatus": "tagged", "tagPatternList": ["*a*b*c*"], "countType": "imageCountMoreThan", "countNumber": 5}),
+                    EXPIRE()
+                )]),
+                json!([rule(
+                    1,
+                    json!({"tagStatus": "tagged", "tagPatternList": ["*a*b*c*d*"], "countType": "imageCountMoreThan", "countNumber": 5}),
+                    EXPIRE()
+                )]),
+                "more than 4 wildcards",
+            ),
+            (
+                "unique tag sets per class",
+                json!([tagged(1, json!(["a", "b"])), tagged(2, json!(["a"]))]),
+                json!([tagged(1, json!(["a", "b"])), tagged(2, json!(["b", "a"]))]),
+                "must not repeat",
+            ),
+            (
+                "one untagged per class",
+                json!([untagged(1)]),
+                json!([untagged(1), untagged(2)]),
+                "only one standard rule may select untagged",
+            ),
+            (
+                "countUnit with since*",
+                json!([untagged(1)]),
+                json!([rule(
+                    1,
+                    json!({"tagStatus": "untagged", "countType": "sinceImagePushed", "countNumber": 14}),
+                    EXPIRE()
+                )]),
+                "countUnit days is required",
+            ),
+            (
+                "no countUnit with imageCountMoreThan",
+                json!([any(1)]),
+                json!([rule(
+                    1,
+                    json!({"tagStatus": "any", "countType": "imageCountMoreThan", "countUnit": "days", "countNumber": 5}),
+                    EXPIRE()
+                )]),
+                "countUnit days is required",
+            ),
+            (
+                "countNumber >= 1",
+                json!([any(1)]),
+                json!([rule(
+                    1,
+                    json!({"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 0}),
+                    EXPIRE()
+                )]),
+                "at least 1",
+            ),
+            (
+                "archive only with sinceImageTransitioned",
+                json!([archive_expire(1, 90)]),
+                json!([rule(
+                    1,
+                    json!({"tagStatus": "any", "storageClass": "archive", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 5}),
+                    EXPIRE()
+                )]),
+                "storageClass archive is required",
+            ),
+            (
+                "archive kept 90 days",
+                json!([archive_expire(1, 90)]),
+                json!([archive_expire(1, 89)]),
+                "at least 90 days",
+            ),
+            (
+                "transition needs a target",
+                json!([pulled(1, transition.clone())]),
+                json!([pulled(1, json!({"type": "transition"}))]),
+                "needs targetStorageClass",
+            ),
+            (
+                "sinceImagePulled only transitions",
+                json!([pulled(1, transition.clone())]),
+                json!([pulled(1, EXPIRE())]),
+                "only be used with action transition",
+            ),
+            (
+                "sinceImageTransitioned only expires",
+                json!([archive_expire(1, 90)]),
+                json!([rule(
+                    1,
+                    json!({"tagStatus": "any", "storageClass": "archive", "countType": "sinceImageTransitioned", "countUnit": "days", "countNumber": 90}),
+                    transition.clone()
+                )]),
+                "only be used with action expire",
+            ),
+            (
+                "at most 50 rules",
+                Value::Array((1..=50).map(|i| tagged(i, json!([format!("p{i}")]))).collect()),
+                Value::Array((1..=51).map(|i| tagged(i, json!([format!("p{i}")]))).collect()),
+                "at most 50",
+            ),
+            (
+                "at most 30,720 characters",
+                json!([tagged(1, json!(["x".repeat(300)]))]),
+                Value::Array(
+                    (1..=50)
+                        .map(|i| {
+                            tagged(
+                                i,
+                                json!(
+                                    (0..3)
+                                        .map(|j| format!("{i}-{j}-{}", "x".repeat(290)))
+                                        .collect::<Vec<_>>()
+                                ),
+                            )
+                        })
+                        .collect(),
+                ),
+                "ECR allows at most 30720",
+            ),
         ];
         for (name, valid, invalid, expected) in cases {
-            assert_eq!(violations(&rules(valid)), Vec::<String>::new(), "{name}: the valid case");
+            assert_eq!(
+                violations(&rules(valid)),
+                Vec::<String>::new(),
+                "{name}: the valid case"
+            );
             let found = violations(&rules(invalid));
-            assert!(found.iter().any(|v| v.contains(expected)), "{name}: expected {expected:?} in {found:?}");
+            assert!(
+                found.iter().any(|v| v.contains(expected)),
+                "{name}: expected {expected:?} in {found:?}"
+            );
         }
     }
 }

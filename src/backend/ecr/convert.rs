@@ -244,3 +244,16 @@ pub fn replication_configuration(
         .build()
         .map_err(build_err)
 }
+
+pub fn image(d: &aws_sdk_ecr::types::ImageDetail) -> crate::backend::ImageInfo {
+    let time = |t: Option<&aws_sdk_ecr::primitives::DateTime>| t.and_then(|t| SystemTime::try_from(*t).ok());
+    crate::backend::ImageInfo {
+        digest: d.image_digest().unwrap_or_default().to_owned(),
+        tags: d.image_tags().to_vec(),
+        pushed_at: time(d.image_pushed_at()),
+        last_pulled_at: time(d.last_recorded_pull_time()),
+        archived: d.image_status().is_some_and(|s| s.as_str() == "ARCHIVED"),
+        archived_at: time(d.last_archived_at()),
+        last_activated_at: time(d.last_activated_at()),
+    }
+}

@@ -489,4 +489,70 @@ impl RegistryBackend for EcrBackend {
         .await
         .map(drop)
     }
+
+    async fn get_lifecycle_policy(&self, target: &Target, repo: &str) -> BackendResult<Option<String>> {
+        let repo = repo.to_owned();
+        let result = self
+            .call(target, "GetLifecyclePolicy", |c| async move {
+                c.ecr.get_lifecycle_policy().repository_name(repo).send().await
+            })
+            .await;
+        match result {
+            Ok(out) => Ok(out.lifecycle_policy_text().map(str::to_owned)),
+            Err(BackendError::NotFound(m)) if m.contains("LifecyclePolicyNotFound") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn put_lifecycle_policy(&self, target: &Target, repo: &str, text: &str) -> BackendResult<()> {
+        let (repo, text) = (repo.to_owned(), text.to_owned());
+        self.call(target, "PutLifecyclePolicy", |c| async move {
+            c.ecr
+                .put_lifecycle_policy()
+                .repository_name(repo)
+                .lifecycle_policy_text(text)
+                .send()
+                .await
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn delete_lifecycle_policy(&self, target: &Target, repo: &str) -> BackendResult<bool> {
+        let repo = repo.to_owned();
+        let result = self
+            .call(target, "DeleteLifecyclePolicy", |c| async move {
+                c.ecr.delete_lifecycle_policy().repository_name(repo).send().await
+            })
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(BackendError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn describe_images(&self, target: &Target, repo: &str) -> BackendResult<Vec<super::ImageInfo>> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let (repo, next) = (repo.to_owned(), token.clone());
+            let page = self
+                .call(target, "DescribeImages", |c| async move {
+                    c.ecr
+                        .describe_images()
+                        .repository_name(repo)
+                        .max_results(1000)
+                        .set_next_token(next)
+                        .send()
+                        .await
+                })
+                .await?;
+            out.extend(page.image_details().iter().map(convert::image));
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                _ => return Ok(out),
+            }
+        }
+    }
 }
