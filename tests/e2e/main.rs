@@ -8,6 +8,7 @@
 mod admission;
 mod cluster;
 mod ecr;
+mod lifecycle;
 mod operator;
 mod pull_secrets;
 mod replication;

@@ -1,0 +1,261 @@
+//! LifecyclePolicy against the real control plane and moto. moto stores lifecycle policies but
+//! never evaluates them, accepts only the classic grammar (no archive or transition rules), and
+//! has no preview API: these tests use classic rules, and the preview is the operator's own
+//! evaluator over DescribeImages (age-, pull- and archive-based rules are covered by its unit tests).
+
+use std::time::Duration;
+
+use ecr_operator::api::v1alpha1::{LifecyclePolicy, Repository};
+use kube::api::{Api, DeleteParams};
+use serde_json::{Value, json};
+
+use crate::operator::{OperatorEnv, tail};
+use crate::support::{apply, eventually, temp_namespace};
+
+fn rules() -> Value {
+    json!([
+        {"rulePriority": 1, "description": "keep 2 releases", "selection": {"tagStatus": "tagged", "tagPatternList": ["v*"], "countType": "imageCountMoreThan", "countNumber": 2}, "action": {"type": "expire"}},
+        {"rulePriority": 2, "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 14}, "action": {"type": "expire"}}
+    ])
+}
+
+async fn apply_policy(env: &OperatorEnv, ns: &str, name: &str, spec: Value) {
+    let doc = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "LifecyclePolicy", "metadata": {"name": name}, "spec": spec});
+    apply(&env.client, ns, &doc).await.unwrap();
+}
+
+async fn repo(env: &OperatorEnv, ns: &str, name: &str, labels: Value) {
+    let doc = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Repository", "metadata": {"name": name, "labels": labels},
+        "spec": {"registryRef": {"name": env.registry}, "name": format!("{ns}/{name}")}});
+    apply(&env.client, ns, &doc).await.unwrap();
+}
+
+async fn ecr_policy(env: &OperatorEnv, ns: &str, name: &str) -> Option<String> {
+    env.ecr
+        .get_lifecycle_policy()
+        .repository_name(format!("{ns}/{name}"))
+        .send()
+        .await
+        .ok()
+        .and_then(|o| o.lifecycle_policy_text().map(str::to_owned))
+}
+
+async fn wait_policy(env: &OperatorEnv, ns: &str, name: &str, present: bool) {
+    let what = format!(
+        "{ns}/{name} to {} a lifecycle policy",
+        if present { "have" } else { "lose" }
+    );
+    let ok = tokio::time::timeout(
+        Duration::from_secs(60),
+        eventually(Duration::from_secs(60), &what, || async {
+            (ecr_policy(env, ns, name).await.is_some() == present).then_some(())
+        }),
+    )
+    .await;
+    if ok.is_err() {
+        panic!("timed out waiting for {what}\n{}", tail(&env.logs(), 30));
+    }
+}
+
+async fn wait_lp(env: &OperatorEnv, ns: &str, name: &str, type_: &str, reason: &str) -> LifecyclePolicy {
+    let api: Api<LifecyclePolicy> = Api::namespaced(env.client.clone(), ns);
+    let what = format!("{name}: {type_} {reason}");
+    let found = tokio::time::timeout(
+        Duration::from_secs(60),
+        eventually(Duration::from_secs(60), &what, || async {
+            let p = api.get_opt(name).await.ok().flatten()?;
+            let s = p.status.as_ref()?;
+            let ok = s.observed_generation == p.metadata.generation
+                && s.conditions
+                    .iter()
+                    .any(|c| c.type_ == type_ && c.status == "True" && c.reason == reason);
+            ok.then_some(p)
+        }),
+    )
+    .await;
+    found.unwrap_or_else(|_| panic!("timed out waiting for {what}\n{}", tail(&env.logs(), 30)))
+}
+
+async fn wait_repos_ready(env: &OperatorEnv, ns: &str, names: &[&str]) {
+    let api: Api<Repository> = Api::namespaced(env.client.clone(), ns);
+    for name in names {
+        eventually(Duration::from_secs(60), "the Repository to be Ready", || async {
+            let r = api.get_opt(name).await.ok().flatten()?;
+            r.status?
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+                .then_some(())
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_label_selected_policy_follows_its_repositories_and_is_never_re_put() {
+    let env = OperatorEnv::start("e2e-lp").await;
+    let ns = temp_namespace(&env.client, "lp").await;
+    repo(&env, &ns, "r1", json!({"lifecycle": "std"})).await;
+    repo(&env, &ns, "r2", json!({"lifecycle": "std"})).await;
+    repo(&env, &ns, "r3", json!({})).await;
+    repo(&env, &ns, "foreign", json!({})).await;
+    wait_repos_ready(&env, &ns, &["r1", "r2", "r3", "foreign"]).await;
+    // A policy set outside the operator on an unselected repository is never touched.
+    let theirs = r#"{"rules":[{"rulePriority":1,"description":"set by hand","selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":500},"action":{"type":"expire"}}]}"#;
+    env.ecr
+        .put_lifecycle_policy()
+        .repository_name(format!("{ns}/foreign"))
+        .lifecycle_policy_text(theirs)
+        .send()
+        .await
+        .unwrap();
+
+    apply_policy(
+        &env,
+        &ns,
+        "std",
+        json!({"repositorySelector": {"matchLabels": {"lifecycle": "std"}}, "rules": rules()}),
+    )
+    .await;
+    wait_lp(&env, &ns, "std", "Ready", "Succeeded").await;
+    wait_policy(&env, &ns, "r1", true).await;
+    wait_policy(&env, &ns, "r2", true).await;
+    assert!(ecr_policy(&env, &ns, "r3").await.is_none());
+    let text = ecr_policy(&env, &ns, "r1").await.unwrap();
+    assert!(text.contains("imageCountMoreThan") && text.len() >= 100);
+
+    // A newly labelled Repository gets it; a relabelled one loses it.
+    repo(&env, &ns, "r3", json!({"lifecycle": "std"})).await;
+    wait_policy(&env, &ns, "r3", true).await;
+    repo(&env, &ns, "r1", json!({"lifecycle": "none"})).await;
+    wait_policy(&env, &ns, "r1", false).await;
+
+    // In sync: a reconcile does not put the policy again.
+    env.proxy.clear();
+    let mut spec = json!({"repositorySelector": {"matchLabels": {"lifecycle": "std"}}, "rules": rules()});
+    spec["interval"] = json!("2s");
+    apply_policy(&env, &ns, "std", spec).await;
+    eventually(
+        Duration::from_secs(30),
+        "two more reconciles of the policy",
+        || async { (env.proxy.forwarded("GetLifecyclePolicy") >= 4).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        env.proxy.forwarded("PutLifecyclePolicy"),
+        0,
+        "an in-sync policy is never re-put"
+    );
+
+    // Deleting the policy removes it everywhere it was put, and nowhere else.
+    Api::<LifecyclePolicy>::namespaced(env.client.clone(), &ns)
+        .delete("std", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_policy(&env, &ns, "r2", false).await;
+    wait_policy(&env, &ns, "r3", false).await;
+    assert_eq!(ecr_policy(&env, &ns, "foreign").await.as_deref(), Some(theirs));
+    env.delete_registry().await;
+}
+
+#[tokio::test]
+async fn preview_counts_conflicts_and_invalid_policies() {
+    let mut env = OperatorEnv::start("e2e-lp2").await;
+    let ns = temp_namespace(&env.client, "lp2").await;
+    repo(&env, &ns, "images", json!({})).await;
+    wait_repos_ready(&env, &ns, &["images"]).await;
+    for i in 1..=5 {
+        env.push_image(&format!("{ns}/images"), &format!("v{i}")).await;
+    }
+    env.push_image(&format!("{ns}/images"), "latest").await;
+
+    // dryRun: the preview counts, nothing is put.
+    apply_policy(
+        &env,
+        &ns,
+        "a-preview",
+        json!({"repositories": ["images"], "dryRun": true, "rules": rules()}),
+    )
+    .await;
+    let p = wait_lp(&env, &ns, "a-preview", "Ready", "Succeeded").await;
+    let preview = p.status.unwrap().preview.unwrap();
+    assert_eq!(preview.rules[0].matched, 5, "{preview:?}");
+    assert_eq!(preview.rules[0].expiring, 3, "keep 2 of 5 v* images");
+    assert!(preview.rules[0].examples.iter().all(|e| e.contains(":v")));
+    assert!(preview.evaluated_at.is_some());
+    assert!(
+        ecr_policy(&env, &ns, "images").await.is_none(),
+        "dryRun puts nothing"
+    );
+
+    // A second, newer policy on the same repository reports Conflict; the older one holds it.
+    // (creationTimestamp has 1 s resolution: on a tie the name decides, so the older sorts first.)
+    apply_policy(
+        &env,
+        &ns,
+        "b-newer",
+        json!({"repositories": ["images"], "rules": rules()}),
+    )
+    .await;
+    let c = wait_lp(&env, &ns, "b-newer", "Stalled", "Conflict").await;
+    let cond = c
+        .status
+        .clone()
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Stalled")
+        .unwrap();
+    assert!(cond.message.contains("images"), "{}", cond.message);
+    assert!(
+        c.status
+            .unwrap()
+            .repositories
+            .iter()
+            .any(|t| t.state == "Conflict" && t.message.as_deref().unwrap_or("").contains("a-preview"))
+    );
+
+    // The conflict survives a restart without a write.
+    let api: Api<LifecyclePolicy> = Api::namespaced(env.client.clone(), &ns);
+    let versions = || async {
+        let mut v = Vec::new();
+        for n in ["a-preview", "b-newer"] {
+            v.push(api.get(n).await.unwrap().metadata.resource_version.unwrap());
+        }
+        v
+    };
+    let before = versions().await;
+    env.stop_operator();
+    env.proxy.clear();
+    env.start_operator();
+    eventually(
+        Duration::from_secs(60),
+        "the restarted operator to evaluate the preview",
+        || async { (env.proxy.forwarded("DescribeImages") >= 1).then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(env.proxy.forwarded("PutLifecyclePolicy"), 0);
+    let after = versions().await;
+    assert_eq!(before, after, "no status write after a restart");
+
+    // What CEL cannot check ends Stalled InvalidPolicy: two rules with the same tag prefixes.
+    apply_policy(&env, &ns, "dup", json!({"repositories": ["other"], "rules": [
+        {"rulePriority": 1, "selection": {"tagStatus": "tagged", "tagPrefixList": ["a", "b"], "countType": "imageCountMoreThan", "countNumber": 5}, "action": {"type": "expire"}},
+        {"rulePriority": 2, "selection": {"tagStatus": "tagged", "tagPrefixList": ["b", "a"], "countType": "imageCountMoreThan", "countNumber": 9}, "action": {"type": "expire"}}
+    ]})).await;
+    let d = wait_lp(&env, &ns, "dup", "Stalled", "InvalidPolicy").await;
+    let msg = d
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Stalled")
+        .unwrap()
+        .message;
+    assert!(
+        msg.contains("rules 1 and 2") && msg.contains("must not repeat"),
+        "{msg}"
+    );
+    env.delete_registry().await;
+}
