@@ -2,6 +2,8 @@
 //! `ecr/` is the only code that sees aws-sdk-ecr types.
 
 pub mod ecr;
+#[cfg(any(test, feature = "testing"))]
+pub mod fake;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -8,6 +8,7 @@
 mod admission;
 mod cluster;
 mod ecr;
+mod in_memory;
 mod lifecycle;
 mod operator;
 mod pull_secrets;

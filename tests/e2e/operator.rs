@@ -20,6 +20,11 @@ pub const CLUSTER_ID: &str = "e2e";
 /// Only one operator process runs at a time: two would reconcile the same objects.
 static ONE_OPERATOR: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Holds the one-operator lock (for tests that run the controllers in-process).
+pub async fn one_operator() -> tokio::sync::MutexGuard<'static, ()> {
+    ONE_OPERATOR.lock().await
+}
+
 pub struct OperatorEnv {
     pub client: kube::Client,
     pub ecr: aws_sdk_ecr::Client,

@@ -1,0 +1,243 @@
+//! An in-memory [`RegistryBackend`] for tests of behaviour the local ECR endpoint (moto) lacks:
+//! archive storage classes, pull times, images of any age. A real implementation of the trait
+//! (state, not scripted calls), with a call log. Only built with the `testing` feature.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use secrecy::SecretString;
+
+use super::{
+    AuthToken, BackendError, BackendResult, EncryptionSettings, ImageInfo, NewRepository, RegistryBackend,
+    RegistryInfo, RemoteRepository, ReplicationRuleSettings, RepositoryChange, ScanningSettings, Target,
+};
+
+/// What the fake holds.
+#[derive(Default)]
+pub struct FakeState {
+    pub repositories: BTreeMap<String, RemoteRepository>,
+    pub tags: BTreeMap<String, BTreeMap<String, String>>,
+    pub policies: BTreeMap<String, String>,
+    pub lifecycle_policies: BTreeMap<String, String>,
+    pub images: BTreeMap<String, Vec<ImageInfo>>,
+    pub replication: Vec<ReplicationRuleSettings>,
+    pub scanning: ScanningSettings,
+    pub registry_policy: Option<String>,
+    /// Every operation called, in order.
+    pub calls: Vec<&'static str>,
+}
+
+/// An in-memory registry `123456789012` (every target reaches it).
+#[derive(Clone, Default)]
+pub struct FakeBackend {
+    pub state: Arc<Mutex<FakeState>>,
+}
+
+const REGISTRY: &str = "123456789012";
+
+impl FakeBackend {
+    fn with<T>(&self, op: &'static str, f: impl FnOnce(&mut FakeState) -> T) -> BackendResult<T> {
+        let mut s = self
+            .state
+            .lock()
+            .map_err(|_| BackendError::Unavailable("fake poisoned".into()))?;
+        s.calls.push(op);
+        Ok(f(&mut s))
+    }
+
+    /// Adds a repository with images (as if pushed by someone).
+    pub fn seed_repository(&self, target_region: &str, name: &str, images: Vec<ImageInfo>) {
+        if let Ok(mut s) = self.state.lock() {
+            s.repositories
+                .insert(name.to_owned(), repository(target_region, name));
+            s.images.insert(name.to_owned(), images);
+        }
+    }
+}
+
+fn repository(region: &str, name: &str) -> RemoteRepository {
+    RemoteRepository {
+        name: name.to_owned(),
+        arn: format!("arn:aws:ecr:{region}:{REGISTRY}:repository/{name}"),
+        uri: format!("{REGISTRY}.dkr.ecr.{region}.amazonaws.com/{name}"),
+        registry_id: REGISTRY.to_owned(),
+        created_at: Some(SystemTime::now()),
+        mutability: super::Mutability::Mutable,
+        exclusion_filters: vec![],
+        scan_on_push: false,
+        encryption: EncryptionSettings {
+            encryption_type: "AES256".into(),
+            kms_key: None,
+        },
+    }
+}
+
+fn name_of(arn: &str) -> String {
+    arn.split_once(":repository/")
+        .map(|(_, n)| n.to_owned())
+        .unwrap_or_default()
+}
+
+impl RegistryBackend for FakeBackend {
+    async fn describe_registry(&self, _: &Target) -> BackendResult<RegistryInfo> {
+        self.with("DescribeRegistry", |_| RegistryInfo {
+            registry_id: REGISTRY.into(),
+            identity: Some(format!("arn:aws:iam::{REGISTRY}:role/fake")),
+        })
+    }
+
+    async fn list_repositories(&self, _: &Target) -> BackendResult<Vec<RemoteRepository>> {
+        self.with("DescribeRepositories", |s| {
+            s.repositories.values().cloned().collect()
+        })
+    }
+
+    async fn describe_repository(&self, _: &Target, name: &str) -> BackendResult<Option<RemoteRepository>> {
+        self.with("DescribeRepositories", |s| s.repositories.get(name).cloned())
+    }
+
+    async fn create_repository(&self, t: &Target, repo: &NewRepository) -> BackendResult<RemoteRepository> {
+        self.with("CreateRepository", |s| {
+            if s.repositories.contains_key(&repo.name) {
+                return Err(BackendError::AlreadyExists(repo.name.clone()));
+            }
+            let mut r = repository(&t.region, &repo.name);
+            r.mutability = repo.mutability;
+            r.exclusion_filters = repo.exclusion_filters.clone();
+            r.scan_on_push = repo.scan_on_push;
+            if let Some(e) = &repo.encryption {
+                r.encryption = e.clone();
+            }
+            s.repositories.insert(repo.name.clone(), r.clone());
+            s.tags.insert(repo.name.clone(), repo.tags.clone());
+            Ok(r)
+        })?
+    }
+
+    async fn list_tags(&self, _: &Target, arn: &str) -> BackendResult<BTreeMap<String, String>> {
+        self.with("ListTagsForResource", |s| {
+            s.tags.get(&name_of(arn)).cloned().unwrap_or_default()
+        })
+    }
+
+    async fn get_repository_policy(&self, _: &Target, name: &str) -> BackendResult<Option<String>> {
+        self.with("GetRepositoryPolicy", |s| s.policies.get(name).cloned())
+    }
+
+    async fn apply_change(
+        &self,
+        _: &Target,
+        repo: &RemoteRepository,
+        change: &RepositoryChange,
+    ) -> BackendResult<()> {
+        self.with(change.operation(), |s| {
+            let name = repo.name.clone();
+            match change.clone() {
+                RepositoryChange::PutTagMutability {
+                    mutability,
+                    exclusion_filters,
+                } => {
+                    if let Some(r) = s.repositories.get_mut(&name) {
+                        r.mutability = mutability;
+                        r.exclusion_filters = exclusion_filters;
+                    }
+                }
+                RepositoryChange::PutScanOnPush(on) => {
+                    if let Some(r) = s.repositories.get_mut(&name) {
+                        r.scan_on_push = on;
+                    }
+                }
+                RepositoryChange::TagResource(tags) => s.tags.entry(name).or_default().extend(tags),
+                RepositoryChange::UntagResource(keys) => {
+                    let t = s.tags.entry(name).or_default();
+                    keys.iter().for_each(|k| {
+                        t.remove(k);
+                    });
+                }
+                RepositoryChange::SetPolicy(text) => {
+                    s.policies.insert(name, text);
+                }
+                RepositoryChange::DeletePolicy => {
+                    s.policies.remove(&name);
+                }
+            }
+        })
+    }
+
+    async fn count_images(&self, _: &Target, name: &str) -> BackendResult<u64> {
+        self.with("ListImages", |s| s.images.get(name).map_or(0, |i| i.len() as u64))
+    }
+
+    async fn delete_repository(&self, _: &Target, name: &str, force: bool) -> BackendResult<bool> {
+        self.with("DeleteRepository", |s| {
+            if !force && s.images.get(name).is_some_and(|i| !i.is_empty()) {
+                return Err(BackendError::NotEmpty(name.to_owned()));
+            }
+            s.images.remove(name);
+            s.tags.remove(name);
+            Ok(s.repositories.remove(name).is_some())
+        })?
+    }
+
+    async fn get_registry_scanning(&self, _: &Target) -> BackendResult<ScanningSettings> {
+        self.with("GetRegistryScanningConfiguration", |s| s.scanning.clone())
+    }
+
+    async fn put_registry_scanning(&self, _: &Target, settings: &ScanningSettings) -> BackendResult<()> {
+        self.with("PutRegistryScanningConfiguration", |s| {
+            s.scanning = settings.clone()
+        })
+    }
+
+    async fn get_registry_policy(&self, _: &Target) -> BackendResult<Option<String>> {
+        self.with("GetRegistryPolicy", |s| s.registry_policy.clone())
+    }
+
+    async fn put_registry_policy(&self, _: &Target, policy: &str) -> BackendResult<()> {
+        self.with("PutRegistryPolicy", |s| {
+            s.registry_policy = Some(policy.to_owned())
+        })
+    }
+
+    async fn get_replication(&self, _: &Target) -> BackendResult<Vec<ReplicationRuleSettings>> {
+        self.with("DescribeRegistry", |s| s.replication.clone())
+    }
+
+    async fn put_replication(&self, _: &Target, rules: &[ReplicationRuleSettings]) -> BackendResult<()> {
+        self.with("PutReplicationConfiguration", |s| s.replication = rules.to_vec())
+    }
+
+    async fn get_lifecycle_policy(&self, _: &Target, repo: &str) -> BackendResult<Option<String>> {
+        self.with("GetLifecyclePolicy", |s| s.lifecycle_policies.get(repo).cloned())
+    }
+
+    async fn put_lifecycle_policy(&self, _: &Target, repo: &str, text: &str) -> BackendResult<()> {
+        self.with("PutLifecyclePolicy", |s| {
+            s.lifecycle_policies.insert(repo.to_owned(), text.to_owned());
+        })
+    }
+
+    async fn delete_lifecycle_policy(&self, _: &Target, repo: &str) -> BackendResult<bool> {
+        self.with("DeleteLifecyclePolicy", |s| {
+            s.lifecycle_policies.remove(repo).is_some()
+        })
+    }
+
+    async fn describe_images(&self, _: &Target, repo: &str) -> BackendResult<Vec<ImageInfo>> {
+        self.with("DescribeImages", |s| {
+            s.images.get(repo).cloned().unwrap_or_default()
+        })
+    }
+
+    async fn authorization_token(&self, t: &Target) -> BackendResult<AuthToken> {
+        use base64::Engine;
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("AWS:fake-password-{}", t.region));
+        self.with("GetAuthorizationToken", |_| AuthToken {
+            token: SecretString::from(token),
+            expires_at: Some(SystemTime::now() + std::time::Duration::from_secs(12 * 3600)),
+            proxy_endpoint: format!("https://{REGISTRY}.dkr.ecr.{}.amazonaws.com", t.region),
+        })
+    }
+}
