@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
         json_path = r#".status.conditions[?(@.type=="Ready")].message"#
     ),
     printcolumn(name = "Secret", type_ = "string", json_path = ".status.secretName"),
-    printcolumn(name = "Expires", type_ = "date", json_path = ".status.expiresAt"),
+    printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
@@ -98,7 +98,7 @@ pub struct PullSecretSpec {
         json_path = r#".status.conditions[?(@.type=="Ready")].message"#
     ),
     printcolumn(name = "Namespaces", type_ = "integer", json_path = ".status.namespaceCount"),
-    printcolumn(name = "Expires", type_ = "date", json_path = ".status.expiresAt"),
+    printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[x_kube(validation = Rule::new("has(self.namespaceSelector) || (has(self.namespaces) && has(self.namespaces.include))")

@@ -93,21 +93,21 @@ async fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// Waits (at most 90 s) until the default Registry and the Repositories in namespace `default`
-/// are Ready. Kinds whose controllers are not built yet stay without status.
+/// Waits (at most 90 s) until every example object is Ready, except the `shared-eu` Registry,
+/// which points at real AWS (unreachable from the sandbox) and says so in its status.
 async fn wait_until_default_registry_is_ready(cp: &ControlPlane) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(90);
     let jsonpath = r#"jsonpath={range .items[*]}{.kind}/{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}"#;
     loop {
         let out = cp
             .kubectl()
-            .args(["get", "registries,repositories", "-n", "default", "-o", jsonpath])
+            .args(["get", "ecr", "-A", "-o", jsonpath])
             .output()
             .map_err(|e| e.to_string())?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let relevant: Vec<&str> = text
             .lines()
-            .filter(|l| l.starts_with("Repository/") || l.starts_with("Registry/default="))
+            .filter(|l| !l.starts_with("Registry/shared-eu="))
             .collect();
         let pending: Vec<&str> = relevant
             .iter()
@@ -116,8 +116,8 @@ async fn wait_until_default_registry_is_ready(cp: &ControlPlane) -> Result<(), S
             .collect();
         if !relevant.is_empty() && pending.is_empty() {
             eprintln!(
-                "sandbox: Registry default and {} Repositories are Ready\n",
-                relevant.len() - 1
+                "sandbox: all {} example objects on the local ECR endpoint are Ready\n",
+                relevant.len()
             );
             return Ok(());
         }
