@@ -101,15 +101,7 @@ async fn reconcile<B: RegistryBackend>(lp: Arc<LifecyclePolicy>, ctx: Arc<Contex
     })
     .await
     .map_err(Error::from);
-    ctx.metrics.reconciled(
-        CONTROLLER,
-        start.elapsed(),
-        result.as_ref().err().map(Error::reason),
-    );
-    if result.is_ok() {
-        ctx.backoff.reset(&object_key(lp.as_ref()));
-    }
-    result
+    super::finish(&ctx, CONTROLLER, lp.as_ref(), start, result)
 }
 
 /// What one reconcile found.

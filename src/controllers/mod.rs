@@ -39,6 +39,26 @@ where
     }
 }
 
+/// Ends a reconcile: records it in the metrics and, after a success, forgets the object's failures
+/// (kube has no per-object backoff of its own).
+pub fn finish<K: Resource, B: RegistryBackend>(
+    ctx: &Context<B>,
+    controller: &'static str,
+    obj: &K,
+    start: std::time::Instant,
+    result: Result<Action, Error>,
+) -> Result<Action, Error> {
+    ctx.metrics.reconciled(
+        controller,
+        start.elapsed(),
+        result.as_ref().err().map(Error::reason),
+    );
+    if result.is_ok() {
+        ctx.backoff.reset(&object_key(obj));
+    }
+    result
+}
+
 /// Logs what the controller stream yields; nothing is dropped silently.
 pub async fn report<K: Resource>(
     controller: &'static str,

@@ -316,15 +316,7 @@ async fn reconcile_pull_secret<B: RegistryBackend>(
     })
     .await
     .map_err(Error::from);
-    ctx.metrics.reconciled(
-        CONTROLLER,
-        start.elapsed(),
-        result.as_ref().err().map(Error::reason),
-    );
-    if result.is_ok() {
-        ctx.backoff.reset(&object_key(ps.as_ref()));
-    }
-    result
+    super::finish(&ctx, CONTROLLER, ps.as_ref(), start, result)
 }
 
 /// What one PullSecret reconcile achieved.
@@ -537,15 +529,7 @@ async fn reconcile_cluster<B: RegistryBackend>(
     })
     .await
     .map_err(Error::from);
-    ctx.metrics.reconciled(
-        "cluster-pull-secret",
-        start.elapsed(),
-        result.as_ref().err().map(Error::reason),
-    );
-    if result.is_ok() {
-        ctx.backoff.reset(&object_key(cps.as_ref()));
-    }
-    result
+    super::finish(&ctx, "cluster-pull-secret", cps.as_ref(), start, result)
 }
 
 /// Namespaces holding a Secret of this ClusterPullSecret (from the label-selected cache).

@@ -288,15 +288,7 @@ async fn reconcile<B: RegistryBackend>(repo: Arc<Repository>, ctx: Arc<Context<B
     })
     .await
     .map_err(Error::from);
-    ctx.metrics.reconciled(
-        CONTROLLER,
-        start.elapsed(),
-        result.as_ref().err().map(Error::reason),
-    );
-    if result.is_ok() {
-        ctx.backoff.reset(&object_key(repo.as_ref()));
-    }
-    result
+    super::finish(&ctx, CONTROLLER, repo.as_ref(), start, result)
 }
 
 async fn apply<B: RegistryBackend>(
