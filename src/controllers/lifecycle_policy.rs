@@ -430,7 +430,20 @@ fn next_status(lp: &LifecyclePolicy, outcome: &Synced, now: &Time) -> LifecycleP
                 .iter()
                 .filter(|t| t.state == "Applied" || t.state == "Previewed")
                 .count();
-            if conflicts.is_empty() {
+            let pending: Vec<&str> = a
+                .targets
+                .iter()
+                .filter(|t| t.state == "Pending")
+                .map(|t| t.name.as_str())
+                .collect();
+            if conflicts.is_empty() && !pending.is_empty() {
+                // Not Ready until every selected repository is served.
+                conflict_error = Error::DependencyNotReady {
+                    kind: "Repository",
+                    name: pending.join(", "),
+                };
+                Outcome::Failed(&conflict_error)
+            } else if conflicts.is_empty() {
                 Outcome::InSync(if lp.spec.dry_run {
                     format!("Previewed on {applied} repositories (dryRun: nothing put)")
                 } else {
@@ -512,6 +525,24 @@ mod tests {
         gone[2].metadata.deletion_timestamp =
             Some(Time(k8s_openapi::jiff::Timestamp::from_second(300).unwrap()));
         assert_eq!(winner(&gone, &r).unwrap().name_any(), "zeta");
+    }
+
+    #[test]
+    fn pending_repositories_keep_the_policy_reconciling() {
+        let lp = policy("a", 1, json!({"repositories": ["api"]}));
+        let now = Time(k8s_openapi::jiff::Timestamp::from_second(1_000).unwrap());
+        let pending: Synced = Ok(Applied {
+            targets: vec![target("api", "Pending", None)],
+            preview: vec![],
+            put: vec![],
+            removed: 0,
+        });
+        let s = next_status(&lp, &pending, &now);
+        assert_eq!(
+            crate::status::kstatus(None, s.observed_generation, &s.conditions, false),
+            "InProgress"
+        );
+        assert_eq!(s.conditions[0].reason, "DependencyNotReady");
     }
 
     #[test]
