@@ -1,0 +1,62 @@
+//! `docs/iam-policy.json` lists exactly the ECR actions the operator calls: every operation named
+//! in `src/backend/ecr/mod.rs` (and the change operations of `src/backend/mod.rs`), no more.
+
+// Test code: helpers may unwrap (the standard forbids unwrap outside tests only).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+
+fn root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The quoted CamelCase word right after `marker` on each line that contains it.
+fn quoted_after(text: &str, marker: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for line in text.lines() {
+        let mut rest = line;
+        while let Some(i) = rest.find(marker) {
+            rest = &rest[i + marker.len()..];
+            let word: String = rest
+                .trim_start()
+                .trim_start_matches('"')
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
+            if rest.trim_start().starts_with('"')
+                && word.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+            {
+                out.insert(word);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn iam_policy_lists_exactly_the_ecr_actions_the_operator_calls() {
+    let ecr = std::fs::read_to_string(root().join("src/backend/ecr/mod.rs")).unwrap();
+    let domain = std::fs::read_to_string(root().join("src/backend/mod.rs")).unwrap();
+    let mut called = quoted_after(&ecr, "self.call(target, ");
+    called.extend(quoted_after(&ecr, "self\n                .call(target, "));
+    // Calls split over lines by rustfmt: `.call(target, "Op", ...)`.
+    called.extend(quoted_after(&ecr, ".call(target, "));
+    // RepositoryChange::operation() names the calls of apply_change.
+    let ops = &domain[domain.find("pub fn operation(&self)").unwrap()..];
+    let ops = &ops[..ops.find("\n    }\n").unwrap()];
+    called.extend(quoted_after(ops, "=> "));
+    assert!(called.len() >= 20, "found only {called:?}");
+
+    let policy: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("docs/iam-policy.json")).unwrap()).unwrap();
+    let listed: BTreeSet<String> = policy["Statement"][0]["Action"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().strip_prefix("ecr:").unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        listed, called,
+        "docs/iam-policy.json must list exactly the ECR operations the backend calls"
+    );
+}
