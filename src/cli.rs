@@ -16,7 +16,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the controllers against the cluster of the current kubeconfig or in-cluster config.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions as YAML, or write one file per CRD with --out-dir.
     Crd(CrdArgs),
     /// Print the version.
@@ -75,6 +75,27 @@ pub struct RunArgs {
     /// observed without waiting hours. Never set it in production.
     #[arg(long, env = "ECR_OPERATOR_ASSUME_TOKEN_LIFETIME")]
     pub assume_token_lifetime: Option<kube::core::Duration>,
+
+    /// Run only while holding the leader Lease (for more than one replica, and for rollouts).
+    #[arg(long, env = "ECR_OPERATOR_LEADER_ELECT", default_value_t = false)]
+    pub leader_elect: bool,
+
+    /// Name of the leader Lease.
+    #[arg(long, env = "ECR_OPERATOR_LEASE_NAME", default_value = "ecr-operator-leader")]
+    pub lease_name: String,
+
+    /// Namespace of the leader Lease (the chart sets the release namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+
+    /// Seconds the Lease is valid without renewal: a standby takes over at most this long after
+    /// the leader dies.
+    #[arg(long, env = "ECR_OPERATOR_LEASE_DURATION", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..))]
+    pub lease_duration: u64,
+
+    /// Seconds before expiry at which the leader renews (less than --lease-duration).
+    #[arg(long, env = "ECR_OPERATOR_LEASE_GRACE", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub lease_grace: u64,
 
     /// Name of this Pod (set from the downward API); used as the events' reporting instance.
     #[arg(long, env = "POD_NAME")]

@@ -8,6 +8,7 @@ pub mod backend;
 pub mod cli;
 pub mod controllers;
 pub mod error;
+pub mod leader;
 pub mod lifecycle;
 pub mod metrics;
 pub mod policy;

@@ -12,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Crd(args) => ecr_operator::cli::crd(&args)?,
         Command::Version => println!("ecr-operator {}", env!("CARGO_PKG_VERSION")),
-        Command::Run(args) => run(args).await?,
+        Command::Run(args) => run(*args).await?,
     }
     Ok(())
 }
@@ -57,13 +57,57 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(t) = token_lifetime {
         tracing::warn!(lifetime = ?t, "--assume-token-lifetime is set: a testing aid, not for production");
     }
+    let identity = args
+        .pod_name
+        .clone()
+        .unwrap_or_else(|| format!("ecr-operator-{}", std::process::id()));
     let run = controllers::RunOptions {
         tunables,
         instance: args.pod_name,
         token_lifetime,
-        readiness,
+        readiness: readiness.clone(),
     };
-    controllers::run(client, backend, metrics, run, shutdown_signal()).await?;
+    if !args.leader_elect {
+        controllers::run(client, backend, metrics, run, shutdown_signal()).await?;
+        return Ok(());
+    }
+    anyhow::ensure!(
+        args.lease_grace < args.lease_duration,
+        "--lease-grace must be less than --lease-duration"
+    );
+    let election = ecr_operator::leader::Election {
+        lease_name: args.lease_name,
+        lease_namespace: args.lease_namespace,
+        identity,
+        duration: args.lease_duration,
+        grace: args.lease_grace,
+    };
+    // A standby is ready (it serves /metrics and waits); it just does not reconcile.
+    readiness.set(true);
+    let mut leadership = tokio::select! {
+        l = ecr_operator::leader::acquire(client.clone(), &election) => l.context("leader election failed")?,
+        () = shutdown_signal() => return Ok(()),
+    };
+    readiness.set(false);
+    metrics.set_leader(true);
+    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<bool>();
+    let stop = async move {
+        let lost = tokio::select! {
+            () = leadership.lost() => true,
+            () = shutdown_signal() => false,
+        };
+        if lost {
+            tracing::error!("lost the leader lease: stopping");
+        } else {
+            leadership.release().await;
+        }
+        let _ = lost_tx.send(lost);
+    };
+    controllers::run(client, backend, metrics.clone(), run, stop).await?;
+    metrics.set_leader(false);
+    if lost_rx.await.unwrap_or(false) {
+        anyhow::bail!("lost the leader lease");
+    }
     Ok(())
 }
 

@@ -9,6 +9,7 @@ mod admission;
 mod cluster;
 mod ecr;
 mod in_memory;
+mod leader;
 mod lifecycle;
 mod operator;
 mod pull_secrets;
