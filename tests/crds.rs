@@ -218,11 +218,5 @@ fn every_example_parses_into_the_rust_types() {
 }
 
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    files.sort();
-    files
+    ecr_operator_testenv::yaml_files(dir).unwrap()
 }

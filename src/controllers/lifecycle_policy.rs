@@ -94,7 +94,13 @@ async fn reconcile<B: RegistryBackend>(lp: Arc<LifecyclePolicy>, ctx: Arc<Contex
         match event {
             FinalizerEvent::Apply(lp) => apply(&lp, &api, &ctx).await,
             FinalizerEvent::Cleanup(lp) => {
-                release(&lp, &ctx, &[]).await?;
+                let repos =
+                    Api::<Repository>::namespaced(ctx.client.clone(), &lp.namespace().unwrap_or_default())
+                        .list(&Default::default())
+                        .await
+                        .map_err(Error::kube("list Repositories"))?
+                        .items;
+                release(&lp, &ctx, &repos, &[]).await?;
                 Ok(Action::await_change())
             }
         }
@@ -266,7 +272,9 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Syn
             }
         }
     }
-    let removed = release(lp, ctx, &won).await.map_err(|e| (e, targets.clone()))?;
+    let removed = release(lp, ctx, &repos, &won)
+        .await
+        .map_err(|e| (e, targets.clone()))?;
     Ok(Applied {
         preview: preview(&lp.spec.rules, &images_all, now),
         targets,
@@ -356,14 +364,9 @@ async fn record<B: RegistryBackend>(
 async fn release<B: RegistryBackend>(
     lp: &LifecyclePolicy,
     ctx: &Context<B>,
+    repos: &[Repository],
     keep: &[String],
 ) -> Result<usize> {
-    let ns = lp.namespace().unwrap_or_default();
-    let repos = Api::<Repository>::namespaced(ctx.client.clone(), &ns)
-        .list(&Default::default())
-        .await
-        .map_err(Error::kube("list Repositories"))?
-        .items;
     let mut removed = 0;
     for repo in repos {
         let Some(applied) = repo.status.as_ref().and_then(|s| s.lifecycle_policy.clone()) else {
@@ -374,7 +377,7 @@ async fn release<B: RegistryBackend>(
         }
         if let Ok(registry) = ctx.ready_registry(&repo.spec.registry_ref.name) {
             let t = ctx.target(&registry).await?;
-            let ecr = ecr_name(&repo);
+            let ecr = ecr_name(repo);
             let current = ctx
                 .backend
                 .get_lifecycle_policy(&t, &ecr)
@@ -391,7 +394,7 @@ async fn release<B: RegistryBackend>(
                 removed += 1;
             }
         }
-        record(ctx, &repo, None).await?;
+        record(ctx, repo, None).await?;
     }
     Ok(removed)
 }

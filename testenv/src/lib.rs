@@ -135,18 +135,36 @@ struct Tethered {
     stdin: Option<ChildStdin>,
 }
 
+/// Waits up to 20 s for `child` to exit by itself, then calls `kill` and reaps it.
+pub(crate) fn wait_or_kill(child: &mut Child, kill: impl FnOnce(&mut Child)) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    kill(child);
+    let _ = child.wait();
+}
+
+/// The `*.yaml` files of a directory, sorted.
+pub fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io(format!("reading {}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 impl Tethered {
     fn stop(&mut self) {
         drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        wait_or_kill(&mut self.child, |c| {
+            let _ = c.kill();
+        });
     }
 
     fn exited(&mut self) -> Option<String> {
@@ -316,13 +334,7 @@ impl Drop for ControlPlane {
 pub async fn install_crds(client: &kube::Client, dir: &Path) -> Result<Vec<String>> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let mut names = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map_err(io(format!("reading {}", dir.display())))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    files.sort();
-    for path in files {
+    for path in yaml_files(dir)? {
         let text = std::fs::read_to_string(&path).map_err(io(format!("reading {}", path.display())))?;
         let crd: CustomResourceDefinition = serde_saphyr::from_str(&text)
             .map_err(|e| Error::Setup(format!("{} is not a CRD: {e}", path.display())))?;

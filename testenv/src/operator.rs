@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use crate::{ControlPlane, Error, Result};
 
@@ -105,15 +104,12 @@ impl Operator {
     /// Stops the operator gracefully and waits for it (at most 20 s, then SIGKILL).
     pub fn stop(&mut self) {
         drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+        let pid = self.pid();
+        crate::wait_or_kill(&mut self.child, |_| {
+            if let Some(pid) = pid {
+                let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
             }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        self.signal("KILL");
-        let _ = self.child.wait();
+        });
     }
 
     /// Whether it still runs.

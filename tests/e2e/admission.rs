@@ -10,14 +10,7 @@ use serde_json::Value;
 use crate::support::{api_code, api_message, apply, cluster, temp_namespace, yaml_documents};
 
 fn yaml_files(dir: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    files.sort();
-    files
+    ecr_operator_testenv::yaml_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)).unwrap()
 }
 
 /// Parses what the server stored into our typed object, so schema and Rust types agree

@@ -625,6 +625,9 @@ async fn waits_for_its_registry_and_tenancy_rules_deny() {
 async fn throttling_and_errors_converge_without_duplicates_and_a_restart_writes_nothing() {
     let mut env = OperatorEnv::start("e2e-faults").await;
     let ns = temp_namespace(&env.client, "faults").await;
+    // The Registry is Ready first, so what follows isolates failing repository calls (a Registry
+    // that keeps failing would rightly make Repositories wait with DependencyNotReady instead).
+    wait_registry(&env, |r| registry_condition(r, "Ready", "True")).await;
     // Most calls fail for a while: the SDK's own retries are exhausted on some calls.
     env.proxy.set_plan(FaultPlan {
         throttle_percent: 50,
