@@ -225,16 +225,7 @@ async fn preview_counts_conflicts_and_invalid_policies() {
         v
     };
     let before = versions().await;
-    env.stop_operator();
-    env.proxy.clear();
-    env.start_operator();
-    eventually(
-        Duration::from_secs(60),
-        "the restarted operator to evaluate the preview",
-        || async { (env.proxy.forwarded("DescribeImages") >= 1).then_some(()) },
-    )
-    .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    env.restart_and_settle("DescribeImages", 1).await;
     assert_eq!(env.proxy.forwarded("PutLifecyclePolicy"), 0);
     let after = versions().await;
     assert_eq!(before, after, "no status write after a restart");

@@ -83,6 +83,21 @@ impl OperatorEnv {
         self.operator = Some(op);
     }
 
+    /// Restarts the operator with a cleared proxy log, waits until it has made at least
+    /// `at_least` `operation` calls (it has looked at everything), then lets it settle for 3 s,
+    /// so the proxy log shows what a restart does.
+    pub async fn restart_and_settle(&mut self, operation: &str, at_least: usize) {
+        self.stop_operator();
+        self.proxy.clear();
+        self.start_operator();
+        let what = format!("the restarted operator to make {at_least} {operation} calls");
+        eventually(Duration::from_secs(60), &what, || async {
+            (self.proxy.forwarded(operation) >= at_least).then_some(())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+
     pub fn stop_operator(&mut self) {
         if let Some(mut op) = self.operator.take() {
             op.stop();
@@ -691,16 +706,7 @@ async fn throttling_and_errors_converge_without_duplicates_and_a_restart_writes_
         .iter()
         .map(|r| (r.name_any(), r.resource_version().unwrap()))
         .collect();
-    env.stop_operator();
-    env.proxy.clear();
-    env.start_operator();
-    eventually(
-        Duration::from_secs(60),
-        "the restarted operator to check every repository",
-        || async { (env.proxy.forwarded("ListTagsForResource") >= names.len()).then_some(()) },
-    )
-    .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    env.restart_and_settle("ListTagsForResource", names.len()).await;
     assert_eq!(
         env.proxy.forwarded_writes(),
         Vec::<String>::new(),

@@ -127,16 +127,7 @@ async fn three_teams_share_one_document_and_a_foreign_rule_survives_until_exclus
     wait_document(&env, &["team-b2/", "team-c/", "legacy/"]).await;
 
     // In sync: a restart writes nothing.
-    env.stop_operator();
-    env.proxy.clear();
-    env.start_operator();
-    eventually(
-        Duration::from_secs(60),
-        "the restarted operator to read the registry",
-        || async { (env.proxy.forwarded("DescribeRegistry") >= 2).then_some(()) },
-    )
-    .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    env.restart_and_settle("DescribeRegistry", 2).await;
     assert_eq!(
         env.proxy.forwarded("PutReplicationConfiguration"),
         0,
