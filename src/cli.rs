@@ -30,6 +30,35 @@ pub enum LogFormat {
     Json,
 }
 
+/// A controller that `--controllers` can enable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum ControllerName {
+    /// `Registry`: identity, account check, registry-wide scanning and policy.
+    Registry,
+    /// `Repository`: create, adopt, correct drift, delete.
+    Repository,
+    /// `LifecyclePolicy`: put lifecycle policies on selected Repositories.
+    LifecyclePolicy,
+    /// `ReplicationRule`: merge the rules into each registry's replication configuration.
+    Replication,
+    /// `PullSecret`: one dockerconfigjson Secret in the PullSecret's namespace.
+    PullSecret,
+    /// `ClusterPullSecret`: a dockerconfigjson Secret in every selected namespace.
+    ClusterPullSecret,
+}
+
+impl ControllerName {
+    /// Every controller, in start order.
+    pub const ALL: [Self; 6] = [
+        Self::Registry,
+        Self::Repository,
+        Self::LifecyclePolicy,
+        Self::Replication,
+        Self::PullSecret,
+        Self::ClusterPullSecret,
+    ];
+}
+
 /// Arguments of `ecr-operator run`. Every flag can also be set by its environment variable.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -40,6 +69,17 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, env = "ECR_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Controllers to run (comma-separated); all when empty. Split them across deployments, for
+    /// example the pull-secret controllers in one and the ECR-writing ones in another.
+    #[arg(long, env = "ECR_OPERATOR_CONTROLLERS", value_enum, value_delimiter = ',')]
+    pub controllers: Vec<ControllerName>,
+
+    /// Namespaces whose Repositories, LifecyclePolicies and PullSecrets this instance reconciles,
+    /// and into which ClusterPullSecrets write (comma-separated); all when empty. Objects in other
+    /// namespaces are left alone. Cluster-scoped kinds are always reconciled.
+    #[arg(long, env = "ECR_OPERATOR_WATCH_NAMESPACES", value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
 
     /// Identifies this cluster in the ECR owner tag `<cluster-id>/<namespace>/<name>`, so two
     /// clusters never take over each other's repositories. Defaults to the UID of the

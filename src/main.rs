@@ -51,6 +51,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         default_interval: args.default_interval.into(),
         concurrency: args.concurrency,
         repository_cache_ttl: args.repository_cache_ttl.into(),
+        watch_namespaces: (!args.watch_namespaces.is_empty())
+            .then(|| args.watch_namespaces.iter().cloned().collect()),
         ..Tunables::default()
     };
     let token_lifetime = args.assume_token_lifetime.map(std::time::Duration::from);
@@ -66,6 +68,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         instance: args.pod_name,
         token_lifetime,
         readiness: readiness.clone(),
+        controllers: args.controllers.iter().copied().collect(),
     };
     if !args.leader_elect {
         controllers::run(client, backend, metrics, run, shutdown_signal()).await?;

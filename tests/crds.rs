@@ -22,6 +22,11 @@ fn committed_crds_match_the_rust_types() {
         let fresh = api::render_crd(&crd).unwrap();
         if std::env::var_os("UPDATE_CRDS").is_some() {
             std::fs::write(&path, &fresh).unwrap();
+            // The chart's copy (tests/chart.rs checks it is byte-identical).
+            let chart_copy = root()
+                .join("charts/ecr-operator/files/crds")
+                .join(api::crd_file_name(&crd));
+            std::fs::write(chart_copy, &fresh).unwrap();
             continue;
         }
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
@@ -193,28 +198,41 @@ fn every_cel_rule_has_an_invalid_fixture() {
 #[test]
 fn every_example_parses_into_the_rust_types() {
     use ecr_operator::api::v1alpha1::*;
-    let dir = root().join("examples");
     let mut kinds = BTreeSet::new();
-    for path in yaml_files(&dir) {
+    let mut files = yaml_files(&root().join("examples"));
+    files.extend(yaml_files(&root().join("examples/quickstart")));
+    for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
-        let value: Value = serde_saphyr::from_str(&text).unwrap();
-        let kind = value["kind"].as_str().unwrap_or_default().to_owned();
-        let check =
-            |r: Result<(), serde_json::Error>| r.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        match kind.as_str() {
-            "Registry" => check(serde_json::from_value::<Registry>(value.clone()).map(drop)),
-            "Repository" => check(serde_json::from_value::<Repository>(value.clone()).map(drop)),
-            "LifecyclePolicy" => check(serde_json::from_value::<LifecyclePolicy>(value.clone()).map(drop)),
-            "ReplicationRule" => check(serde_json::from_value::<ReplicationRule>(value.clone()).map(drop)),
-            "PullSecret" => check(serde_json::from_value::<PullSecret>(value.clone()).map(drop)),
-            "ClusterPullSecret" => {
-                check(serde_json::from_value::<ClusterPullSecret>(value.clone()).map(drop))
+        for value in ecr_operator_testenv::yaml_documents(&text).unwrap() {
+            let kind = value["kind"].as_str().unwrap_or_default().to_owned();
+            let check =
+                |r: Result<(), serde_json::Error>| r.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            match kind.as_str() {
+                "Registry" => check(serde_json::from_value::<Registry>(value.clone()).map(drop)),
+                "Repository" => check(serde_json::from_value::<Repository>(value.clone()).map(drop)),
+                "LifecyclePolicy" => {
+                    check(serde_json::from_value::<LifecyclePolicy>(value.clone()).map(drop))
+                }
+                "ReplicationRule" => {
+                    check(serde_json::from_value::<ReplicationRule>(value.clone()).map(drop))
+                }
+                "PullSecret" => check(serde_json::from_value::<PullSecret>(value.clone()).map(drop)),
+                "ClusterPullSecret" => {
+                    check(serde_json::from_value::<ClusterPullSecret>(value.clone()).map(drop))
+                }
+                "Namespace" => check(
+                    serde_json::from_value::<k8s_openapi::api::core::v1::Namespace>(value.clone()).map(drop),
+                ),
+                other => panic!("{}: unexpected kind {other:?}", path.display()),
             }
-            other => panic!("{}: unexpected kind {other:?}", path.display()),
+            kinds.insert(kind);
         }
-        kinds.insert(kind);
     }
-    assert_eq!(kinds.len(), 6, "at least one example per kind, found {kinds:?}");
+    assert_eq!(
+        kinds.len(),
+        7,
+        "at least one example per kind (and the quick start's Namespace), found {kinds:?}"
+    );
 }
 
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {

@@ -33,6 +33,17 @@ pub struct Tunables {
     pub stalled_recheck: Duration,
     /// How long one listing of a registry's repositories serves reconciles.
     pub repository_cache_ttl: Duration,
+    /// Namespaces this instance serves; `None`: all.
+    pub watch_namespaces: Option<std::collections::BTreeSet<String>>,
+}
+
+impl Tunables {
+    /// Whether objects in (or Secrets written into) `namespace` are this instance's business.
+    pub fn watches(&self, namespace: &str) -> bool {
+        self.watch_namespaces
+            .as_ref()
+            .is_none_or(|set| set.contains(namespace))
+    }
 }
 
 impl Default for Tunables {
@@ -44,6 +55,7 @@ impl Default for Tunables {
             waiting_requeue: Duration::from_secs(30),
             stalled_recheck: Duration::from_secs(3600),
             repository_cache_ttl: Duration::from_secs(60),
+            watch_namespaces: None,
         }
     }
 }
@@ -372,5 +384,23 @@ mod tests {
             );
         }
         assert_ne!(jittered(base, "a"), jittered(base, "b"));
+    }
+
+    #[test]
+    fn watch_namespaces_limit_what_is_served() {
+        let all = Tunables::default();
+        let some = Tunables {
+            watch_namespaces: Some(["team-a".to_owned(), "team-b".to_owned()].into()),
+            ..Tunables::default()
+        };
+        for (tunables, namespace, expected) in [
+            (&all, "anything", true),
+            (&some, "team-a", true),
+            (&some, "team-b", true),
+            (&some, "team-c", false),
+            (&some, "", false),
+        ] {
+            assert_eq!(tunables.watches(namespace), expected, "{namespace}");
+        }
     }
 }

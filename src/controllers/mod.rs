@@ -22,6 +22,7 @@ use kube::{Client, Resource};
 
 use crate::api::v1alpha1::Registry;
 use crate::backend::RegistryBackend;
+use crate::cli::ControllerName;
 use crate::error::{Error, ErrorClass, error_chain};
 use context::{Context, object_key};
 
@@ -133,6 +134,8 @@ pub struct RunOptions {
     pub token_lifetime: Option<Duration>,
     /// Set once the caches are synced.
     pub readiness: crate::server::Readiness,
+    /// Controllers to run; all when empty.
+    pub controllers: std::collections::BTreeSet<ControllerName>,
 }
 
 /// Runs every controller until `shutdown` completes.
@@ -148,6 +151,7 @@ pub async fn run<B: RegistryBackend>(
         instance,
         token_lifetime,
         readiness,
+        controllers,
     } = options;
     let shutdown = shutdown.boxed().shared();
     let (registries, registry_reflector) = reflected(
@@ -158,12 +162,20 @@ pub async fn run<B: RegistryBackend>(
         Api::<Namespace>::all(client.clone()),
         watcher::Config::default().any_semantic(),
     );
+    let enabled = |name| controllers.is_empty() || controllers.contains(&name);
     // Only our own Secrets are cached: memory does not grow with the cluster's other Secrets.
-    let selector = pull_secret::managed_secrets_selector();
-    let (managed_secrets, secret_reflector) = reflected(
-        Api::<Secret>::all(client.clone()),
-        watcher::Config::default().labels(&selector).any_semantic(),
-    );
+    // Without the pull-secret controllers there is no Secret watch at all (nor RBAC for one).
+    let (managed_secrets, secret_reflector) =
+        if enabled(ControllerName::PullSecret) || enabled(ControllerName::ClusterPullSecret) {
+            let selector = pull_secret::managed_secrets_selector();
+            let (store, task) = reflected(
+                Api::<Secret>::all(client.clone()),
+                watcher::Config::default().labels(&selector).any_semantic(),
+            );
+            (store, Some(task))
+        } else {
+            (reflector::store::<Secret>().0, None)
+        };
     let ctx = Arc::new(Context {
         client: client.clone(),
         backend,
@@ -177,27 +189,42 @@ pub async fn run<B: RegistryBackend>(
         managed_secrets: managed_secrets.clone(),
         instance,
     });
-    for (what, ready) in [
+    let mut caches = vec![
         ("Registry", registries.wait_until_ready().boxed()),
         ("Namespace", namespaces.wait_until_ready().boxed()),
-        ("Secret", managed_secrets.wait_until_ready().boxed()),
-    ] {
+    ];
+    if secret_reflector.is_some() {
+        caches.push(("Secret", managed_secrets.wait_until_ready().boxed()));
+    }
+    for (what, ready) in caches {
         ready
             .await
             .map_err(|e| Error::InvalidSpec(format!("{what} cache: {e}")))?;
     }
     ctx.metrics.cached_secrets(managed_secrets.state().len());
     readiness.set(true);
-    tracing::info!("controllers started");
-    tokio::join!(
-        registry::controller(ctx.clone(), shutdown.clone()),
-        repository::controller(ctx.clone(), shutdown.clone()),
-        pull_secret::controller(ctx.clone(), shutdown.clone()),
-        pull_secret::cluster_controller(ctx.clone(), shutdown.clone()),
-        replication::controller(ctx.clone(), shutdown.clone()),
-        lifecycle_policy::controller(ctx.clone(), shutdown.clone()),
-    );
-    for task in [registry_reflector, namespace_reflector, secret_reflector] {
+    tracing::info!(controllers = ?controllers, "controllers started");
+    let mut running = Vec::new();
+    for name in ControllerName::ALL.into_iter().filter(|&n| enabled(n)) {
+        let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
+        running.push(match name {
+            ControllerName::Registry => registry::controller(ctx, shutdown).boxed(),
+            ControllerName::Repository => repository::controller(ctx, shutdown).boxed(),
+            ControllerName::LifecyclePolicy => lifecycle_policy::controller(ctx, shutdown).boxed(),
+            ControllerName::Replication => replication::controller(ctx, shutdown).boxed(),
+            ControllerName::PullSecret => pull_secret::controller(ctx, shutdown).boxed(),
+            ControllerName::ClusterPullSecret => pull_secret::cluster_controller(ctx, shutdown).boxed(),
+        });
+    }
+    futures::future::join_all(running).await;
+    for task in [
+        Some(registry_reflector),
+        Some(namespace_reflector),
+        secret_reflector,
+    ]
+    .into_iter()
+    .flatten()
+    {
         task.abort();
     }
     tracing::info!("controllers stopped");

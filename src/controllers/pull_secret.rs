@@ -146,6 +146,11 @@ fn secret_in_sync(existing: &Secret, desired: &Secret) -> bool {
 
 /// Writes the Secret unless it is already in sync; never touches a Secret someone else owns.
 /// Returns whether it wrote.
+///
+/// It reads only the label-selected cache of our own Secrets, so the operator needs no `get` on
+/// Secrets: a Secret missing from the cache is applied without `force`, and if someone else
+/// already wrote a Secret of that name the API server answers with a conflict (or, for another
+/// `type`, an immutable-field error) instead of letting us take it over.
 async fn apply_secret<B: RegistryBackend>(
     ctx: &Context<B>,
     desired: &Secret,
@@ -153,26 +158,29 @@ async fn apply_secret<B: RegistryBackend>(
 ) -> Result<bool> {
     let ns = desired.namespace().unwrap_or_default();
     let name = desired.name_any();
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    if let Some(existing) = api
-        .get_opt(&name)
-        .await
-        .map_err(Error::kube("read the pull Secret"))?
-    {
-        if !existing.owner_references().iter().any(|o| o.uid == owner_uid) {
+    let cached = ctx
+        .managed_secrets
+        .get(&ObjectRef::<Secret>::new(&name).within(&ns));
+    let force = match cached {
+        Some(existing) if !existing.owner_references().iter().any(|o| o.uid == owner_uid) => {
             return Err(Error::SecretExists(format!("{ns}/{name}")));
         }
-        if secret_in_sync(&existing, desired) {
-            return Ok(false);
-        }
+        Some(existing) if secret_in_sync(&existing, desired) => return Ok(false),
+        Some(_) => true,
+        None => false,
+    };
+    let mut params = PatchParams::apply(&ctx.field_manager(CONTROLLER));
+    if force {
+        params = params.force();
     }
-    api.patch(
-        &name,
-        &PatchParams::apply(&ctx.field_manager(CONTROLLER)).force(),
-        &Patch::Apply(desired),
-    )
-    .await
-    .map_err(Error::kube("apply the pull Secret"))?;
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    match api.patch(&name, &params, &Patch::Apply(desired)).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if !force && (s.code == 409 || s.code == 422) => {
+            return Err(Error::SecretExists(format!("{ns}/{name}")));
+        }
+        Err(e) => return Err(Error::kube("apply the pull Secret")(e)),
+    }
     ctx.metrics.secret_written(CONTROLLER);
     Ok(true)
 }
@@ -303,6 +311,10 @@ async fn reconcile_pull_secret<B: RegistryBackend>(
 ) -> Result<Action> {
     let start = Instant::now();
     let ns = ps.namespace().ok_or(Error::MissingMetadata("namespace"))?;
+    if !ctx.tunables.watches(&ns) {
+        // Another instance (--watch-namespaces) serves this namespace.
+        return Ok(Action::await_change());
+    }
     let api = Api::<PullSecret>::namespaced(ctx.client.clone(), &ns);
     let result = finalizer(&api, FINALIZER, ps.clone(), |event| async {
         match event {
@@ -543,6 +555,7 @@ fn namespaces_with_our_secrets<B: RegistryBackend>(
         .iter()
         .filter(|s| s.labels().get(CLUSTER_PULL_SECRET_LABEL) == Some(&name))
         .filter_map(|s| s.namespace())
+        .filter(|ns| ctx.tunables.watches(ns))
         .collect()
 }
 
@@ -607,11 +620,13 @@ async fn fan_out<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) 
     let secret_name = cluster_secret_name(cps);
     let mut matching = BTreeSet::new();
     for ns in ctx.namespaces.state() {
-        if namespace_matches(
-            &ns,
-            cps.spec.namespace_selector.as_ref(),
-            cps.spec.namespaces.as_ref(),
-        )? {
+        if ctx.tunables.watches(&ns.name_any())
+            && namespace_matches(
+                &ns,
+                cps.spec.namespace_selector.as_ref(),
+                cps.spec.namespaces.as_ref(),
+            )?
+        {
             matching.insert(ns.name_any());
         }
     }

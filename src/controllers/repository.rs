@@ -279,6 +279,10 @@ struct Synced {
 async fn reconcile<B: RegistryBackend>(repo: Arc<Repository>, ctx: Arc<Context<B>>) -> Result<Action> {
     let start = Instant::now();
     let ns = repo.namespace().ok_or(Error::MissingMetadata("namespace"))?;
+    if !ctx.tunables.watches(&ns) {
+        // Another instance (--watch-namespaces) serves this namespace.
+        return Ok(Action::await_change());
+    }
     let api = Api::<Repository>::namespaced(ctx.client.clone(), &ns);
     let result = finalizer(&api, FINALIZER, repo.clone(), |event| async {
         match event {

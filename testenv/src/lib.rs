@@ -11,6 +11,7 @@
 //! test process ends, however it ends (panic, abort, SIGKILL), the pipe closes and the children
 //! shut themselves down, so no stray server outlives a test run.
 
+pub mod chart;
 mod operator;
 mod proxy;
 

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use ecr_operator::api::v1alpha1::LifecyclePolicy;
 use ecr_operator::backend::ImageInfo;
 use ecr_operator::backend::fake::FakeBackend;
+use ecr_operator::cli::ControllerName;
 use ecr_operator::controllers::{RunOptions, context::Tunables};
 use kube::api::{Api, DeleteParams};
 use serde_json::json;
@@ -61,6 +62,13 @@ async fn archive_and_pull_based_rules_are_put_and_previewed() {
         instance: None,
         token_lifetime: None,
         readiness: ecr_operator::server::Readiness::default(),
+        // Only what this test needs (the --controllers code path).
+        controllers: [
+            ControllerName::Registry,
+            ControllerName::Repository,
+            ControllerName::LifecyclePolicy,
+        ]
+        .into(),
     };
     let controllers = tokio::spawn(ecr_operator::controllers::run(
         client.clone(),

@@ -13,14 +13,16 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   test      install and build what is needed (control plane, moto, helm), then run fmt --check,
             clippy -D warnings, and every test including the end-to-end tests
-  sandbox   start the control plane and the local ECR endpoint, install the CRDs, apply examples/,
-            and keep running until Ctrl-C";
+  sandbox   the quick start: start the control plane and the local ECR endpoint, helm install the
+            chart with a default Registry, run the operator as the chart's ServiceAccount, apply
+            examples/quickstart/, wait until it is Ready, and keep running until Ctrl-C
+            (--check: exit once Ready, non-zero if it is not)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
-        Some("sandbox") => sandbox(),
+        Some("sandbox") => sandbox(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -214,8 +216,8 @@ fn test() -> Result<(), String> {
     Ok(())
 }
 
-fn sandbox() -> Result<(), String> {
-    let env = tools(false)?;
+fn sandbox(args: &[String]) -> Result<(), String> {
+    let env = tools(true)?;
     step(
         "build the operator",
         cargo().args(["build", "--locked", "--bin", "ecr-operator"]),
@@ -235,7 +237,9 @@ fn sandbox() -> Result<(), String> {
                 "ecr-operator-testenv",
                 "--bin",
                 "sandbox",
+                "--",
             ])
+            .args(args)
             .envs(env.iter().map(|(k, v)| (*k, v)))
             .env("ECR_OPERATOR_BIN", operator),
     )

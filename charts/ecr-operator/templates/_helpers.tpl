@@ -1,0 +1,48 @@
+{{/* The chart name. */}}
+{{- define "ecr-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The full name: release-based unless overridden. */}}
+{{- define "ecr-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else if contains (include "ecr-operator.name" .) .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name (include "ecr-operator.name" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/* Selector labels (immutable once installed). */}}
+{{- define "ecr-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ecr-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels on every object. */}}
+{{- define "ecr-operator.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "ecr-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: ecr-operator
+{{- end }}
+
+{{/* The ServiceAccount name. */}}
+{{- define "ecr-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "ecr-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The controllers to run: as set, or all minus the pull-secret ones without their RBAC. */}}
+{{- define "ecr-operator.controllers" -}}
+{{- if .Values.operator.controllers }}
+{{- join "," .Values.operator.controllers }}
+{{- else if not .Values.rbac.pullSecrets }}
+{{- "registry,repository,lifecycle-policy,replication" }}
+{{- end }}
+{{- end }}

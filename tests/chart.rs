@@ -1,0 +1,233 @@
+//! The Helm chart, without a cluster: its CRDs are the generated ones, its version follows the
+//! crate, and rendering it (`helm template`) gives a Deployment that meets the restricted Pod
+//! Security Standard and RBAC without cluster-wide `get` on Secrets (the output is parsed back into
+//! k8s-openapi types, our strict-schema check). The install itself is tested against the real
+//! control plane in `tests/e2e/chart.rs`.
+
+// Test code: helpers may unwrap (the standard forbids unwrap outside tests only).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+
+use ecr_operator::api;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use serde_json::Value;
+
+fn chart() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("charts/ecr-operator")
+}
+
+#[test]
+fn chart_crds_are_byte_identical_to_the_generated_ones() {
+    let dir = chart().join("files/crds");
+    let mut expected = BTreeSet::new();
+    for crd in api::crds() {
+        let name = api::crd_file_name(&crd);
+        let copy = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
+        assert!(
+            copy == api::render_crd(&crd).unwrap(),
+            "charts/ecr-operator/files/crds/{name} differs from the Rust types; run UPDATE_CRDS=1 cargo test --test crds"
+        );
+        expected.insert(name);
+    }
+    let found: BTreeSet<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(found, expected, "orphan files in charts/ecr-operator/files/crds");
+}
+
+#[test]
+fn chart_version_and_app_version_follow_the_crate() {
+    let text = std::fs::read_to_string(chart().join("Chart.yaml")).unwrap();
+    let chart: Value = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!(chart["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(chart["appVersion"], env!("CARGO_PKG_VERSION"));
+}
+
+/// `helm template` with `--set` values, as parsed documents. Helm comes from `ECR_OPERATOR_HELM`
+/// (set by `cargo xtask test`) or is installed by `tests/testcluster/helm.sh`.
+fn template(values: &[&str]) -> Vec<Value> {
+    let helm = ecr_operator_testenv::helm_bin().unwrap();
+    let mut cmd = Command::new(helm);
+    cmd.args(["template", "ecr-operator"])
+        .arg(chart())
+        .args(["--namespace", "ecr-system"]);
+    for v in values {
+        cmd.args(["--set", v]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "helm template: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ecr_operator_testenv::yaml_documents(&String::from_utf8(out.stdout).unwrap()).unwrap()
+}
+
+fn of_kind(docs: &[Value], kind: &str) -> Vec<Value> {
+    docs.iter().filter(|d| d["kind"] == kind).cloned().collect()
+}
+
+#[test]
+fn rendered_deployment_meets_the_restricted_pod_security_standard() {
+    let docs = template(&[]);
+    let deployments = of_kind(&docs, "Deployment");
+    assert_eq!(deployments.len(), 1);
+    let deployment: Deployment = serde_json::from_value(deployments[0].clone()).unwrap();
+    let pod = deployment.spec.unwrap().template.spec.unwrap();
+    let psc = pod.security_context.unwrap();
+    assert_eq!(psc.run_as_non_root, Some(true));
+    assert_eq!(psc.seccomp_profile.unwrap().type_, "RuntimeDefault");
+    assert!(pod.host_network.is_none() && pod.host_pid.is_none() && pod.host_ipc.is_none());
+    assert!(
+        pod.volumes
+            .unwrap_or_default()
+            .iter()
+            .all(|v| v.host_path.is_none())
+    );
+    assert_eq!(pod.containers.len(), 1);
+    for c in pod.containers.iter().chain(pod.init_containers.iter().flatten()) {
+        let sc = c.security_context.clone().unwrap();
+        assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
+        assert_eq!(sc.read_only_root_filesystem, Some(true), "{}", c.name);
+        assert_ne!(sc.privileged, Some(true), "{}", c.name);
+        assert_ne!(sc.run_as_user, Some(0), "{}", c.name);
+        let caps = sc.capabilities.unwrap();
+        assert_eq!(caps.drop, Some(vec!["ALL".to_owned()]), "{}", c.name);
+        assert!(caps.add.unwrap_or_default().is_empty(), "{}", c.name);
+        assert!(
+            c.ports.iter().flatten().all(|p| p.host_port.is_none()),
+            "{}",
+            c.name
+        );
+        // Probes on the operator's own endpoints, and the downward API for leader election.
+        let probe_path =
+            |p: Option<k8s_openapi::api::core::v1::Probe>| p.unwrap().http_get.unwrap().path.unwrap();
+        assert_eq!(probe_path(c.liveness_probe.clone()), "/healthz");
+        assert_eq!(probe_path(c.readiness_probe.clone()), "/readyz");
+        let env: BTreeSet<String> = c.env.iter().flatten().map(|e| e.name.clone()).collect();
+        for name in [
+            "POD_NAME",
+            "POD_NAMESPACE",
+            "ECR_OPERATOR_LEADER_ELECT",
+            "ECR_OPERATOR_LOG_FORMAT",
+        ] {
+            assert!(env.contains(name), "{name} missing from {env:?}");
+        }
+    }
+}
+
+#[test]
+fn rendered_crds_equal_the_generated_ones_and_are_kept_on_uninstall() {
+    let docs = template(&[]);
+    let rendered = of_kind(&docs, "CustomResourceDefinition");
+    assert_eq!(rendered.len(), api::crds().len());
+    for doc in rendered {
+        let crd: CustomResourceDefinition = serde_json::from_value(doc).unwrap();
+        let generated = api::crds()
+            .into_iter()
+            .find(|c| c.metadata.name == crd.metadata.name)
+            .unwrap();
+        assert_eq!(crd.spec, generated.spec, "{:?}", crd.metadata.name);
+        let keep = crd.metadata.annotations.unwrap_or_default();
+        assert_eq!(
+            keep.get("helm.sh/resource-policy").map(String::as_str),
+            Some("keep")
+        );
+    }
+    let docs = template(&["crds.install=false"]);
+    assert!(of_kind(&docs, "CustomResourceDefinition").is_empty());
+}
+
+#[test]
+fn rendered_rbac_is_least_privilege() {
+    let docs = template(&[]);
+    let role: ClusterRole = serde_json::from_value(of_kind(&docs, "ClusterRole")[0].clone()).unwrap();
+    let rules = role.rules.unwrap();
+    let verbs_on = |group: &str, resource: &str| -> BTreeSet<String> {
+        rules
+            .iter()
+            .filter(|r| r.api_groups.iter().flatten().any(|g| g == group))
+            .filter(|r| r.resources.iter().flatten().any(|x| x == resource))
+            .flat_map(|r| r.verbs.clone())
+            .collect()
+    };
+    for rule in &rules {
+        assert!(!rule.verbs.iter().any(|v| v == "*"), "wildcard verb in {rule:?}");
+        assert!(
+            !rule.resources.iter().flatten().any(|v| v == "*"),
+            "wildcard resource in {rule:?}"
+        );
+    }
+    // No cluster-wide get or update on Secrets; no create/delete of the users' own objects.
+    let secrets = verbs_on("", "secrets");
+    assert!(
+        !secrets.contains("get") && !secrets.contains("update"),
+        "{secrets:?}"
+    );
+    assert_eq!(
+        verbs_on("ecr-operator.dev", "repositories"),
+        ["get", "list", "patch", "watch"].map(String::from).into()
+    );
+    // Leases only in the release namespace, through a Role.
+    assert!(verbs_on("coordination.k8s.io", "leases").is_empty());
+    let roles: Vec<Role> = of_kind(&docs, "Role")
+        .into_iter()
+        .map(|r| serde_json::from_value(r).unwrap())
+        .collect();
+    assert_eq!(roles.len(), 1);
+    assert_eq!(roles[0].metadata.namespace.as_deref(), Some("ecr-system"));
+
+    // Without the pull-secret controllers, no Secret access beyond the credential namespaces.
+    let docs = template(&[
+        "rbac.pullSecrets=false",
+        "rbac.credentialSecretNamespaces={aws-keys}",
+    ]);
+    let role: ClusterRole = serde_json::from_value(of_kind(&docs, "ClusterRole")[0].clone()).unwrap();
+    assert!(
+        !role
+            .rules
+            .unwrap()
+            .iter()
+            .any(|r| r.resources.iter().flatten().any(|x| x == "secrets"))
+    );
+    let namespaces: BTreeSet<String> = of_kind(&docs, "Role")
+        .iter()
+        .map(|r| r["metadata"]["namespace"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(namespaces, ["aws-keys", "ecr-system"].map(String::from).into());
+    let deployment = &of_kind(&docs, "Deployment")[0];
+    let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap();
+    let controllers = env
+        .iter()
+        .find(|e| e["name"] == "ECR_OPERATOR_CONTROLLERS")
+        .unwrap();
+    assert_eq!(
+        controllers["value"],
+        "registry,repository,lifecycle-policy,replication"
+    );
+}
+
+#[test]
+fn pod_disruption_budget_and_service_monitor_only_when_asked() {
+    let docs = template(&[]);
+    assert!(of_kind(&docs, "PodDisruptionBudget").is_empty());
+    assert!(of_kind(&docs, "ServiceMonitor").is_empty());
+    assert!(of_kind(&docs, "Registry").is_empty());
+    let docs = template(&[
+        "replicaCount=2",
+        "metrics.serviceMonitor.enabled=true",
+        "defaultRegistry.create=true",
+    ]);
+    assert_eq!(of_kind(&docs, "PodDisruptionBudget").len(), 1);
+    assert_eq!(of_kind(&docs, "ServiceMonitor").len(), 1);
+    let registry = &of_kind(&docs, "Registry")[0];
+    assert_eq!(registry["spec"]["region"], "us-east-1");
+}

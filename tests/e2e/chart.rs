@@ -1,0 +1,189 @@
+//! The Helm chart installed with `helm install` into a fresh control plane; the operator then
+//! runs as a process with the chart ServiceAccount's own token (no admin credentials), and the
+//! quick start plus every file of `examples/` reaches Ready: the chart's RBAC is sufficient.
+//! The same identity is refused what it has no business doing: the RBAC is tight where
+//! Kubernetes allows.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ecr_operator_testenv::chart::{
+    RELEASE, RELEASE_NAMESPACE, apply_dir, helm, install_chart, prepare_examples, run_output,
+    service_account_kubeconfig, use_local_endpoint, wait_all_ready,
+};
+use ecr_operator_testenv::{ControlPlane, Moto, Operator, TEST_FIELD_MANAGER, repo_root};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::json;
+
+use crate::operator::one_operator;
+use crate::support::api_code;
+
+#[tokio::test]
+async fn helm_install_gives_an_operator_identity_that_runs_every_example_to_ready() {
+    let _serial = one_operator().await;
+    // Its own control plane: the chart installs the CRDs and cluster-wide RBAC.
+    let cp = ControlPlane::start().unwrap();
+    let moto = Moto::start().unwrap();
+    let chart = repo_root().join("charts/ecr-operator");
+    run_output(
+        helm(&cp).unwrap().args(["lint", "--strict"]).arg(&chart),
+        "helm lint",
+    )
+    .unwrap();
+
+    let start = Instant::now();
+    let notes = install_chart(
+        &cp,
+        &[
+            ("defaultRegistry.create", "true"),
+            ("defaultRegistry.spec.endpoint", &moto.endpoint),
+        ],
+    )
+    .unwrap();
+    eprintln!("helm install took {:?}", start.elapsed());
+    assert!(notes.contains("STATUS: deployed"), "{notes}");
+    let admin = cp.client().await.unwrap();
+    let crds = Api::<CustomResourceDefinition>::all(admin.clone())
+        .list(&ListParams::default().labels("app.kubernetes.io/part-of=ecr-operator"))
+        .await
+        .unwrap();
+    assert_eq!(crds.items.len(), 6, "the chart installed the 6 CRDs");
+
+    // The operator process gets the chart ServiceAccount's token and nothing else.
+    let kubeconfig = service_account_kubeconfig(&cp, RELEASE_NAMESPACE, RELEASE)
+        .await
+        .unwrap();
+    prepare_examples(&moto).await.unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_ecr-operator"));
+    let args = [
+        "--cluster-id",
+        "chart",
+        "--leader-elect",
+        "--lease-name",
+        "ecr-operator-leader",
+        "--lease-namespace",
+        RELEASE_NAMESPACE,
+    ];
+    let operator = Operator::start_with_kubeconfig(bin, &kubeconfig, &cp.dir, &moto.endpoint, &args).unwrap();
+
+    // The user applies the quick start and every example (every kind), Registries pointed at moto.
+    let start = Instant::now();
+    let mut applied = apply_dir(
+        &admin,
+        &repo_root().join("examples/quickstart"),
+        "default",
+        TEST_FIELD_MANAGER,
+        use_local_endpoint(&moto.endpoint),
+    )
+    .await
+    .unwrap();
+    applied.extend(
+        apply_dir(
+            &admin,
+            &repo_root().join("examples"),
+            "default",
+            TEST_FIELD_MANAGER,
+            use_local_endpoint(&moto.endpoint),
+        )
+        .await
+        .unwrap(),
+    );
+    let (all_ready, states) = wait_all_ready(&cp, Duration::from_secs(120)).await.unwrap();
+    let not_ready: Vec<_> = states.iter().filter(|s| s.status != "True").collect();
+    assert!(
+        all_ready,
+        "not Ready: {not_ready:?}\napplied: {applied:?}\noperator log:\n{}",
+        operator.logs()
+    );
+    eprintln!(
+        "{} objects ({} applied documents) Ready {:?} after applying, as the chart ServiceAccount",
+        states.len(),
+        applied.len(),
+        start.elapsed()
+    );
+    for kind in [
+        "Registry",
+        "Repository",
+        "LifecyclePolicy",
+        "ReplicationRule",
+        "PullSecret",
+        "ClusterPullSecret",
+    ] {
+        assert!(
+            states.iter().any(|s| s.object.starts_with(&format!("{kind}/"))),
+            "no {kind} in {states:?}"
+        );
+    }
+    // The assumed-role Registry reached moto's account through STS AssumeRole.
+    assert!(
+        states
+            .iter()
+            .any(|s| s.object == "Registry/shared-eu" && s.status == "True")
+    );
+    let logs = operator.logs();
+    let denials: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.to_lowercase().contains("forbidden"))
+        .collect();
+    assert!(denials.is_empty(), "RBAC denials: {denials:#?}");
+
+    // Tight where Kubernetes allows: the operator's identity cannot read a Secret it does not
+    // manage, nor create or delete the users' objects.
+    let secret: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "db-password"}, "stringData": {"password": "hunter2"}}),
+    )
+    .unwrap();
+    Api::<Secret>::namespaced(admin.clone(), "shop")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let sa = cp
+        .client_as_service_account(RELEASE_NAMESPACE, RELEASE)
+        .await
+        .unwrap();
+    let refused = Api::<Secret>::namespaced(sa.clone(), "shop")
+        .get("db-password")
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&refused), Some(403), "{refused}");
+    let refused = Api::<Secret>::namespaced(sa.clone(), "kube-system")
+        .get("anything")
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&refused), Some(403), "{refused}");
+    let repos: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        sa.clone(),
+        "shop",
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk("ecr-operator.dev", "v1alpha1", "Repository"),
+            "repositories",
+        ),
+    );
+    let refused = repos.delete("web", &Default::default()).await.unwrap_err();
+    assert_eq!(api_code(&refused), Some(403), "{refused}");
+
+    // Uninstalling keeps the CRDs (and so every object and its ECR repository).
+    drop(operator);
+    run_output(
+        helm(&cp)
+            .unwrap()
+            .args(["uninstall", RELEASE, "--namespace", RELEASE_NAMESPACE]),
+        "helm uninstall",
+    )
+    .unwrap();
+    let kept = Api::<CustomResourceDefinition>::all(admin.clone())
+        .list(&ListParams::default().labels("app.kubernetes.io/part-of=ecr-operator"))
+        .await
+        .unwrap();
+    assert_eq!(kept.items.len(), 6, "CRDs are kept on uninstall");
+    assert!(
+        moto.ecr_client("us-east-1")
+            .describe_repositories()
+            .repository_names("shop/web")
+            .send()
+            .await
+            .is_ok()
+    );
+}
