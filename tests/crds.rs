@@ -32,7 +32,7 @@ fn committed_crds_match_the_rust_types() {
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             committed == fresh,
-            "{} is stale; run `cargo run -- crd --out-dir crds` (or UPDATE_CRDS=1 cargo test --test crds)",
+            "{} is stale; run UPDATE_CRDS=1 cargo test --test crds (rewrites crds/ and the chart copy)",
             path.display()
         );
     }

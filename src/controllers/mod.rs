@@ -196,11 +196,14 @@ pub async fn run<B: RegistryBackend>(
     if secret_reflector.is_some() {
         caches.push(("Secret", managed_secrets.wait_until_ready().boxed()));
     }
+    let mut synced = Vec::new();
     for (what, ready) in caches {
         ready
             .await
             .map_err(|e| Error::InvalidSpec(format!("{what} cache: {e}")))?;
+        synced.push(what);
     }
+    tracing::info!(caches = ?synced, "caches synced");
     ctx.metrics.cached_secrets(managed_secrets.state().len());
     readiness.set(true);
     tracing::info!(controllers = ?controllers, "controllers started");

@@ -12,6 +12,7 @@
 //! shut themselves down, so no stray server outlives a test run.
 
 pub mod chart;
+pub mod gitops;
 mod operator;
 mod proxy;
 

@@ -11,6 +11,7 @@ use ecr_operator_testenv::chart::{
     RELEASE, RELEASE_NAMESPACE, apply_dir, helm, install_chart, prepare_examples, run_output,
     service_account_kubeconfig, use_local_endpoint, wait_all_ready,
 };
+use ecr_operator_testenv::gitops::{argocd_health, argocd_health_checks};
 use ecr_operator_testenv::{ControlPlane, Moto, Operator, TEST_FIELD_MANAGER, repo_root};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -115,6 +116,20 @@ async fn helm_install_gives_an_operator_identity_that_runs_every_example_to_read
             states.iter().any(|s| s.object.starts_with(&format!("{kind}/"))),
             "no {kind} in {states:?}"
         );
+    }
+    // docs/gitops.md's Argo CD health check calls every one of them Healthy.
+    let checks = argocd_health_checks().unwrap();
+    let listed = run_output(
+        cp.kubectl().args(["get", "ecr", "-A", "-o", "json"]),
+        "kubectl get",
+    )
+    .unwrap();
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    for obj in listed["items"].as_array().unwrap() {
+        let kind = obj["kind"].as_str().unwrap();
+        let script = &checks.iter().find(|(k, _)| k == kind).unwrap().1;
+        let (health, message) = argocd_health(script, obj).unwrap();
+        assert_eq!(health, "Healthy", "{kind} {}: {message}", obj["metadata"]["name"]);
     }
     // The assumed-role Registry reached moto's account through STS AssumeRole.
     assert!(

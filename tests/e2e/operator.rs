@@ -978,3 +978,54 @@ async fn observe_only_reports_drift_and_encryption_mismatch_stalls() {
     );
     env.delete_registry().await;
 }
+
+#[tokio::test]
+async fn watch_namespaces_and_controllers_limit_what_an_instance_serves() {
+    let client = cluster().client().await.unwrap();
+    let served = temp_namespace(&client, "served").await;
+    let other = temp_namespace(&client, "unserved").await;
+    let env = OperatorEnv::start_with(
+        "e2e-scoped",
+        &[
+            "--watch-namespaces",
+            &served,
+            "--controllers",
+            "registry,repository",
+        ],
+    )
+    .await;
+    env.apply_repository(&served, "inside", json!({"name": format!("{served}/inside")}))
+        .await;
+    env.apply_repository(&other, "outside", json!({"name": format!("{other}/outside")}))
+        .await;
+    let pull = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "PullSecret",
+        "metadata": {"name": "not-served"}, "spec": {"registries": ["e2e-scoped"]}});
+    apply(&client, &served, &pull).await.unwrap();
+
+    env.wait_condition(&served, "inside", "Ready", "True", None).await;
+    assert!(env.ecr_exists(&format!("{served}/inside")).await);
+    // Give the instance time to (wrongly) act on the rest.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let outside = Api::<Repository>::namespaced(client.clone(), &other)
+        .get("outside")
+        .await
+        .unwrap();
+    assert!(outside.status.is_none(), "an unserved namespace gets no status");
+    assert!(outside.finalizers().is_empty(), "nor a finalizer");
+    assert!(!env.ecr_exists(&format!("{other}/outside")).await);
+    let pull = Api::<ecr_operator::api::v1alpha1::PullSecret>::namespaced(client.clone(), &served)
+        .get("not-served")
+        .await
+        .unwrap();
+    assert!(pull.status.is_none(), "the pull-secret controller is not running");
+    let logs = env.logs();
+    let synced = logs
+        .lines()
+        .find(|l| l.contains("caches synced"))
+        .unwrap_or_default();
+    assert!(synced.contains("Registry"), "{}", tail(&logs, 20));
+    assert!(
+        !synced.contains("Secret"),
+        "no Secret watch without the pull-secret controllers: {synced}"
+    );
+}
