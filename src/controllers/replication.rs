@@ -87,11 +87,22 @@ pub fn merge(
 ) -> Merge {
     let ours_fps: HashSet<&str> = previously_ours.iter().map(|(_, f)| f.as_str()).collect();
     let applied_names: HashSet<&str> = previously_ours.iter().map(|(n, _)| n.as_str()).collect();
+    // A foreign rule identical to one of the rules is served by that rule, and is not counted
+    // twice: listing it twice would make the next merge take both for ours (same fingerprint) and
+    // drop one, so the document would never settle.
+    let wanted: HashSet<String> = rules
+        .iter()
+        .filter(|r| !r.suspended)
+        .map(|r| r.settings.fingerprint())
+        .collect();
     let foreign: Vec<ReplicationRuleSettings> = if exclusive {
         vec![]
     } else {
         ecr.iter()
-            .filter(|r| !ours_fps.contains(r.fingerprint().as_str()))
+            .filter(|r| {
+                let fp = r.fingerprint();
+                !ours_fps.contains(fp.as_str()) && !wanted.contains(&fp)
+            })
             .cloned()
             .collect()
     };
@@ -474,6 +485,31 @@ mod tests {
             merge(&rules, &[], &[], SRC, false),
             merge(&rules, &[], &[], SRC, false)
         );
+    }
+
+    #[test]
+    fn a_foreign_rule_identical_to_ours_is_served_by_ours_and_the_document_settles() {
+        // Found by the property test: listed twice, the next merge took both for ours and
+        // dropped one, so every reconcile would write.
+        let ours = rule("ours", 0, &[("us-west-2", "111111111111")], &[]);
+        let same = ours.settings.clone();
+        let first = merge(
+            std::slice::from_ref(&ours),
+            std::slice::from_ref(&same),
+            &[],
+            SRC,
+            false,
+        );
+        assert_eq!(first.document, vec![ours.settings.canonical()]);
+        assert_eq!(first.foreign, 0);
+        let again = merge(
+            std::slice::from_ref(&ours),
+            &first.document,
+            &first.ours,
+            SRC,
+            false,
+        );
+        assert_eq!(again, first);
     }
 
     #[test]

@@ -1,0 +1,400 @@
+//! Property tests (proptest) for the pure cores that decide what the operator does to ECR: the
+//! lifecycle validator and evaluator, and the replication merge.
+
+// Test code: helpers may unwrap (the standard forbids unwrap outside tests only).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime};
+
+use ecr_operator::api::v1alpha1::{
+    ActionType, CountType, CountUnit, LifecycleAction, LifecycleRule, LifecycleSelection, StorageClass,
+    TagStatus, TargetStorageClass,
+};
+use ecr_operator::backend::ReplicationRuleSettings;
+use ecr_operator::controllers::replication::{MAX_DESTINATIONS, MAX_RULES, RuleInput, Verdict, merge};
+use ecr_operator::lifecycle::evaluate::{Image, evaluate};
+use ecr_operator::lifecycle::validate::violations;
+use proptest::prelude::*;
+
+const NOW: u64 = 1_800_000_000;
+
+fn tag() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "v[0-9]\\.[0-9]",
+        "(dev|prod|rc)-[a-c]",
+        Just("latest".to_owned()),
+        "[a-z*]{0,4}",
+    ]
+}
+
+fn selection() -> impl Strategy<Value = LifecycleSelection> {
+    (
+        prop_oneof![
+            Just(TagStatus::Tagged),
+            Just(TagStatus::Untagged),
+            Just(TagStatus::Any)
+        ],
+        proptest::option::of(proptest::collection::vec(tag(), 0..3)),
+        proptest::option::of(proptest::collection::vec(tag(), 0..3)),
+        proptest::option::of(prop_oneof![
+            Just(StorageClass::Standard),
+            Just(StorageClass::Archive)
+        ]),
+        prop_oneof![
+            Just(CountType::ImageCountMoreThan),
+            Just(CountType::SinceImagePushed),
+            Just(CountType::SinceImagePulled),
+            Just(CountType::SinceImageTransitioned),
+        ],
+        proptest::option::of(Just(CountUnit::Days)),
+        -2i32..40,
+    )
+        .prop_map(
+            |(tag_status, prefixes, patterns, storage_class, count_type, count_unit, count_number)| {
+                LifecycleSelection {
+                    tag_status,
+                    tag_prefix_list: prefixes,
+                    tag_pattern_list: patterns,
+                    storage_class,
+                    count_type,
+                    count_unit,
+                    count_number,
+                }
+            },
+        )
+}
+
+fn rule() -> impl Strategy<Value = LifecycleRule> {
+    (
+        -1i32..12,
+        selection(),
+        prop_oneof![Just(ActionType::Expire), Just(ActionType::Transition)],
+        proptest::option::of(Just(TargetStorageClass::Archive)),
+    )
+        .prop_map(
+            |(rule_priority, selection, type_, target_storage_class)| LifecycleRule {
+                rule_priority,
+                description: None,
+                selection,
+                action: LifecycleAction {
+                    type_,
+                    target_storage_class,
+                },
+            },
+        )
+}
+
+fn at(days_ago: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(NOW - days_ago * 86_400)
+}
+
+fn image() -> impl Strategy<Value = Image> {
+    (
+        proptest::collection::vec(tag(), 0..3),
+        0u64..400,
+        proptest::option::of(0u64..400),
+        any::<bool>(),
+        proptest::option::of(0u64..400),
+    )
+        .prop_map(|(tags, pushed, pulled, archived, archived_at)| Image {
+            digest: String::new(),
+            tags,
+            pushed_at: at(pushed),
+            last_pulled_at: pulled.map(at),
+            archived,
+            archived_at: archived_at.filter(|_| archived).map(at),
+            last_activated_at: None,
+        })
+}
+
+fn images() -> impl Strategy<Value = Vec<Image>> {
+    proptest::collection::vec(image(), 0..25).prop_map(|mut v| {
+        for (i, img) in v.iter_mut().enumerate() {
+            img.digest = format!("sha256:{i:064}");
+        }
+        v
+    })
+}
+
+fn tags(n: std::ops::Range<usize>) -> impl Strategy<Value = Vec<String>> {
+    proptest::collection::btree_set(tag(), n).prop_map(|s| s.into_iter().collect())
+}
+
+/// A `tagged` standard rule: prefixes or patterns; expire by count or age, or archive when not pulled.
+fn tagged_rule() -> impl Strategy<Value = LifecycleRule> {
+    (any::<bool>(), tags(1..3), 0u8..4, 1i32..40).prop_map(|(prefix, list, shape, n)| {
+        let (count_type, type_) = match shape {
+            0 => (CountType::ImageCountMoreThan, ActionType::Expire),
+            1 => (CountType::SinceImagePushed, ActionType::Expire),
+            2 => (CountType::SinceImagePulled, ActionType::Transition),
+            _ => (CountType::ImageCountMoreThan, ActionType::Transition),
+        };
+        build(
+            TagStatus::Tagged,
+            prefix.then(|| list.clone()),
+            (!prefix).then_some(list),
+            None,
+            count_type,
+            n,
+            type_,
+        )
+    })
+}
+
+fn build(
+    tag_status: TagStatus,
+    tag_prefix_list: Option<Vec<String>>,
+    tag_pattern_list: Option<Vec<String>>,
+    storage_class: Option<StorageClass>,
+    count_type: CountType,
+    count_number: i32,
+    type_: ActionType,
+) -> LifecycleRule {
+    LifecycleRule {
+        rule_priority: 0,
+        description: None,
+        selection: LifecycleSelection {
+            tag_status,
+            tag_prefix_list,
+            tag_pattern_list,
+            storage_class,
+            count_unit: (count_type != CountType::ImageCountMoreThan).then_some(CountUnit::Days),
+            count_type,
+            count_number,
+        },
+        action: LifecycleAction {
+            target_storage_class: (type_ == ActionType::Transition).then_some(TargetStorageClass::Archive),
+            type_,
+        },
+    }
+}
+
+/// Policies ECR would accept, built to be valid (tagged rules, then at most one untagged, one
+/// `any` last, and one archive-class rule), with the validator as the final word.
+fn valid_rules() -> impl Strategy<Value = Vec<LifecycleRule>> {
+    (
+        proptest::collection::vec(tagged_rule(), 0..4),
+        proptest::option::of((any::<bool>(), 1i32..30)),
+        proptest::option::of((any::<bool>(), 1i32..30)),
+        proptest::option::of((0u8..3, 90i32..400)),
+        proptest::collection::vec(1i32..5, 6),
+    )
+        .prop_map(|(mut rules, untagged, any_rule, archive, gaps)| {
+            let by = |count: bool| {
+                if count {
+                    CountType::ImageCountMoreThan
+                } else {
+                    CountType::SinceImagePushed
+                }
+            };
+            if let Some((count, n)) = untagged {
+                rules.push(build(
+                    TagStatus::Untagged,
+                    None,
+                    None,
+                    None,
+                    by(count),
+                    n,
+                    ActionType::Expire,
+                ));
+            }
+            if let Some((count, n)) = any_rule {
+                rules.push(build(
+                    TagStatus::Any,
+                    None,
+                    None,
+                    None,
+                    by(count),
+                    n,
+                    ActionType::Expire,
+                ));
+            }
+            if let Some((status, n)) = archive {
+                let (status, list) = match status {
+                    0 => (TagStatus::Any, None),
+                    1 => (TagStatus::Untagged, None),
+                    _ => (TagStatus::Tagged, Some(vec!["v".to_owned()])),
+                };
+                rules.push(build(
+                    status,
+                    list,
+                    None,
+                    Some(StorageClass::Archive),
+                    CountType::SinceImageTransitioned,
+                    n,
+                    ActionType::Expire,
+                ));
+            }
+            // Increasing priorities with gaps; the `any` rule stays the highest of its class.
+            let mut priority = 0;
+            for (i, r) in rules.iter_mut().enumerate() {
+                priority += gaps[i % gaps.len()];
+                r.rule_priority = priority;
+            }
+            rules
+        })
+        .prop_filter("valid policies only", |rules| {
+            !rules.is_empty() && violations(rules).is_empty()
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn validator_never_panics(rules in proptest::collection::vec(rule(), 0..8)) {
+        let _ = violations(&rules);
+    }
+
+    #[test]
+    fn evaluator_never_panics_even_on_invalid_rules(rules in proptest::collection::vec(rule(), 0..8), imgs in images()) {
+        let _ = evaluate(&rules, &imgs, at(0));
+    }
+
+    #[test]
+    fn each_image_is_acted_on_by_at_most_one_rule(rules in valid_rules(), imgs in images()) {
+        let outcomes = evaluate(&rules, &imgs, at(0));
+        let mut seen = BTreeMap::new();
+        for o in &outcomes {
+            for &i in o.expired.iter().chain(&o.transitioned) {
+                prop_assert!(i < imgs.len());
+                if let Some(first) = seen.insert(i, o.rule_priority) {
+                    prop_assert!(false, "image {} acted on by rules {} and {}", i, first, o.rule_priority);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_count_rule_never_acts_on_the_newest_n_of_its_selection(rules in valid_rules(), imgs in images()) {
+        let outcomes = evaluate(&rules, &imgs, at(0));
+        for rule in rules.iter().filter(|r| r.selection.count_type == CountType::ImageCountMoreThan) {
+            let outcome = outcomes.iter().find(|o| o.rule_priority == rule.rule_priority).unwrap();
+            let n = usize::try_from(rule.selection.count_number).unwrap();
+            let acted: BTreeSet<usize> = outcome.expired.iter().chain(&outcome.transitioned).copied().collect();
+            // The selection ordered newest first (push time; no restores in these images).
+            let mut newest_first = outcome.matched.clone();
+            newest_first.sort_by_key(|&i| std::cmp::Reverse(imgs[i].pushed_at));
+            // Ties in push time make "the N newest" ambiguous; compare by time, not index.
+            if let Some(&nth) = newest_first.get(n.saturating_sub(1)) {
+                for i in &acted {
+                    prop_assert!(imgs[*i].pushed_at <= imgs[nth].pushed_at);
+                }
+            }
+            let kept = outcome.matched.len() - acted.len();
+            prop_assert!(kept >= n.min(outcome.matched.len()), "kept {} of {} with countNumber {}", kept, outcome.matched.len(), n);
+        }
+    }
+
+    #[test]
+    fn a_single_count_rule_leaves_at_least_n_images_of_its_selection(
+        status in 0u8..3,
+        list in tags(1..3),
+        transition in any::<bool>(),
+        n in 1i32..40,
+        imgs in images(),
+    ) {
+        let (status, list) = match status {
+            0 => (TagStatus::Tagged, Some(list)),
+            1 => (TagStatus::Untagged, None),
+            _ => (TagStatus::Any, None),
+        };
+        let action = if transition { ActionType::Transition } else { ActionType::Expire };
+        let mut rule = build(status, list, None, None, CountType::ImageCountMoreThan, n, action);
+        rule.rule_priority = 1;
+        let rules = vec![rule];
+        prop_assert!(violations(&rules).is_empty(), "{:?}", violations(&rules));
+        let outcome = &evaluate(&rules, &imgs, at(0))[0];
+        let n = usize::try_from(n).unwrap();
+        let gone = outcome.expired.len() + outcome.transitioned.len();
+        prop_assert!(outcome.matched.len() - gone >= n.min(outcome.matched.len()));
+    }
+
+    #[test]
+    fn evaluation_does_not_depend_on_the_order_rules_are_written_in(rules in valid_rules(), imgs in images()) {
+        let mut reversed = rules.clone();
+        reversed.reverse();
+        prop_assert_eq!(evaluate(&rules, &imgs, at(0)), evaluate(&reversed, &imgs, at(0)));
+    }
+}
+
+// ----- replication merge ------------------------------------------------------------------------
+
+fn destination() -> impl Strategy<Value = (String, String)> {
+    (
+        prop_oneof![
+            Just("us-west-2"),
+            Just("eu-west-1"),
+            Just("ap-south-1"),
+            Just("us-east-1")
+        ],
+        0u32..12,
+    )
+        .prop_map(|(region, account)| {
+            (
+                region.to_owned(),
+                format!("{:012}", 100_000_000_000u64 + u64::from(account)),
+            )
+        })
+}
+
+fn settings() -> impl Strategy<Value = ReplicationRuleSettings> {
+    (
+        proptest::collection::vec(destination(), 1..5),
+        proptest::collection::vec(prop_oneof![Just("team-a/"), Just("team-b/"), Just("prod")], 0..3),
+    )
+        .prop_map(|(destinations, filters)| ReplicationRuleSettings {
+            destinations,
+            filters: filters.into_iter().map(str::to_owned).collect(),
+        })
+}
+
+fn inputs() -> impl Strategy<Value = Vec<RuleInput>> {
+    proptest::collection::vec((0i32..5, any::<bool>(), settings()), 0..16).prop_map(|v| {
+        v.into_iter()
+            .enumerate()
+            .map(|(i, (priority, suspended, settings))| RuleInput {
+                name: format!("rule-{i:02}"),
+                priority,
+                suspended: suspended && i % 4 == 0,
+                settings,
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn merge_is_deterministic_and_within_ecr_limits(
+        rules in inputs(),
+        foreign in proptest::collection::vec(settings(), 0..4),
+        exclusive in any::<bool>(),
+        shuffle in any::<u64>(),
+    ) {
+        let source = ("us-east-1", "123456789012");
+        let first = merge(&rules, &foreign, &[], source, exclusive);
+        // The same rules listed in another order merge to the same result.
+        let mut shuffled = rules.clone();
+        let len = shuffled.len().max(1);
+        shuffled.rotate_left(usize::try_from(shuffle % len as u64).unwrap());
+        shuffled.reverse();
+        prop_assert_eq!(&first, &merge(&shuffled, &foreign, &[], source, exclusive));
+        prop_assert!(first.document.len() <= MAX_RULES, "{} rules", first.document.len());
+        let destinations: BTreeSet<_> = first.document.iter().flat_map(|r| r.destinations.iter().cloned()).collect();
+        prop_assert!(destinations.len() <= MAX_DESTINATIONS, "{} destinations", destinations.len());
+        // Every rule gets a verdict, and Applied positions point at the rule's own entry.
+        for rule in &rules {
+            let verdict = first.verdicts.get(&rule.name);
+            prop_assert!(verdict.is_some(), "no verdict for {}", rule.name);
+            if let Some(Verdict::Applied { position }) = verdict {
+                prop_assert_eq!(first.document[*position].canonical(), rule.settings.canonical());
+            }
+        }
+        // Merging again with what it wrote as ECR's state changes nothing (no write loop).
+        let again = merge(&rules, &first.document, &first.ours, source, exclusive);
+        prop_assert_eq!(&again.document, &first.document);
+    }
+}
