@@ -144,6 +144,31 @@ async fn helm_install_gives_an_operator_identity_that_runs_every_example_to_read
         .collect();
     assert!(denials.is_empty(), "RBAC denials: {denials:#?}");
 
+    // /metrics: reconciles per controller, ECR calls per operation, token expiry, leadership.
+    let (code, metrics) = operator.http_get("/metrics").unwrap();
+    assert_eq!(code, 200);
+    for controller in [
+        "registry",
+        "repository",
+        "lifecycle-policy",
+        "replication",
+        "pull-secret",
+        "cluster-pull-secret",
+    ] {
+        let needle = format!(r#"ecr_operator_reconcile_total{{controller="{controller}",result="success"}}"#);
+        assert!(metrics.contains(&needle), "{needle} missing from /metrics");
+        let needle = format!(r#"ecr_operator_reconcile_duration_seconds_count{{controller="{controller}"}}"#);
+        assert!(metrics.contains(&needle), "{needle} missing from /metrics");
+    }
+    for needle in [
+        r#"ecr_operator_backend_requests_total{operation="CreateRepository",outcome="ok"}"#,
+        r#"ecr_operator_backend_requests_total{operation="GetAuthorizationToken",outcome="ok"}"#,
+        r#"ecr_operator_pull_secret_expiry_timestamp_seconds{registry="default"}"#,
+        "ecr_operator_leader 1",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing from /metrics");
+    }
+
     // Tight where Kubernetes allows: the operator's identity cannot read a Secret it does not
     // manage, nor create or delete the users' objects.
     let secret: Secret = serde_json::from_value(

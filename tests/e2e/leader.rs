@@ -4,12 +4,15 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ecr_operator_testenv::{Moto, Operator};
+use ecr_operator::api::v1alpha1::Repository;
+use ecr_operator::status::kstatus;
+use ecr_operator_testenv::{FaultProxy, Moto, Operator};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
+use serde_json::json;
 
 use crate::operator::one_operator;
-use crate::support::{cluster, eventually};
+use crate::support::{apply, cluster, eventually, temp_namespace};
 
 fn args(name: &str) -> Vec<String> {
     [
@@ -100,4 +103,101 @@ async fn exactly_one_replica_reconciles_and_a_standby_takes_over() {
         (holder().await.as_deref() != Some("leader-b")).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_leader_killed_mid_create_hands_over_without_duplicate_repositories() {
+    let _serial = one_operator().await;
+    let client = cluster().client().await.unwrap();
+    let moto = Moto::start().unwrap();
+    let proxy = FaultProxy::start(&moto.endpoint).unwrap();
+    let registry = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Registry",
+        "metadata": {"name": "e2e-failover"}, "spec": {"region": "us-east-1", "endpoint": proxy.endpoint}});
+    apply(&client, "", &registry).await.unwrap();
+    let ns = temp_namespace(&client, "failover").await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
+    let holder = || async {
+        leases
+            .get_opt("e2e-leader")
+            .await
+            .ok()
+            .flatten()?
+            .spec?
+            .holder_identity
+    };
+
+    let mut a = start("failover-a", &moto.endpoint);
+    eventually(Duration::from_secs(60), "failover-a to lead", || async {
+        (holder().await.as_deref() == Some("failover-a") && is_leader(&a) == Some(true)).then_some(())
+    })
+    .await;
+    let b = start("failover-b", &moto.endpoint);
+    const N: usize = 30;
+    for i in 0..N {
+        let repo = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Repository",
+            "metadata": {"name": format!("r{i:02}")},
+            "spec": {"registryRef": {"name": "e2e-failover"}, "name": format!("{ns}/r{i:02}")}});
+        apply(&client, &ns, &repo).await.unwrap();
+    }
+    // Kill the leader in the middle of the mass create.
+    eventually(
+        Duration::from_secs(60),
+        "the leader to start creating",
+        || async { (proxy.forwarded("CreateRepository") >= 3).then_some(()) },
+    )
+    .await;
+    a.signal("KILL");
+    let killed = Instant::now();
+    let created_by_a = proxy.forwarded("CreateRepository");
+    let api: Api<Repository> = Api::namespaced(client.clone(), &ns);
+    eventually(
+        Duration::from_secs(120),
+        "every Repository Ready under the new leader",
+        || async {
+            let list = api.list(&Default::default()).await.ok()?;
+            let ready = list
+                .items
+                .iter()
+                .filter(|r| {
+                    let status = r.status.clone().unwrap_or_default();
+                    kstatus(
+                        r.metadata.generation,
+                        status.observed_generation,
+                        &status.conditions,
+                        false,
+                    ) == "Current"
+                })
+                .count();
+            (ready == N).then_some(())
+        },
+    )
+    .await;
+    eprintln!(
+        "failover: the killed leader had created {created_by_a} of {N}; all Ready {:?} after the kill (lease 6 s)",
+        killed.elapsed()
+    );
+    assert_eq!(holder().await.as_deref(), Some("failover-b"));
+    assert_eq!(
+        proxy.forwarded("CreateRepository"),
+        N,
+        "each repository created exactly once"
+    );
+    let listed = moto
+        .ecr_client("us-east-1")
+        .describe_repositories()
+        .max_results(1000)
+        .send()
+        .await
+        .unwrap();
+    let ours = listed
+        .repositories()
+        .iter()
+        .filter(|r| {
+            r.repository_name()
+                .is_some_and(|n| n.starts_with(&format!("{ns}/")))
+        })
+        .count();
+    assert_eq!(ours, N, "no duplicate and no orphaned repository");
+    a.stop();
+    drop(b);
 }

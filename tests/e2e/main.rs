@@ -15,4 +15,5 @@ mod lifecycle;
 mod operator;
 mod pull_secrets;
 mod replication;
+mod runtime;
 mod support;

@@ -130,7 +130,8 @@ func run(ctx context.Context, dir string, withKCM bool) error {
 	if err != nil {
 		return fmt.Errorf("pki: %w", err)
 	}
-	etcdPort, peerPort, apiPort := freePort(), freePort(), freePort()
+	ports := freePorts(3)
+	etcdPort, peerPort, apiPort := ports[0], ports[1], ports[2]
 
 	e, err := startEtcd(filepath.Join(dir, "etcd"), etcdPort, peerPort)
 	if err != nil {
@@ -335,11 +336,18 @@ func waitReady(ctx context.Context, u string, p *PKI, timeout time.Duration) err
 	return fmt.Errorf("timed out after %s waiting for %s (last: %s)", timeout, u, strings.TrimSpace(last))
 }
 
-func freePort() int { // a small race window between close and reuse; fine for tests
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
+// freePorts returns n distinct free loopback ports. All listeners stay open until every port is
+// chosen, so the kernel cannot hand the same port out twice; the window between close and reuse
+// by our components remains (another process could take a port), which is rare.
+func freePorts(n int) []int {
+	ports := make([]int, 0, n)
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			panic(err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
