@@ -193,6 +193,8 @@ pub struct ControlPlane {
     pub server: String,
     /// Admin kubeconfig (client certificate in `system:masters`).
     pub kubeconfig: PathBuf,
+    /// etcd's client URL, `http://127.0.0.1:<port>` (its v3 JSON gateway is on it too).
+    pub etcd: String,
     /// Directory of the `testcluster` binary and its `kubectl`, `kube-apiserver`, ... links.
     pub bin_dir: PathBuf,
 }
@@ -250,10 +252,62 @@ impl ControlPlane {
         Ok(Self {
             server: field("server")?,
             kubeconfig: PathBuf::from(field("kubeconfig")?),
+            etcd: field("etcd")?,
             proc,
             dir,
             bin_dir,
         })
+    }
+
+    /// Restarts kube-apiserver (same port and certificates; etcd keeps running with its data)
+    /// and waits until it is ready again. Returns how long it was gone.
+    pub fn restart_apiserver(&mut self) -> Result<Duration> {
+        let up_log = self.dir.join("up.log");
+        let restarts = || {
+            std::fs::read_to_string(&up_log)
+                .unwrap_or_default()
+                .matches("RESTARTED")
+                .count()
+        };
+        let before = restarts();
+        let start = Instant::now();
+        let status = Command::new("kill")
+            .args(["-USR1", &self.proc.child.id().to_string()])
+            .status()
+            .map_err(io("signalling testcluster"))?;
+        if !status.success() {
+            return Err(Error::Setup(format!("kill -USR1 failed: {status}")));
+        }
+        while restarts() == before {
+            if let Some(why) = self.proc.exited() {
+                return Err(Error::Setup(format!("{why}\n{}", tail_logs(&self.dir))));
+            }
+            if start.elapsed() > Duration::from_secs(150) {
+                return Err(Error::Setup(format!(
+                    "kube-apiserver did not come back\n{}",
+                    tail_logs(&self.dir)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(start.elapsed())
+    }
+
+    /// Compacts etcd's history up to its current revision (physically), as etcd's periodic
+    /// compaction does, so a watch from an older resourceVersion can only be answered with
+    /// 410 Gone. Returns the revision.
+    pub fn compact_etcd(&self) -> Result<u64> {
+        let range = etcd_post(&self.etcd, "/v3/kv/range", r#"{"key":"AA==","limit":1}"#)?;
+        let revision: u64 = range["header"]["revision"]
+            .as_str()
+            .and_then(|r| r.parse().ok())
+            .ok_or_else(|| Error::Setup(format!("no revision in {range}")))?;
+        etcd_post(
+            &self.etcd,
+            "/v3/kv/compaction",
+            &format!(r#"{{"revision":"{revision}","physical":true}}"#),
+        )?;
+        Ok(revision)
     }
 
     /// The last lines of every component log, for failure messages.
@@ -554,6 +608,36 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+/// A POST to etcd's v3 JSON gateway; the parsed answer.
+fn etcd_post(base: &str, path: &str, body: &str) -> Result<Value> {
+    let host = base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(host).map_err(io("connecting to etcd"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(io("configuring the etcd connection"))?;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(io("writing to etcd"))?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(io("reading from etcd"))?;
+    let (head, payload) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(Error::Setup(format!("etcd {path}: {head}\n{payload}")));
+    }
+    // The gateway may answer chunked; the JSON object is between the first '{' and the last '}'.
+    let json = payload
+        .find('{')
+        .and_then(|a| payload.rfind('}').map(|b| &payload[a..=b]))
+        .unwrap_or(payload);
+    serde_json::from_str(json).map_err(|e| Error::Setup(format!("etcd {path}: {e}: {payload}")))
 }
 
 fn unique_suffix() -> u64 {

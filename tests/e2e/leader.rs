@@ -172,9 +172,12 @@ async fn a_leader_killed_mid_create_hands_over_without_duplicate_repositories() 
         },
     )
     .await;
-    eprintln!(
-        "failover: the killed leader had created {created_by_a} of {N}; all Ready {:?} after the kill (lease 6 s)",
-        killed.elapsed()
+    crate::faults::report(
+        "leader-failover",
+        killed.elapsed(),
+        &format!(
+            "{N} repositories, {created_by_a} created by the killed leader; lease 6 s; time from the kill"
+        ),
     );
     assert_eq!(holder().await.as_deref(), Some("failover-b"));
     assert_eq!(

@@ -9,6 +9,7 @@ mod admission;
 mod chart;
 mod cluster;
 mod ecr;
+mod faults;
 mod in_memory;
 mod leader;
 mod lifecycle;

@@ -108,6 +108,11 @@ impl OperatorEnv {
         self.operator.as_ref().map(Operator::logs).unwrap_or_default()
     }
 
+    /// Waits until this env's Registry is Ready.
+    pub async fn wait_registry_ready(&self) {
+        wait_registry(self, |r| registry_condition(r, "Ready", "True")).await;
+    }
+
     /// Applies the Registry with extra spec fields.
     pub async fn apply_registry(&self, extra: Value) {
         let mut spec = json!({"region": "us-east-1", "endpoint": self.proxy.endpoint});

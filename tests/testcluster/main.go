@@ -176,17 +176,55 @@ func run(ctx context.Context, dir string, withKCM bool) error {
 	}
 	fmt.Println("READY", server)
 
-	exited := make(chan error, len(children))
-	for _, c := range children {
-		go func(c *exec.Cmd) { exited <- fmt.Errorf("%s exited: %v", filepath.Base(c.Args[1]), c.Wait()) }(c)
+	// SIGUSR1 restarts kube-apiserver on the same port with the same certificates while etcd keeps
+	// running with its data: the fault tests use it ("the API server restarted mid-create").
+	restart := make(chan os.Signal, 1)
+	signal.Notify(restart, syscall.SIGUSR1)
+	defer signal.Stop(restart)
+	type exit struct {
+		c   *exec.Cmd
+		err error
 	}
-	select {
-	case <-ctx.Done():
-		return nil
-	case err := <-exited:
-		return err
-	case err := <-e.Err():
-		return fmt.Errorf("etcd: %w", err)
+	exited := make(chan exit, 2*len(children)+2)
+	wait := func(c *exec.Cmd) { go func() { exited <- exit{c, c.Wait()} }() }
+	for _, c := range children {
+		wait(c)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case x := <-exited:
+			return fmt.Errorf("%s exited: %v", filepath.Base(x.c.Args[1]), x.err)
+		case err := <-e.Err():
+			return fmt.Errorf("etcd: %w", err)
+		case <-restart:
+			old := children[0]
+			_ = old.Process.Signal(syscall.SIGTERM)
+			deadline := time.After(20 * time.Second)
+		waitOld:
+			for {
+				select {
+				case x := <-exited:
+					if x.c == old {
+						break waitOld
+					}
+					return fmt.Errorf("%s exited: %v", filepath.Base(x.c.Args[1]), x.err)
+				case <-deadline:
+					_ = old.Process.Kill()
+				}
+			}
+			api, err := child(dir, "kube-apiserver", apiserverArgs(dir, etcdPort, apiPort, withKCM)...)
+			if err != nil {
+				return err
+			}
+			children[0] = api
+			wait(api)
+			if err := waitReady(ctx, server+"/readyz", pki, 120*time.Second); err != nil {
+				return fmt.Errorf("kube-apiserver after restart: %w", err)
+			}
+			fmt.Println("RESTARTED", server)
+		}
 	}
 }
 
@@ -241,7 +279,8 @@ func child(dir, name string, args ...string) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, err
 	}
-	log, err := os.Create(filepath.Join(dir, name+".log"))
+	// Appended to, so a restarted component's log follows the earlier one.
+	log, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}

@@ -210,7 +210,18 @@ fn test() -> Result<(), String> {
         "--locked",
     ])
     .envs(env.iter().map(|(k, v)| (*k, v)));
-    let (passed, failed) = counted_step("cargo test (unit, schema, CLI and end-to-end)", &mut test)?;
+    // The fault suite reports each scenario's time here; printed after the run.
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let fault_report = target_dir.join("fault-report.txt");
+    let _ = std::fs::remove_file(&fault_report);
+    test.env("ECR_OPERATOR_FAULT_REPORT", &fault_report);
+    let result = counted_step("cargo test (unit, schema, CLI and end-to-end)", &mut test);
+    if let Ok(text) = std::fs::read_to_string(&fault_report) {
+        eprintln!("==> fault suite:\n{}", text.trim_end());
+    }
+    let (passed, failed) = result?;
     println!("{passed} passed, {failed} failed");
     eprintln!("==> all checks passed in {:.0}s", start.elapsed().as_secs_f64());
     Ok(())
