@@ -1,4 +1,4 @@
-//! The controller half of the bad-input corpus: `tests/fixtures/stalled/*.yaml` pass admission
+//! The controller half of the bad-input corpus: `tests/fixtures/invalid/controller/*.yaml` pass admission
 //! (CEL cannot see the problem) and the operator must answer with a condition and a reason.
 //! Each file's first lines say `# expect-condition: Stalled|Reconciling` and
 //! `# expect-reason: <Reason>`; its last document is the object checked, the documents before it
@@ -78,7 +78,7 @@ fn header(text: &str, key: &str) -> String {
 async fn every_controller_fixture_gets_its_condition_and_reason() {
     let env = OperatorEnv::start("corpus").await;
     env.wait_registry_ready().await;
-    let files = yaml_files(&repo_root().join("tests/fixtures/stalled")).unwrap();
+    let files = yaml_files(&repo_root().join("tests/fixtures/invalid/controller")).unwrap();
     assert!(files.len() >= 10, "{} controller fixtures", files.len());
     let mut failures = Vec::new();
     for path in &files {

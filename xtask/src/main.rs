@@ -16,13 +16,17 @@ commands:
   sandbox   the quick start: start the control plane and the local ECR endpoint, helm install the
             chart with a default Registry, run the operator as the chart's ServiceAccount, apply
             examples/quickstart/, wait until it is Ready, and keep running until Ctrl-C
-            (--check: exit once Ready, non-zero if it is not)";
+            (--check: exit once Ready, non-zero if it is not)
+  bench     build the release operator and measure it against the control plane and moto:
+            1,000 Repositories, a ClusterPullSecret over 1,000 namespaces, memory with 20,000
+            unrelated Secrets, apply-to-Ready latency; writes bench/results/<time>.json and .md";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("sandbox") => sandbox(&args[1..]),
+        Some("bench") => bench(),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -251,6 +255,34 @@ fn sandbox(args: &[String]) -> Result<(), String> {
                 "--",
             ])
             .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v)))
+            .env("ECR_OPERATOR_BIN", operator),
+    )
+}
+
+fn bench() -> Result<(), String> {
+    let env = tools(false)?;
+    step(
+        "build the release operator",
+        cargo().args(["build", "--release", "--locked", "--bin", "ecr-operator"]),
+    )?;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let operator = target_dir.join("release").join("ecr-operator");
+    step(
+        "bench",
+        cargo()
+            .args([
+                "run",
+                "--quiet",
+                "--locked",
+                "--release",
+                "-p",
+                "ecr-operator-testenv",
+                "--bin",
+                "bench",
+            ])
             .envs(env.iter().map(|(k, v)| (*k, v)))
             .env("ECR_OPERATOR_BIN", operator),
     )

@@ -1,0 +1,611 @@
+//! `cargo xtask bench`: scale and resource measurements of the release operator against the real
+//! control plane and moto (behind the counting proxy). It reports; it asserts nothing about time.
+//! Writes `bench/results/<timestamp>.json` and `.md`.
+//!
+//! Scenarios: cold converge of 1,000 Repositories; one full steady-state resync of them; a
+//! ClusterPullSecret over 1,000 namespaces (and its resync); peak RSS without and with 20,000
+//! unrelated Secrets; apply-to-Ready latency of 100 Repositories.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ecr_operator_testenv::{
+    ControlPlane, FaultProxy, Moto, Operator, apply_document, error_chain, repo_root,
+};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::{Value, json};
+
+const MANAGER: &str = "ecr-operator-bench";
+const REPOSITORIES: usize = 1000;
+const NAMESPACES: usize = 1000;
+const UNRELATED_SECRETS: usize = 20_000;
+const LATENCY_REPOSITORIES: usize = 100;
+
+type Res<T> = Result<T, String>;
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// What the Repository watch saw: writes to existing objects, and when each became Ready.
+#[derive(Default)]
+struct Seen {
+    versions: HashMap<String, String>,
+    writes: u64,
+    ready_at: HashMap<String, Instant>,
+}
+
+fn key(obj: &DynamicObject) -> String {
+    format!(
+        "{}/{}",
+        obj.metadata.namespace.clone().unwrap_or_default(),
+        obj.metadata.name.clone().unwrap_or_default()
+    )
+}
+
+fn is_ready(obj: &DynamicObject) -> bool {
+    let status = &obj.data["status"];
+    status["observedGeneration"].as_i64() == obj.metadata.generation
+        && status["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+/// Counts every change to objects already seen (the operator's writes: status, finalizers).
+fn watch_writes(api: Api<DynamicObject>, seen: Arc<Mutex<Seen>>) {
+    tokio::spawn(async move {
+        let stream = watcher(api, watcher::Config::default()).default_backoff();
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            let obj = match event {
+                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => o,
+                _ => continue,
+            };
+            let k = key(&obj);
+            let rv = obj.metadata.resource_version.clone().unwrap_or_default();
+            if let Ok(mut s) = seen.lock() {
+                match s.versions.insert(k.clone(), rv.clone()) {
+                    Some(old) if old != rv => s.writes += 1,
+                    _ => {}
+                }
+                if is_ready(&obj) && !s.ready_at.contains_key(&k) {
+                    s.ready_at.insert(k, Instant::now());
+                }
+            }
+        }
+    });
+}
+
+fn ecr_calls(proxy: &FaultProxy) -> BTreeMap<String, u64> {
+    let mut by_op = BTreeMap::new();
+    for c in proxy.calls().into_iter().filter(|c| c.injected.is_none()) {
+        *by_op.entry(c.operation).or_insert(0) += 1;
+    }
+    by_op
+}
+
+fn writes_of(calls: &BTreeMap<String, u64>) -> u64 {
+    calls
+        .iter()
+        .filter(|(op, _)| ecr_operator_testenv::is_write(op))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+fn peak_rss_mib(op: &Operator) -> Res<f64> {
+    let pid = op.pid().ok_or("no operator pid")?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(err)?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or("no VmHWM")?;
+    Ok(kib / 1024.0)
+}
+
+async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Res<Duration> {
+    let start = Instant::now();
+    while !done() {
+        if start.elapsed() > limit {
+            return Err(format!("{what}: not done after {limit:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(start.elapsed())
+}
+
+async fn apply_all(client: &kube::Client, docs: Vec<(String, Value)>) -> Res<()> {
+    futures::stream::iter(docs)
+        .map(|(ns, doc)| async move { apply_document(client, &ns, &doc, MANAGER).await.map_err(err) })
+        .buffer_unordered(32)
+        .try_collect::<Vec<_>>()
+        .await
+        .map(drop)
+}
+
+fn repository(ns: &str, name: &str) -> (String, Value) {
+    (
+        ns.to_owned(),
+        json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Repository",
+               "metadata": {"name": name}, "spec": {"name": format!("{ns}/{name}")}}),
+    )
+}
+
+struct Env {
+    cp: ControlPlane,
+    proxy: FaultProxy,
+    _moto: Moto,
+    bin: std::path::PathBuf,
+    operator: Option<Operator>,
+}
+
+impl Env {
+    fn start_operator(&mut self) -> Res<()> {
+        let op = Operator::start(
+            &self.bin,
+            &self.cp,
+            &self._moto.endpoint,
+            &["--cluster-id", "bench"],
+        )
+        .map_err(|e| error_chain(&e))?;
+        self.operator = Some(op);
+        Ok(())
+    }
+
+    /// Restarts the operator with a cleared proxy log and waits for one full resync (every
+    /// Repository's tags read), then 5 s more.
+    async fn restart_and_resync(&mut self) -> Res<Duration> {
+        if let Some(mut op) = self.operator.take() {
+            op.stop();
+        }
+        self.proxy.clear();
+        let start = Instant::now();
+        self.start_operator()?;
+        let proxy = &self.proxy;
+        wait_until("a full resync", Duration::from_secs(600), || {
+            proxy.forwarded("ListTagsForResource") >= REPOSITORIES
+        })
+        .await?;
+        let took = start.elapsed();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        Ok(took)
+    }
+
+    fn op(&self) -> Res<&Operator> {
+        self.operator.as_ref().ok_or_else(|| "no operator".to_owned())
+    }
+}
+
+async fn run() -> Res<()> {
+    let bin = std::env::var_os("ECR_OPERATOR_BIN")
+        .ok_or("ECR_OPERATOR_BIN is not set (run `cargo xtask bench`)")?;
+    let started = Instant::now();
+    let cp = ControlPlane::start().map_err(|e| error_chain(&e))?;
+    cp.install_crds().await.map_err(|e| error_chain(&e))?;
+    let moto = Moto::start().map_err(|e| error_chain(&e))?;
+    let proxy = FaultProxy::start(&moto.endpoint).map_err(|e| error_chain(&e))?;
+    let client = cp.client().await.map_err(|e| error_chain(&e))?;
+    let registry = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Registry",
+        "metadata": {"name": "default"}, "spec": {"region": "us-east-1", "endpoint": proxy.endpoint}});
+    apply_document(&client, "", &registry, MANAGER)
+        .await
+        .map_err(err)?;
+    let mut env = Env {
+        cp,
+        proxy,
+        _moto: moto,
+        bin: bin.into(),
+        operator: None,
+    };
+    env.start_operator()?;
+    eprintln!("bench: control plane, moto, proxy and the release operator are up");
+
+    let (repo_resource, _) = kube::discovery::pinned_kind(
+        &client,
+        &kube::core::GroupVersionKind::gvk("ecr-operator.dev", "v1alpha1", "Repository"),
+    )
+    .await
+    .map_err(err)?;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    watch_writes(Api::all_with(client.clone(), &repo_resource), seen.clone());
+    let writes = |seen: &Arc<Mutex<Seen>>| seen.lock().map(|s| s.writes).unwrap_or_default();
+    let ready = |seen: &Arc<Mutex<Seen>>| seen.lock().map(|s| s.ready_at.len()).unwrap_or_default();
+
+    // 1. Cold converge.
+    let mut docs = Vec::new();
+    for n in 0..10 {
+        let ns = format!("bench-{n}");
+        create_namespace(&client, &ns, BTreeMap::new()).await?;
+        for i in 0..REPOSITORIES / 10 {
+            docs.push(repository(&ns, &format!("repo-{i:03}")));
+        }
+    }
+    env.proxy.clear();
+    let start = Instant::now();
+    apply_all(&client, docs).await?;
+    let applied = start.elapsed();
+    let converge = wait_until("1,000 Repositories Ready", Duration::from_secs(1800), || {
+        ready(&seen) >= REPOSITORIES
+    })
+    .await?;
+    let cold_calls = ecr_calls(&env.proxy);
+    let cold = json!({
+        "repositories": REPOSITORIES,
+        "apply_seconds": applied.as_secs_f64(),
+        "all_ready_seconds": (start.elapsed()).as_secs_f64().min(converge.as_secs_f64() + applied.as_secs_f64()),
+        "ecr_calls": cold_calls,
+        "ecr_writes": writes_of(&cold_calls),
+        "kubernetes_writes": writes(&seen),
+    });
+    eprintln!("bench: cold converge {cold}");
+
+    // 2. Steady state: one full resync of the in-sync Repositories (a restart resyncs everything).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let before = writes(&seen);
+    let took = env.restart_and_resync().await?;
+    let steady_calls = ecr_calls(&env.proxy);
+    let steady = json!({
+        "repositories": REPOSITORIES,
+        "resync_seconds": took.as_secs_f64(),
+        "ecr_calls": steady_calls,
+        "ecr_writes": writes_of(&steady_calls),
+        "describe_repositories_per_repository": steady_calls.get("DescribeRepositories").copied().unwrap_or(0) as f64 / REPOSITORIES as f64,
+        "kubernetes_writes": writes(&seen) - before,
+    });
+    eprintln!("bench: steady state {steady}");
+
+    // 3. Fan-out: a ClusterPullSecret over 1,000 namespaces.
+    let start = Instant::now();
+    futures::stream::iter(0..NAMESPACES)
+        .map(|i| {
+            let client = client.clone();
+            async move {
+                create_namespace(
+                    &client,
+                    &format!("team-{i:04}"),
+                    BTreeMap::from([("bench".to_owned(), "fanout".to_owned())]),
+                )
+                .await
+            }
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<_>>()
+        .await?;
+    eprintln!("bench: created {NAMESPACES} namespaces in {:?}", start.elapsed());
+    let secrets: Api<Secret> = Api::all(client.clone());
+    let secret_writes = Arc::new(Mutex::new((HashMap::<String, String>::new(), 0u64)));
+    {
+        let secret_writes = secret_writes.clone();
+        let config = watcher::Config::default().labels("app.kubernetes.io/managed-by=ecr-operator");
+        tokio::spawn(async move {
+            let stream = watcher(secrets, config).default_backoff();
+            futures::pin_mut!(stream);
+            while let Some(event) = stream.next().await {
+                if let Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) = event
+                    && let Ok(mut w) = secret_writes.lock()
+                {
+                    let rv = s.metadata.resource_version.clone().unwrap_or_default();
+                    let k = format!(
+                        "{}/{}",
+                        s.metadata.namespace.clone().unwrap_or_default(),
+                        s.metadata.name.clone().unwrap_or_default()
+                    );
+                    if w.0.insert(k, rv.clone()).as_ref() != Some(&rv) {
+                        w.1 += 1;
+                    }
+                }
+            }
+        });
+    }
+    env.proxy.clear();
+    let cps = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "ClusterPullSecret",
+        "metadata": {"name": "bench"}, "spec": {"namespaceSelector": {"matchLabels": {"bench": "fanout"}},
+        "registries": ["default"], "secretName": "ecr-pull"}});
+    apply_document(&client, "", &cps, MANAGER).await.map_err(err)?;
+    let count = |w: &Arc<Mutex<(HashMap<String, String>, u64)>>| {
+        w.lock().map(|w| (w.0.len(), w.1)).unwrap_or_default()
+    };
+    let all_exist = wait_until("1,000 pull Secrets", Duration::from_secs(900), || {
+        count(&secret_writes).0 >= NAMESPACES
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let fan_calls = ecr_calls(&env.proxy);
+    let (_, first_writes) = count(&secret_writes);
+    // The next resync writes nothing.
+    let took = env.restart_and_resync().await?;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (_, after_resync) = count(&secret_writes);
+    let fan_out = json!({
+        "namespaces": NAMESPACES,
+        "token_calls": fan_calls.get("GetAuthorizationToken").copied().unwrap_or(0),
+        "secret_writes": first_writes,
+        "seconds_until_every_secret_exists": all_exist.as_secs_f64(),
+        "resync_secret_writes": after_resync - first_writes,
+        "resync_token_calls": ecr_calls(&env.proxy).get("GetAuthorizationToken").copied().unwrap_or(0),
+        "resync_seconds": took.as_secs_f64(),
+    });
+    eprintln!("bench: fan-out {fan_out}");
+
+    // 4. Memory: peak RSS after a full resync, before and after 20,000 unrelated Secrets.
+    let rss_without = peak_rss_mib(env.op()?)?;
+    let start = Instant::now();
+    futures::stream::iter(0..UNRELATED_SECRETS)
+        .map(|i| {
+            let client = client.clone();
+            async move {
+                let ns = format!("team-{:04}", i % NAMESPACES);
+                let secret: Secret =
+                    serde_json::from_value(json!({"metadata": {"name": format!("unrelated-{i:05}")},
+                    "stringData": {"password": "x".repeat(512)}}))
+                    .map_err(err)?;
+                Api::<Secret>::namespaced(client, &ns)
+                    .create(&PostParams::default(), &secret)
+                    .await
+                    .map_err(err)
+                    .map(drop)
+            }
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<_>>()
+        .await?;
+    eprintln!(
+        "bench: created {UNRELATED_SECRETS} unrelated Secrets in {:?}",
+        start.elapsed()
+    );
+    env.restart_and_resync().await?;
+    let rss_with = peak_rss_mib(env.op()?)?;
+    let memory = json!({
+        "repositories": REPOSITORIES, "namespaces": NAMESPACES + 10, "unrelated_secrets": UNRELATED_SECRETS,
+        "peak_rss_mib_without_unrelated_secrets": rss_without,
+        "peak_rss_mib_with_unrelated_secrets": rss_with,
+    });
+    eprintln!("bench: memory {memory}");
+
+    // 5. Latency: apply -> Ready for 100 Repositories, applied one after another.
+    create_namespace(&client, "bench-latency", BTreeMap::new()).await?;
+    let mut applied_at = HashMap::new();
+    for i in 0..LATENCY_REPOSITORIES {
+        let (ns, doc) = repository("bench-latency", &format!("l-{i:03}"));
+        applied_at.insert(format!("{ns}/l-{i:03}"), Instant::now());
+        apply_document(&client, &ns, &doc, MANAGER).await.map_err(err)?;
+    }
+    wait_until("100 Repositories Ready", Duration::from_secs(600), || {
+        seen.lock()
+            .map(|s| applied_at.keys().all(|k| s.ready_at.contains_key(k)))
+            .unwrap_or(false)
+    })
+    .await?;
+    let mut millis: Vec<f64> = {
+        let s = seen.lock().map_err(err)?;
+        applied_at
+            .iter()
+            .map(|(k, t)| s.ready_at[k].duration_since(*t).as_secs_f64() * 1000.0)
+            .collect()
+    };
+    millis.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        millis[((millis.len() as f64 * p).ceil() as usize)
+            .saturating_sub(1)
+            .min(millis.len() - 1)]
+    };
+    let latency = json!({"repositories": LATENCY_REPOSITORIES, "p50_ms": pct(0.5), "p95_ms": pct(0.95), "max_ms": pct(1.0)});
+    eprintln!("bench: latency {latency}");
+
+    let result = json!({
+        "date": timestamp(),
+        "machine": machine(),
+        "operator": {"build": "release", "version": env!("CARGO_PKG_VERSION"), "flags": "defaults (--ecr-rate-limit 20, --ecr-burst 40, --concurrency 4, --repository-cache-ttl 60s)"},
+        "cold_converge": cold,
+        "steady_state": steady,
+        "fan_out": fan_out,
+        "memory": memory,
+        "latency": latency,
+        "total_seconds": started.elapsed().as_secs_f64(),
+    });
+    write_results(&result)?;
+    if let Some(mut op) = env.operator.take() {
+        op.stop();
+    }
+    Ok(())
+}
+
+async fn create_namespace(client: &kube::Client, name: &str, labels: BTreeMap<String, String>) -> Res<()> {
+    let ns: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).map_err(err)?;
+    match Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(err(e)),
+    }
+}
+
+fn timestamp() -> String {
+    let out = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H-%M"])
+        .output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn machine() -> Value {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let mem_kib: f64 = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0.0);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_default();
+    json!({"cores": cores, "memory_gib": (mem_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0, "cpu": cpu})
+}
+
+fn write_results(result: &Value) -> Res<()> {
+    let dir = repo_root().join("bench/results");
+    std::fs::create_dir_all(&dir).map_err(err)?;
+    let stamp = result["date"].as_str().unwrap_or("unknown");
+    let json_path = dir.join(format!("{stamp}.json"));
+    std::fs::write(
+        &json_path,
+        serde_json::to_string_pretty(result).map_err(err)? + "\n",
+    )
+    .map_err(err)?;
+    let md = markdown(result);
+    std::fs::write(dir.join(format!("{stamp}.md")), &md).map_err(err)?;
+    println!("{md}");
+    eprintln!("bench: wrote {} and .md", display(&json_path));
+    Ok(())
+}
+
+fn display(p: &Path) -> String {
+    p.strip_prefix(repo_root()).unwrap_or(p).display().to_string()
+}
+
+fn calls_text(v: &Value) -> String {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+fn markdown(r: &Value) -> String {
+    let m = &r["machine"];
+    let (c, s, f, mem, l) = (
+        &r["cold_converge"],
+        &r["steady_state"],
+        &r["fan_out"],
+        &r["memory"],
+        &r["latency"],
+    );
+    let row = |a: &str, b: &str, v: String| format!("| {a} | {b} | {v} |\n");
+    let mut out = format!(
+        "# ecr-operator bench {}\n\nMachine: {} cores, {} GiB ({}). Release build, default flags; ECR is moto behind a counting proxy (calls counted there, not by the operator), Kubernetes is the test control plane (kube-apiserver + etcd on the same machine).\n\n| scenario | measurement | value |\n| --- | --- | --- |\n",
+        r["date"].as_str().unwrap_or_default(),
+        m["cores"],
+        m["memory_gib"],
+        m["cpu"].as_str().unwrap_or_default()
+    );
+    out += &row(
+        "cold converge (1,000 Repositories applied at once)",
+        "all Ready after",
+        format!(
+            "{:.1} s (apply took {:.1} s)",
+            c["all_ready_seconds"].as_f64().unwrap_or(0.0),
+            c["apply_seconds"].as_f64().unwrap_or(0.0)
+        ),
+    );
+    out += &row("", "ECR calls", calls_text(&c["ecr_calls"]));
+    out += &row(
+        "",
+        "Kubernetes writes (changes to the Repositories)",
+        c["kubernetes_writes"].to_string(),
+    );
+    out += &row(
+        "steady state (one full resync of the 1,000)",
+        "ECR calls",
+        calls_text(&s["ecr_calls"]),
+    );
+    out += &row(
+        "",
+        "ECR writes / Kubernetes writes",
+        format!("{} / {}", s["ecr_writes"], s["kubernetes_writes"]),
+    );
+    out += &row(
+        "",
+        "DescribeRepositories per Repository",
+        format!(
+            "{:.3}",
+            s["describe_repositories_per_repository"].as_f64().unwrap_or(0.0)
+        ),
+    );
+    out += &row(
+        "",
+        "resync took",
+        format!("{:.1} s", s["resync_seconds"].as_f64().unwrap_or(0.0)),
+    );
+    out += &row(
+        "fan-out (ClusterPullSecret, 1,000 namespaces)",
+        "token calls",
+        f["token_calls"].to_string(),
+    );
+    out += &row("", "Secret writes", f["secret_writes"].to_string());
+    out += &row(
+        "",
+        "every Secret exists after",
+        format!(
+            "{:.1} s",
+            f["seconds_until_every_secret_exists"].as_f64().unwrap_or(0.0)
+        ),
+    );
+    out += &row(
+        "",
+        "next resync: Secret writes / token calls",
+        format!("{} / {}", f["resync_secret_writes"], f["resync_token_calls"]),
+    );
+    out += &row(
+        "memory (1,000 Repositories, 1,010 namespaces)",
+        "peak RSS without unrelated Secrets",
+        format!(
+            "{:.1} MiB",
+            mem["peak_rss_mib_without_unrelated_secrets"]
+                .as_f64()
+                .unwrap_or(0.0)
+        ),
+    );
+    out += &row(
+        "",
+        "peak RSS with 20,000 unrelated Secrets",
+        format!(
+            "{:.1} MiB",
+            mem["peak_rss_mib_with_unrelated_secrets"].as_f64().unwrap_or(0.0)
+        ),
+    );
+    out += &row(
+        "latency (100 Repositories applied one after another)",
+        "apply -> Ready p50 / p95 / max",
+        format!(
+            "{:.0} / {:.0} / {:.0} ms",
+            l["p50_ms"].as_f64().unwrap_or(0.0),
+            l["p95_ms"].as_f64().unwrap_or(0.0),
+            l["max_ms"].as_f64().unwrap_or(0.0)
+        ),
+    );
+    out += &format!(
+        "\nTotal bench time: {:.0} s.\n",
+        r["total_seconds"].as_f64().unwrap_or(0.0)
+    );
+    out
+}
