@@ -261,6 +261,11 @@ async fn sync_service_accounts<B: RegistryBackend>(
     Ok(())
 }
 
+/// Pure: `1 registry`, `2 registries`.
+fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 fn owner_reference<K: Resource<DynamicType = ()>>(obj: &K) -> Option<OwnerReference> {
     obj.controller_owner_ref(&())
 }
@@ -354,9 +359,9 @@ async fn apply_pull_secret<B: RegistryBackend>(
             (
                 "TokenRefreshed",
                 format!(
-                    "Wrote Secret {} with credentials for {} registries",
+                    "Wrote Secret {} with credentials for {}",
                     secret_name(ps),
-                    s.credentials.registries.len()
+                    counted(s.credentials.registries.len(), "registry", "registries")
                 ),
             )
         })
@@ -435,9 +440,9 @@ fn pull_secret_status(ps: &PullSecret, outcome: &Result<Served>, now: &Time) -> 
             status.last_refresh_time = time(s.credentials.refreshed_at);
             status.registries = s.credentials.registries.clone();
             Outcome::InSync(format!(
-                "Secret {} holds credentials for {} registries",
+                "Secret {} holds credentials for {}",
                 secret_name(ps),
-                s.credentials.registries.len()
+                counted(s.credentials.registries.len(), "registry", "registries")
             ))
         }
         Err(e) => Outcome::Failed(e),
@@ -585,10 +590,10 @@ async fn apply_cluster<B: RegistryBackend>(
             (
                 "TokenRefreshed",
                 format!(
-                    "Wrote {} Secrets and removed {} (serving {} namespaces)",
-                    f.written,
+                    "Wrote {} and removed {} (serving {})",
+                    counted(f.written, "Secret", "Secrets"),
                     f.removed,
-                    f.served.len()
+                    counted(f.served.len(), "namespace", "namespaces")
                 ),
             )
         })
@@ -698,9 +703,9 @@ fn cluster_status(cps: &ClusterPullSecret, outcome: &Result<Fanned>, now: &Time)
             status.failed_namespaces = f.failed.iter().take(20).map(|(ns, _)| ns.clone()).collect();
             match f.failed.first() {
                 None => Outcome::InSync(format!(
-                    "Secret {} is in {} namespaces",
+                    "Secret {} is in {}",
                     cluster_secret_name(cps),
-                    f.served.len()
+                    counted(f.served.len(), "namespace", "namespaces")
                 )),
                 Some((ns, e)) => {
                     failure = Error::InvalidSpec(format!(
@@ -725,6 +730,12 @@ fn cluster_status(cps: &ClusterPullSecret, outcome: &Result<Fanned>, now: &Time)
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn counts_read_naturally() {
+        for (n, expected) in [(0, "0 registries"), (1, "1 registry"), (2, "2 registries")] {
+            assert_eq!(super::counted(n, "registry", "registries"), expected);
+        }
+    }
     use super::*;
 
     fn sa(pull: Option<Vec<&str>>) -> ServiceAccount {
