@@ -26,48 +26,79 @@ pub const CAPPED_TARGETS: &[&str] = &[
     "kube_client",
 ];
 
-/// The effective filter: the user's directives followed by the caps.
-pub fn filter_directives(user: &str) -> String {
-    let mut out = user.trim().trim_matches(',').to_owned();
-    for target in CAPPED_TARGETS {
-        out.push_str(&format!(",{target}=debug"));
-    }
-    out
+/// Whether `target` (a module path) belongs to a capped crate.
+pub fn is_capped(target: &str) -> bool {
+    CAPPED_TARGETS.iter().any(|c| {
+        target
+            .strip_prefix(c)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
 }
 
-/// Installs the global subscriber.
+/// Pure: whether an event passes the cap (TRACE from a capped target never does). The user's
+/// filter decides everything else: `info` means info for the SDK too.
+pub fn passes_cap(level: &tracing::Level, target: &str) -> bool {
+    *level != tracing::Level::TRACE || !is_capped(target)
+}
+
+/// Installs the global subscriber: the user's EnvFilter, and the cap on top of it.
 pub fn init(filter: &str, format: LogFormat) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let user = std::env::var("RUST_LOG")
         .ok()
         .filter(|f| !f.trim().is_empty())
         .unwrap_or_else(|| filter.to_owned());
-    let filter = EnvFilter::try_new(filter_directives(&user)).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let env = EnvFilter::try_new(&user).unwrap_or_else(|_| EnvFilter::new("info"));
+    let cap = tracing_subscriber::filter::filter_fn(|meta| passes_cap(meta.level(), meta.target()));
+    let registry = tracing_subscriber::registry();
     match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(std::io::stderr)
+                    .with_filter(env)
+                    .with_filter(cap),
+            )
+            .init(),
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(env)
+                    .with_filter(cap),
+            )
+            .init(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tracing::Level;
 
     #[test]
-    fn sdk_and_http_targets_are_capped_at_debug() {
-        for user in [
-            "trace",
-            "info",
-            "info,ecr_operator=trace",
-            "aws_smithy_runtime=trace",
+    fn trace_from_sdk_and_http_targets_never_passes_and_nothing_else_is_raised() {
+        for (level, target, passes) in [
+            (Level::TRACE, "aws_smithy_runtime", false),
+            (Level::TRACE, "aws_smithy_runtime::client::orchestrator", false),
+            (
+                Level::TRACE,
+                "aws_sdk_ecr::operation::get_authorization_token",
+                false,
+            ),
+            (Level::TRACE, "hyper_util::client::legacy::pool", false),
+            (Level::DEBUG, "aws_smithy_runtime", true),
+            (Level::INFO, "kube_client", true),
+            (Level::TRACE, "ecr_operator::controllers", true),
+            // A prefix of a capped name is not that crate.
+            (Level::TRACE, "hyperion", true),
+            (Level::TRACE, "towering::x", true),
         ] {
-            let f = filter_directives(user);
-            for target in CAPPED_TARGETS {
-                assert!(f.contains(&format!("{target}=debug")), "{user}: {f}");
-            }
-            assert!(EnvFilter::try_new(&f).is_ok(), "{f}");
+            assert_eq!(passes_cap(&level, target), passes, "{level} {target}");
         }
     }
 }

@@ -188,8 +188,6 @@ pub struct Context<B> {
     pub repositories: RepositoryCache,
     /// ECR tokens for pull secrets, one per (region, endpoint, identity).
     pub tokens: crate::secrets::TokenCache,
-    /// Every Namespace (for ClusterPullSecret selection and tenancy).
-    pub namespaces: Store<k8s_openapi::api::core::v1::Namespace>,
     /// Only the Secrets this operator manages (label-selected watch).
     pub managed_secrets: Store<Secret>,
     /// The Pod name (events' reporting instance).

@@ -158,10 +158,6 @@ pub async fn run<B: RegistryBackend>(
         Api::<Registry>::all(client.clone()),
         watcher::Config::default().any_semantic(),
     );
-    let (namespaces, namespace_reflector) = reflected(
-        Api::<Namespace>::all(client.clone()),
-        watcher::Config::default().any_semantic(),
-    );
     let enabled = |name| controllers.is_empty() || controllers.contains(&name);
     // Only our own Secrets are cached: memory does not grow with the cluster's other Secrets.
     // Without the pull-secret controllers there is no Secret watch at all (nor RBAC for one).
@@ -185,14 +181,10 @@ pub async fn run<B: RegistryBackend>(
         tunables,
         backoff: context::ErrorBackoff::default(),
         registries: registries.clone(),
-        namespaces: namespaces.clone(),
         managed_secrets: managed_secrets.clone(),
         instance,
     });
-    let mut caches = vec![
-        ("Registry", registries.wait_until_ready().boxed()),
-        ("Namespace", namespaces.wait_until_ready().boxed()),
-    ];
+    let mut caches = vec![("Registry", registries.wait_until_ready().boxed())];
     if secret_reflector.is_some() {
         caches.push(("Secret", managed_secrets.wait_until_ready().boxed()));
     }
@@ -220,14 +212,7 @@ pub async fn run<B: RegistryBackend>(
         });
     }
     futures::future::join_all(running).await;
-    for task in [
-        Some(registry_reflector),
-        Some(namespace_reflector),
-        secret_reflector,
-    ]
-    .into_iter()
-    .flatten()
-    {
+    for task in [Some(registry_reflector), secret_reflector].into_iter().flatten() {
         task.abort();
     }
     tracing::info!("controllers stopped");

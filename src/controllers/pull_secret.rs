@@ -10,7 +10,7 @@ use futures::StreamExt;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference, Time};
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::SelectorExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
@@ -390,9 +390,10 @@ async fn serve_pull_secret<B: RegistryBackend>(ps: &PullSecret, ctx: &Context<B>
     for name in &ps.spec.registries {
         let registry = ctx.ready_registry(name)?;
         if let Some(selector) = &registry.spec.allowed_namespaces {
-            let labels = ctx
-                .namespaces
-                .get(&ObjectRef::new(&ns))
+            let labels = Api::<Namespace>::all(ctx.client.clone())
+                .get_opt(&ns)
+                .await
+                .map_err(Error::kube("read the namespace"))?
                 .map(|n| n.labels().clone())
                 .unwrap_or_default();
             if !matches_selector(selector, &labels)? {
@@ -624,7 +625,13 @@ async fn fan_out<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) 
     let uid = owner.uid.clone();
     let secret_name = cluster_secret_name(cps);
     let mut matching = BTreeSet::new();
-    for ns in ctx.namespaces.state() {
+    // A consistent LIST, not a cache: the Namespace event that triggered this reconcile may
+    // not have reached a separate cache yet, and the new namespace would wait for the next refresh.
+    let namespaces = Api::<Namespace>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::kube("list namespaces"))?;
+    for ns in namespaces.items {
         if ctx.tunables.watches(&ns.name_any())
             && namespace_matches(
                 &ns,
