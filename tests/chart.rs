@@ -116,6 +116,7 @@ fn rendered_deployment_meets_the_restricted_pod_security_standard() {
             "POD_NAMESPACE",
             "ECR_OPERATOR_LEADER_ELECT",
             "ECR_OPERATOR_LOG_FORMAT",
+            "MALLOC_ARENA_MAX",
         ] {
             assert!(env.contains(name), "{name} missing from {env:?}");
         }

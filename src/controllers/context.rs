@@ -131,13 +131,16 @@ impl RepositoryCache {
         }
     }
 
-    /// The repository as of a listing at most `ttl` old; a name missing from the listing is
-    /// described directly (it may have been created since).
+    /// The repository as of a listing at most `ttl` old. A name missing from a listing that is
+    /// not new is described directly when `confirm_missing` (it may have been created since);
+    /// a caller about to create it passes `false`, because CreateRepository answers
+    /// AlreadyExists in that case anyway, which saves one call per new repository.
     pub async fn get<B: RegistryBackend>(
         &self,
         backend: &B,
         target: &Target,
         name: &str,
+        confirm_missing: bool,
     ) -> BackendResult<Option<RemoteRepository>> {
         let slot = self.slot(target);
         let mut guard = slot.lock().await;
@@ -153,6 +156,9 @@ impl RepositoryCache {
         }
         if let Some(found) = guard.as_ref().and_then(|s| s.repos.get(name).cloned()) {
             return Ok(Some(found));
+        }
+        if !confirm_missing {
+            return Ok(None);
         }
         drop(guard);
         let found = backend.describe_repository(target, name).await?;

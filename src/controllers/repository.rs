@@ -368,7 +368,8 @@ async fn sync<B: RegistryBackend>(repo: &Repository, ctx: &Context<B>) -> Result
     let backend = ctx.backend.as_ref();
     let observed = ctx
         .repositories
-        .get(backend, &target, &desired.name)
+        // Only an observer must be sure a repository is missing; a create finds out anyway.
+        .get(backend, &target, &desired.name, observe_only)
         .await
         .map_err(Error::backend("DescribeRepositories"))?;
 

@@ -284,6 +284,8 @@ fn bench() -> Result<(), String> {
                 "bench",
             ])
             .envs(env.iter().map(|(k, v)| (*k, v)))
+            // What the image and the chart set (the operator inherits it from the bench).
+            .env("MALLOC_ARENA_MAX", "2")
             .env("ECR_OPERATOR_BIN", operator),
     )
 }

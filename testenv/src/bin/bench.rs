@@ -411,7 +411,7 @@ async fn run() -> Res<()> {
     let result = json!({
         "date": timestamp(),
         "machine": machine(),
-        "operator": {"build": "release", "version": env!("CARGO_PKG_VERSION"), "flags": "defaults (--ecr-rate-limit 20, --ecr-burst 40, --concurrency 4, --repository-cache-ttl 60s)"},
+        "operator": {"build": "release", "version": env!("CARGO_PKG_VERSION"), "flags": "defaults (--ecr-rate-limit 20, --ecr-burst 40, --concurrency 4, --repository-cache-ttl 60s)", "env": std::env::var("MALLOC_ARENA_MAX").map(|v| format!("MALLOC_ARENA_MAX={v}")).unwrap_or_default()},
         "cold_converge": cold,
         "steady_state": steady,
         "fan_out": fan_out,
@@ -512,11 +512,12 @@ fn markdown(r: &Value) -> String {
     );
     let row = |a: &str, b: &str, v: String| format!("| {a} | {b} | {v} |\n");
     let mut out = format!(
-        "# ecr-operator bench {}\n\nMachine: {} cores, {} GiB ({}). Release build, default flags; ECR is moto behind a counting proxy (calls counted there, not by the operator), Kubernetes is the test control plane (kube-apiserver + etcd on the same machine).\n\n| scenario | measurement | value |\n| --- | --- | --- |\n",
+        "# ecr-operator bench {}\n\nMachine: {} cores, {} GiB ({}). Release build, default flags, {} (as the image and chart set); ECR is moto behind a counting proxy (calls counted there, not by the operator), Kubernetes is the test control plane (kube-apiserver + etcd on the same machine).\n\n| scenario | measurement | value |\n| --- | --- | --- |\n",
         r["date"].as_str().unwrap_or_default(),
         m["cores"],
         m["memory_gib"],
-        m["cpu"].as_str().unwrap_or_default()
+        m["cpu"].as_str().unwrap_or_default(),
+        r["operator"]["env"].as_str().unwrap_or_default()
     );
     out += &row(
         "cold converge (1,000 Repositories applied at once)",
