@@ -5,9 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::ServiceAccount;
-use kube::api::{Api, PostParams};
 use kube::config::{AuthInfo, Kubeconfig};
 use serde_json::Value;
 
@@ -64,22 +61,7 @@ pub fn install_chart(cp: &ControlPlane, values: &[(&str, &str)]) -> Result<Strin
 /// A kubeconfig file that authenticates as ServiceAccount `namespace/name` with a bound token
 /// (TokenRequest, 1 h), so a process using it gets exactly that account's RBAC.
 pub async fn service_account_kubeconfig(cp: &ControlPlane, namespace: &str, name: &str) -> Result<PathBuf> {
-    let admin = cp.client().await?;
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let issued = Api::<ServiceAccount>::namespaced(admin, namespace)
-        .create_token_request(name, &PostParams::default(), &request)
-        .await
-        .map_err(kube_err(format!("requesting a token for {namespace}/{name}")))?;
-    let token = issued
-        .status
-        .map(|s| s.token)
-        .ok_or_else(|| Error::Setup("TokenRequest returned no status".into()))?;
+    let token = cp.service_account_token(namespace, name).await?;
     let mut kc = Kubeconfig::read_from(&cp.kubeconfig)
         .map_err(|e| Error::Setup(format!("reading {}: {e}", cp.kubeconfig.display())))?;
     for named in &mut kc.auth_infos {

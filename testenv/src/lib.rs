@@ -335,9 +335,8 @@ impl ControlPlane {
         kube::Client::try_from(self.config().await?).map_err(kube_err("building the admin client"))
     }
 
-    /// A client that authenticates as ServiceAccount `namespace/name` with a bound token from the
-    /// TokenRequest API, so RBAC applies exactly as it would to a Pod using that account.
-    pub async fn client_as_service_account(&self, namespace: &str, name: &str) -> Result<kube::Client> {
+    /// A bound token (TokenRequest, 1 h) for ServiceAccount `namespace/name`.
+    pub async fn service_account_token(&self, namespace: &str, name: &str) -> Result<String> {
         let admin = self.client().await?;
         let sas: Api<ServiceAccount> = Api::namespaced(admin, namespace);
         let request = TokenRequest {
@@ -351,10 +350,16 @@ impl ControlPlane {
             .create_token_request(name, &PostParams::default(), &request)
             .await
             .map_err(kube_err(format!("requesting a token for {namespace}/{name}")))?;
-        let token = issued
+        issued
             .status
             .map(|s| s.token)
-            .ok_or_else(|| Error::Setup("TokenRequest returned no status".into()))?;
+            .ok_or_else(|| Error::Setup("TokenRequest returned no status".into()))
+    }
+
+    /// A client that authenticates as ServiceAccount `namespace/name` with a bound token from the
+    /// TokenRequest API, so RBAC applies exactly as it would to a Pod using that account.
+    pub async fn client_as_service_account(&self, namespace: &str, name: &str) -> Result<kube::Client> {
+        let token = self.service_account_token(namespace, name).await?;
         let mut cfg = self.config().await?;
         cfg.auth_info = AuthInfo {
             token: Some(token.into()),

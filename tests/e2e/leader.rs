@@ -41,6 +41,28 @@ fn start(name: &str, sts: &str) -> Operator {
     Operator::start(Path::new(env!("CARGO_BIN_EXE_ecr-operator")), cluster(), sts, &a).unwrap()
 }
 
+/// The holder of the test Lease.
+async fn lease_holder(client: &kube::Client) -> Option<String> {
+    Api::<Lease>::namespaced(client.clone(), "default")
+        .get_opt("e2e-leader")
+        .await
+        .ok()
+        .flatten()?
+        .spec?
+        .holder_identity
+}
+
+/// Starts `name` and waits until it holds the Lease and says so in its metrics.
+async fn start_leader(client: &kube::Client, name: &str, sts: &str) -> Operator {
+    let op = start(name, sts);
+    let what = format!("{name} to lead");
+    eventually(Duration::from_secs(60), &what, || async {
+        (lease_holder(client).await.as_deref() == Some(name) && is_leader(&op) == Some(true)).then_some(())
+    })
+    .await;
+    op
+}
+
 fn is_leader(op: &Operator) -> Option<bool> {
     let (code, body) = op.http_get("/metrics").ok()?;
     (code == 200).then(|| body.lines().any(|l| l.trim() == "ecr_operator_leader 1"))
@@ -51,22 +73,9 @@ async fn exactly_one_replica_reconciles_and_a_standby_takes_over() {
     let _serial = one_operator().await;
     let client = cluster().client().await.unwrap();
     let moto = Moto::start().unwrap();
-    let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
-    let holder = || async {
-        leases
-            .get_opt("e2e-leader")
-            .await
-            .ok()
-            .flatten()?
-            .spec?
-            .holder_identity
-    };
+    let holder = || lease_holder(&client);
 
-    let mut a = start("leader-a", &moto.endpoint);
-    eventually(Duration::from_secs(60), "leader-a to hold the lease", || async {
-        (holder().await.as_deref() == Some("leader-a") && is_leader(&a) == Some(true)).then_some(())
-    })
-    .await;
+    let mut a = start_leader(&client, "leader-a", &moto.endpoint).await;
     let b = start("leader-b", &moto.endpoint);
     eventually(
         Duration::from_secs(30),
@@ -115,22 +124,9 @@ async fn a_leader_killed_mid_create_hands_over_without_duplicate_repositories() 
         "metadata": {"name": "e2e-failover"}, "spec": {"region": "us-east-1", "endpoint": proxy.endpoint}});
     apply(&client, "", &registry).await.unwrap();
     let ns = temp_namespace(&client, "failover").await;
-    let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
-    let holder = || async {
-        leases
-            .get_opt("e2e-leader")
-            .await
-            .ok()
-            .flatten()?
-            .spec?
-            .holder_identity
-    };
+    let holder = || lease_holder(&client);
 
-    let mut a = start("failover-a", &moto.endpoint);
-    eventually(Duration::from_secs(60), "failover-a to lead", || async {
-        (holder().await.as_deref() == Some("failover-a") && is_leader(&a) == Some(true)).then_some(())
-    })
-    .await;
+    let mut a = start_leader(&client, "failover-a", &moto.endpoint).await;
     let b = start("failover-b", &moto.endpoint);
     const N: usize = 30;
     for i in 0..N {
