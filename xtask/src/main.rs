@@ -215,10 +215,7 @@ fn test() -> Result<(), String> {
     ])
     .envs(env.iter().map(|(k, v)| (*k, v)));
     // The fault suite reports each scenario's time here; printed after the run.
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    let fault_report = target_dir.join("fault-report.txt");
+    let fault_report = target_dir().join("fault-report.txt");
     let _ = std::fs::remove_file(&fault_report);
     test.env("ECR_OPERATOR_FAULT_REPORT", &fault_report);
     let result = counted_step("cargo test (unit, schema, CLI and end-to-end)", &mut test);
@@ -232,60 +229,51 @@ fn test() -> Result<(), String> {
 }
 
 fn sandbox(args: &[String]) -> Result<(), String> {
-    let env = tools(true)?;
-    step(
-        "build the operator",
-        cargo().args(["build", "--locked", "--bin", "ecr-operator"]),
-    )?;
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    let operator = target_dir.join("debug").join("ecr-operator");
-    step(
-        "sandbox",
-        cargo()
-            .args([
-                "run",
-                "--quiet",
-                "--locked",
-                "-p",
-                "ecr-operator-testenv",
-                "--bin",
-                "sandbox",
-                "--",
-            ])
-            .args(args)
-            .envs(env.iter().map(|(k, v)| (*k, v)))
-            .env("ECR_OPERATOR_BIN", operator),
-    )
+    run_harness("sandbox", false, args, &[])
 }
 
 fn bench() -> Result<(), String> {
-    let env = tools(false)?;
-    step(
-        "build the release operator",
-        cargo().args(["build", "--release", "--locked", "--bin", "ecr-operator"]),
-    )?;
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+    // What the image and the chart set (the operator inherits it from the bench).
+    run_harness("bench", true, &[], &[("MALLOC_ARENA_MAX", "2")])
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    let operator = target_dir.join("release").join("ecr-operator");
+        .unwrap_or_else(|| root().join("target"))
+}
+
+/// Builds the operator (release or debug) and runs the `testenv` binary `bin` with the tools'
+/// environment, `ECR_OPERATOR_BIN` pointing at that operator, and `extra_env`.
+fn run_harness(bin: &str, release: bool, args: &[String], extra_env: &[(&str, &str)]) -> Result<(), String> {
+    let env = tools(true)?;
+    let profile: &[&str] = if release { &["--release"] } else { &[] };
     step(
-        "bench",
+        &format!("build the {} operator", if release { "release" } else { "debug" }),
+        cargo()
+            .args(["build", "--locked", "--bin", "ecr-operator"])
+            .args(profile),
+    )?;
+    let operator = target_dir()
+        .join(if release { "release" } else { "debug" })
+        .join("ecr-operator");
+    step(
+        bin,
         cargo()
             .args([
                 "run",
                 "--quiet",
                 "--locked",
-                "--release",
                 "-p",
                 "ecr-operator-testenv",
                 "--bin",
-                "bench",
+                bin,
             ])
+            .args(profile)
+            .arg("--")
+            .args(args)
             .envs(env.iter().map(|(k, v)| (*k, v)))
-            // What the image and the chart set (the operator inherits it from the bench).
-            .env("MALLOC_ARENA_MAX", "2")
+            .envs(extra_env.iter().copied())
             .env("ECR_OPERATOR_BIN", operator),
     )
 }
