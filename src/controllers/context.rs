@@ -201,6 +201,28 @@ pub struct Context<B> {
 }
 
 impl<B: RegistryBackend> Context<B> {
+    /// The namespace of a namespaced object, or `None` when this instance does not serve it
+    /// (`--watch-namespaces`: another instance does, so it is left alone).
+    pub fn served_namespace<K: ResourceExt>(&self, obj: &K) -> Result<Option<String>> {
+        let ns = obj.namespace().ok_or(Error::MissingMetadata("namespace"))?;
+        Ok(self.tunables.watches(&ns).then_some(ns))
+    }
+
+    /// The labels of a namespace, read fresh (tenancy rules select on them).
+    pub async fn namespace_labels(
+        &self,
+        namespace: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>> {
+        Ok(
+            Api::<k8s_openapi::api::core::v1::Namespace>::all(self.client.clone())
+                .get_opt(namespace)
+                .await
+                .map_err(Error::kube("read the namespace"))?
+                .map(|n| n.labels().clone())
+                .unwrap_or_default(),
+        )
+    }
+
     /// `ecr-operator/<controller>`.
     pub fn field_manager(&self, controller: &str) -> String {
         format!("{}/{controller}", crate::api::OPERATOR_NAME)

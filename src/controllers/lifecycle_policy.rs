@@ -88,11 +88,9 @@ pub fn winner<'a>(policies: &'a [LifecyclePolicy], repo: &Repository) -> Option<
 
 async fn reconcile<B: RegistryBackend>(lp: Arc<LifecyclePolicy>, ctx: Arc<Context<B>>) -> Result<Action> {
     let start = Instant::now();
-    let ns = lp.namespace().ok_or(Error::MissingMetadata("namespace"))?;
-    if !ctx.tunables.watches(&ns) {
-        // Another instance (--watch-namespaces) serves this namespace.
+    let Some(ns) = ctx.served_namespace(lp.as_ref())? else {
         return Ok(Action::await_change());
-    }
+    };
     let api = Api::<LifecyclePolicy>::namespaced(ctx.client.clone(), &ns);
     let result = finalizer(&api, FINALIZER, lp.clone(), |event| async {
         match event {

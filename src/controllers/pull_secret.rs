@@ -315,11 +315,9 @@ async fn reconcile_pull_secret<B: RegistryBackend>(
     ctx: Arc<Context<B>>,
 ) -> Result<Action> {
     let start = Instant::now();
-    let ns = ps.namespace().ok_or(Error::MissingMetadata("namespace"))?;
-    if !ctx.tunables.watches(&ns) {
-        // Another instance (--watch-namespaces) serves this namespace.
+    let Some(ns) = ctx.served_namespace(ps.as_ref())? else {
         return Ok(Action::await_change());
-    }
+    };
     let api = Api::<PullSecret>::namespaced(ctx.client.clone(), &ns);
     let result = finalizer(&api, FINALIZER, ps.clone(), |event| async {
         match event {
@@ -386,17 +384,15 @@ async fn apply_pull_secret<B: RegistryBackend>(
 
 async fn serve_pull_secret<B: RegistryBackend>(ps: &PullSecret, ctx: &Context<B>) -> Result<Served> {
     let ns = ps.namespace().ok_or(Error::MissingMetadata("namespace"))?;
-    // The Registries' tenancy rules apply to PullSecrets too.
+    // The Registries' tenancy rules apply to PullSecrets too (the labels are read once).
+    let mut labels = None;
     for name in &ps.spec.registries {
         let registry = ctx.ready_registry(name)?;
         if let Some(selector) = &registry.spec.allowed_namespaces {
-            let labels = Api::<Namespace>::all(ctx.client.clone())
-                .get_opt(&ns)
-                .await
-                .map_err(Error::kube("read the namespace"))?
-                .map(|n| n.labels().clone())
-                .unwrap_or_default();
-            if !matches_selector(selector, &labels)? {
+            if labels.is_none() {
+                labels = Some(ctx.namespace_labels(&ns).await?);
+            }
+            if !matches_selector(selector, labels.get_or_insert_default())? {
                 return Err(Error::NotAllowed(format!(
                     "Registry {name} does not allow namespace {ns} (allowedNamespaces)"
                 )));

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::core::SelectorExt;
@@ -278,11 +277,9 @@ struct Synced {
 
 async fn reconcile<B: RegistryBackend>(repo: Arc<Repository>, ctx: Arc<Context<B>>) -> Result<Action> {
     let start = Instant::now();
-    let ns = repo.namespace().ok_or(Error::MissingMetadata("namespace"))?;
-    if !ctx.tunables.watches(&ns) {
-        // Another instance (--watch-namespaces) serves this namespace.
+    let Some(ns) = ctx.served_namespace(repo.as_ref())? else {
         return Ok(Action::await_change());
-    }
+    };
     let api = Api::<Repository>::namespaced(ctx.client.clone(), &ns);
     let result = finalizer(&api, FINALIZER, repo.clone(), |event| async {
         match event {
@@ -340,12 +337,7 @@ async fn dereference<B: RegistryBackend>(
     let registry = ctx.ready_registry(&repo.spec.registry_ref.name)?;
     let ns = repo.namespace().ok_or(Error::MissingMetadata("namespace"))?;
     let labels = if registry.spec.allowed_namespaces.is_some() {
-        Api::<Namespace>::all(ctx.client.clone())
-            .get_opt(&ns)
-            .await
-            .map_err(Error::kube("read the Repository's namespace"))?
-            .map(|n| n.labels().clone())
-            .unwrap_or_default()
+        ctx.namespace_labels(&ns).await?
     } else {
         BTreeMap::new()
     };

@@ -33,6 +33,14 @@ pub fn report(scenario: &str, elapsed: Duration, detail: &str) {
     }
 }
 
+/// Waits until `n` CreateRepository calls reached ECR: the mass create is under way.
+pub async fn creates_under_way(proxy: &FaultProxy, n: usize) {
+    eventually(Duration::from_secs(60), "the first creates", || async {
+        (proxy.forwarded("CreateRepository") >= n).then_some(())
+    })
+    .await;
+}
+
 pub async fn create_repositories(client: &kube::Client, ns: &str, registry: &str, n: usize) {
     for i in 0..n {
         let repo = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Repository",
@@ -143,10 +151,7 @@ async fn ecr_unreachable_for_thirty_seconds_mid_create() {
     let ns = temp_namespace(&env.client, "unreachable").await;
     env.wait_registry_ready().await;
     create_repositories(&env.client, &ns, &env.registry, N).await;
-    eventually(Duration::from_secs(60), "the first creates", || async {
-        (env.proxy.forwarded("CreateRepository") >= 3).then_some(())
-    })
-    .await;
+    creates_under_way(&env.proxy, 3).await;
     // Every connection to ECR is dropped for 30 s.
     env.proxy.set_plan(FaultPlan {
         drop_percent: 100,
@@ -199,10 +204,7 @@ async fn operator_killed_mid_create_and_restarted() {
     let ns = temp_namespace(&env.client, "sigkill").await;
     env.wait_registry_ready().await;
     create_repositories(&env.client, &ns, &env.registry, N).await;
-    eventually(Duration::from_secs(60), "the first creates", || async {
-        (env.proxy.forwarded("CreateRepository") >= 5).then_some(())
-    })
-    .await;
+    creates_under_way(&env.proxy, 5).await;
     env.operator.as_ref().unwrap().signal("KILL");
     let killed = Instant::now();
     let created_before = env.proxy.forwarded("CreateRepository");
@@ -266,10 +268,7 @@ async fn api_server_restarted_mid_create() {
     let mut env = Isolated::start().await;
     let ns = env.namespace("apiserver").await;
     create_repositories(&env.client, &ns, "default", N).await;
-    eventually(Duration::from_secs(60), "the first creates", || async {
-        (env.proxy.forwarded("CreateRepository") >= 5).then_some(())
-    })
-    .await;
+    creates_under_way(&env.proxy, 5).await;
     let start = Instant::now();
     let down = env.cp.restart_apiserver().unwrap();
     // A client bound to the old connection pool is fine; kube reconnects.

@@ -4,13 +4,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ecr_operator::api::v1alpha1::Repository;
-use ecr_operator::status::kstatus;
 use ecr_operator_testenv::{FaultProxy, Moto, Operator};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use serde_json::json;
 
+use crate::faults::{assert_exactly_once, create_repositories, creates_under_way, report, wait_all_current};
 use crate::operator::one_operator;
 use crate::support::{apply, cluster, eventually, temp_namespace};
 
@@ -129,46 +128,14 @@ async fn a_leader_killed_mid_create_hands_over_without_duplicate_repositories() 
     let mut a = start_leader(&client, "failover-a", &moto.endpoint).await;
     let b = start("failover-b", &moto.endpoint);
     const N: usize = 30;
-    for i in 0..N {
-        let repo = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Repository",
-            "metadata": {"name": format!("r{i:02}")},
-            "spec": {"registryRef": {"name": "e2e-failover"}, "name": format!("{ns}/r{i:02}")}});
-        apply(&client, &ns, &repo).await.unwrap();
-    }
+    create_repositories(&client, &ns, "e2e-failover", N).await;
     // Kill the leader in the middle of the mass create.
-    eventually(
-        Duration::from_secs(60),
-        "the leader to start creating",
-        || async { (proxy.forwarded("CreateRepository") >= 3).then_some(()) },
-    )
-    .await;
+    creates_under_way(&proxy, 3).await;
     a.signal("KILL");
     let killed = Instant::now();
     let created_by_a = proxy.forwarded("CreateRepository");
-    let api: Api<Repository> = Api::namespaced(client.clone(), &ns);
-    eventually(
-        Duration::from_secs(120),
-        "every Repository Ready under the new leader",
-        || async {
-            let list = api.list(&Default::default()).await.ok()?;
-            let ready = list
-                .items
-                .iter()
-                .filter(|r| {
-                    let status = r.status.clone().unwrap_or_default();
-                    kstatus(
-                        r.metadata.generation,
-                        status.observed_generation,
-                        &status.conditions,
-                        false,
-                    ) == "Current"
-                })
-                .count();
-            (ready == N).then_some(())
-        },
-    )
-    .await;
-    crate::faults::report(
+    wait_all_current(&client, &ns, N, Duration::from_secs(120), || b.logs()).await;
+    report(
         "leader-failover",
         killed.elapsed(),
         &format!(
@@ -181,22 +148,7 @@ async fn a_leader_killed_mid_create_hands_over_without_duplicate_repositories() 
         N,
         "each repository created exactly once"
     );
-    let listed = moto
-        .ecr_client("us-east-1")
-        .describe_repositories()
-        .max_results(1000)
-        .send()
-        .await
-        .unwrap();
-    let ours = listed
-        .repositories()
-        .iter()
-        .filter(|r| {
-            r.repository_name()
-                .is_some_and(|n| n.starts_with(&format!("{ns}/")))
-        })
-        .count();
-    assert_eq!(ours, N, "no duplicate and no orphaned repository");
+    assert_exactly_once(&moto.ecr_client("us-east-1"), &ns, N).await;
     a.stop();
     drop(b);
 }
