@@ -87,9 +87,10 @@ pub struct RunArgs {
     #[arg(long, env = "ECR_OPERATOR_CLUSTER_ID")]
     pub cluster_id: Option<String>,
 
-    /// Drift re-check interval for objects without `spec.interval` (Go duration syntax).
+    /// Drift re-check interval for objects without `spec.interval`: whole hours, minutes and
+    /// seconds between 10s and 24h, the same grammar as `spec.interval` (e.g. `10m`, `1h30m`).
     #[arg(long, env = "ECR_OPERATOR_DEFAULT_INTERVAL", default_value = "10m")]
-    pub default_interval: kube::core::Duration,
+    pub default_interval: crate::api::interval::Interval,
 
     /// Maximum concurrent reconciles per controller.
     #[arg(long, env = "ECR_OPERATOR_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]

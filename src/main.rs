@@ -48,7 +48,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     ));
     let tunables = Tunables {
         cluster_id,
-        default_interval: args.default_interval.into(),
+        default_interval: args.default_interval.duration(),
         concurrency: args.concurrency,
         repository_cache_ttl: args.repository_cache_ttl.into(),
         watch_namespaces: (!args.watch_namespaces.is_empty())

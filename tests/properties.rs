@@ -398,3 +398,84 @@ proptest! {
         prop_assert_eq!(&again.document, &first.document);
     }
 }
+
+// ---- spec.interval: the decoder and the CRD's admission rule accept the same set ----
+
+/// Strings near the grammar: digits, every Go unit, signs, dots, exponents, spaces, non-ASCII.
+fn interval_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        // Arbitrary text over the characters that matter.
+        "[0-9hmsunµ.+eE -]{0,24}",
+        // Well-formed pieces with too many digits, in any order.
+        proptest::collection::vec(("[0-9]{1,22}", "(h|m|s|ms|us|ns|d)"), 0..4)
+            .prop_map(|parts| parts.into_iter().map(|(n, u)| format!("{n}{u}")).collect()),
+        // The grammar itself, with numbers around the range limits.
+        (
+            proptest::option::of(0u64..30),
+            proptest::option::of(0u64..1500),
+            proptest::option::of(0u64..100_000),
+        )
+            .prop_map(|(h, m, s)| {
+                let mut out = String::new();
+                for (n, unit) in [(h, 'h'), (m, 'm'), (s, 's')] {
+                    if let Some(n) = n {
+                        out.push_str(&format!("{n}{unit}"));
+                    }
+                }
+                out
+            }),
+        // Arbitrary Unicode.
+        any::<String>(),
+    ]
+}
+
+/// What the CRD's CEL rule accepts, computed from the rule's own pattern and limits: the regex,
+/// non-empty, and Go's duration value within [MIN, MAX].
+fn admission_accepts(text: &str) -> bool {
+    use ecr_operator::api::interval::{MAX, MAX_LENGTH, MIN, PATTERN};
+    let re = regex::Regex::new(PATTERN).unwrap();
+    let Some(caps) = re.captures(text) else {
+        return false;
+    };
+    if text.is_empty() || text.chars().count() as u64 > MAX_LENGTH {
+        return false;
+    }
+    let part = |i: usize| {
+        caps.get(i)
+            .map(|m| m.as_str()[..m.len() - 1].parse::<u64>().unwrap())
+            .unwrap_or(0)
+    };
+    let seconds = part(1) * 3600 + part(2) * 60 + part(3);
+    (MIN.as_secs()..=MAX.as_secs()).contains(&seconds)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn interval_decoder_never_panics_and_agrees_with_admission(text in interval_text()) {
+        use ecr_operator::api::interval::Interval;
+        let decoded = Interval::parse(&text);
+        prop_assert_eq!(decoded.is_ok(), admission_accepts(&text), "{:?}: {:?}", text, decoded);
+        if let Ok(i) = decoded {
+            // Exactly what was written: no clamping, no sign dropped, no rounding.
+            prop_assert_eq!(i.as_str(), text.as_str());
+            let json = serde_json::to_string(&i).unwrap();
+            prop_assert_eq!(serde_json::from_str::<Interval>(&json).unwrap(), i);
+        }
+        // Through serde as the API client decodes it: an error, never a panic.
+        let _ = serde_json::from_value::<Interval>(serde_json::Value::String(text));
+    }
+
+}
+
+#[test]
+fn interval_rule_in_the_crds_is_built_from_the_decoders_grammar() {
+    use ecr_operator::api::interval::{Interval, RULE_MESSAGE};
+    let crds = serde_json::to_string(&ecr_operator::api::crds()).unwrap();
+    let rule = serde_json::to_string(&Interval::cel_rule()).unwrap();
+    let message = serde_json::to_string(RULE_MESSAGE).unwrap();
+    // Every kind has an interval, each carrying the same rule and message.
+    assert_eq!(crds.matches(rule.as_str()).count(), 6, "{rule}");
+    assert_eq!(crds.matches(message.as_str()).count(), 6, "{message}");
+}

@@ -4,6 +4,7 @@
 //! chart's copy are generated from [`crds`] by `ecr-operator crd --out-dir crds`.
 
 pub mod common;
+pub mod interval;
 pub mod v1alpha1;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -12,6 +12,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
 use secrecy::SecretString;
 
+use crate::api::interval::Interval;
 use crate::api::v1alpha1::Registry;
 use crate::backend::{BackendResult, Credentials, RegistryBackend, RemoteRepository, StaticKeys, Target};
 use crate::error::{Error, Result};
@@ -240,9 +241,11 @@ impl<B: RegistryBackend> Context<B> {
     }
 
     /// The drift re-check delay: `spec.interval` or the default, ± 10 % per object.
-    pub fn interval(&self, spec_interval: Option<&kube::core::Duration>, key: &str) -> Duration {
-        let base = spec_interval.map_or(self.tunables.default_interval, |d| Duration::from(*d));
-        jittered(base.max(Duration::from_secs(1)), key)
+    pub fn interval(&self, spec_interval: Option<&Interval>, key: &str) -> Duration {
+        // Admission and the decoder hold every interval within its documented range, so nothing
+        // is clamped here.
+        let base = spec_interval.map_or(self.tunables.default_interval, Interval::duration);
+        jittered(base, key)
     }
 
     /// The Registry called `name`, if it exists and is Ready.

@@ -161,3 +161,113 @@ async fn crd_command_output_passes_server_dry_run() {
     );
     assert_eq!(stdout.matches("(server dry run)").count(), 6, "{stdout}");
 }
+
+/// The real API server and the operator's decoder accept exactly the same intervals: every string
+/// the server admits decodes, and every string it refuses is refused with the rule's message. The
+/// strings are the fixed edge cases plus 400 generated ones (a fixed seed, so a failure repeats).
+#[tokio::test]
+async fn the_api_server_admits_exactly_the_intervals_the_decoder_accepts() {
+    use ecr_operator::api::interval::{Interval, RULE_MESSAGE};
+    use kube::api::{Api, PostParams};
+
+    let cp = cluster();
+    let client = cp.client().await.unwrap();
+    let ns = temp_namespace(&client, "intervals").await;
+    let api: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client, &ns, &kube::api::ApiResource::erase::<Repository>(&()));
+    let mut cases: Vec<String> = [
+        "10s",
+        "9s",
+        "0s",
+        "24h",
+        "24h0m1s",
+        "1439m60s",
+        "1h30m",
+        "-5m",
+        "+5m",
+        "1d",
+        "1.5h",
+        "1e3s",
+        "500ms",
+        "10 s",
+        "",
+        "99999999999999999999h",
+        "99999h",
+        "123456s",
+        "1m1h",
+        "10S",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    // A small linear congruential generator over the characters that matter.
+    let alphabet: Vec<char> = "0123456789hmsun.+-e ".chars().collect();
+    let mut seed: u64 = 0x5eed;
+    let mut next = |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    for _ in 0..300 {
+        let len = 1 + next(8);
+        let s: String = (0..len)
+            .map(|_| {
+                // Digits half of the time, so that well-formed values are common.
+                if next(2) == 0 {
+                    char::from(b'0' + u8::try_from(next(10)).unwrap())
+                } else {
+                    alphabet[usize::try_from(next(alphabet.len() as u64)).unwrap()]
+                }
+            })
+            .collect();
+        cases.push(s);
+    }
+    // And 100 well-formed ones around the range limits.
+    for _ in 0..100 {
+        let mut s = String::new();
+        for (unit, max) in [('h', 30), ('m', 1500), ('s', 100_000)] {
+            if next(2) == 0 {
+                s.push_str(&format!("{}{unit}", next(max)));
+            }
+        }
+        cases.push(s);
+    }
+    let dry_run = PostParams {
+        dry_run: true,
+        field_manager: None,
+    };
+    let (mut accepted, mut mismatches) = (0, Vec::new());
+    for (i, text) in cases.iter().enumerate() {
+        let obj: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Repository",
+            "metadata": {"name": format!("interval-{i}")},
+            "spec": {"name": format!("intervals/r{i}"), "interval": text},
+        }))
+        .unwrap();
+        let admitted = match api.create(&dry_run, &obj).await {
+            Ok(_) => true,
+            Err(e) => {
+                let msg = api_message(&e);
+                assert!(
+                    msg.contains(RULE_MESSAGE),
+                    "{text:?} was refused without the interval rule's message: {msg}"
+                );
+                false
+            }
+        };
+        accepted += usize::from(admitted);
+        if admitted != Interval::parse(text).is_ok() {
+            mismatches.push(format!("{text:?}: API server admitted={admitted}"));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "admission and decoder disagree: {mismatches:#?}"
+    );
+    // The generated set must exercise both sides.
+    assert!(
+        accepted >= 30 && accepted < cases.len() - 100,
+        "{accepted} of {} accepted",
+        cases.len()
+    );
+}

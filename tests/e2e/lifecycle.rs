@@ -133,7 +133,7 @@ async fn a_label_selected_policy_follows_its_repositories_and_is_never_re_put() 
     // In sync: a reconcile does not put the policy again.
     env.proxy.clear();
     let mut spec = json!({"repositorySelector": {"matchLabels": {"lifecycle": "std"}}, "rules": rules()});
-    spec["interval"] = json!("2s");
+    spec["interval"] = json!("10s");
     apply_policy(&env, &ns, "std", spec).await;
     eventually(
         Duration::from_secs(30),

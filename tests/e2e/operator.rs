@@ -249,7 +249,7 @@ async fn repository_converges_and_drift_is_reverted() {
         "Principal": {"AWS": "arn:aws:iam::444455556666:root"}, "Action": ["ecr:BatchGetImage"]}]});
     env.apply_repository(&ns, "web", json!({
         "name": "converge/web", "imageTagMutability": "ImmutableWithExclusion", "exclusionFilters": ["latest"],
-        "tags": {"team": "web", "tier": "front"}, "policy": policy, "interval": "3s"
+        "tags": {"team": "web", "tier": "front"}, "policy": policy, "interval": "10s"
     }))
     .await;
 
@@ -340,7 +340,7 @@ async fn repository_converges_and_drift_is_reverted() {
         "web",
         json!({
             "name": "converge/web", "imageTagMutability": "Immutable", "tags": {"team": "platform"},
-            "policy": policy2, "interval": "3s"
+            "policy": policy2, "interval": "10s"
         }),
     )
     .await;
@@ -638,6 +638,55 @@ async fn waits_for_its_registry_and_tenancy_rules_deny() {
     let _ = Api::<ecr_operator::api::v1alpha1::Registry>::all(env.client.clone())
         .delete("e2e-late", &DeleteParams::default())
         .await;
+    env.delete_registry().await;
+}
+
+/// Intervals that used to panic the operator's decoder (overflow), be misread (negative) or loop
+/// hot (zero) are refused at admission with the rule's message, for every namespaced kind, while
+/// the operator keeps running and reconciling everything else.
+#[tokio::test]
+async fn hostile_intervals_are_refused_and_the_operator_keeps_reconciling() {
+    use ecr_operator::api::interval::RULE_MESSAGE;
+    let mut env = OperatorEnv::start("e2e-intervals").await;
+    let ns = temp_namespace(&env.client, "intervals").await;
+    env.apply_repository(
+        &ns,
+        "before",
+        json!({"name": format!("{ns}/before"), "interval": "10s"}),
+    )
+    .await;
+    env.wait_condition(&ns, "before", "Ready", "True", None).await;
+
+    for (i, interval) in ["99999999999999999999h", "-5m", "0s"].into_iter().enumerate() {
+        let docs = [
+            json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Repository", "metadata": {"name": format!("bad-{i}")},
+                "spec": {"registryRef": {"name": env.registry}, "interval": interval}}),
+            json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "LifecyclePolicy", "metadata": {"name": format!("bad-{i}")},
+                "spec": {"repositories": ["before"], "interval": interval, "rules": [{"rulePriority": 1,
+                "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 14},
+                "action": {"type": "expire"}}]}}),
+            json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "PullSecret", "metadata": {"name": format!("bad-{i}")},
+                "spec": {"registries": [env.registry], "interval": interval}}),
+        ];
+        for doc in docs {
+            let err = apply(&env.client, &ns, &doc).await.expect_err(&format!(
+                "{} with interval {interval:?} was admitted",
+                doc["kind"]
+            ));
+            let msg = crate::support::api_message(&err);
+            assert_eq!(crate::support::api_code(&err), Some(422), "{msg}");
+            assert!(msg.contains(RULE_MESSAGE), "{interval:?}: {msg}");
+        }
+    }
+
+    // The operator is still up and still reconciling: a new object converges, the old one stays.
+    env.apply_repository(&ns, "after", json!({"name": format!("{ns}/after")}))
+        .await;
+    env.wait_condition(&ns, "after", "Ready", "True", None).await;
+    assert!(env.ecr_exists(&format!("{ns}/after")).await);
+    env.wait_condition(&ns, "before", "Ready", "True", None).await;
+    assert!(env.operator.as_mut().unwrap().is_running(), "the operator exited");
+    assert!(!env.logs().contains("panicked"), "{}", tail(&env.logs(), 40));
     env.delete_registry().await;
 }
 

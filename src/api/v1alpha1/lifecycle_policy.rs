@@ -9,6 +9,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::api::interval::Interval;
+
 /// Image expiry and archiving rules, applied as the ECR lifecycle policy of every Repository
 /// this object selects in its namespace. A repository has one lifecycle policy: when two
 /// LifecyclePolicies select the same Repository the older one wins and the other reports
@@ -70,10 +72,10 @@ pub struct LifecyclePolicySpec {
     #[serde(default)]
     pub dry_run: bool,
 
-    /// How often to re-check ECR for drift and refresh the preview, as a Go duration such as
-    /// `10m`. Defaults to the operator's `--default-interval` (10m).
+    /// How often to re-check ECR for drift and refresh the preview, between 10s and 24h,
+    /// such as `10m` or `1h30m`. Defaults to the operator's `--default-interval` (10m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interval: Option<kube::core::Duration>,
+    pub interval: Option<Interval>,
 
     /// Pause reconciliation: no ECR calls are made while `true`. Defaults to `false`.
     #[serde(default)]

@@ -6,6 +6,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::api::interval::Interval;
+
 /// A `kubernetes.io/dockerconfigjson` Secret in this namespace holding credentials for one or
 /// more ECR registries, kept fresh although ECR tokens expire after 12 hours.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -66,10 +68,10 @@ pub struct PullSecretSpec {
     #[schemars(range(min = 0.1, max = 0.9))]
     pub refresh_fraction: f64,
 
-    /// How often to re-check the Secret for drift, as a Go duration such as `10m`. Defaults to the
-    /// operator's `--default-interval` (10m). Token refreshes happen on their own schedule.
+    /// How often to re-check the Secret for drift, between 10s and 24h, such as `10m` or
+    /// `1h30m`. Defaults to the operator's `--default-interval` (10m). Token refreshes happen on their own schedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interval: Option<kube::core::Duration>,
+    pub interval: Option<Interval>,
 
     /// Pause: while `true` the Secret is neither refreshed nor changed. Defaults to `false`.
     #[serde(default)]
@@ -145,10 +147,10 @@ pub struct ClusterPullSecretSpec {
     #[schemars(range(min = 0.1, max = 0.9))]
     pub refresh_fraction: f64,
 
-    /// How often to re-check the Secrets for drift, as a Go duration such as `10m`. Defaults to
-    /// the operator's `--default-interval` (10m).
+    /// How often to re-check the Secrets for drift, between 10s and 24h, such as `10m`
+    /// or `1h30m`. Defaults to the operator's `--default-interval` (10m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interval: Option<kube::core::Duration>,
+    pub interval: Option<Interval>,
 
     /// Pause: while `true` the Secrets are neither refreshed nor changed. Defaults to `false`.
     #[serde(default)]

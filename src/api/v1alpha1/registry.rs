@@ -5,6 +5,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::api::interval::Interval;
+
 use crate::api::common::PolicyDocument;
 
 /// An Amazon ECR private registry (one account in one region), how to reach it, and the
@@ -88,10 +90,10 @@ pub struct RegistrySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<RegistryReplication>,
 
-    /// How often to re-check ECR for drift, as a Go duration such as `10m` or `1h`. Defaults to the
-    /// operator's `--default-interval` (10m).
+    /// How often to re-check ECR for drift, between 10s and 24h, such as `10m` or `1h30m`.
+    /// Defaults to the operator's `--default-interval` (10m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interval: Option<kube::core::Duration>,
+    pub interval: Option<Interval>,
 
     /// Pause reconciliation: while `true` the operator makes no ECR calls for this registry's own
     /// settings. Defaults to `false`.

@@ -5,6 +5,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::api::interval::Interval;
+
 use crate::api::common::RegistryRef;
 
 /// One rule of a registry's replication configuration. ECR holds a single replication
@@ -61,10 +63,10 @@ pub struct ReplicationRuleSpec {
     #[schemars(range(min = -1000, max = 1000))]
     pub priority: i32,
 
-    /// How often to re-check ECR for drift, as a Go duration such as `10m`. Defaults to the
-    /// operator's `--default-interval` (10m).
+    /// How often to re-check ECR for drift, between 10s and 24h, such as `10m` or
+    /// `1h30m`. Defaults to the operator's `--default-interval` (10m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interval: Option<kube::core::Duration>,
+    pub interval: Option<Interval>,
 
     /// Pause: while `true` the rule's entry in ECR is kept as last applied, neither changed nor
     /// removed. Defaults to `false`.

@@ -7,6 +7,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::api::interval::Interval;
+
 use crate::api::common::{PolicyDocument, RegistryRef};
 
 /// An Amazon ECR private repository, kept in sync with this spec by ecr-operator.
@@ -115,10 +117,10 @@ pub struct RepositorySpec {
     #[serde(default)]
     pub adoption: Adoption,
 
-    /// How often to re-check ECR for drift, as a Go duration such as `10m`. Defaults to the
-    /// operator's `--default-interval` (10m).
+    /// How often to re-check ECR for drift, between 10s and 24h, such as `10m` or
+    /// `1h30m`. Defaults to the operator's `--default-interval` (10m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interval: Option<kube::core::Duration>,
+    pub interval: Option<Interval>,
 
     /// Pause reconciliation: no ECR calls are made while `true`. Defaults to `false`.
     #[serde(default)]
