@@ -1,4 +1,5 @@
-//! The developer and CI entry points: `cargo xtask test` and `cargo xtask sandbox`.
+//! The developer and CI entry points: `cargo xtask test [--fast]`, `cargo xtask e2e [FILTER]`,
+//! `cargo xtask sandbox` and `cargo xtask bench`.
 //!
 //! Plain std on purpose: it compiles in seconds, then drives cargo and the project's install
 //! scripts (`tests/testcluster/build.sh`, `tests/testcluster/helm.sh`, `tests/moto/install.sh`),
@@ -13,6 +14,15 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   test      install and build what is needed (control plane, moto, helm), then run fmt --check,
             clippy -D warnings, and every test including the end-to-end tests
+  test --fast
+            fmt --check, clippy -D warnings, and every test that needs neither the control plane
+            nor moto (no Go, no Python virtualenv): unit, property, CRD/CEL corpus, CLI, IAM,
+            GitOps and chart tests. Installs only Helm (cached; first run fetches it with npm),
+            which tests/chart.rs runs for `helm template`
+  e2e [FILTER] [TEST-ARGS...]
+            install what `test` installs, then run the end-to-end tests whose name contains
+            FILTER (all when omitted): cargo test --features e2e --test e2e FILTER. Further
+            arguments go to the test binary, e.g. --exact or --nocapture
   sandbox   the quick start: start the control plane and the local ECR endpoint, helm install the
             chart with a default Registry, run the operator as the chart's ServiceAccount, apply
             examples/quickstart/, wait until it is Ready, and keep running until Ctrl-C
@@ -24,7 +34,12 @@ commands:
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("test") => test(),
+        Some("test") => match &args[1..] {
+            [] => test(),
+            [flag] if flag == "--fast" => test_fast(),
+            _ => Err(USAGE.to_owned()),
+        },
+        Some("e2e") => e2e(&args[1..]),
         Some("sandbox") => sandbox(&args[1..]),
         Some("bench") => bench(),
         Some("-h" | "--help" | "help") => {
@@ -97,6 +112,10 @@ fn counted_step(name: &str, cmd: &mut Command) -> Result<(u64, u64), String> {
     );
     if status.success() && failed == 0 && passed > 0 {
         Ok((passed, failed))
+    } else if status.success() && failed == 0 {
+        Err(format!(
+            "{name}: no test ran (does the filter match a test name?)"
+        ))
     } else {
         println!("{passed} passed, {failed} failed");
         Err(format!("{name} failed ({status})"))
@@ -185,9 +204,8 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
-fn test() -> Result<(), String> {
-    let start = Instant::now();
-    let env = tools(true)?;
+/// `cargo fmt --check` and `cargo clippy -D warnings` over the whole workspace.
+fn lint() -> Result<(), String> {
     step(
         "cargo fmt --check",
         cargo().args(["fmt", "--all", "--", "--check"]),
@@ -204,7 +222,26 @@ fn test() -> Result<(), String> {
             "-D",
             "warnings",
         ]),
-    )?;
+    )
+}
+
+/// The fault-suite report file: cleared before a run, printed after it.
+fn fault_report() -> PathBuf {
+    let path = target_dir().join("fault-report.txt");
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+fn print_fault_report(path: &Path) {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        eprintln!("==> fault suite:\n{}", text.trim_end());
+    }
+}
+
+fn test() -> Result<(), String> {
+    let start = Instant::now();
+    let env = tools(true)?;
+    lint()?;
     let mut test = cargo();
     test.args([
         "test",
@@ -215,16 +252,51 @@ fn test() -> Result<(), String> {
     ])
     .envs(env.iter().map(|(k, v)| (*k, v)));
     // The fault suite reports each scenario's time here; printed after the run.
-    let fault_report = target_dir().join("fault-report.txt");
-    let _ = std::fs::remove_file(&fault_report);
+    let fault_report = fault_report();
     test.env("ECR_OPERATOR_FAULT_REPORT", &fault_report);
     let result = counted_step("cargo test (unit, schema, CLI and end-to-end)", &mut test);
-    if let Ok(text) = std::fs::read_to_string(&fault_report) {
-        eprintln!("==> fault suite:\n{}", text.trim_end());
-    }
+    print_fault_report(&fault_report);
     let (passed, failed) = result?;
     println!("{passed} passed, {failed} failed");
     eprintln!("==> all checks passed in {:.0}s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// `test` without the end-to-end tests: no control plane (Go) and no moto (Python virtualenv).
+/// Without the `e2e` feature the `tests/e2e` target is not built. `tests/chart.rs` runs
+/// `helm template`, so Helm is installed (cached) and passed on, as `test` does.
+fn test_fast() -> Result<(), String> {
+    let start = Instant::now();
+    let helm = tool("helm", "tests/testcluster/helm.sh")?;
+    lint()?;
+    let (passed, failed) = counted_step(
+        "cargo test (unit, schema, CLI; no end-to-end)",
+        cargo()
+            .args(["test", "--workspace", "--all-targets", "--locked"])
+            .env("ECR_OPERATOR_HELM", helm),
+    )?;
+    println!("{passed} passed, {failed} failed");
+    eprintln!(
+        "==> fast checks passed in {:.0}s (end-to-end tests not run: cargo xtask test or cargo xtask e2e)",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The end-to-end tests whose name contains the filter (all without one), with the tools `test`
+/// installs and the same environment. `args` go to the test binary.
+fn e2e(args: &[String]) -> Result<(), String> {
+    let env = tools(true)?;
+    let mut test = cargo();
+    test.args(["test", "--locked", "--features", "e2e", "--test", "e2e", "--"])
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v)));
+    let fault_report = fault_report();
+    test.env("ECR_OPERATOR_FAULT_REPORT", &fault_report);
+    let result = counted_step("cargo test --features e2e --test e2e", &mut test);
+    print_fault_report(&fault_report);
+    let (passed, failed) = result?;
+    println!("{passed} passed, {failed} failed");
     Ok(())
 }
 
