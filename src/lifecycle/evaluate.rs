@@ -1,4 +1,4 @@
-//! A local evaluator of ECR's documented lifecycle semantics (ecr-facts.md §1.4), for previews:
+//! A local evaluator of ECR's documented lifecycle semantics (docs/dev/ecr-facts.md §1.4), for previews:
 //!
 //! - rules are applied in priority order (lowest number first);
 //! - each image is acted on by at most one rule;

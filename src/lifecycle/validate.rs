@@ -1,4 +1,4 @@
-//! ECR's lifecycle-policy constraints (ecr-facts.md §1.3), checked by the operator. Most are also
+//! ECR's lifecycle-policy constraints (docs/dev/ecr-facts.md §1.3), checked by the operator. Most are also
 //! CEL rules at admission; the ones CEL cannot express (unique tag sets per storage class, the
 //! rendered length) are only here. Each violation names the rule and the constraint.
 

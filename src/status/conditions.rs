@@ -1,4 +1,4 @@
-//! The condition contract shared by every kind (style-by-example.md C8):
+//! The condition contract shared by every kind (docs/dev/architecture.md §6):
 //!
 //! | outcome | Ready | Reconciling | Stalled | kstatus |
 //! | --- | --- | --- | --- | --- |

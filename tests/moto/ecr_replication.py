@@ -2,7 +2,7 @@
 
 moto 5.2.5 refuses a replication configuration with more than one rule ("This feature is
 disabled"). ECR accepts up to 10 rules with up to 25 distinct destinations in all and 100
-filters per rule (see ../shared/design/ecr-facts.md §2). This module replaces exactly one method,
+filters per rule (see docs/dev/ecr-facts.md §2). This module replaces exactly one method,
 `ECRBackend.put_replication_configuration`, with one that:
 
 - accepts 0 to 10 rules (more: ValidationException, as for any constraint violation);

@@ -42,7 +42,7 @@ where
     }
 }
 
-/// Error codes to domain errors; see ecr-facts.md §5.1 and §5.2.
+/// Error codes to domain errors; see docs/dev/ecr-facts.md §5.1 and §5.2.
 pub fn by_code(code: &str, status: Option<u16>, detail: String) -> BackendError {
     match code {
         "AccessDeniedException"
