@@ -2,6 +2,7 @@
 //! PascalCase identifiers used as condition reasons, event reasons and metric labels).
 
 use crate::backend::BackendError;
+pub use crate::text::{error_chain, truncate};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -95,7 +96,7 @@ impl Error {
     pub fn class(&self) -> ErrorClass {
         match self {
             Error::DependencyNotFound { .. } | Error::DependencyNotReady { .. } => ErrorClass::Waiting,
-            Error::Backend { source, .. } => source.class(),
+            Error::Backend { source, .. } => backend_class(source),
             Error::Kube { source, .. } => match source {
                 kube::Error::Api(s) if s.code == 403 || s.code == 422 || s.code == 400 => ErrorClass::Stalled,
                 _ => ErrorClass::Transient,
@@ -157,6 +158,24 @@ impl Error {
     }
 }
 
+/// The class of an ECR failure: requeue and kstatus policy, so it lives here, not in the backend
+/// (which stays a plain domain taxonomy).
+fn backend_class(e: &BackendError) -> ErrorClass {
+    match e {
+        BackendError::AccessDenied(_)
+        | BackendError::Rejected(_)
+        | BackendError::QuotaExceeded(_)
+        | BackendError::NotEmpty(_) => ErrorClass::Stalled,
+        // NotFound and AlreadyExists surface only when ECR changed under a reconcile (deleted or
+        // created meanwhile): the next attempt sees the new state.
+        BackendError::Throttled(_)
+        | BackendError::Unavailable(_)
+        | BackendError::Credentials(_)
+        | BackendError::NotFound(_)
+        | BackendError::AlreadyExists(_) => ErrorClass::Transient,
+    }
+}
+
 impl From<kube::runtime::finalizer::Error<Error>> for Error {
     fn from(e: kube::runtime::finalizer::Error<Error>) -> Self {
         use kube::runtime::finalizer::Error as F;
@@ -174,35 +193,6 @@ impl From<kube::runtime::finalizer::Error<Error>> for Error {
             F::InvalidFinalizer => Error::InvalidSpec("invalid finalizer name".into()),
         }
     }
-}
-
-/// The error and its sources joined with ": ", truncated to 1024 bytes on a char boundary.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    truncate(out, 1024)
-}
-
-/// Truncates to at most `max` bytes on a char boundary, marking the cut with "...".
-pub fn truncate(mut s: String, max: usize) -> String {
-    if s.len() <= max {
-        return s;
-    }
-    let mut cut = max.saturating_sub(3);
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    s.truncate(cut);
-    s.push_str("...");
-    s
 }
 
 #[cfg(test)]
@@ -288,9 +278,57 @@ mod tests {
     }
 
     #[test]
-    fn truncate_respects_char_boundaries() {
-        let s = "é".repeat(600);
-        let t = truncate(s, 1024);
-        assert!(t.len() <= 1024 && t.ends_with("..."));
+    fn every_backend_error_has_a_class_and_a_reason() {
+        let cases = [
+            (
+                BackendError::AccessDenied("x".into()),
+                ErrorClass::Stalled,
+                "AccessDenied",
+            ),
+            (
+                BackendError::Rejected("x".into()),
+                ErrorClass::Stalled,
+                "EcrRejected",
+            ),
+            (
+                BackendError::QuotaExceeded("x".into()),
+                ErrorClass::Stalled,
+                "QuotaExceeded",
+            ),
+            (
+                BackendError::NotEmpty("x".into()),
+                ErrorClass::Stalled,
+                "RepositoryNotEmpty",
+            ),
+            (
+                BackendError::Throttled("x".into()),
+                ErrorClass::Transient,
+                "Throttled",
+            ),
+            (
+                BackendError::Unavailable("x".into()),
+                ErrorClass::Transient,
+                "EcrUnavailable",
+            ),
+            (
+                BackendError::Credentials("x".into()),
+                ErrorClass::Transient,
+                "CredentialsUnavailable",
+            ),
+            (
+                BackendError::NotFound("x".into()),
+                ErrorClass::Transient,
+                "EcrNotFound",
+            ),
+            (
+                BackendError::AlreadyExists("x".into()),
+                ErrorClass::Transient,
+                "AlreadyExists",
+            ),
+        ];
+        for (source, class, reason) in cases {
+            let err = Error::backend("Op")(source);
+            assert_eq!((err.class(), err.reason()), (class, reason), "{err}");
+        }
     }
 }

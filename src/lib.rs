@@ -5,9 +5,11 @@
 
 pub mod api;
 pub mod backend;
+pub mod cache;
 pub mod cli;
 pub mod controllers;
 pub mod error;
+pub mod jitter;
 pub mod leader;
 pub mod lifecycle;
 pub mod metrics;
@@ -16,3 +18,4 @@ pub mod secrets;
 pub mod server;
 pub mod status;
 pub mod telemetry;
+pub mod text;

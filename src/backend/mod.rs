@@ -287,22 +287,6 @@ pub enum BackendError {
 }
 
 impl BackendError {
-    /// Transient errors are retried with backoff; the others need a human.
-    pub fn class(&self) -> crate::error::ErrorClass {
-        use crate::error::ErrorClass::*;
-        match self {
-            BackendError::AccessDenied(_)
-            | BackendError::Rejected(_)
-            | BackendError::QuotaExceeded(_)
-            | BackendError::NotEmpty(_) => Stalled,
-            BackendError::Throttled(_)
-            | BackendError::Unavailable(_)
-            | BackendError::Credentials(_)
-            | BackendError::NotFound(_)
-            | BackendError::AlreadyExists(_) => Transient,
-        }
-    }
-
     /// The condition/event/metric reason.
     pub fn reason(&self) -> &'static str {
         match self {

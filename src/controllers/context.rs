@@ -1,9 +1,7 @@
 //! What every controller shares: clients, backend, metrics, tunables, backoff, caches.
 
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use kube::api::Api;
@@ -14,8 +12,9 @@ use secrecy::SecretString;
 
 use crate::api::interval::Interval;
 use crate::api::v1alpha1::Registry;
-use crate::backend::{BackendResult, Credentials, RegistryBackend, RemoteRepository, StaticKeys, Target};
+use crate::backend::{Credentials, RegistryBackend, StaticKeys, Target};
 use crate::error::{Error, Result};
+use crate::jitter::jittered;
 use crate::metrics::Metrics;
 use crate::status::READY;
 
@@ -61,140 +60,17 @@ impl Default for Tunables {
     }
 }
 
-/// A fraction in [0, 1) derived from a key: deterministic jitter without an RNG.
-fn unit_hash(key: &str) -> f64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    key.hash(&mut h);
-    (h.finish() % 10_000) as f64 / 10_000.0
-}
-
-/// `base` ± 10 %, deterministic per key.
-pub fn jittered(base: Duration, key: &str) -> Duration {
-    base.mul_f64(0.9 + 0.2 * unit_hash(key))
-}
-
-/// Per-object exponential backoff for transient errors: 5 s × 2ⁿ, at most 5 min, ± 10 %.
-#[derive(Default)]
-pub struct ErrorBackoff {
-    failures: Mutex<HashMap<String, u32>>,
-}
-
-impl ErrorBackoff {
-    /// The delay before the next retry of `key`, counting this failure.
-    pub fn next_delay(&self, key: &str) -> Duration {
-        let n = match self.failures.lock() {
-            Ok(mut map) => {
-                let n = map.entry(key.to_owned()).or_insert(0);
-                *n = n.saturating_add(1);
-                *n
-            }
-            Err(_) => 1,
-        };
-        let base = Duration::from_secs(5)
-            .saturating_mul(1u32 << (n - 1).min(6))
-            .min(Duration::from_secs(300));
-        jittered(base, &format!("{key}/{n}"))
-    }
-
-    /// Forgets the failures of `key` (after a success, or when the object is gone).
-    pub fn reset(&self, key: &str) {
-        if let Ok(mut map) = self.failures.lock() {
-            map.remove(key);
-        }
-    }
-}
-
-/// One listing of a registry's repositories, shared by the reconciles of that registry for a
-/// short while: a resync of N in-sync repositories makes one DescribeRepositories call per
-/// 1,000 repositories instead of N.
-pub struct RepositoryCache {
-    ttl: Duration,
-    slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Snapshot>>>>>,
-}
-
-struct Snapshot {
-    at: Instant,
-    repos: HashMap<String, RemoteRepository>,
-}
-
-impl RepositoryCache {
-    pub fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            slots: Mutex::default(),
-        }
-    }
-
-    fn slot(&self, target: &Target) -> Arc<tokio::sync::Mutex<Option<Snapshot>>> {
-        match self.slots.lock() {
-            Ok(mut map) => map.entry(target.key()).or_default().clone(),
-            Err(_) => Arc::default(),
-        }
-    }
-
-    /// The repository as of a listing at most `ttl` old. A name missing from a listing that is
-    /// not new is described directly when `confirm_missing` (it may have been created since);
-    /// a caller about to create it passes `false`, because CreateRepository answers
-    /// AlreadyExists in that case anyway, which saves one call per new repository.
-    pub async fn get<B: RegistryBackend>(
-        &self,
-        backend: &B,
-        target: &Target,
-        name: &str,
-        confirm_missing: bool,
-    ) -> BackendResult<Option<RemoteRepository>> {
-        let slot = self.slot(target);
-        let mut guard = slot.lock().await;
-        let fresh = guard.as_ref().is_some_and(|s| s.at.elapsed() < self.ttl);
-        if !fresh {
-            let repos = backend.list_repositories(target).await?;
-            let repos = repos.into_iter().map(|r| (r.name.clone(), r)).collect();
-            *guard = Some(Snapshot {
-                at: Instant::now(),
-                repos,
-            });
-            return Ok(guard.as_ref().and_then(|s| s.repos.get(name).cloned()));
-        }
-        if let Some(found) = guard.as_ref().and_then(|s| s.repos.get(name).cloned()) {
-            return Ok(Some(found));
-        }
-        if !confirm_missing {
-            return Ok(None);
-        }
-        drop(guard);
-        let found = backend.describe_repository(target, name).await?;
-        if let Some(repo) = &found {
-            self.put(target, repo.clone()).await;
-        }
-        Ok(found)
-    }
-
-    /// Records what a write returned or a fresh describe showed.
-    pub async fn put(&self, target: &Target, repo: RemoteRepository) {
-        if let Some(s) = self.slot(target).lock().await.as_mut() {
-            s.repos.insert(repo.name.clone(), repo);
-        }
-    }
-
-    /// Forgets a repository (deleted, or found missing).
-    pub async fn remove(&self, target: &Target, name: &str) {
-        if let Some(s) = self.slot(target).lock().await.as_mut() {
-            s.repos.remove(name);
-        }
-    }
-}
-
 /// Everything a reconcile needs.
 pub struct Context<B> {
     pub client: Client,
     pub backend: Arc<B>,
     pub metrics: Arc<Metrics>,
     pub tunables: Tunables,
-    pub backoff: ErrorBackoff,
+    pub backoff: super::backoff::ErrorBackoff,
     pub registries: Store<Registry>,
-    pub repositories: RepositoryCache,
+    pub repositories: crate::cache::RepositoryCache,
     /// ECR tokens for pull secrets, one per (region, endpoint, identity).
-    pub tokens: crate::secrets::TokenCache,
+    pub tokens: crate::cache::TokenCache,
     /// Only the Secrets this operator manages (label-selected watch).
     pub managed_secrets: Store<Secret>,
     /// The Pod name (events' reporting instance).
@@ -385,35 +261,6 @@ pub fn object_key<K: kube::Resource>(obj: &K) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_from_5s_caps_at_5min_and_resets() {
-        let b = ErrorBackoff::default();
-        let delays: Vec<u64> = (0..9).map(|_| b.next_delay("uid-1").as_secs()).collect();
-        let bases = [5u64, 10, 20, 40, 80, 160, 300, 300, 300];
-        for (d, base) in delays.iter().zip(bases) {
-            assert!(
-                *d as f64 >= base as f64 * 0.9 - 1.0 && *d as f64 <= base as f64 * 1.1,
-                "{delays:?}"
-            );
-        }
-        b.reset("uid-1");
-        assert!(b.next_delay("uid-1") <= Duration::from_millis(5500));
-    }
-
-    #[test]
-    fn jitter_is_deterministic_and_within_ten_percent() {
-        let base = Duration::from_secs(600);
-        for key in ["a", "b", "some-uid"] {
-            let d = jittered(base, key);
-            assert_eq!(d, jittered(base, key));
-            assert!(
-                d >= Duration::from_secs(540) && d <= Duration::from_secs(660),
-                "{d:?}"
-            );
-        }
-        assert_ne!(jittered(base, "a"), jittered(base, "b"));
-    }
 
     #[test]
     fn watch_namespaces_limit_what_is_served() {

@@ -1,5 +1,6 @@
 //! The controllers and their shared wiring.
 
+pub mod backoff;
 pub mod context;
 pub mod lifecycle_policy;
 pub mod pull_secret;
@@ -175,11 +176,11 @@ pub async fn run<B: RegistryBackend>(
     let ctx = Arc::new(Context {
         client: client.clone(),
         backend,
-        repositories: context::RepositoryCache::new(tunables.repository_cache_ttl),
-        tokens: crate::secrets::TokenCache::new(token_lifetime, metrics.clone()),
+        repositories: crate::cache::RepositoryCache::new(tunables.repository_cache_ttl),
+        tokens: crate::cache::TokenCache::new(token_lifetime, metrics.clone()),
         metrics,
         tunables,
-        backoff: context::ErrorBackoff::default(),
+        backoff: backoff::ErrorBackoff::default(),
         registries: registries.clone(),
         managed_secrets: managed_secrets.clone(),
         instance,

@@ -26,8 +26,7 @@ pub fn effective_expiry(
 /// `fetched_at` + `fraction` of the lifetime, ±5 % of the lifetime of deterministic jitter per key.
 pub fn refresh_at(fetched_at: SystemTime, expires_at: SystemTime, fraction: f64, key: &str) -> SystemTime {
     let lifetime = expires_at.duration_since(fetched_at).unwrap_or_default();
-    let jitter =
-        crate::controllers::context::jittered(Duration::from_secs(1000), key).as_secs_f64() / 1000.0 - 1.0; // ±0.1
+    let jitter = 0.2 * crate::jitter::unit_fraction(key) - 0.1; // ±0.1
     let share = (fraction.clamp(0.1, 0.9) + jitter / 2.0).clamp(0.05, 0.95);
     fetched_at + lifetime.mul_f64(share)
 }

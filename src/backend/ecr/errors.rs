@@ -23,10 +23,10 @@ where
             (None, Some(m)) => format!("{operation}: {m}"),
             (None, None) => match status {
                 Some(s) => format!("{operation}: HTTP {s}"),
-                None => format!("{operation}: {}", crate::error::error_chain(&err)),
+                None => format!("{operation}: {}", crate::text::error_chain(&err)),
             },
         };
-        crate::error::truncate(text, 512)
+        crate::text::truncate(text, 512)
     };
     match (&err, code.as_deref()) {
         (SdkError::ServiceError(_), Some(code)) => by_code(code, status, detail()),
@@ -76,82 +76,25 @@ pub fn by_code(code: &str, status: Option<u16>, detail: String) -> BackendError 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorClass;
 
     #[test]
-    fn error_codes_map_to_transient_waiting_or_stalled() {
+    fn error_codes_map_to_domain_errors() {
         let cases = [
-            (
-                "ThrottlingException",
-                Some(400),
-                ErrorClass::Transient,
-                "Throttled",
-            ),
-            (
-                "TooManyRequestsException",
-                Some(429),
-                ErrorClass::Transient,
-                "Throttled",
-            ),
-            (
-                "ServerException",
-                Some(500),
-                ErrorClass::Transient,
-                "EcrUnavailable",
-            ),
-            ("SomethingNew", Some(503), ErrorClass::Transient, "EcrUnavailable"),
-            (
-                "AccessDeniedException",
-                Some(400),
-                ErrorClass::Stalled,
-                "AccessDenied",
-            ),
-            (
-                "UnrecognizedClientException",
-                Some(403),
-                ErrorClass::Stalled,
-                "AccessDenied",
-            ),
-            (
-                "InvalidParameterException",
-                Some(400),
-                ErrorClass::Stalled,
-                "EcrRejected",
-            ),
-            (
-                "ValidationException",
-                Some(400),
-                ErrorClass::Stalled,
-                "EcrRejected",
-            ),
-            (
-                "LimitExceededException",
-                Some(400),
-                ErrorClass::Stalled,
-                "QuotaExceeded",
-            ),
-            (
-                "RepositoryNotEmptyException",
-                Some(400),
-                ErrorClass::Stalled,
-                "RepositoryNotEmpty",
-            ),
-            (
-                "RepositoryNotFoundException",
-                Some(400),
-                ErrorClass::Transient,
-                "EcrNotFound",
-            ),
-            (
-                "RepositoryAlreadyExistsException",
-                Some(400),
-                ErrorClass::Transient,
-                "AlreadyExists",
-            ),
+            ("ThrottlingException", Some(400), "Throttled"),
+            ("TooManyRequestsException", Some(429), "Throttled"),
+            ("ServerException", Some(500), "EcrUnavailable"),
+            ("SomethingNew", Some(503), "EcrUnavailable"),
+            ("AccessDeniedException", Some(400), "AccessDenied"),
+            ("UnrecognizedClientException", Some(403), "AccessDenied"),
+            ("InvalidParameterException", Some(400), "EcrRejected"),
+            ("ValidationException", Some(400), "EcrRejected"),
+            ("LimitExceededException", Some(400), "QuotaExceeded"),
+            ("RepositoryNotEmptyException", Some(400), "RepositoryNotEmpty"),
+            ("RepositoryNotFoundException", Some(400), "EcrNotFound"),
+            ("RepositoryAlreadyExistsException", Some(400), "AlreadyExists"),
         ];
-        for (code, status, class, reason) in cases {
+        for (code, status, reason) in cases {
             let e = by_code(code, status, code.to_owned());
-            assert_eq!(e.class(), class, "{code}");
             assert_eq!(e.reason(), reason, "{code}");
         }
     }
