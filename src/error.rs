@@ -61,6 +61,12 @@ pub enum Error {
     /// ECR returned a token that cannot be rendered.
     #[error("{0}")]
     InvalidToken(String),
+    /// The operator could not start (CRDs missing, caches not synced): not about any object.
+    #[error("{0}")]
+    Startup(String),
+    /// A bug in the operator, not the user's spec: retried, and logged at error level.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The object has no name or namespace.
     #[error("object has no metadata.{0}")]
     MissingMetadata(&'static str),
@@ -115,7 +121,7 @@ impl Error {
             | Error::InvalidPolicy(_)
             | Error::Conflict(_)
             | Error::MissingMetadata(_) => ErrorClass::Stalled,
-            Error::InvalidToken(_) => ErrorClass::Transient,
+            Error::InvalidToken(_) | Error::Internal(_) | Error::Startup(_) => ErrorClass::Transient,
         }
     }
 
@@ -137,6 +143,8 @@ impl Error {
             Error::Conflict(_) => "Conflict",
             Error::InvalidDestination(_) => "InvalidDestination",
             Error::InvalidToken(_) => "InvalidToken",
+            Error::Internal(_) => "InternalError",
+            Error::Startup(_) => "StartupFailed",
             Error::MissingMetadata(_) => "InvalidSpec",
             Error::Backend { source, .. } => source.reason(),
             Error::Kube { source, .. } => match source {

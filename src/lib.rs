@@ -14,8 +14,12 @@ pub mod leader;
 pub mod lifecycle;
 pub mod metrics;
 pub mod policy;
+pub mod replication;
+pub mod runtime;
 pub mod secrets;
 pub mod server;
 pub mod status;
 pub mod telemetry;
+#[cfg(test)]
+mod testing;
 pub mod text;

@@ -26,6 +26,8 @@ pub struct FakeState {
     pub registry_policy: Option<String>,
     /// Every operation called, in order.
     pub calls: Vec<&'static str>,
+    /// Failures to inject: the next call of the operation fails with the error (once).
+    pub fail_next: BTreeMap<&'static str, BackendError>,
 }
 
 /// An in-memory registry `123456789012` (every target reaches it).
@@ -43,7 +45,30 @@ impl FakeBackend {
             .lock()
             .map_err(|_| BackendError::Unavailable("fake poisoned".into()))?;
         s.calls.push(op);
+        if let Some(e) = s.fail_next.remove(op) {
+            return Err(e);
+        }
         Ok(f(&mut s))
+    }
+
+    /// Makes the next call of `op` (an ECR operation name) fail with `error`.
+    pub fn fail_next(&self, op: &'static str, error: BackendError) {
+        if let Ok(mut s) = self.state.lock() {
+            s.fail_next.insert(op, error);
+        }
+    }
+
+    /// The operations called so far, in order.
+    pub fn calls(&self) -> Vec<&'static str> {
+        self.state.lock().map(|s| s.calls.clone()).unwrap_or_default()
+    }
+
+    /// The write operations called so far (everything but Describe/Get/List).
+    pub fn writes(&self) -> Vec<&'static str> {
+        self.calls()
+            .into_iter()
+            .filter(|op| !(op.starts_with("Describe") || op.starts_with("Get") || op.starts_with("List")))
+            .collect()
     }
 
     /// Adds a repository with images (as if pushed by someone).

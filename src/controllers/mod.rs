@@ -2,11 +2,15 @@
 
 pub mod backoff;
 pub mod context;
+pub mod dereference;
+pub mod driver;
+pub mod events;
 pub mod lifecycle_policy;
 pub mod pull_secret;
 pub mod registry;
 pub mod replication;
 pub mod repository;
+pub mod triggers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,75 +18,16 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
 use kube::api::Api;
-use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
 use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
-use kube::{Client, Resource};
 
 use crate::api::v1alpha1::Registry;
 use crate::backend::RegistryBackend;
 use crate::cli::ControllerName;
-use crate::error::{Error, ErrorClass, error_chain};
-use context::{Context, object_key};
-
-/// How a failed reconcile is retried: transient errors back off per object, waiting retries
-/// soon, stalled re-checks slowly (a spec change triggers at once anyway).
-pub fn error_policy<K, B>(obj: Arc<K>, err: &Error, ctx: Arc<Context<B>>) -> Action
-where
-    K: Resource<DynamicType = ()>,
-    B: RegistryBackend,
-{
-    match err.class() {
-        ErrorClass::Transient => Action::requeue(ctx.backoff.next_delay(&object_key(obj.as_ref()))),
-        ErrorClass::Waiting => Action::requeue(ctx.tunables.waiting_requeue),
-        ErrorClass::Stalled => Action::requeue(ctx.tunables.stalled_recheck),
-    }
-}
-
-/// Ends a reconcile: records it in the metrics and, after a success, forgets the object's failures
-/// (kube has no per-object backoff of its own).
-pub fn finish<K: Resource, B: RegistryBackend>(
-    ctx: &Context<B>,
-    controller: &'static str,
-    obj: &K,
-    start: std::time::Instant,
-    result: Result<Action, Error>,
-) -> Result<Action, Error> {
-    ctx.metrics.reconciled(
-        controller,
-        start.elapsed(),
-        result.as_ref().err().map(Error::reason),
-    );
-    if result.is_ok() {
-        ctx.backoff.reset(&object_key(obj));
-    }
-    result
-}
-
-/// Logs what the controller stream yields; nothing is dropped silently.
-pub async fn report<K: Resource>(
-    controller: &'static str,
-    result: Result<(ObjectRef<K>, Action), kube::runtime::controller::Error<Error, watcher::Error>>,
-) {
-    use kube::runtime::controller::Error as C;
-    match result {
-        Ok((obj, _)) => tracing::debug!(controller, object = %obj, "reconciled"),
-        Err(C::ReconcilerFailed(err, obj)) => {
-            let chain = error_chain(&err);
-            match err.class() {
-                ErrorClass::Stalled => {
-                    tracing::warn!(controller, object = %obj, reason = err.reason(), error = %chain, "reconcile stalled")
-                }
-                _ => {
-                    tracing::info!(controller, object = %obj, reason = err.reason(), error = %chain, "reconcile failed, will retry")
-                }
-            }
-        }
-        Err(e) => tracing::warn!(controller, error = %error_chain(&e), "controller error"),
-    }
-}
+use crate::error::Error;
+use context::Context;
 
 /// Waits until every CRD of this operator is Established.
 pub async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<(), Error> {
@@ -92,8 +37,8 @@ pub async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<(), Err
         tracing::info!(crd = %name, "waiting for CRD");
         tokio::time::timeout(timeout, await_condition(api.clone(), &name, conditions::is_crd_established()))
             .await
-            .map_err(|_| Error::InvalidSpec(format!("CRD {name} is not installed or not Established; install the CRDs (ecr-operator crd | kubectl apply -f -)")))?
-            .map_err(|e| Error::InvalidSpec(format!("waiting for CRD {name}: {e}")))?;
+            .map_err(|_| Error::Startup(format!("CRD {name} is not installed or not Established; install the CRDs (ecr-operator crd | kubectl apply -f -)")))?
+            .map_err(|e| Error::Startup(format!("waiting for CRD {name}: {e}")))?;
     }
     Ok(())
 }
@@ -183,7 +128,7 @@ pub async fn run<B: RegistryBackend>(
         backoff: backoff::ErrorBackoff::default(),
         registries: registries.clone(),
         managed_secrets: managed_secrets.clone(),
-        instance,
+        events: events::Events::new(client.clone(), instance),
     });
     let mut caches = vec![("Registry", registries.wait_until_ready().boxed())];
     if secret_reflector.is_some() {
@@ -193,7 +138,7 @@ pub async fn run<B: RegistryBackend>(
     for (what, ready) in caches {
         ready
             .await
-            .map_err(|e| Error::InvalidSpec(format!("{what} cache: {e}")))?;
+            .map_err(|e| Error::Startup(format!("{what} cache: {e}")))?;
         synced.push(what);
     }
     tracing::info!(caches = ?synced, "caches synced");
@@ -208,8 +153,8 @@ pub async fn run<B: RegistryBackend>(
             ControllerName::Repository => repository::controller(ctx, shutdown).boxed(),
             ControllerName::LifecyclePolicy => lifecycle_policy::controller(ctx, shutdown).boxed(),
             ControllerName::Replication => replication::controller(ctx, shutdown).boxed(),
-            ControllerName::PullSecret => pull_secret::controller(ctx, shutdown).boxed(),
-            ControllerName::ClusterPullSecret => pull_secret::cluster_controller(ctx, shutdown).boxed(),
+            ControllerName::PullSecret => pull_secret::namespaced::controller(ctx, shutdown).boxed(),
+            ControllerName::ClusterPullSecret => pull_secret::cluster::controller(ctx, shutdown).boxed(),
         });
     }
     futures::future::join_all(running).await;

@@ -2,22 +2,22 @@
 //! and keeps the registry-wide scanning configuration and permissions policy in sync when set.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::controller::Controller;
 use kube::{Resource, ResourceExt};
 
-use super::context::{Context, object_key, publish_outcome, ready_reason};
-use super::error_policy;
+use super::context::{Context, object_key};
+use super::driver::{self, Note, Reconciler};
+use super::triggers;
 use crate::api::RECONCILE_REQUESTED_AT;
 use crate::api::v1alpha1::{Registry, RegistrySpec, RegistryStatus, ScanFrequency, ScanType};
 use crate::backend::{RegistryBackend, RegistryInfo, ScanningRuleSettings, ScanningSettings};
 use crate::error::{Error, Result};
-use crate::status::{Outcome, summarize, write_fields};
+use crate::status::{Outcome, summarize};
 
 pub const CONTROLLER: &str = "registry";
 
@@ -26,55 +26,69 @@ pub async fn controller<B: RegistryBackend>(
     ctx: Arc<Context<B>>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api = Api::<Registry>::all(ctx.client.clone());
-    Controller::new(api, watcher::Config::default().any_semantic())
+    let (store, own) = triggers::primary(Api::<Registry>::all(ctx.client.clone()), triggers::own);
+    Controller::for_stream(own, store)
         .with_config(kube::runtime::controller::Config::default().concurrency(ctx.tunables.concurrency))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile::<B>, error_policy::<Registry, B>, ctx.clone())
-        .for_each(|r| super::report(CONTROLLER, r))
+        .run(
+            driver::reconcile::<RegistryController, B>,
+            driver::error_policy::<RegistryController, B>,
+            ctx.clone(),
+        )
+        .for_each(|r| driver::report(CONTROLLER, r))
         .await;
 }
 
 /// What the last sync found.
-struct Synced {
+pub struct Synced {
     info: RegistryInfo,
     changed: Vec<&'static str>,
 }
 
-async fn reconcile<B: RegistryBackend>(registry: Arc<Registry>, ctx: Arc<Context<B>>) -> Result<Action> {
-    let start = Instant::now();
-    let api = Api::<Registry>::all(ctx.client.clone());
-    if registry.spec.suspend {
-        return Ok(Action::await_change());
+/// The Registry controller: identity, account and registry-wide settings. The replication
+/// controller owns `status.replication`; this one never sends it.
+pub struct RegistryController;
+
+impl Reconciler for RegistryController {
+    type Kind = Registry;
+    type Status = RegistryStatus;
+    type Synced = Synced;
+    const CONTROLLER: &'static str = CONTROLLER;
+
+    fn api(client: &kube::Client, _: &Registry) -> Api<Registry> {
+        Api::all(client.clone())
     }
-    let outcome = sync(&registry, &ctx).await;
-    let status = next_status(&registry, &outcome, &Time(k8s_openapi::jiff::Timestamp::now()));
-    let previous = ready_reason(registry.status.as_ref().map(|s| s.conditions.as_slice()));
-    let write = write_fields(&api, &registry, &status, &ctx.field_manager(CONTROLLER), &|k| {
-        k != "replication"
-    })
-    .await;
-    let recorder = ctx.recorder(CONTROLLER);
-    publish_outcome(
-        &recorder,
-        &registry.object_ref(&()),
-        previous.as_deref(),
-        event(&outcome),
-        "Reconcile",
-    )
-    .await;
-    ctx.metrics.reconciled(
-        CONTROLLER,
-        start.elapsed(),
-        outcome.as_ref().err().map(Error::reason),
-    );
-    outcome?;
-    write?;
-    ctx.backoff.reset(&object_key(registry.as_ref()));
-    Ok(Action::requeue(ctx.interval(
-        registry.spec.interval.as_ref(),
-        &object_key(registry.as_ref()),
-    )))
+
+    fn suspended(registry: &Registry) -> bool {
+        registry.spec.suspend
+    }
+
+    fn stored_status(registry: &Registry) -> Option<RegistryStatus> {
+        registry.status.clone().map(|s| RegistryStatus {
+            replication: None,
+            ..s
+        })
+    }
+
+    fn ready_reason(registry: &Registry) -> Option<String> {
+        crate::status::ready_reason(registry.status.as_ref().map(|s| s.conditions.as_slice()))
+    }
+
+    async fn sync<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) -> Result<Synced> {
+        sync(registry, ctx).await
+    }
+
+    fn next_status(registry: &Registry, outcome: &Result<Synced>, now: &Time) -> RegistryStatus {
+        next_status(registry, outcome, now)
+    }
+
+    fn event(_: &Registry, s: &Synced) -> Option<Note> {
+        (!s.changed.is_empty()).then(|| ("Updated", format!("Updated the {}", s.changed.join(" and the "))))
+    }
+
+    fn requeue<B: RegistryBackend>(registry: &Registry, _: &Synced, ctx: &Context<B>) -> Duration {
+        ctx.interval(registry.spec.interval.as_ref(), &object_key(registry))
+    }
 }
 
 async fn sync<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) -> Result<Synced> {
@@ -173,7 +187,7 @@ pub fn registry_host(registry_id: &str, region: &str) -> String {
 
 /// Pure: the next status.
 fn next_status(registry: &Registry, outcome: &Result<Synced>, now: &Time) -> RegistryStatus {
-    let prev = registry.status.clone().unwrap_or_default();
+    let prev = RegistryController::stored_status(registry).unwrap_or_default();
     let generation = registry.meta().generation;
     let mut status = RegistryStatus {
         observed_generation: generation,
@@ -194,13 +208,6 @@ fn next_status(registry: &Registry, outcome: &Result<Synced>, now: &Time) -> Reg
     };
     status.conditions = summarize(&prev.conditions, generation, &summary, now);
     status
-}
-
-/// The event of a reconcile: which registry-wide settings it wrote, or a new error.
-fn event(outcome: &Result<Synced>) -> std::result::Result<Option<(&'static str, String)>, &Error> {
-    outcome.as_ref().map(|s| {
-        (!s.changed.is_empty()).then(|| ("Updated", format!("Updated the {}", s.changed.join(" and the "))))
-    })
 }
 
 #[cfg(test)]

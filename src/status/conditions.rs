@@ -23,6 +23,11 @@ pub enum Outcome<'a> {
     InSync(String),
     /// A reconcile failed.
     Failed(&'a Error),
+    /// Not an error: the object waits for something to happen elsewhere (a dependency becoming
+    /// Ready). Reconciling, not Stalled.
+    Waiting { reason: &'static str, message: String },
+    /// Not an error: a verdict that needs a human (a conflict, a limit). Stalled.
+    Stalled { reason: &'static str, message: String },
     /// The object is being deleted.
     Deleting(String),
 }
@@ -60,6 +65,14 @@ pub fn summarize(
         Outcome::Deleting(message) => {
             next.push(c(READY, "False", "Deleting", message.clone()));
             next.push(c(RECONCILING, "True", "Deleting", message.clone()));
+        }
+        Outcome::Waiting { reason, message } => {
+            next.push(c(READY, "False", reason, message.clone()));
+            next.push(c(RECONCILING, "True", reason, message.clone()));
+        }
+        Outcome::Stalled { reason, message } => {
+            next.push(c(READY, "False", reason, message.clone()));
+            next.push(c(STALLED, "True", reason, message.clone()));
         }
         Outcome::Failed(err) => {
             let message = error_chain(*err);
@@ -110,6 +123,27 @@ pub fn set_condition(conditions: &mut Vec<Condition>, prev: &[Condition], mut ne
             .cmp(&rank(&b.type_))
             .then_with(|| a.type_.cmp(&b.type_))
     });
+}
+
+/// A time as the API server stores it: whole seconds (RFC 3339 without a fraction). A status
+/// computed with sub-second times would never equal what was stored, so every reconcile would
+/// write it again.
+pub fn stored_time(t: std::time::SystemTime) -> Option<Time> {
+    let secs = t
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    k8s_openapi::jiff::Timestamp::from_second(i64::try_from(secs).ok()?)
+        .ok()
+        .map(Time)
+}
+
+/// The reason of the Ready condition among `conditions`.
+pub fn ready_reason(conditions: Option<&[Condition]>) -> Option<String> {
+    conditions?
+        .iter()
+        .find(|c| c.type_ == READY)
+        .map(|c| c.reason.clone())
 }
 
 /// A domain condition (e.g. `Drifted`).
@@ -189,6 +223,25 @@ mod tests {
                     ("Reconciling", "True", "DependencyNotReady"),
                 ],
                 "InProgress",
+            ),
+            (
+                Outcome::Waiting {
+                    reason: "DependencyNotReady",
+                    message: "Repository api is not Ready".into(),
+                },
+                vec![
+                    ("Ready", "False", "DependencyNotReady"),
+                    ("Reconciling", "True", "DependencyNotReady"),
+                ],
+                "InProgress",
+            ),
+            (
+                Outcome::Stalled {
+                    reason: "Conflict",
+                    message: "held by an older LifecyclePolicy".into(),
+                },
+                vec![("Ready", "False", "Conflict"), ("Stalled", "True", "Conflict")],
+                "Failed",
             ),
             (
                 Outcome::Failed(&transient),

@@ -20,36 +20,13 @@ where
     K: Resource<DynamicType = ()> + HasStatus + Clone + DeserializeOwned + std::fmt::Debug,
     K::Status: Serialize + PartialEq,
 {
-    write_fields(api, obj, status, field_manager, &|_| true).await
-}
-
-/// Like [`write_if_changed`] for a status shared by several controllers: only the top-level
-/// fields `owned` accepts are compared and applied, so this field manager never takes the others.
-pub async fn write_fields<K>(
-    api: &Api<K>,
-    obj: &K,
-    status: &K::Status,
-    field_manager: &str,
-    owned: &(dyn Fn(&str) -> bool + Sync),
-) -> Result<bool>
-where
-    K: Resource<DynamicType = ()> + HasStatus + Clone + DeserializeOwned + std::fmt::Debug,
-    K::Status: Serialize + PartialEq,
-{
-    let project = |s: Option<&K::Status>| -> serde_json::Map<String, serde_json::Value> {
-        match s.and_then(|s| serde_json::to_value(s).ok()) {
-            Some(serde_json::Value::Object(map)) => map.into_iter().filter(|(k, _)| owned(k)).collect(),
-            _ => serde_json::Map::new(),
-        }
-    };
-    let desired = project(Some(status));
-    if obj.status().is_some() && project(obj.status()) == desired {
+    if obj.status() == Some(status) {
         return Ok(false);
     }
     let patch = Patch::Apply(serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
-        "status": desired,
+        "status": status,
     }));
     api.patch_status(
         &obj.name_any(),

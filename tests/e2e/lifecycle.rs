@@ -212,7 +212,8 @@ async fn preview_counts_conflicts_and_invalid_policies() {
             .unwrap()
             .repositories
             .iter()
-            .any(|t| t.state == "Conflict" && t.message.as_deref().unwrap_or("").contains("a-preview"))
+            .any(|t| t.state == ecr_operator::api::v1alpha1::TargetState::Conflict
+                && t.message.as_deref().unwrap_or("").contains("a-preview"))
     );
 
     // The conflict survives a restart without a write.

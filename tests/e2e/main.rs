@@ -19,3 +19,4 @@ mod pull_secrets;
 mod replication;
 mod runtime;
 mod support;
+mod triggers;

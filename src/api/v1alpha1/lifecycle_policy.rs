@@ -254,11 +254,41 @@ pub struct LifecyclePolicyStatus {
 pub struct LifecyclePolicyTarget {
     /// Name of the Repository object.
     pub name: String,
-    /// `Applied`, `Pending`, `Conflict` (another LifecyclePolicy owns the repository) or `Failed`.
-    pub state: String,
+    /// Where the policy stands on this repository.
+    pub state: TargetState,
     /// One sentence on the state, e.g. which LifecyclePolicy holds the repository.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The ECR repository this operator put the policy on (set while the policy is there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecr_name: Option<String>,
+    /// The Registry of that ECR repository (set while the policy is there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
+    /// SHA-256 of the canonical policy text this operator put there. The policy is removed from
+    /// ECR only while ECR still holds exactly this text, so an edit made by someone else is never
+    /// deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+}
+
+/// Where a LifecyclePolicy stands on one Repository.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TargetState {
+    /// The policy is in ECR.
+    Applied,
+    /// `dryRun: true`: previewed, not put.
+    Previewed,
+    /// Waiting for the Repository (or its Registry) to be Ready.
+    #[default]
+    Pending,
+    /// An older LifecyclePolicy holds this repository.
+    Conflict,
+    /// The last attempt failed; the message says why.
+    Failed,
+    /// No longer selected (or the policy is being deleted): the policy this operator put is being
+    /// removed from ECR, which waits for the Registry to be Ready.
+    Releasing,
 }
 
 /// A local preview of the policy.

@@ -226,7 +226,9 @@ pub struct RepositoryStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<Time>,
 
-    /// The lifecycle policy ecr-operator put on this repository, if any.
+    /// Deprecated, no longer written: where a LifecyclePolicy is applied is recorded in that
+    /// LifecyclePolicy's `status.repositories`. Objects from earlier versions may still show a
+    /// value here; the operator reads it only to remove a policy it put before the upgrade.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle_policy: Option<AppliedLifecyclePolicy>,
 
@@ -248,4 +250,14 @@ pub struct AppliedLifecyclePolicy {
     pub name: String,
     /// SHA-256 of the canonical policy text that was put.
     pub hash: String,
+}
+
+impl Repository {
+    /// The ECR repository name: `spec.name`, else `metadata.name`.
+    pub fn ecr_name(&self) -> String {
+        self.spec
+            .name
+            .clone()
+            .unwrap_or_else(|| kube::ResourceExt::name_any(self))
+    }
 }

@@ -1,6 +1,12 @@
 use super::*;
+use crate::api::OWNER_TAG;
+use crate::api::v1alpha1::Registry;
 use crate::backend::EncryptionSettings;
+use crate::backend::Mutability;
+use crate::controllers::dereference::check_tenancy;
+use serde_json::Value;
 use serde_json::json;
+use std::collections::BTreeMap;
 
 fn repo(spec: Value) -> Repository {
     let mut r: Repository = serde_json::from_value(json!({
@@ -84,23 +90,23 @@ fn tenancy_table() {
         registry(json!({"region": "us-east-1", "allowedNamespaces": {"matchLabels": {"tenant": "true"}}}));
     let prefixed =
         registry(json!({"region": "us-east-1", "repositoryNamePolicy": {"requireNamespacePrefix": true}}));
-    assert!(check_tenancy(&open, "team-a", &BTreeMap::new(), "api").is_ok());
-    assert!(check_tenancy(&selective, "team-a", &labels, "api").is_ok());
+    assert!(check_tenancy(&open, "team-a", &BTreeMap::new(), Some("api")).is_ok());
+    assert!(check_tenancy(&selective, "team-a", &labels, Some("api")).is_ok());
     assert_eq!(
-        check_tenancy(&selective, "team-a", &BTreeMap::new(), "api")
+        check_tenancy(&selective, "team-a", &BTreeMap::new(), Some("api"))
             .unwrap_err()
             .reason(),
         "NotAllowed"
     );
-    assert!(check_tenancy(&prefixed, "team-a", &BTreeMap::new(), "team-a/api").is_ok());
+    assert!(check_tenancy(&prefixed, "team-a", &BTreeMap::new(), Some("team-a/api")).is_ok());
     assert_eq!(
-        check_tenancy(&prefixed, "team-a", &BTreeMap::new(), "team-b/api")
+        check_tenancy(&prefixed, "team-a", &BTreeMap::new(), Some("team-b/api"))
             .unwrap_err()
             .reason(),
         "NotAllowed"
     );
     assert_eq!(
-        check_tenancy(&prefixed, "team-a", &BTreeMap::new(), "team-aa/api")
+        check_tenancy(&prefixed, "team-a", &BTreeMap::new(), Some("team-aa/api"))
             .unwrap_err()
             .reason(),
         "NotAllowed"

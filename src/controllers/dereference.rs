@@ -1,0 +1,169 @@
+//! Resolving a `registryRef`: the Registry from the store (Ready or not), how to reach it
+//! (region, endpoint, credentials), and whether the Registry lets a namespace use it (tenancy).
+//! Repository, LifecyclePolicy, PullSecret, ClusterPullSecret and the replication controller all
+//! resolve through here.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::core::SelectorExt;
+use kube::runtime::reflector::ObjectRef;
+use secrecy::SecretString;
+
+use super::context::Context;
+use crate::api::v1alpha1::Registry;
+use crate::backend::{Credentials, RegistryBackend, StaticKeys, Target};
+use crate::error::{Error, Result};
+use crate::status::READY;
+
+/// A Ready Registry and how to reach it.
+pub struct Resolved {
+    pub registry: Arc<Registry>,
+    pub target: Target,
+}
+
+impl<B: RegistryBackend> Context<B> {
+    /// The labels of a namespace, read fresh (tenancy rules select on them).
+    pub async fn namespace_labels(&self, namespace: &str) -> Result<BTreeMap<String, String>> {
+        Ok(Api::<Namespace>::all(self.client.clone())
+            .get_opt(namespace)
+            .await
+            .map_err(Error::kube("read the namespace"))?
+            .map(|n| n.labels().clone())
+            .unwrap_or_default())
+    }
+
+    /// The Registry called `name`, if it exists and is Ready.
+    pub fn ready_registry(&self, name: &str) -> Result<Arc<Registry>> {
+        let registry =
+            self.registries
+                .get(&ObjectRef::new(name))
+                .ok_or_else(|| Error::DependencyNotFound {
+                    kind: "Registry",
+                    name: name.to_owned(),
+                })?;
+        let ready = registry.status.as_ref().is_some_and(|s| {
+            s.registry_id.is_some()
+                && s.conditions
+                    .iter()
+                    .any(|c| c.type_ == READY && c.status == "True")
+        });
+        if ready {
+            Ok(registry)
+        } else {
+            Err(Error::DependencyNotReady {
+                kind: "Registry",
+                name: name.to_owned(),
+            })
+        }
+    }
+
+    /// How to reach a registry: region, endpoint, and credentials (static keys read from their
+    /// Secret on each call, so a rotated Secret takes effect at the next reconcile).
+    pub async fn target(&self, registry: &Registry) -> Result<Target> {
+        let spec = &registry.spec;
+        let auth = spec.auth.clone().unwrap_or_default();
+        let credentials = if let Some(role) = auth.assume_role {
+            Credentials::AssumeRole {
+                role_arn: role.role_arn,
+                external_id: role.external_id,
+                session_name: role.session_name,
+            }
+        } else if let Some(r) = auth.secret_ref {
+            let secret = Api::<Secret>::namespaced(self.client.clone(), &r.namespace)
+                .get_opt(&r.name)
+                .await
+                .map_err(Error::kube("read the Registry's credentials Secret"))?
+                .ok_or_else(|| Error::DependencyNotFound {
+                    kind: "Secret",
+                    name: format!("{}/{}", r.namespace, r.name),
+                })?;
+            let data = secret.data.unwrap_or_default();
+            let text = |key: &str| {
+                data.get(key)
+                    .map(|b| String::from_utf8_lossy(&b.0).trim().to_owned())
+                    .filter(|v| !v.is_empty())
+            };
+            let missing =
+                |key: &str| Error::InvalidSpec(format!("Secret {}/{} has no {key} key", r.namespace, r.name));
+            Credentials::Static(StaticKeys {
+                access_key_id: text("accessKeyId").ok_or_else(|| missing("accessKeyId"))?,
+                secret_access_key: SecretString::from(
+                    text("secretAccessKey").ok_or_else(|| missing("secretAccessKey"))?,
+                ),
+                session_token: text("sessionToken").map(SecretString::from),
+            })
+        } else {
+            Credentials::Default
+        };
+        Ok(Target {
+            region: spec.region.clone(),
+            endpoint: spec.endpoint.clone(),
+            credentials,
+        })
+    }
+}
+
+impl<B: RegistryBackend> Context<B> {
+    /// The Registry `name`, Ready, allowed for `namespace` (tenancy; the namespace's labels are
+    /// read only when the Registry restricts namespaces), and its target. `repository` is the
+    /// ECR name a Repository asks for, checked against the naming policy.
+    pub async fn resolve(
+        &self,
+        name: &str,
+        namespace: Option<&str>,
+        repository: Option<&str>,
+    ) -> Result<Resolved> {
+        let registry = self.ready_registry(name)?;
+        if let Some(ns) = namespace {
+            let labels = if registry.spec.allowed_namespaces.is_some() {
+                self.namespace_labels(ns).await?
+            } else {
+                BTreeMap::new()
+            };
+            check_tenancy(&registry, ns, &labels, repository)?;
+        }
+        let target = self.target(&registry).await?;
+        Ok(Resolved { registry, target })
+    }
+}
+
+/// Pure: whether the Registry lets `namespace` use it, and (for a Repository) place `repository`.
+pub fn check_tenancy(
+    registry: &Registry,
+    namespace: &str,
+    namespace_labels: &BTreeMap<String, String>,
+    repository: Option<&str>,
+) -> Result<()> {
+    if let Some(selector) = &registry.spec.allowed_namespaces {
+        let selector = kube::core::Selector::try_from(selector.clone()).map_err(|e| {
+            Error::InvalidSpec(format!(
+                "Registry {} has an invalid allowedNamespaces: {e}",
+                registry.name_any()
+            ))
+        })?;
+        if !selector.matches(namespace_labels) {
+            return Err(Error::NotAllowed(format!(
+                "Registry {} does not allow namespace {namespace} (allowedNamespaces)",
+                registry.name_any()
+            )));
+        }
+    }
+    if let Some(name) = repository
+        && registry
+            .spec
+            .repository_name_policy
+            .as_ref()
+            .is_some_and(|p| p.require_namespace_prefix)
+        && !name.starts_with(&format!("{namespace}/"))
+    {
+        return Err(Error::NotAllowed(format!(
+            "Registry {} requires repository names in namespace {namespace} to start with {namespace}/ (got {name})",
+            registry.name_any()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,354 @@
+//! Reconciles `LifecyclePolicy` objects: validates the rules, puts the policy on every Repository
+//! it selects and wins (the oldest LifecyclePolicy wins a repository), removes it where it no
+//! longer applies (only policies this operator put, recognised by hash), and previews the rules
+//! locally over DescribeImages.
+//!
+//! What was put where is recorded in the policy's own status (`status.repositories[]`: ECR name,
+//! Registry, hash), so removing it never depends on another object still existing, and this
+//! controller writes no other kind's status.
+
+mod targets;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::Controller;
+use kube::runtime::reflector::ObjectRef;
+
+pub use targets::{Applied, Plan, selects, targets, to_release, winner};
+
+use super::context::{Context, object_key};
+use super::driver::{self, Note, Reconciler};
+use super::triggers;
+use crate::api::v1alpha1::{
+    LifecyclePolicy, LifecyclePolicyStatus, LifecyclePolicyTarget, Repository, TargetState,
+};
+use crate::backend::RegistryBackend;
+use crate::error::{Error, Result};
+use crate::lifecycle::{self, evaluate};
+
+pub const CONTROLLER: &str = "lifecycle-policy";
+
+/// Runs the LifecyclePolicy controller until shutdown.
+pub async fn controller<B: RegistryBackend>(
+    ctx: Arc<Context<B>>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (store, own) = triggers::primary(Api::<LifecyclePolicy>::all(ctx.client.clone()), triggers::own);
+    let repositories = triggers::dependency(
+        Api::<Repository>::all(ctx.client.clone()),
+        triggers::repository_for_policies,
+    );
+    Controller::for_stream(own, store.clone())
+        // A Repository that appears, goes, becomes Ready or changes labels re-queues the policies
+        // of its namespace; its status writes do not.
+        .watches_stream(repositories, move |repo| {
+            let ns = repo.namespace();
+            store.state().into_iter().filter(|p| p.namespace() == ns).map(|p| ObjectRef::from_obj(p.as_ref())).collect::<Vec<_>>()
+        })
+        .with_config(kube::runtime::controller::Config::default().concurrency(ctx.tunables.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(
+            driver::reconcile::<LifecyclePolicyController, B>,
+            driver::error_policy::<LifecyclePolicyController, B>,
+            ctx.clone(),
+        )
+        .for_each(|r| driver::report(CONTROLLER, r))
+        .await;
+}
+
+/// The outcome of one sync: what was done, and the first failure on some repository, if any.
+pub struct Synced {
+    applied: Applied,
+    failure: Option<Error>,
+}
+
+/// The LifecyclePolicy controller.
+pub struct LifecyclePolicyController;
+
+impl Reconciler for LifecyclePolicyController {
+    type Kind = LifecyclePolicy;
+    type Status = LifecyclePolicyStatus;
+    type Synced = Synced;
+    const CONTROLLER: &'static str = CONTROLLER;
+    const FINALIZER: bool = true;
+
+    fn api(client: &kube::Client, lp: &LifecyclePolicy) -> Api<LifecyclePolicy> {
+        Api::namespaced(client.clone(), &lp.namespace().unwrap_or_default())
+    }
+
+    fn suspended(lp: &LifecyclePolicy) -> bool {
+        lp.spec.suspend
+    }
+
+    fn stored_status(lp: &LifecyclePolicy) -> Option<LifecyclePolicyStatus> {
+        lp.status.clone()
+    }
+
+    fn ready_reason(lp: &LifecyclePolicy) -> Option<String> {
+        crate::status::ready_reason(lp.status.as_ref().map(|s| s.conditions.as_slice()))
+    }
+
+    async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Result<Synced> {
+        sync(lp, ctx).await
+    }
+
+    async fn cleanup<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Result<Option<Note>> {
+        let previous = recorded(lp, ctx).await?;
+        let mut removed = 0;
+        for record in to_release(&previous, &[]) {
+            // Waits (the finalizer stays) until the Registry is Ready: the record is never
+            // dropped with the policy still in ECR.
+            removed += usize::from(release(record, ctx).await?);
+        }
+        Ok((removed > 0).then(|| {
+            (
+                "Deleted",
+                format!("Removed the lifecycle policy from {removed} repositories"),
+            )
+        }))
+    }
+
+    fn next_status(lp: &LifecyclePolicy, outcome: &Result<Synced>, now: &Time) -> LifecyclePolicyStatus {
+        match outcome {
+            Ok(s) => targets::next_status(lp, Some(&s.applied), s.failure.as_ref(), now),
+            Err(e) => targets::next_status(lp, None, Some(e), now),
+        }
+    }
+
+    fn failure(s: &Synced) -> Option<&Error> {
+        s.failure.as_ref()
+    }
+
+    fn into_result(s: Synced) -> Result<Synced> {
+        match s.failure {
+            Some(e) => Err(e),
+            None => Ok(s),
+        }
+    }
+
+    fn event(_: &LifecyclePolicy, s: &Synced) -> Option<Note> {
+        let a = &s.applied;
+        (!a.put.is_empty() || a.removed > 0).then(|| {
+            (
+                "Updated",
+                format!(
+                    "Put the lifecycle policy on {}; removed it from {} repositories",
+                    a.put.join(", "),
+                    a.removed
+                ),
+            )
+        })
+    }
+
+    fn requeue<B: RegistryBackend>(lp: &LifecyclePolicy, s: &Synced, ctx: &Context<B>) -> Duration {
+        let state = |st: TargetState| s.applied.targets.iter().any(|t| t.state == st);
+        if state(TargetState::Conflict) {
+            // Reported in the status; re-checked when a policy or repository changes.
+            ctx.tunables.stalled_recheck
+        } else if state(TargetState::Pending) || state(TargetState::Releasing) {
+            ctx.tunables.waiting_requeue
+        } else {
+            ctx.interval(lp.spec.interval.as_ref(), &object_key(lp))
+        }
+    }
+}
+
+/// The records of this policy's puts: its own status, plus (for objects written before the
+/// records moved here) the `status.lifecyclePolicy` of the namespace's Repositories.
+async fn recorded<B: RegistryBackend>(
+    lp: &LifecyclePolicy,
+    ctx: &Context<B>,
+) -> Result<Vec<LifecyclePolicyTarget>> {
+    let mut records = lp
+        .status
+        .as_ref()
+        .map(|s| s.repositories.clone())
+        .unwrap_or_default();
+    let repos = Api::<Repository>::namespaced(ctx.client.clone(), &lp.namespace().unwrap_or_default())
+        .list(&Default::default())
+        .await
+        .map_err(Error::kube("list Repositories"))?
+        .items;
+    for repo in repos {
+        let Some(applied) = repo.status.as_ref().and_then(|s| s.lifecycle_policy.clone()) else {
+            continue;
+        };
+        let known = records
+            .iter()
+            .any(|r| r.name == repo.name_any() && r.hash.is_some());
+        if applied.name == lp.name_any() && !known {
+            records.push(LifecyclePolicyTarget {
+                name: repo.name_any(),
+                state: TargetState::Applied,
+                ecr_name: Some(repo.ecr_name()),
+                registry: Some(repo.spec.registry_ref.name.clone()),
+                hash: Some(applied.hash),
+                ..Default::default()
+            });
+        }
+    }
+    Ok(records)
+}
+
+/// Removes the policy recorded in `record` from ECR when ECR still holds exactly what was put.
+/// Returns whether it deleted one; waits (an error) while the Registry is not Ready.
+async fn release<B: RegistryBackend>(record: &LifecyclePolicyTarget, ctx: &Context<B>) -> Result<bool> {
+    let (Some(registry), Some(ecr), Some(hash)) = (&record.registry, &record.ecr_name, &record.hash) else {
+        return Ok(false);
+    };
+    let registry = ctx.ready_registry(registry)?;
+    let t = ctx.target(&registry).await?;
+    let current = ctx
+        .backend
+        .get_lifecycle_policy(&t, ecr)
+        .await
+        .map_err(Error::backend("GetLifecyclePolicy"))?;
+    if current.as_deref().is_none_or(|c| &lifecycle::hash(c) != hash) {
+        return Ok(false); // gone, or changed by someone else: not ours to delete
+    }
+    ctx.backend
+        .delete_lifecycle_policy(&t, ecr)
+        .await
+        .map_err(Error::backend("DeleteLifecyclePolicy"))?;
+    Ok(true)
+}
+
+/// dereference (consistent LISTs of the namespace's Repositories and policies) → [`targets`]
+/// (pure) → put and preview, per repository → release what is no longer served.
+async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Result<Synced> {
+    let problems = lifecycle::validate::violations(&lp.spec.rules);
+    if !problems.is_empty() {
+        return Err(Error::InvalidPolicy(problems.join("; ")));
+    }
+    let ns = lp.namespace().unwrap_or_default();
+    let repos = Api::<Repository>::namespaced(ctx.client.clone(), &ns)
+        .list(&Default::default())
+        .await
+        .map_err(Error::kube("list Repositories"))?
+        .items;
+    let policies = Api::<LifecyclePolicy>::namespaced(ctx.client.clone(), &ns)
+        .list(&Default::default())
+        .await
+        .map_err(Error::kube("list LifecyclePolicies"))?
+        .items;
+    let plans = targets(lp, &repos, &policies)?;
+    let text = lifecycle::render(&lp.spec.rules);
+    let hash = lifecycle::hash(&text);
+    let now = SystemTime::now();
+    let (mut applied, mut failure) = (Applied::default(), None);
+    let mut images_all: Vec<(String, evaluate::Image)> = Vec::new();
+    let mut serving = Vec::new();
+    for (name, plan) in plans {
+        let (ecr, registry) = match plan {
+            Plan::Conflict { holder } => {
+                let message = format!("held by the older LifecyclePolicy {holder}");
+                applied
+                    .targets
+                    .push(targets::target(&name, TargetState::Conflict, Some(message)));
+                continue;
+            }
+            Plan::Pending => {
+                let message = "the Repository is not Ready yet".to_owned();
+                applied
+                    .targets
+                    .push(targets::target(&name, TargetState::Pending, Some(message)));
+                continue;
+            }
+            Plan::Serve { ecr_name, registry } => (ecr_name, registry),
+        };
+        serving.push((registry.clone(), ecr.clone()));
+        let Ok(resolved) = ctx.ready_registry(&registry) else {
+            let message = format!("Registry {registry} is not Ready yet");
+            applied
+                .targets
+                .push(targets::target(&name, TargetState::Pending, Some(message)));
+            continue;
+        };
+        let mut entry = targets::target(&name, TargetState::Failed, None);
+        let result = async {
+            let t = ctx.target(&resolved).await?;
+            if !lp.spec.dry_run {
+                let current = ctx
+                    .backend
+                    .get_lifecycle_policy(&t, &ecr)
+                    .await
+                    .map_err(Error::backend("GetLifecyclePolicy"))?;
+                if !current
+                    .as_deref()
+                    .is_some_and(|c| lifecycle::same_policy(c, &lp.spec.rules))
+                {
+                    ctx.backend
+                        .put_lifecycle_policy(&t, &ecr, &text)
+                        .await
+                        .map_err(Error::backend("PutLifecyclePolicy"))?;
+                    applied.put.push(name.clone());
+                }
+                // Recorded as soon as it is there, so a later failure cannot lose the record.
+                entry.ecr_name = Some(ecr.clone());
+                entry.registry = Some(registry.clone());
+                entry.hash = Some(hash.clone());
+            }
+            let images = ctx
+                .backend
+                .describe_images(&t, &ecr)
+                .await
+                .map_err(Error::backend("DescribeImages"))?;
+            Ok::<_, Error>(images.into_iter().map(|i| (ecr.clone(), image(i, now))))
+        }
+        .await;
+        match result {
+            Ok(images) => {
+                images_all.extend(images);
+                entry.state = if lp.spec.dry_run {
+                    TargetState::Previewed
+                } else {
+                    TargetState::Applied
+                };
+            }
+            Err(e) => {
+                entry.message = Some(crate::text::error_chain(&e));
+                failure.get_or_insert(e);
+            }
+        }
+        applied.targets.push(entry);
+    }
+    // What this policy put earlier and no longer serves: remove it, or keep the record (and
+    // wait) while its Registry is not Ready.
+    let previous = recorded(lp, ctx).await?;
+    for record in to_release(&previous, &serving) {
+        match release(record, ctx).await {
+            Ok(removed) => applied.removed += usize::from(removed),
+            Err(e) => {
+                let mut kept = record.clone();
+                kept.state = TargetState::Releasing;
+                kept.message = Some(crate::text::error_chain(&e));
+                applied.targets.push(kept);
+                if e.class() != crate::error::ErrorClass::Waiting {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+    }
+    applied.preview = targets::preview(&lp.spec.rules, &images_all, now);
+    Ok(Synced { applied, failure })
+}
+
+fn image(i: crate::backend::ImageInfo, now: SystemTime) -> evaluate::Image {
+    evaluate::Image {
+        digest: i.digest,
+        tags: i.tags,
+        pushed_at: i.pushed_at.unwrap_or(now),
+        last_pulled_at: i.last_pulled_at,
+        archived: i.archived,
+        archived_at: i.archived_at,
+        last_activated_at: i.last_activated_at,
+    }
+}
+
+#[cfg(test)]
+mod tests;

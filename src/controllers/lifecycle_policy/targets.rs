@@ -1,0 +1,250 @@
+//! Pure decisions of the LifecyclePolicy controller: which Repositories a policy selects, which
+//! of them it holds (the oldest policy wins), which wait, which records must be released, the
+//! preview, and the status. No I/O.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::core::SelectorExt;
+use kube::{Resource, ResourceExt};
+
+use crate::api::RECONCILE_REQUESTED_AT;
+use crate::api::v1alpha1::{
+    LifecyclePolicy, LifecyclePolicyStatus, LifecyclePolicyTarget, LifecyclePreview, LifecycleRule,
+    Repository, RulePreview, TargetState,
+};
+use crate::error::{Error, Result};
+use crate::lifecycle::evaluate;
+use crate::status::{Outcome, summarize};
+
+/// Pure: whether `policy` selects `repo` (same namespace, by label selector or name).
+pub fn selects(policy: &LifecyclePolicy, repo: &Repository) -> Result<bool> {
+    if policy.namespace() != repo.namespace() {
+        return Ok(false);
+    }
+    if let Some(names) = &policy.spec.repositories {
+        return Ok(names.contains(&repo.name_any()));
+    }
+    match &policy.spec.repository_selector {
+        Some(sel) => {
+            let s = kube::core::Selector::try_from(sel.clone())
+                .map_err(|e| Error::InvalidSpec(format!("invalid repositorySelector: {e}")))?;
+            Ok(s.matches(repo.labels()))
+        }
+        None => Ok(false),
+    }
+}
+
+/// Pure: the LifecyclePolicy that holds `repo`: the oldest (creationTimestamp, then name) of the
+/// policies selecting it. Deterministic, so two policies never flap.
+pub fn winner<'a>(policies: &'a [LifecyclePolicy], repo: &Repository) -> Option<&'a LifecyclePolicy> {
+    policies
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none() && selects(p, repo).unwrap_or(false))
+        .min_by(|a, b| {
+            let key =
+                |p: &LifecyclePolicy| (p.metadata.creation_timestamp.clone().map(|t| t.0), p.name_any());
+            key(a).cmp(&key(b))
+        })
+}
+
+/// What to do for one selected Repository.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Put (or preview) the policy on this ECR repository of this Registry.
+    Serve { ecr_name: String, registry: String },
+    /// The Repository is not Ready yet.
+    Pending,
+    /// An older LifecyclePolicy holds it.
+    Conflict { holder: String },
+}
+
+/// Pure: one plan per selected Repository, in the order of `repos`.
+pub fn targets(
+    lp: &LifecyclePolicy,
+    repos: &[Repository],
+    policies: &[LifecyclePolicy],
+) -> Result<Vec<(String, Plan)>> {
+    let mut out = Vec::new();
+    for repo in repos {
+        if !selects(lp, repo)? {
+            continue;
+        }
+        let plan = match winner(policies, repo) {
+            Some(w) if w.name_any() != lp.name_any() => Plan::Conflict { holder: w.name_any() },
+            _ if repo.status.as_ref().is_none_or(|s| s.repository_arn.is_none()) => Plan::Pending,
+            _ => Plan::Serve {
+                ecr_name: repo.ecr_name(),
+                registry: repo.spec.registry_ref.name.clone(),
+            },
+        };
+        out.push((repo.name_any(), plan));
+    }
+    Ok(out)
+}
+
+/// Pure: the records of this policy's earlier puts (from its own status) that the current plan
+/// no longer covers: the policy must be removed from those ECR repositories. `serving` are the
+/// (registry, ECR name) pairs this reconcile puts the policy on.
+pub fn to_release<'a>(
+    previous: &'a [LifecyclePolicyTarget],
+    serving: &[(String, String)],
+) -> Vec<&'a LifecyclePolicyTarget> {
+    previous
+        .iter()
+        .filter(|t| t.hash.is_some())
+        .filter(|t| match (&t.registry, &t.ecr_name) {
+            (Some(r), Some(e)) => !serving.iter().any(|(sr, se)| sr == r && se == e),
+            _ => false,
+        })
+        .collect()
+}
+
+/// A target entry.
+pub fn target(name: &str, state: TargetState, message: Option<String>) -> LifecyclePolicyTarget {
+    LifecyclePolicyTarget {
+        name: name.to_owned(),
+        state,
+        message,
+        ..Default::default()
+    }
+}
+
+/// Pure: per rule, over every selected repository (evaluated repository by repository).
+pub fn preview(
+    rules: &[LifecycleRule],
+    images: &[(String, evaluate::Image)],
+    now: SystemTime,
+) -> Vec<RulePreview> {
+    let mut by_repo: BTreeMap<&str, Vec<evaluate::Image>> = BTreeMap::new();
+    for (repo, img) in images {
+        by_repo.entry(repo.as_str()).or_default().push(img.clone());
+    }
+    let mut sorted = rules.to_vec();
+    sorted.sort_by_key(|r| r.rule_priority);
+    let mut out: Vec<RulePreview> = sorted
+        .iter()
+        .map(|r| RulePreview {
+            rule_priority: r.rule_priority,
+            ..Default::default()
+        })
+        .collect();
+    for (repo, imgs) in by_repo {
+        for (i, o) in evaluate::evaluate(rules, &imgs, now).into_iter().enumerate() {
+            let p = &mut out[i];
+            p.matched += o.matched.len() as i64;
+            p.expiring += o.expired.len() as i64;
+            p.transitioning += o.transitioned.len() as i64;
+            for idx in o.expired.iter().chain(&o.transitioned) {
+                if p.examples.len() < 3 {
+                    let img = &imgs[*idx];
+                    p.examples.push(match img.tags.first() {
+                        Some(tag) => format!("{repo}:{tag}"),
+                        None => format!("{repo}@{}", img.digest),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What one reconcile found and did.
+#[derive(Clone, Debug, Default)]
+pub struct Applied {
+    pub targets: Vec<LifecyclePolicyTarget>,
+    pub preview: Vec<RulePreview>,
+    pub put: Vec<String>,
+    pub removed: usize,
+}
+
+/// Pure: the next status from what the sync did (`None` when it failed before doing anything) and
+/// its failure, if any. The preview's `evaluatedAt` moves only when the preview changes, so an
+/// in-sync reconcile writes nothing. A failure keeps the records of what was put (they are what
+/// cleanup needs), updated with whatever this reconcile did before it failed.
+pub fn next_status(
+    lp: &LifecyclePolicy,
+    applied: Option<&Applied>,
+    failure: Option<&Error>,
+    now: &Time,
+) -> LifecyclePolicyStatus {
+    let prev = lp.status.clone().unwrap_or_default();
+    let generation = lp.meta().generation;
+    let mut status = LifecyclePolicyStatus {
+        observed_generation: generation,
+        last_handled_reconcile_at: lp.annotations().get(RECONCILE_REQUESTED_AT).cloned(),
+        ..prev.clone()
+    };
+    if let Some(a) = applied {
+        status.repositories = a.targets.clone();
+        let same = prev.preview.as_ref().is_some_and(|p| p.rules == a.preview);
+        status.preview = Some(LifecyclePreview {
+            evaluated_at: if same {
+                prev.preview.as_ref().and_then(|p| p.evaluated_at.clone())
+            } else {
+                Some(now.clone())
+            },
+            rules: a.preview.clone(),
+        });
+    }
+    let summary = match (failure, applied) {
+        (Some(e), _) => Outcome::Failed(e),
+        (None, Some(a)) => summary(lp, &a.targets),
+        (None, None) => Outcome::InSync(String::new()),
+    };
+    status.conditions = summarize(&prev.conditions, generation, &summary, now);
+    status
+}
+
+fn names(targets: &[LifecyclePolicyTarget], state: TargetState) -> Vec<&str> {
+    targets
+        .iter()
+        .filter(|t| t.state == state)
+        .map(|t| t.name.as_str())
+        .collect()
+}
+
+/// Pure: Ready when every selected repository is served; otherwise waiting or stalled, with the
+/// names.
+fn summary(lp: &LifecyclePolicy, targets: &[LifecyclePolicyTarget]) -> Outcome<'static> {
+    let conflicts = names(targets, TargetState::Conflict);
+    let pending = names(targets, TargetState::Pending);
+    let releasing = names(targets, TargetState::Releasing);
+    let applied = targets
+        .iter()
+        .filter(|t| matches!(t.state, TargetState::Applied | TargetState::Previewed))
+        .count();
+    if !conflicts.is_empty() {
+        Outcome::Stalled {
+            reason: "Conflict",
+            message: format!(
+                "Repositories {} are held by an older LifecyclePolicy; applied to {applied}",
+                conflicts.join(", ")
+            ),
+        }
+    } else if !pending.is_empty() {
+        // Not Ready until every selected repository is served.
+        Outcome::Waiting {
+            reason: "DependencyNotReady",
+            message: format!(
+                "Repository {} is not Ready yet; applied to {applied}",
+                pending.join(", ")
+            ),
+        }
+    } else if !releasing.is_empty() {
+        Outcome::Waiting {
+            reason: "DependencyNotReady",
+            message: format!(
+                "The policy is still to be removed from {} (waiting for their Registry); applied to {applied}",
+                releasing.join(", ")
+            ),
+        }
+    } else if lp.spec.dry_run {
+        Outcome::InSync(format!(
+            "Previewed on {applied} repositories (dryRun: nothing put)"
+        ))
+    } else {
+        Outcome::InSync(format!("Applied to {applied} repositories"))
+    }
+}

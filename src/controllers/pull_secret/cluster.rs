@@ -1,0 +1,382 @@
+//! The ClusterPullSecret controller: the same Secret in every matching namespace.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use kube::api::{Api, DeleteParams, ListParams};
+use kube::core::SelectorExt;
+use kube::runtime::controller::Controller;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+
+use super::credentials::{Credentials, credentials};
+use super::secret::{apply_secret, desired_secret};
+use super::service_accounts::sync_service_accounts;
+use super::{CLUSTER_PULL_SECRET_LABEL, counted, managed_secrets_selector, owner_reference, time};
+use crate::api::RECONCILE_REQUESTED_AT;
+use crate::api::v1alpha1::{ClusterPullSecret, ClusterPullSecretStatus, NamespaceFilter, Registry};
+use crate::backend::RegistryBackend;
+use crate::controllers::context::{Context, object_key};
+use crate::controllers::driver::{self, Note, Reconciler};
+use crate::controllers::triggers;
+use crate::error::{Error, Result};
+use crate::secrets::schedule;
+use crate::status::{Outcome, summarize};
+
+pub const CONTROLLER: &str = "cluster-pull-secret";
+
+/// Runs the ClusterPullSecret controller until shutdown.
+pub async fn controller<B: RegistryBackend>(
+    ctx: Arc<Context<B>>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (store, own) = triggers::primary(Api::<ClusterPullSecret>::all(ctx.client.clone()), triggers::own);
+    let registries = triggers::dependency(Api::<Registry>::all(ctx.client.clone()), triggers::registry);
+    let controller = Controller::for_stream(own, store.clone());
+    let ns_store = store.clone();
+    let sa_store = store.clone();
+    controller
+        .owns(Api::<Secret>::all(ctx.client.clone()), watcher::Config::default().labels(&managed_secrets_selector()))
+        // A namespace that appears, changes labels or goes away re-queues every ClusterPullSecret.
+        .watches(Api::<Namespace>::all(ctx.client.clone()), watcher::Config::default(), move |_| {
+            ns_store.state().into_iter().map(|c| ObjectRef::from_obj(c.as_ref())).collect::<Vec<_>>()
+        })
+        .watches_stream(registries, move |registry| {
+            let name = registry.name_any();
+            store.state().into_iter().filter(|c| c.spec.registries.contains(&name)).map(|c| ObjectRef::from_obj(c.as_ref())).collect::<Vec<_>>()
+        })
+        .watches(Api::<ServiceAccount>::all(ctx.client.clone()), watcher::Config::default(), move |sa| {
+            let name = sa.name_any();
+            sa_store
+                .state()
+                .into_iter()
+                .filter(|c| c.spec.service_accounts.iter().any(|s| s == "*" || *s == name))
+                .map(|c| ObjectRef::from_obj(c.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .with_config(kube::runtime::controller::Config::default().concurrency(ctx.tunables.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(
+            driver::reconcile::<ClusterPullSecretController, B>,
+            driver::error_policy::<ClusterPullSecretController, B>,
+            ctx.clone(),
+        )
+        .for_each(|r| driver::report(CONTROLLER, r))
+        .await;
+}
+
+/// The Secret's name: `spec.secretName`, else the object's name.
+pub fn secret_name(c: &ClusterPullSecret) -> String {
+    c.spec.secret_name.clone().unwrap_or_else(|| c.name_any())
+}
+
+/// Pure: whether a namespace gets the Secret: not terminating, passes `namespaces` and the selector.
+pub fn namespace_matches(
+    ns: &Namespace,
+    selector: Option<&LabelSelector>,
+    filter: Option<&NamespaceFilter>,
+) -> Result<bool> {
+    let name = ns.name_any();
+    let terminating = ns.metadata.deletion_timestamp.is_some()
+        || ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating");
+    if terminating {
+        return Ok(false);
+    }
+    if let Some(f) = filter {
+        if f.include.as_ref().is_some_and(|inc| !inc.contains(&name)) {
+            return Ok(false);
+        }
+        if f.exclude.as_ref().is_some_and(|exc| exc.contains(&name)) {
+            return Ok(false);
+        }
+    }
+    match selector {
+        Some(s) => {
+            let s = kube::core::Selector::try_from(s.clone())
+                .map_err(|e| Error::InvalidSpec(format!("invalid namespaceSelector: {e}")))?;
+            Ok(s.matches(ns.labels()))
+        }
+        None => Ok(true),
+    }
+}
+
+/// Namespaces holding a Secret of this ClusterPullSecret (from the label-selected cache).
+fn namespaces_with_our_secrets<B: RegistryBackend>(
+    ctx: &Context<B>,
+    cps: &ClusterPullSecret,
+) -> BTreeSet<String> {
+    let name = cps.name_any();
+    ctx.managed_secrets
+        .state()
+        .iter()
+        .filter(|s| s.labels().get(CLUSTER_PULL_SECRET_LABEL) == Some(&name))
+        .filter_map(|s| s.namespace())
+        .filter(|ns| ctx.tunables.watches(ns))
+        .collect()
+}
+
+/// What one ClusterPullSecret reconcile achieved: a partial success carries its failures.
+pub struct Fanned {
+    credentials: Credentials,
+    served: BTreeSet<String>,
+    failed: Vec<(String, Error)>,
+    written: usize,
+    removed: usize,
+}
+
+/// The ClusterPullSecret controller.
+pub struct ClusterPullSecretController;
+
+impl Reconciler for ClusterPullSecretController {
+    type Kind = ClusterPullSecret;
+    type Status = ClusterPullSecretStatus;
+    type Synced = Fanned;
+    const CONTROLLER: &'static str = CONTROLLER;
+    // The field manager its Secrets and status were first written with.
+    const FIELD_MANAGER: &'static str = super::namespaced::CONTROLLER;
+    const FINALIZER: bool = true;
+
+    fn api(client: &kube::Client, _: &ClusterPullSecret) -> Api<ClusterPullSecret> {
+        Api::all(client.clone())
+    }
+
+    fn suspended(cps: &ClusterPullSecret) -> bool {
+        cps.spec.suspend
+    }
+
+    fn stored_status(cps: &ClusterPullSecret) -> Option<ClusterPullSecretStatus> {
+        cps.status.clone()
+    }
+
+    fn ready_reason(cps: &ClusterPullSecret) -> Option<String> {
+        crate::status::ready_reason(cps.status.as_ref().map(|s| s.conditions.as_slice()))
+    }
+
+    async fn sync<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) -> Result<Fanned> {
+        fan_out(cps, ctx).await
+    }
+
+    async fn cleanup<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) -> Result<Option<Note>> {
+        // Secrets go with their owner (garbage collection); remove our ServiceAccount entries.
+        for ns in namespaces_with_our_secrets(ctx, cps) {
+            sync_service_accounts(ctx, &ns, &cps.spec.service_accounts, &secret_name(cps), false).await?;
+        }
+        Ok(None)
+    }
+
+    fn next_status(cps: &ClusterPullSecret, outcome: &Result<Fanned>, now: &Time) -> ClusterPullSecretStatus {
+        next_status(cps, outcome, now)
+    }
+
+    fn failure(f: &Fanned) -> Option<&Error> {
+        f.failed.first().map(|(_, e)| e)
+    }
+
+    fn into_result(mut f: Fanned) -> Result<Fanned> {
+        if f.failed.is_empty() {
+            Ok(f)
+        } else {
+            Err(f.failed.swap_remove(0).1)
+        }
+    }
+
+    fn event(_: &ClusterPullSecret, f: &Fanned) -> Option<Note> {
+        (f.written > 0 || f.removed > 0).then(|| {
+            (
+                "TokenRefreshed",
+                format!(
+                    "Wrote {} and removed {} (serving {})",
+                    counted(f.written, "Secret", "Secrets"),
+                    f.removed,
+                    counted(f.served.len(), "namespace", "namespaces")
+                ),
+            )
+        })
+    }
+
+    fn requeue<B: RegistryBackend>(cps: &ClusterPullSecret, f: &Fanned, ctx: &Context<B>) -> Duration {
+        let interval = ctx.interval(cps.spec.interval.as_ref(), &object_key(cps));
+        schedule::requeue_after(SystemTime::now(), f.credentials.refresh_at, interval)
+    }
+}
+
+async fn fan_out<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) -> Result<Fanned> {
+    let credentials = credentials(ctx, &cps.spec.registries, cps.spec.refresh_fraction).await?;
+    let owner = owner_reference(cps).ok_or(Error::MissingMetadata("uid"))?;
+    let uid = owner.uid.clone();
+    let secret_name = secret_name(cps);
+    let mut matching = BTreeSet::new();
+    // A consistent LIST, not a cache: the Namespace event that triggered this reconcile may
+    // not have reached a separate cache yet, and the new namespace would wait for the next refresh.
+    let namespaces = Api::<Namespace>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::kube("list namespaces"))?;
+    for ns in namespaces.items {
+        if ctx.tunables.watches(&ns.name_any())
+            && namespace_matches(
+                &ns,
+                cps.spec.namespace_selector.as_ref(),
+                cps.spec.namespaces.as_ref(),
+            )?
+        {
+            matching.insert(ns.name_any());
+        }
+    }
+    let (mut served, mut failed, mut written) = (BTreeSet::new(), Vec::new(), 0);
+    for ns in &matching {
+        let secret = desired_secret(
+            ns,
+            &secret_name,
+            owner.clone(),
+            (CLUSTER_PULL_SECRET_LABEL, &cps.name_any()),
+            &credentials.dockerconfigjson,
+        );
+        let result = async {
+            let w = apply_secret(ctx, ClusterPullSecretController::FIELD_MANAGER, &secret, &uid).await?;
+            sync_service_accounts(ctx, ns, &cps.spec.service_accounts, &secret_name, true).await?;
+            Ok::<bool, Error>(w)
+        }
+        .await;
+        match result {
+            Ok(w) => {
+                written += usize::from(w);
+                served.insert(ns.clone());
+            }
+            Err(e) => failed.push((ns.clone(), e)),
+        }
+    }
+    // Namespaces that stopped matching lose the Secret (only Secrets with our labels are seen).
+    let mut removed = 0;
+    for ns in namespaces_with_our_secrets(ctx, cps).difference(&matching) {
+        sync_service_accounts(ctx, ns, &cps.spec.service_accounts, &secret_name, false).await?;
+        let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+        match api.delete(&secret_name, &DeleteParams::default()).await {
+            Ok(_) => removed += 1,
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => {
+                return Err(Error::kube(
+                    "delete a pull Secret in a namespace that no longer matches",
+                )(e));
+            }
+        }
+    }
+    ctx.metrics.cached_secrets(ctx.managed_secrets.state().len());
+    Ok(Fanned {
+        credentials,
+        served,
+        failed,
+        written,
+        removed,
+    })
+}
+
+/// Pure: the next ClusterPullSecret status. A partial failure keeps the root cause's reason and
+/// class, and the message counts the namespaces.
+fn next_status(cps: &ClusterPullSecret, outcome: &Result<Fanned>, now: &Time) -> ClusterPullSecretStatus {
+    let prev = cps.status.clone().unwrap_or_default();
+    let generation = cps.meta().generation;
+    let mut status = ClusterPullSecretStatus {
+        observed_generation: generation,
+        last_handled_reconcile_at: cps.annotations().get(RECONCILE_REQUESTED_AT).cloned(),
+        secret_name: Some(secret_name(cps)),
+        ..prev.clone()
+    };
+    let mut message = None;
+    let summary = match outcome {
+        Ok(f) => {
+            status.expires_at = time(f.credentials.expires_at);
+            status.last_refresh_time = time(f.credentials.refreshed_at);
+            status.registries = f.credentials.registries.clone();
+            status.namespace_count = Some(i32::try_from(f.served.len()).unwrap_or(i32::MAX));
+            status.failed_namespaces = f.failed.iter().take(20).map(|(ns, _)| ns.clone()).collect();
+            match f.failed.first() {
+                None => Outcome::InSync(format!(
+                    "Secret {} is in {}",
+                    secret_name(cps),
+                    counted(f.served.len(), "namespace", "namespaces")
+                )),
+                Some((ns, e)) => {
+                    message = Some(format!(
+                        "{} of {} namespaces failed, first {ns}: {}",
+                        f.failed.len(),
+                        f.failed.len() + f.served.len(),
+                        crate::text::error_chain(e)
+                    ));
+                    Outcome::Failed(e)
+                }
+            }
+        }
+        Err(e) => Outcome::Failed(e),
+    };
+    status.conditions = summarize(&prev.conditions, generation, &summary, now);
+    if let Some(message) = message {
+        for c in status.conditions.iter_mut() {
+            c.message = crate::text::truncate(message.clone(), 1024);
+        }
+    }
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn namespace_matching_table() {
+        let ns = |name: &str, labels: serde_json::Value, terminating: bool| -> Namespace {
+            let mut n: Namespace =
+                serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap();
+            if terminating {
+                n.status = Some(k8s_openapi::api::core::v1::NamespaceStatus {
+                    phase: Some("Terminating".into()),
+                    ..Default::default()
+                });
+            }
+            n
+        };
+        let sel: LabelSelector = serde_json::from_value(json!({"matchLabels": {"pull": "yes"}})).unwrap();
+        let all = LabelSelector::default();
+        let filter = NamespaceFilter {
+            include: None,
+            exclude: Some(vec!["kube-system".into()]),
+        };
+        let only = NamespaceFilter {
+            include: Some(vec!["team-a".into()]),
+            exclude: None,
+        };
+        let cases = [
+            (
+                ns("team-a", json!({"pull": "yes"}), false),
+                Some(&sel),
+                None,
+                true,
+            ),
+            (ns("team-b", json!({}), false), Some(&sel), None, false),
+            (
+                ns("team-a", json!({"pull": "yes"}), true),
+                Some(&sel),
+                None,
+                false,
+            ),
+            (
+                ns("kube-system", json!({}), false),
+                Some(&all),
+                Some(&filter),
+                false,
+            ),
+            (ns("team-c", json!({}), false), Some(&all), Some(&filter), true),
+            (ns("team-a", json!({}), false), None, Some(&only), true),
+            (ns("team-b", json!({}), false), None, Some(&only), false),
+        ];
+        for (n, s, f, expected) in cases {
+            assert_eq!(namespace_matches(&n, s, f).unwrap(), expected, "{}", n.name_any());
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Tokens for a set of registries, rendered into one dockerconfigjson.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use secrecy::SecretString;
+
+use crate::api::v1alpha1::PullSecretRegistry;
+use crate::backend::RegistryBackend;
+use crate::controllers::context::Context;
+use crate::error::{Error, Result};
+use crate::secrets::{dockerconfig, schedule};
+
+/// Credentials for a set of registries, ready to write.
+pub struct Credentials {
+    pub dockerconfigjson: SecretString,
+    pub registries: Vec<PullSecretRegistry>,
+    pub expires_at: SystemTime,
+    pub refreshed_at: SystemTime,
+    pub refresh_at: SystemTime,
+}
+
+/// Tokens for `registries` (one per region and identity, from the cache) rendered into one
+/// dockerconfigjson with one `auths` entry per registry host.
+pub async fn credentials<B: RegistryBackend>(
+    ctx: &Context<B>,
+    registries: &[String],
+    fraction: f64,
+) -> Result<Credentials> {
+    let now = SystemTime::now();
+    let mut logins = BTreeMap::new();
+    let mut listed = Vec::new();
+    let (mut expires_at, mut refreshed_at, mut refresh_at) =
+        (None::<SystemTime>, None::<SystemTime>, None::<SystemTime>);
+    for name in registries {
+        let registry = ctx.ready_registry(name)?;
+        let target = ctx.target(&registry).await?;
+        let token = ctx
+            .tokens
+            .get(ctx.backend.as_ref(), &target, fraction, now)
+            .await
+            .map_err(Error::backend("GetAuthorizationToken"))?;
+        let status = registry.status.clone().unwrap_or_default();
+        let host = status.registry_host.clone().unwrap_or_default();
+        ctx.metrics.token_expiry(name, unix(token.expires_at));
+        logins.insert(host.clone(), token.token.clone());
+        listed.push(PullSecretRegistry {
+            name: name.clone(),
+            host: Some(host),
+        });
+        expires_at = Some(expires_at.map_or(token.expires_at, |e| e.min(token.expires_at)));
+        refreshed_at = Some(refreshed_at.map_or(token.fetched_at, |r| r.min(token.fetched_at)));
+        let next = schedule::refresh_at(token.fetched_at, token.expires_at, fraction, &target.key());
+        refresh_at = Some(refresh_at.map_or(next, |r| r.min(next)));
+    }
+    let dockerconfigjson = dockerconfig::render(&logins).map_err(|e| Error::InvalidToken(e.to_string()))?;
+    Ok(Credentials {
+        dockerconfigjson,
+        registries: listed,
+        expires_at: expires_at.unwrap_or(now),
+        refreshed_at: refreshed_at.unwrap_or(now),
+        refresh_at: refresh_at.unwrap_or(now),
+    })
+}
+
+fn unix(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

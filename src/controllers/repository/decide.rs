@@ -1,0 +1,278 @@
+//! Pure decisions of the Repository controller: what ECR should hold ([`desired`]), what to do
+//! when the repository is missing ([`first_step`]), whose it is ([`check_owner`]), and what to
+//! change ([`decide`], [`plan`]). No I/O: table-tested in `tests.rs`.
+
+use std::collections::BTreeMap;
+
+use kube::ResourceExt;
+use serde_json::Value;
+
+use crate::api::OWNER_TAG;
+use crate::api::v1alpha1::{Adoption, EncryptionType, ManagementPolicy, Repository, TagMutability};
+use crate::backend::{EncryptionSettings, Mutability, NewRepository, RemoteRepository, RepositoryChange};
+use crate::error::{Error, Result};
+
+/// The owner tag value: `<cluster-id>/<namespace>/<name>`.
+pub fn owner_id(cluster_id: &str, namespace: &str, name: &str) -> String {
+    format!("{cluster_id}/{namespace}/{name}")
+}
+
+/// What ECR should hold for a Repository.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Desired {
+    pub name: String,
+    pub owner: String,
+    pub mutability: Mutability,
+    /// Sorted; empty unless the mutability has exclusions.
+    pub exclusion_filters: Vec<String>,
+    pub scan_on_push: bool,
+    pub encryption: Option<EncryptionSettings>,
+    /// `spec.tags` plus the owner tag.
+    pub tags: BTreeMap<String, String>,
+    pub policy: Option<Value>,
+}
+
+/// Pure: the desired ECR state.
+pub fn desired(repo: &Repository, cluster_id: &str) -> Result<Desired> {
+    let namespace = repo.namespace().ok_or(Error::MissingMetadata("namespace"))?;
+    let owner = owner_id(cluster_id, &namespace, &repo.name_any());
+    let spec = &repo.spec;
+    let mutability = match spec.image_tag_mutability {
+        TagMutability::Mutable => Mutability::Mutable,
+        TagMutability::Immutable => Mutability::Immutable,
+        TagMutability::MutableWithExclusion => Mutability::MutableWithExclusion,
+        TagMutability::ImmutableWithExclusion => Mutability::ImmutableWithExclusion,
+    };
+    let mut exclusion_filters = if has_exclusions(mutability) {
+        spec.exclusion_filters.clone().unwrap_or_default()
+    } else {
+        vec![]
+    };
+    exclusion_filters.sort();
+    exclusion_filters.dedup();
+    let encryption = spec.encryption.as_ref().map(|e| EncryptionSettings {
+        encryption_type: match e.type_ {
+            EncryptionType::Aes256 => "AES256",
+            EncryptionType::Kms => "KMS",
+            EncryptionType::KmsDsse => "KMS_DSSE",
+        }
+        .to_owned(),
+        kms_key: e.kms_key.clone(),
+    });
+    let mut tags = spec.tags.clone();
+    tags.insert(OWNER_TAG.to_owned(), owner.clone());
+    Ok(Desired {
+        name: repo.ecr_name(),
+        owner,
+        mutability,
+        exclusion_filters,
+        scan_on_push: spec.scan_on_push,
+        encryption,
+        tags,
+        policy: spec.policy.as_ref().map(|p| Value::Object(p.0.clone())),
+    })
+}
+
+fn has_exclusions(m: Mutability) -> bool {
+    matches!(
+        m,
+        Mutability::MutableWithExclusion | Mutability::ImmutableWithExclusion
+    )
+}
+
+/// Who holds a repository according to its owner tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ownership {
+    /// Our owner tag.
+    Ours,
+    /// No owner tag: adoptable.
+    Unowned,
+}
+
+/// Pure: refuses repositories owned by another object.
+pub fn check_owner(desired: &Desired, tags: &BTreeMap<String, String>) -> Result<Ownership> {
+    match tags.get(OWNER_TAG) {
+        Some(owner) if owner == &desired.owner => Ok(Ownership::Ours),
+        Some(owner) => Err(Error::OwnedElsewhere {
+            name: desired.name.clone(),
+            owner: owner.clone(),
+        }),
+        None => Ok(Ownership::Unowned),
+    }
+}
+
+/// Pure: the changes that bring `observed` to `desired`. `managed_keys` are the tag keys this
+/// operator set before (from status): only those may be removed.
+pub fn plan(
+    desired: &Desired,
+    observed: &RemoteRepository,
+    tags: &BTreeMap<String, String>,
+    policy: Option<&str>,
+    managed_keys: &[String],
+) -> Result<Vec<RepositoryChange>> {
+    if let Some(enc) = &desired.encryption {
+        let type_differs = enc.encryption_type != observed.encryption.encryption_type;
+        // Aliases and key IDs cannot be compared with the ARN ECR reports; compare ARNs only.
+        let key_differs = enc.kms_key.as_deref().is_some_and(|k| k.starts_with("arn:"))
+            && enc.kms_key != observed.encryption.kms_key;
+        if type_differs || key_differs {
+            return Err(Error::EncryptionMismatch(format!(
+                "ECR repository {} is encrypted with {}{}, the spec asks for {}{}; ECR cannot change encryption, so recreate the repository or change the spec",
+                desired.name,
+                observed.encryption.encryption_type,
+                observed
+                    .encryption
+                    .kms_key
+                    .as_deref()
+                    .map(|k| format!(" ({k})"))
+                    .unwrap_or_default(),
+                enc.encryption_type,
+                enc.kms_key
+                    .as_deref()
+                    .map(|k| format!(" ({k})"))
+                    .unwrap_or_default(),
+            )));
+        }
+    }
+    let mut changes = Vec::new();
+    let filters_differ =
+        has_exclusions(desired.mutability) && desired.exclusion_filters != observed.exclusion_filters;
+    if desired.mutability != observed.mutability || filters_differ {
+        changes.push(RepositoryChange::PutTagMutability {
+            mutability: desired.mutability,
+            exclusion_filters: desired.exclusion_filters.clone(),
+        });
+    }
+    if desired.scan_on_push != observed.scan_on_push {
+        changes.push(RepositoryChange::PutScanOnPush(desired.scan_on_push));
+    }
+    let to_set: BTreeMap<String, String> = desired
+        .tags
+        .iter()
+        .filter(|(k, v)| tags.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !to_set.is_empty() {
+        changes.push(RepositoryChange::TagResource(to_set));
+    }
+    let to_remove: Vec<String> = managed_keys
+        .iter()
+        .filter(|k| tags.contains_key(*k) && !desired.tags.contains_key(*k) && k.as_str() != OWNER_TAG)
+        .cloned()
+        .collect();
+    if !to_remove.is_empty() {
+        changes.push(RepositoryChange::UntagResource(to_remove));
+    }
+    if let Some(p) = &desired.policy
+        && !policy.is_some_and(|text| crate::policy::same_policy(text, p))
+    {
+        changes.push(RepositoryChange::SetPolicy(p.to_string()));
+    }
+    Ok(changes)
+}
+
+/// How the spec lets the controller act on ECR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mode {
+    /// `managementPolicy: ObserveOnly`: read and report, never write.
+    pub observe_only: bool,
+    /// `adoption`: whether an existing repository without an owner tag may be taken.
+    pub adoption: Adoption,
+}
+
+impl Mode {
+    pub fn of(repo: &Repository) -> Self {
+        Self {
+            observe_only: repo.spec.management_policy == ManagementPolicy::ObserveOnly,
+            adoption: repo.spec.adoption,
+        }
+    }
+}
+
+/// What to do once the registry's listing has been read.
+#[derive(Clone, Debug, PartialEq)]
+pub enum First {
+    /// The repository exists: observe its tags and policy, then [`decide`].
+    Exists(RemoteRepository),
+    /// It does not: create it with every setting and the owner tag in one call.
+    Create(NewRepository),
+}
+
+/// Pure: an existing repository is observed; a missing one is created, unless the spec only
+/// observes (then it is an error the user must act on).
+pub fn first_step(desired: &Desired, listed: Option<RemoteRepository>, mode: Mode) -> Result<First> {
+    match listed {
+        Some(r) => Ok(First::Exists(r)),
+        None if mode.observe_only => Err(Error::RepositoryNotFound(desired.name.clone())),
+        None => Ok(First::Create(NewRepository {
+            name: desired.name.clone(),
+            mutability: desired.mutability,
+            exclusion_filters: desired.exclusion_filters.clone(),
+            scan_on_push: desired.scan_on_push,
+            encryption: desired.encryption.clone(),
+            // The owner tag goes in with the create: a crash right after leaves no unowned repository.
+            tags: desired.tags.clone(),
+        })),
+    }
+}
+
+/// What ECR holds besides the repository itself.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    pub tags: BTreeMap<String, String>,
+    /// The repository policy text; `None` when there is none or the spec sets none.
+    pub policy: Option<String>,
+    /// This reconcile created the repository (so tags and policy are what it sent).
+    pub created: bool,
+}
+
+/// The decision for an existing (or just created) repository.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Make these calls (none when in sync); `adopt` when the repository had no owner tag.
+    Apply {
+        adopt: bool,
+        changes: Vec<RepositoryChange>,
+    },
+    /// ObserveOnly: write nothing; `drift` names the calls Full management would make.
+    Observe { drift: Vec<&'static str> },
+}
+
+/// Pure: ownership, `CreateOnly` and the changes. `managed_keys` are the tag keys this operator
+/// set before (from status): only those may be removed.
+pub fn decide(
+    desired: &Desired,
+    remote: &RemoteRepository,
+    observed: &Observed,
+    mode: Mode,
+    managed_keys: &[String],
+) -> Result<Step> {
+    if mode.observe_only {
+        // An observer never writes, so it may watch a repository another object owns.
+        let changes = plan(
+            desired,
+            remote,
+            &observed.tags,
+            observed.policy.as_deref(),
+            managed_keys,
+        )?;
+        return Ok(Step::Observe {
+            drift: changes.iter().map(RepositoryChange::operation).collect(),
+        });
+    }
+    let unowned = check_owner(desired, &observed.tags)? == Ownership::Unowned;
+    if unowned && !observed.created && mode.adoption == Adoption::CreateOnly {
+        return Err(Error::AlreadyExists(desired.name.clone()));
+    }
+    let changes = plan(
+        desired,
+        remote,
+        &observed.tags,
+        observed.policy.as_deref(),
+        managed_keys,
+    )?;
+    Ok(Step::Apply {
+        adopt: unowned && !observed.created,
+        changes,
+    })
+}

@@ -1,0 +1,383 @@
+//! Reconciles `Repository` objects against ECR.
+//!
+//! dereference (the Registry, tenancy, the target) → desired (pure) → the registry's listing
+//! (cached briefly) → [`first_step`] (pure: observe, or create) → tags and policy →
+//! [`decide`] (pure: ownership, adoption, the changes) → act. The driver writes the status.
+
+mod decide;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::Api;
+use kube::runtime::controller::Controller;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+
+pub use decide::{
+    Desired, First, Mode, Observed, Ownership, Step, check_owner, decide, desired, first_step, owner_id, plan,
+};
+
+use super::context::{Context, object_key};
+use super::dereference::Resolved;
+use super::driver::{self, Note, Reconciler};
+use super::triggers;
+use crate::api::RECONCILE_REQUESTED_AT;
+use crate::api::v1alpha1::{DeletionPolicy, ManagementPolicy, Registry, Repository, RepositoryStatus};
+use crate::backend::{BackendError, RegistryBackend, RemoteRepository, RepositoryChange, Target};
+use crate::error::{Error, Result};
+use crate::status::{Outcome, domain_condition, set_condition, summarize};
+
+pub const CONTROLLER: &str = "repository";
+/// Domain condition of `ObserveOnly` repositories: True while ECR differs from the spec.
+pub const DRIFTED: &str = "Drifted";
+
+/// Runs the Repository controller until shutdown.
+pub async fn controller<B: RegistryBackend>(
+    ctx: Arc<Context<B>>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (store, own) = triggers::primary(Api::<Repository>::all(ctx.client.clone()), triggers::own);
+    let registries = triggers::dependency(Api::<Registry>::all(ctx.client.clone()), triggers::registry);
+    Controller::for_stream(own, store.clone())
+        // A Registry that becomes Ready, changes host or spec, or goes re-queues every Repository on it.
+        .watches_stream(registries, move |registry| {
+            let name = registry.name_any();
+            store
+                .state()
+                .into_iter()
+                .filter(|r| r.spec.registry_ref.name == name)
+                .map(|r| ObjectRef::from_obj(r.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .with_config(kube::runtime::controller::Config::default().concurrency(ctx.tunables.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(
+            driver::reconcile::<RepositoryController, B>,
+            driver::error_policy::<RepositoryController, B>,
+            ctx.clone(),
+        )
+        .for_each(|r| driver::report(CONTROLLER, r))
+        .await;
+}
+
+/// What a successful sync did and found.
+#[derive(Clone, Debug)]
+pub struct Synced {
+    repo: RemoteRepository,
+    created: bool,
+    adopted: bool,
+    /// Operations applied (Full) or that would be applied (ObserveOnly).
+    changes: Vec<&'static str>,
+    observe_only: bool,
+}
+
+/// The Repository controller.
+pub struct RepositoryController;
+
+impl Reconciler for RepositoryController {
+    type Kind = Repository;
+    type Status = RepositoryStatus;
+    type Synced = Synced;
+    const CONTROLLER: &'static str = CONTROLLER;
+    const FINALIZER: bool = true;
+
+    fn api(client: &kube::Client, repo: &Repository) -> Api<Repository> {
+        Api::namespaced(client.clone(), &repo.namespace().unwrap_or_default())
+    }
+
+    fn suspended(repo: &Repository) -> bool {
+        repo.spec.suspend
+    }
+
+    fn stored_status(repo: &Repository) -> Option<RepositoryStatus> {
+        // `lifecyclePolicy` is the lifecycle controller's field: never sent, never compared.
+        repo.status.clone().map(|s| RepositoryStatus {
+            lifecycle_policy: None,
+            ..s
+        })
+    }
+
+    fn ready_reason(repo: &Repository) -> Option<String> {
+        crate::status::ready_reason(repo.status.as_ref().map(|s| s.conditions.as_slice()))
+    }
+
+    async fn sync<B: RegistryBackend>(repo: &Repository, ctx: &Context<B>) -> Result<Synced> {
+        sync(repo, ctx).await
+    }
+
+    async fn cleanup<B: RegistryBackend>(repo: &Repository, ctx: &Context<B>) -> Result<Option<Note>> {
+        let keep = repo.spec.deletion_policy == DeletionPolicy::Retain
+            || repo.spec.management_policy == ManagementPolicy::ObserveOnly;
+        if keep {
+            return Ok(None);
+        }
+        delete(repo, ctx).await
+    }
+
+    fn next_status(repo: &Repository, outcome: &Result<Synced>, now: &Time) -> RepositoryStatus {
+        next_status(repo, outcome, now)
+    }
+
+    fn event(_: &Repository, s: &Synced) -> Option<Note> {
+        if s.created {
+            Some(("Created", format!("Created ECR repository {}", s.repo.name)))
+        } else if s.adopted {
+            Some((
+                "Adopted",
+                format!("Adopted existing ECR repository {}", s.repo.name),
+            ))
+        } else if !s.observe_only && !s.changes.is_empty() {
+            Some((
+                "Updated",
+                format!("Updated ECR repository {}: {}", s.repo.name, s.changes.join(", ")),
+            ))
+        } else {
+            None
+        }
+    }
+
+    fn requeue<B: RegistryBackend>(repo: &Repository, _: &Synced, ctx: &Context<B>) -> Duration {
+        ctx.interval(repo.spec.interval.as_ref(), &object_key(repo))
+    }
+}
+
+/// The Registry, allowed for this namespace and name, and its target.
+async fn resolve<B: RegistryBackend>(repo: &Repository, ctx: &Context<B>, name: &str) -> Result<Target> {
+    let namespace = repo.namespace().ok_or(Error::MissingMetadata("namespace"))?;
+    let Resolved { target, .. } = ctx
+        .resolve(&repo.spec.registry_ref.name, Some(&namespace), Some(name))
+        .await?;
+    Ok(target)
+}
+
+/// Removes a repository from the cache when ECR says it is gone, so the retry describes it anew.
+async fn forget_if_gone<B: RegistryBackend>(ctx: &Context<B>, target: &Target, name: &str, e: &BackendError) {
+    if matches!(e, BackendError::NotFound(_)) {
+        ctx.repositories.remove(target, name).await;
+    }
+}
+
+async fn sync<B: RegistryBackend>(repo: &Repository, ctx: &Context<B>) -> Result<Synced> {
+    let desired = desired(repo, &ctx.tunables.cluster_id)?;
+    let target = resolve(repo, ctx, &desired.name).await?;
+    let mode = Mode::of(repo);
+    let backend = ctx.backend.as_ref();
+    let listed = ctx
+        .repositories
+        // Only an observer must be sure a repository is missing; a create finds out anyway.
+        .get(backend, &target, &desired.name, mode.observe_only)
+        .await
+        .map_err(Error::backend("DescribeRepositories"))?;
+
+    let (remote, created) = match first_step(&desired, listed, mode)? {
+        First::Exists(r) => (r, false),
+        First::Create(new) => match backend.create_repository(&target, &new).await {
+            Ok(r) => {
+                ctx.repositories.put(&target, r.clone()).await;
+                (r, true)
+            }
+            // Created meanwhile (by us before a crash, or by someone else): ownership decides.
+            Err(BackendError::AlreadyExists(_)) => {
+                let r = backend
+                    .describe_repository(&target, &desired.name)
+                    .await
+                    .map_err(Error::backend("DescribeRepositories"))?
+                    .ok_or_else(|| {
+                        Error::backend("CreateRepository")(BackendError::NotFound(desired.name.clone()))
+                    })?;
+                (r, false)
+            }
+            Err(e) => return Err(Error::backend("CreateRepository")(e)),
+        },
+    };
+
+    let observed = if created {
+        Observed {
+            tags: desired.tags.clone(),
+            policy: None,
+            created,
+        }
+    } else {
+        let tags = match backend.list_tags(&target, &remote.arn).await {
+            Ok(t) => t,
+            Err(e) => {
+                forget_if_gone(ctx, &target, &desired.name, &e).await;
+                return Err(Error::backend("ListTagsForResource")(e));
+            }
+        };
+        let policy = match desired.policy {
+            Some(_) => backend
+                .get_repository_policy(&target, &desired.name)
+                .await
+                .map_err(Error::backend("GetRepositoryPolicy"))?,
+            None => None,
+        };
+        Observed {
+            tags,
+            policy,
+            created,
+        }
+    };
+    let managed: Vec<String> = repo
+        .status
+        .as_ref()
+        .map(|s| s.managed_tag_keys.clone())
+        .unwrap_or_default();
+    let (adopt, changes) = match decide(&desired, &remote, &observed, mode, &managed)? {
+        Step::Observe { drift } => {
+            return Ok(Synced {
+                repo: remote,
+                created,
+                adopted: false,
+                changes: drift,
+                observe_only: true,
+            });
+        }
+        Step::Apply { adopt, changes } => (adopt, changes),
+    };
+    let names: Vec<&'static str> = changes.iter().map(RepositoryChange::operation).collect();
+    if changes.is_empty() {
+        return Ok(Synced {
+            repo: remote,
+            created,
+            adopted: false,
+            changes: names,
+            observe_only: false,
+        });
+    }
+    for change in &changes {
+        if let Err(e) = backend.apply_change(&target, &remote, change).await {
+            forget_if_gone(ctx, &target, &desired.name, &e).await;
+            return Err(Error::backend(change.operation())(e));
+        }
+    }
+    // Re-read what the writes produced so the cache does not serve the old state.
+    let refreshed = backend
+        .describe_repository(&target, &desired.name)
+        .await
+        .map_err(Error::backend("DescribeRepositories"))?
+        .unwrap_or(remote);
+    ctx.repositories.put(&target, refreshed.clone()).await;
+    Ok(Synced {
+        repo: refreshed,
+        created,
+        adopted: adopt,
+        changes: names,
+        observe_only: false,
+    })
+}
+
+/// `deletionPolicy: Delete`: deletes the ECR repository when it is ours, refusing one that still
+/// holds images unless `forceDelete`.
+async fn delete<B: RegistryBackend>(repo: &Repository, ctx: &Context<B>) -> Result<Option<Note>> {
+    let desired = desired(repo, &ctx.tunables.cluster_id)?;
+    let target = resolve(repo, ctx, &desired.name).await?;
+    let backend = ctx.backend.as_ref();
+    let Some(observed) = backend
+        .describe_repository(&target, &desired.name)
+        .await
+        .map_err(Error::backend("DescribeRepositories"))?
+    else {
+        return Ok(None); // already gone
+    };
+    let tags = match backend.list_tags(&target, &observed.arn).await {
+        Ok(t) => t,
+        Err(BackendError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(Error::backend("ListTagsForResource")(e)),
+    };
+    if check_owner(&desired, &tags)? == Ownership::Unowned {
+        // Never ours (an adoption that did not complete): leave it.
+        return Ok(None);
+    }
+    let not_empty = |images| Error::RepositoryNotEmpty {
+        name: desired.name.clone(),
+        images,
+    };
+    if !repo.spec.force_delete {
+        let images = backend
+            .count_images(&target, &desired.name)
+            .await
+            .map_err(Error::backend("ListImages"))?;
+        if images > 0 {
+            return Err(not_empty(images));
+        }
+    }
+    match backend
+        .delete_repository(&target, &desired.name, repo.spec.force_delete)
+        .await
+    {
+        Ok(_) => {}
+        // An image arrived between the count and the delete: count again, and say how many.
+        Err(BackendError::NotEmpty(_)) => {
+            let images = backend
+                .count_images(&target, &desired.name)
+                .await
+                .map_err(Error::backend("ListImages"))?;
+            return Err(not_empty(images.max(1)));
+        }
+        Err(e) => return Err(Error::backend("DeleteRepository")(e)),
+    }
+    ctx.repositories.remove(&target, &desired.name).await;
+    Ok(Some((
+        "Deleted",
+        format!("Deleted ECR repository {}", desired.name),
+    )))
+}
+
+/// Pure: the next status.
+fn next_status(repo: &Repository, outcome: &Result<Synced>, now: &Time) -> RepositoryStatus {
+    let prev = RepositoryController::stored_status(repo).unwrap_or_default();
+    let generation = repo.meta().generation;
+    let mut status = RepositoryStatus {
+        observed_generation: generation,
+        last_handled_reconcile_at: repo.annotations().get(RECONCILE_REQUESTED_AT).cloned(),
+        ..prev.clone()
+    };
+    let summary = match outcome {
+        Ok(synced) => {
+            let r = &synced.repo;
+            status.repository_uri = Some(r.uri.clone());
+            status.repository_arn = Some(r.arn.clone());
+            status.registry_id = Some(r.registry_id.clone());
+            status.created_at = r.created_at.and_then(crate::status::stored_time);
+            if !synced.observe_only {
+                status.managed_tag_keys = repo.spec.tags.keys().cloned().collect();
+            }
+            let message = if synced.observe_only {
+                format!("Observing ECR repository {}", r.name)
+            } else {
+                format!("ECR repository {} is in sync", r.name)
+            };
+            Outcome::InSync(message)
+        }
+        Err(e) => Outcome::Failed(e),
+    };
+    let mut conditions = summarize(&prev.conditions, generation, &summary, now);
+    if let Ok(synced) = outcome
+        && synced.observe_only
+    {
+        let drifted = !synced.changes.is_empty();
+        let message = if drifted {
+            format!(
+                "ECR differs from the spec; Full management would call {}",
+                synced.changes.join(", ")
+            )
+        } else {
+            "ECR matches the spec".to_owned()
+        };
+        let reason = if drifted { "DriftDetected" } else { "NoDrift" };
+        set_condition(
+            &mut conditions,
+            &prev.conditions,
+            domain_condition(DRIFTED, drifted, reason, message, generation, now),
+        );
+    }
+    status.conditions = conditions;
+    status
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,230 @@
+//! What re-queues a reconcile: only changes that matter to the watcher, never a status write.
+//!
+//! A status write (by any controller) changes an object's `resourceVersion` and nothing else a
+//! reconcile reads, so a watch that fires on every change would re-run reconciles, and their
+//! ECR reads, for the operator's own bookkeeping. Each watch here therefore passes an object on
+//! only when a *key* of it changes:
+//!
+//! - an object's own controller: its generation (the spec), finalizers, deletion and the
+//!   reconcile-now annotation ([`own`]);
+//! - dependants of a Registry: its generation, whether it is Ready, its registry ID and host
+//!   ([`registry`]);
+//! - a LifecyclePolicy's view of a Repository: labels, whether it is Ready (has an ARN),
+//!   deletion and its generation ([`repository_for_policies`]).
+//!
+//! Deletions of a watched dependency always pass.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::hash::{Hash, Hasher};
+
+use futures::{Stream, StreamExt, stream};
+use kube::api::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::{WatchStreamExt, watcher as watch};
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::api::RECONCILE_REQUESTED_AT;
+use crate::api::v1alpha1::{Registry, Repository};
+use crate::status::READY;
+
+fn hash_of(value: impl Hash) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
+}
+
+/// The key of an object for its own controller.
+pub fn own<K: Resource>(obj: &K) -> u64 {
+    let meta = obj.meta();
+    hash_of((
+        meta.generation,
+        &meta.finalizers,
+        meta.deletion_timestamp.is_some(),
+        obj.annotations().get(RECONCILE_REQUESTED_AT),
+    ))
+}
+
+/// The key of a Registry for the objects that use it.
+pub fn registry(r: &Registry) -> u64 {
+    let status = r.status.as_ref();
+    let ready = status.is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == READY && c.status == "True")
+    });
+    hash_of((
+        r.metadata.generation,
+        ready,
+        status.and_then(|s| s.registry_id.as_deref()),
+        status.and_then(|s| s.registry_host.as_deref()),
+    ))
+}
+
+/// The key of a Repository for the LifecyclePolicies of its namespace.
+pub fn repository_for_policies(r: &Repository) -> u64 {
+    hash_of((
+        r.labels(),
+        r.metadata.generation,
+        r.metadata.deletion_timestamp.is_some(),
+        r.status.as_ref().is_some_and(|s| s.repository_arn.is_some()),
+    ))
+}
+
+/// Passes on an object when its key changed (or it is new); deletions pass when `deletions`.
+fn on_change<K, S>(
+    events: S,
+    key: fn(&K) -> u64,
+    deletions: bool,
+) -> impl Stream<Item = Result<K, watcher::Error>>
+where
+    K: Resource + 'static,
+    S: Stream<Item = Result<Event<K>, watcher::Error>>,
+{
+    let mut seen: HashMap<(Option<String>, String), u64> = HashMap::new();
+    events.flat_map(move |event| {
+        let out: Vec<Result<K, watcher::Error>> = match event {
+            Ok(Event::Apply(obj) | Event::InitApply(obj)) => {
+                let id = (obj.namespace(), obj.name_any());
+                let k = key(&obj);
+                if seen.insert(id, k) == Some(k) {
+                    vec![]
+                } else {
+                    vec![Ok(obj)]
+                }
+            }
+            Ok(Event::Delete(obj)) => {
+                seen.remove(&(obj.namespace(), obj.name_any()));
+                if deletions { vec![Ok(obj)] } else { vec![] }
+            }
+            Ok(Event::Init | Event::InitDone) => vec![],
+            Err(e) => vec![Err(e)],
+        };
+        stream::iter(out)
+    })
+}
+
+/// The primary watch of a controller: a reflector store, and the objects whose `key` changed
+/// (usually [`own`]).
+pub fn primary<K>(
+    api: Api<K>,
+    key: fn(&K) -> u64,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let events = watch(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer);
+    (reader, on_change(events, key, false))
+}
+
+/// A secondary watch: the objects whose `key` changed, and deletions.
+pub fn dependency<K>(
+    api: Api<K>,
+    key: fn(&K) -> u64,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+{
+    on_change(
+        watch(api, watcher::Config::default().any_semantic()).default_backoff(),
+        key,
+        true,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+    use serde_json::json;
+
+    fn repo(generation: i64, arn: bool, labels: serde_json::Value) -> Repository {
+        let mut r: Repository = serde_json::from_value(json!({
+            "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Repository",
+            "metadata": {"name": "api", "namespace": "ns", "generation": generation, "labels": labels,
+                "resourceVersion": format!("{generation}{arn}")},
+            "spec": {},
+        }))
+        .unwrap();
+        r.status = Some(crate::api::v1alpha1::RepositoryStatus {
+            repository_arn: arn.then(|| "arn".into()),
+            conditions: vec![],
+            ..Default::default()
+        });
+        r
+    }
+
+    #[test]
+    fn status_writes_do_not_pass_spec_changes_and_deletions_do() {
+        let mut written = repo(1, true, json!({}));
+        written.status.as_mut().unwrap().observed_generation = Some(1);
+        let events = || {
+            vec![
+                Ok(Event::Init),
+                Ok(Event::InitApply(repo(1, false, json!({})))),
+                Ok(Event::InitDone),
+                // The operator's own status write: the same key for the Repository's controller.
+                Ok(Event::Apply(written.clone())),
+                Ok(Event::Apply(repo(2, true, json!({})))),
+                Ok(Event::Delete(repo(2, true, json!({})))),
+            ]
+        };
+        let own_passed: Vec<i64> =
+            block_on(on_change(stream::iter(events()), own::<Repository>, false).collect::<Vec<_>>())
+                .into_iter()
+                .map(|r| r.unwrap().metadata.generation.unwrap())
+                .collect();
+        assert_eq!(
+            own_passed,
+            [1, 2],
+            "the status write and the deletion do not re-queue"
+        );
+        // For LifecyclePolicies, the Repository becoming Ready (an ARN) matters.
+        let lp_passed =
+            block_on(on_change(stream::iter(events()), repository_for_policies, true).collect::<Vec<_>>())
+                .len();
+        assert_eq!(lp_passed, 4, "first sight, Ready, generation 2, deletion");
+    }
+
+    #[test]
+    fn a_registry_matters_to_its_dependants_only_when_ready_host_or_spec_change() {
+        let reg = |generation: i64, ready: bool, observed: i64| -> Registry {
+            let mut r: Registry = serde_json::from_value(json!({
+                "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Registry",
+                "metadata": {"name": "default", "generation": generation}, "spec": {"region": "eu-west-1"},
+            }))
+            .unwrap();
+            r.status = Some(crate::api::v1alpha1::RegistryStatus {
+                observed_generation: Some(observed),
+                registry_id: Some("1".into()),
+                conditions: vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+                    type_: READY.into(),
+                    status: if ready { "True" } else { "False" }.into(),
+                    reason: "Succeeded".into(),
+                    message: String::new(),
+                    observed_generation: None,
+                    last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        k8s_openapi::jiff::Timestamp::from_second(0).unwrap(),
+                    ),
+                }],
+                ..Default::default()
+            });
+            r
+        };
+        assert_eq!(
+            registry(&reg(1, true, 1)),
+            registry(&reg(1, true, 2)),
+            "bookkeeping only"
+        );
+        assert_ne!(registry(&reg(1, true, 1)), registry(&reg(1, false, 1)));
+        assert_ne!(registry(&reg(1, true, 1)), registry(&reg(2, true, 1)));
+    }
+}

@@ -1,0 +1,192 @@
+//! LifecyclePolicy reconciles against the mock API server and the in-memory backend.
+
+use serde_json::{Value, json};
+
+use super::{Harness, Routes, class, condition, ready_registry, with_status};
+use crate::api::FINALIZER;
+use crate::api::v1alpha1::LifecyclePolicy;
+use crate::backend::BackendError;
+use crate::controllers::lifecycle_policy::LifecyclePolicyController;
+use crate::error::ErrorClass;
+
+fn policy(finalizer: bool) -> LifecyclePolicy {
+    let finalizers = if finalizer { json!([FINALIZER]) } else { json!([]) };
+    serde_json::from_value(json!({
+        "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "LifecyclePolicy",
+        "metadata": {"name": "std", "namespace": "team-a", "uid": "uid-std", "generation": 1,
+            "creationTimestamp": "2026-01-01T00:00:00Z", "finalizers": finalizers},
+        "spec": {"repositories": ["api"], "rules": [{"rulePriority": 1,
+            "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 14},
+            "action": {"type": "expire"}}]},
+    }))
+    .unwrap()
+}
+
+fn repository(ready: bool) -> Value {
+    let mut r = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Repository",
+        "metadata": {"name": "api", "namespace": "team-a", "generation": 1},
+        "spec": {"name": "team-a/api"}});
+    if ready {
+        r["status"] = json!({"repositoryArn": "arn:aws:ecr:us-east-1:123456789012:repository/team-a/api"});
+    }
+    r
+}
+
+fn harness(repos: Vec<Value>, policies: Vec<Value>) -> Harness {
+    let mut routes = Routes::default();
+    routes.lists.insert(
+        "/apis/ecr-operator.dev/v1alpha1/namespaces/team-a/repositories".into(),
+        repos,
+    );
+    routes.lists.insert(
+        "/apis/ecr-operator.dev/v1alpha1/namespaces/team-a/lifecyclepolicies".into(),
+        policies,
+    );
+    let h = Harness::new(routes, &[ready_registry("default")]);
+    h.backend.seed_repository("us-east-1", "team-a/api", vec![]);
+    h
+}
+
+#[tokio::test]
+async fn the_first_reconcile_adds_the_finalizer_only() {
+    let h = harness(vec![repository(true)], vec![]);
+    h.reconcile::<LifecyclePolicyController>(&policy(false))
+        .await
+        .unwrap();
+    let requests = h.take_requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert!(h.backend.calls().is_empty());
+}
+
+#[tokio::test]
+async fn the_policy_is_put_and_recorded_in_its_own_status_only_then_silence() {
+    let lp = policy(true);
+    let h = harness(vec![repository(true)], vec![serde_json::to_value(&lp).unwrap()]);
+    h.reconcile::<LifecyclePolicyController>(&lp).await.unwrap();
+    assert_eq!(h.backend.writes(), ["PutLifecyclePolicy"]);
+    let requests = h.take_requests();
+    // One writer per status: nothing is written to the Repository.
+    assert!(
+        !requests.iter().any(|r| r.path.contains("/repositories/")),
+        "{requests:?}"
+    );
+    let writes = Harness::status_writes(&requests);
+    assert_eq!(writes.len(), 1);
+    let target = &writes[0]["repositories"][0];
+    assert_eq!(target["state"], "Applied");
+    assert_eq!(target["ecrName"], "team-a/api");
+    assert_eq!(target["registry"], "default");
+    assert_eq!(target["hash"].as_str().map(str::len), Some(64));
+    assert_eq!(
+        condition(&writes[0], "Ready"),
+        Some(("True".into(), "Succeeded".into()))
+    );
+
+    let settled = with_status(&lp, &writes[0]);
+    h.reconcile::<LifecyclePolicyController>(&settled).await.unwrap();
+    assert_eq!(h.backend.writes().len(), 1, "in sync: never re-put");
+    assert!(h.take_requests().iter().all(|r| !r.is_write()));
+}
+
+#[tokio::test]
+async fn a_pending_repository_is_waiting_not_stalled() {
+    let lp = policy(true);
+    let h = harness(vec![repository(false)], vec![serde_json::to_value(&lp).unwrap()]);
+    h.reconcile::<LifecyclePolicyController>(&lp).await.unwrap();
+    let writes = Harness::status_writes(&h.take_requests());
+    assert_eq!(
+        condition(&writes[0], "Reconciling"),
+        Some(("True".into(), "DependencyNotReady".into()))
+    );
+    assert_eq!(writes[0]["repositories"][0]["state"], "Pending");
+    assert!(h.backend.calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_throttled_put_retries_and_a_record_made_before_a_failure_is_kept() {
+    let lp = policy(true);
+    let h = harness(vec![repository(true)], vec![serde_json::to_value(&lp).unwrap()]);
+    h.backend
+        .fail_next("DescribeImages", BackendError::Throttled("slow".into()));
+    let result = h.reconcile::<LifecyclePolicyController>(&lp).await;
+    assert_eq!(class(&result), Some(ErrorClass::Transient));
+    let writes = Harness::status_writes(&h.take_requests());
+    assert_eq!(
+        condition(&writes[0], "Reconciling"),
+        Some(("True".into(), "ProgressingWithRetry".into()))
+    );
+    // The policy was put before the preview failed: its record is in the status.
+    assert_eq!(
+        writes[0]["repositories"][0]["hash"].as_str().map(str::len),
+        Some(64)
+    );
+}
+
+#[tokio::test]
+async fn deleting_the_policy_waits_for_an_unready_registry_and_keeps_the_finalizer() {
+    let lp = policy(true);
+    let h = harness(vec![repository(true)], vec![serde_json::to_value(&lp).unwrap()]);
+    h.reconcile::<LifecyclePolicyController>(&lp).await.unwrap();
+    let status = Harness::status_writes(&h.take_requests())[0].clone();
+    let mut deleting = with_status(&lp, &status);
+    deleting.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::from_second(2_000_000_000).unwrap(),
+    ));
+    // The Registry is no longer Ready: the record stays, the finalizer stays, nothing is lost.
+    let mut unready = ready_registry("default");
+    unready.status.as_mut().unwrap().conditions[0].status = "False".into();
+    let mut h = h;
+    h.set_registry(unready);
+    let result = h.reconcile::<LifecyclePolicyController>(&deleting).await;
+    assert_eq!(class(&result), Some(ErrorClass::Waiting));
+    assert!(
+        !h.take_requests()
+            .iter()
+            .any(|r| r.method == "PATCH" && !r.is_status_write()),
+        "the finalizer is not removed"
+    );
+    assert!(
+        h.backend
+            .state
+            .lock()
+            .unwrap()
+            .lifecycle_policies
+            .contains_key("team-a/api")
+    );
+    // Back to Ready: the policy is deleted from ECR, then the finalizer goes.
+    h.set_registry(ready_registry("default"));
+    h.reconcile::<LifecyclePolicyController>(&deleting).await.unwrap();
+    assert!(
+        !h.backend
+            .state
+            .lock()
+            .unwrap()
+            .lifecycle_policies
+            .contains_key("team-a/api")
+    );
+    let requests = h.take_requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.method == "PATCH" && !r.is_status_write()),
+        "{requests:?}"
+    );
+    assert_eq!(
+        Harness::events(&requests),
+        [("Normal".to_owned(), "Deleted".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn invalid_rules_stall_with_invalid_policy() {
+    let mut lp = policy(true);
+    lp.spec.rules[0].selection.count_number = 0;
+    let h = harness(vec![repository(true)], vec![]);
+    let result = h.reconcile::<LifecyclePolicyController>(&lp).await;
+    assert_eq!(class(&result), Some(ErrorClass::Stalled));
+    let writes = Harness::status_writes(&h.take_requests());
+    assert_eq!(
+        condition(&writes[0], "Stalled"),
+        Some(("True".into(), "InvalidPolicy".into()))
+    );
+}

@@ -1,0 +1,234 @@
+//! PullSecret and ClusterPullSecret reconciles against the mock API server and the in-memory
+//! backend.
+
+use serde_json::{Value, json};
+
+use super::{Harness, Recorded, Routes, class, condition, ready_registry, with_status};
+use crate::api::FINALIZER;
+use crate::api::v1alpha1::{ClusterPullSecret, PullSecret};
+use crate::backend::BackendError;
+use crate::controllers::pull_secret::{ClusterPullSecretController, PullSecretController};
+use crate::error::ErrorClass;
+
+fn pull_secret(finalizer: bool, registries: &[&str]) -> PullSecret {
+    let finalizers = if finalizer { json!([FINALIZER]) } else { json!([]) };
+    serde_json::from_value(json!({
+        "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "PullSecret",
+        "metadata": {"name": "ecr", "namespace": "team-a", "uid": "uid-ecr", "generation": 1, "finalizers": finalizers},
+        "spec": {"registries": registries},
+    }))
+    .unwrap()
+}
+
+fn secret_writes(requests: &[Recorded]) -> Vec<&Recorded> {
+    requests
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.contains("/secrets/"))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_first_reconcile_adds_the_finalizer_and_fetches_no_token() {
+    let h = Harness::new(Routes::default(), &[ready_registry("default")]);
+    h.reconcile::<PullSecretController>(&pull_secret(false, &["default"]))
+        .await
+        .unwrap();
+    assert_eq!(h.take_requests().len(), 1);
+    assert!(h.backend.calls().is_empty());
+}
+
+#[tokio::test]
+async fn the_secret_is_written_once_and_an_in_sync_secret_is_left_alone() {
+    let mut h = Harness::new(Routes::default(), &[ready_registry("default")]);
+    let ps = pull_secret(true, &["default"]);
+    h.reconcile::<PullSecretController>(&ps).await.unwrap();
+    assert_eq!(h.backend.calls(), ["GetAuthorizationToken"]);
+    let requests = h.take_requests();
+    let written = secret_writes(&requests);
+    assert_eq!(written.len(), 1);
+    assert_eq!(written[0].path, "/api/v1/namespaces/team-a/secrets/ecr");
+    assert_eq!(written[0].body["type"], "kubernetes.io/dockerconfigjson");
+    assert!(
+        !written[0].query.contains("force"),
+        "a Secret not known as ours is never forced"
+    );
+    let status = Harness::status_writes(&requests)[0].clone();
+    assert_eq!(
+        condition(&status, "Ready"),
+        Some(("True".into(), "Succeeded".into()))
+    );
+    // No token in the status.
+    assert!(!status.to_string().contains("AWS:"));
+    assert_eq!(
+        Harness::events(&requests),
+        [("Normal".to_owned(), "TokenRefreshed".to_owned())]
+    );
+
+    // The watch now holds our Secret: the next reconcile writes nothing and fetches no token.
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(written[0].body.clone()).unwrap();
+    h.cache_secret(secret);
+    h.reconcile::<PullSecretController>(&with_status(&ps, &status))
+        .await
+        .unwrap();
+    assert_eq!(h.backend.calls().len(), 1, "the cached token serves it");
+    let requests = h.take_requests();
+    assert!(requests.iter().all(|r| !r.is_write()), "{requests:?}");
+}
+
+#[tokio::test]
+async fn a_missing_registry_waits_and_a_throttled_token_retries() {
+    let h = Harness::new(Routes::default(), &[ready_registry("default")]);
+    let result = h
+        .reconcile::<PullSecretController>(&pull_secret(true, &["default", "eu"]))
+        .await;
+    assert_eq!(class(&result), Some(ErrorClass::Waiting));
+    let status = Harness::status_writes(&h.take_requests())[0].clone();
+    assert_eq!(
+        condition(&status, "Reconciling"),
+        Some(("True".into(), "DependencyNotReady".into()))
+    );
+    assert!(h.backend.calls().is_empty());
+
+    h.backend
+        .fail_next("GetAuthorizationToken", BackendError::Throttled("slow".into()));
+    let result = h
+        .reconcile::<PullSecretController>(&pull_secret(true, &["default"]))
+        .await;
+    assert_eq!(class(&result), Some(ErrorClass::Transient));
+    assert!(
+        secret_writes(&h.take_requests()).is_empty(),
+        "no Secret without a token"
+    );
+}
+
+#[tokio::test]
+async fn a_foreign_secret_of_that_name_stalls_with_secret_exists() {
+    let mut h = Harness::new(Routes::default(), &[ready_registry("default")]);
+    let mut theirs: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": {"name": "ecr", "namespace": "team-a", "labels": {"app.kubernetes.io/managed-by": "ecr-operator"},
+            "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "someone-else"}]},
+    }))
+    .unwrap();
+    theirs.type_ = Some("Opaque".into());
+    h.cache_secret(theirs);
+    let result = h
+        .reconcile::<PullSecretController>(&pull_secret(true, &["default"]))
+        .await;
+    assert_eq!(class(&result), Some(ErrorClass::Stalled));
+    let requests = h.take_requests();
+    assert!(secret_writes(&requests).is_empty());
+    let status = Harness::status_writes(&requests)[0].clone();
+    assert_eq!(
+        condition(&status, "Stalled"),
+        Some(("True".into(), "SecretExists".into()))
+    );
+}
+
+fn cluster_pull_secret() -> ClusterPullSecret {
+    serde_json::from_value(json!({
+        "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "ClusterPullSecret",
+        "metadata": {"name": "ecr-all", "uid": "uid-all", "generation": 1, "finalizers": [FINALIZER]},
+        "spec": {"registries": ["default"], "namespaceSelector": {"matchLabels": {"pull": "yes"}}},
+    }))
+    .unwrap()
+}
+
+fn namespace(name: &str, pull: bool) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {"pull": if pull {"yes"} else {"no"}}}})
+}
+
+fn cluster_harness() -> Harness {
+    let mut routes = Routes::default();
+    routes.lists.insert(
+        "/api/v1/namespaces".into(),
+        vec![namespace("a", true), namespace("b", true), namespace("c", false)],
+    );
+    Harness::new(routes, &[ready_registry("default")])
+}
+
+#[tokio::test]
+async fn the_cluster_secret_fans_out_to_matching_namespaces_with_one_token() {
+    let h = cluster_harness();
+    let cps = cluster_pull_secret();
+    h.reconcile::<ClusterPullSecretController>(&cps).await.unwrap();
+    assert_eq!(h.backend.calls(), ["GetAuthorizationToken"]);
+    let requests = h.take_requests();
+    let paths: Vec<&str> = secret_writes(&requests).iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/api/v1/namespaces/a/secrets/ecr-all",
+            "/api/v1/namespaces/b/secrets/ecr-all"
+        ]
+    );
+    let status = Harness::status_writes(&requests)[0].clone();
+    assert_eq!(status["namespaceCount"], 2);
+    assert_eq!(
+        condition(&status, "Ready"),
+        Some(("True".into(), "Succeeded".into()))
+    );
+    // The field manager its objects were first written with.
+    let w = requests.iter().find(|r| r.is_status_write()).unwrap();
+    assert_eq!(w.field_manager().as_deref(), Some("ecr-operator/pull-secret"));
+}
+
+#[tokio::test]
+async fn a_partial_fan_out_keeps_the_root_causes_reason_and_counts_the_namespaces() {
+    let mut h = cluster_harness();
+    let foreign: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": {"name": "ecr-all", "namespace": "b", "labels": {"app.kubernetes.io/managed-by": "ecr-operator"},
+            "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "someone-else"}]},
+    }))
+    .unwrap();
+    h.cache_secret(foreign);
+    let result = h
+        .reconcile::<ClusterPullSecretController>(&cluster_pull_secret())
+        .await;
+    assert_eq!(
+        result.as_ref().unwrap_err().reason(),
+        "SecretExists",
+        "not a synthetic InvalidSpec"
+    );
+    let requests = h.take_requests();
+    assert_eq!(secret_writes(&requests).len(), 1, "namespace a is still served");
+    let status = Harness::status_writes(&requests)[0].clone();
+    assert_eq!(
+        condition(&status, "Stalled"),
+        Some(("True".into(), "SecretExists".into()))
+    );
+    assert_eq!(status["failedNamespaces"], json!(["b"]));
+    assert!(
+        status["conditions"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 of 2 namespaces failed, first b")
+    );
+}
+
+#[tokio::test]
+async fn a_suspended_cluster_pull_secret_calls_nothing() {
+    let h = cluster_harness();
+    let mut cps = cluster_pull_secret();
+    cps.spec.suspend = true;
+    h.reconcile::<ClusterPullSecretController>(&cps).await.unwrap();
+    assert!(h.backend.calls().is_empty());
+    assert!(h.take_requests().iter().all(|r| !r.is_write()));
+}
+
+#[tokio::test]
+async fn a_throttled_token_fails_the_whole_fan_out_transiently() {
+    let h = cluster_harness();
+    h.backend
+        .fail_next("GetAuthorizationToken", BackendError::Throttled("slow".into()));
+    let result = h
+        .reconcile::<ClusterPullSecretController>(&cluster_pull_secret())
+        .await;
+    assert_eq!(class(&result), Some(ErrorClass::Transient));
+    let requests = h.take_requests();
+    assert!(secret_writes(&requests).is_empty());
+    let status = Harness::status_writes(&requests)[0].clone();
+    assert_eq!(
+        condition(&status, "Reconciling"),
+        Some(("True".into(), "ProgressingWithRetry".into()))
+    );
+}

@@ -1,0 +1,217 @@
+//! Registry and replication reconciles against the mock API server and the in-memory backend.
+
+use serde_json::json;
+
+use super::{Harness, Routes, class, condition, ready_registry, with_status};
+use crate::api::v1alpha1::{Registry, ReplicationRule};
+use crate::backend::BackendError;
+use crate::controllers::registry::RegistryController;
+use crate::controllers::replication::ReplicationController;
+use crate::error::ErrorClass;
+
+fn registry(spec: serde_json::Value) -> Registry {
+    serde_json::from_value(json!({
+        "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Registry",
+        "metadata": {"name": "default", "uid": "uid-default", "generation": 3},
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_registry_becomes_ready_with_its_id_and_host_then_writes_nothing() {
+    let h = Harness::new(Routes::default(), &[]);
+    let r = registry(json!({"region": "eu-west-1"}));
+    h.reconcile::<RegistryController>(&r).await.unwrap();
+    let requests = h.take_requests();
+    let writes = Harness::status_writes(&requests);
+    assert_eq!(writes.len(), 1);
+    assert_eq!(writes[0]["registryId"], "123456789012");
+    assert_eq!(
+        writes[0]["registryHost"],
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    );
+    assert_eq!(
+        condition(&writes[0], "Ready"),
+        Some(("True".into(), "Succeeded".into()))
+    );
+    assert!(
+        writes[0].get("replication").is_none(),
+        "never the replication controller's field"
+    );
+    // No finalizer on Registries, and in sync the next reconcile writes nothing.
+    assert!(
+        requests
+            .iter()
+            .filter(|r| r.is_write())
+            .all(|r| r.is_status_write())
+    );
+    h.reconcile::<RegistryController>(&with_status(&r, &writes[0]))
+        .await
+        .unwrap();
+    assert!(h.take_requests().iter().all(|r| !r.is_write()));
+    assert!(h.backend.writes().is_empty(), "{:?}", h.backend.calls());
+}
+
+#[tokio::test]
+async fn registry_settings_are_put_once() {
+    let h = Harness::new(Routes::default(), &[]);
+    let r = registry(
+        json!({"region": "eu-west-1", "scanning": {"scanType": "Enhanced"},
+        "policy": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "ecr:ReplicateImage"}]}}),
+    );
+    h.reconcile::<RegistryController>(&r).await.unwrap();
+    assert_eq!(
+        h.backend.writes(),
+        ["PutRegistryScanningConfiguration", "PutRegistryPolicy"]
+    );
+    let requests = h.take_requests();
+    assert_eq!(
+        Harness::events(&requests),
+        [("Normal".to_owned(), "Updated".to_owned())]
+    );
+    let settled = with_status(&r, &Harness::status_writes(&requests)[0]);
+    h.reconcile::<RegistryController>(&settled).await.unwrap();
+    assert_eq!(h.backend.writes().len(), 2, "in sync: not put again");
+}
+
+#[tokio::test]
+async fn an_account_mismatch_stalls_and_a_throttled_describe_retries() {
+    let h = Harness::new(Routes::default(), &[]);
+    let wrong = registry(json!({"region": "eu-west-1", "accountId": "999999999999"}));
+    let result = h.reconcile::<RegistryController>(&wrong).await;
+    assert_eq!(class(&result), Some(ErrorClass::Stalled));
+    let writes = Harness::status_writes(&h.take_requests());
+    assert_eq!(
+        condition(&writes[0], "Stalled"),
+        Some(("True".into(), "AccountMismatch".into()))
+    );
+
+    h.backend
+        .fail_next("DescribeRegistry", BackendError::Unavailable("503".into()));
+    let result = h
+        .reconcile::<RegistryController>(&registry(json!({"region": "eu-west-1"})))
+        .await;
+    assert_eq!(class(&result), Some(ErrorClass::Transient));
+    let writes = Harness::status_writes(&h.take_requests());
+    assert_eq!(
+        condition(&writes[0], "Reconciling"),
+        Some(("True".into(), "ProgressingWithRetry".into()))
+    );
+}
+
+#[tokio::test]
+async fn a_suspended_registry_calls_nothing_and_writes_nothing() {
+    let h = Harness::new(Routes::default(), &[]);
+    h.reconcile::<RegistryController>(&registry(json!({"region": "eu-west-1", "suspend": true})))
+        .await
+        .unwrap();
+    assert!(h.take_requests().iter().all(|r| !r.is_write()));
+    assert!(h.backend.calls().is_empty());
+}
+
+fn rule(name: &str) -> ReplicationRule {
+    serde_json::from_value(json!({
+        "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "ReplicationRule",
+        "metadata": {"name": name, "uid": format!("uid-{name}"), "generation": 1},
+        "spec": {"registryRef": {"name": "default"}, "destinations": [{"region": "us-west-2", "registryId": "123456789012"}]},
+    }))
+    .unwrap()
+}
+
+fn replication_harness(rules: &[ReplicationRule]) -> (Harness, Registry) {
+    let registry = ready_registry("default");
+    let mut routes = Routes::default();
+    routes.lists.insert(
+        "/apis/ecr-operator.dev/v1alpha1/replicationrules".into(),
+        rules.iter().map(|r| serde_json::to_value(r).unwrap()).collect(),
+    );
+    let h = Harness::new(routes, std::slice::from_ref(&registry));
+    (h, registry)
+}
+
+#[tokio::test]
+async fn replication_writes_the_document_its_bookkeeping_and_each_rules_status_once() {
+    let (h, registry) = replication_harness(&[rule("to-oregon")]);
+    h.reconcile::<ReplicationController>(&registry).await.unwrap();
+    assert_eq!(h.backend.writes(), ["PutReplicationConfiguration"]);
+    let requests = h.take_requests();
+    let registry_write = requests
+        .iter()
+        .find(|r| r.is_status_write() && r.path.contains("/registries/"))
+        .unwrap();
+    assert_eq!(
+        registry_write.field_manager().as_deref(),
+        Some("ecr-operator/replication")
+    );
+    // Only its own field: the Registry controller's fields are left to it.
+    let status = &registry_write.body["status"];
+    assert_eq!(
+        status.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["replication"]
+    );
+    assert_eq!(status["replication"]["rules"][0]["name"], "to-oregon");
+    let rule_write = requests
+        .iter()
+        .find(|r| r.is_status_write() && r.path.contains("/replicationrules/"))
+        .unwrap();
+    assert_eq!(
+        condition(&rule_write.body["status"], "Ready"),
+        Some(("True".into(), "Succeeded".into()))
+    );
+
+    // In sync: nothing is put, and the bookkeeping is not written again.
+    let settled = with_status(&registry, &{
+        let mut s = serde_json::to_value(registry.status.clone()).unwrap();
+        s["replication"] = status["replication"].clone();
+        s
+    });
+    h.reconcile::<ReplicationController>(&settled).await.unwrap();
+    assert_eq!(h.backend.writes().len(), 1);
+    assert!(
+        !h.take_requests()
+            .iter()
+            .any(|r| r.is_status_write() && r.path.contains("/registries/"))
+    );
+}
+
+#[tokio::test]
+async fn replication_with_no_rules_and_nothing_recorded_touches_nothing() {
+    let (h, registry) = replication_harness(&[]);
+    h.reconcile::<ReplicationController>(&registry).await.unwrap();
+    assert!(h.backend.calls().is_empty());
+    assert!(h.take_requests().iter().all(|r| !r.is_write()));
+}
+
+#[tokio::test]
+async fn a_throttled_replication_put_reports_on_each_rule_and_retries() {
+    let (h, registry) = replication_harness(&[rule("a"), rule("b")]);
+    h.backend.fail_next(
+        "PutReplicationConfiguration",
+        BackendError::Throttled("slow".into()),
+    );
+    let result = h.reconcile::<ReplicationController>(&registry).await;
+    assert_eq!(class(&result), Some(ErrorClass::Transient));
+    let requests = h.take_requests();
+    let rule_writes: Vec<_> = requests
+        .iter()
+        .filter(|r| r.is_status_write() && r.path.contains("/replicationrules/"))
+        .collect();
+    assert_eq!(rule_writes.len(), 2);
+    for w in rule_writes {
+        assert_eq!(
+            condition(&w.body["status"], "Reconciling"),
+            Some(("True".into(), "ProgressingWithRetry".into()))
+        );
+    }
+    // Nothing recorded as ours when the put failed.
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.is_status_write() && r.path.contains("/registries/"))
+    );
+    assert!(
+        Harness::events(&requests).is_empty(),
+        "reported on the rules, not as events"
+    );
+}

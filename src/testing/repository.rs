@@ -1,0 +1,185 @@
+//! Repository reconciles against the mock API server and the in-memory backend.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::{Harness, Routes, class, condition, ready_registry, with_status};
+use crate::api::FINALIZER;
+use crate::api::v1alpha1::Repository;
+use crate::backend::BackendError;
+use crate::backend::fake::FakeBackend;
+use crate::controllers::driver;
+use crate::controllers::repository::RepositoryController;
+use crate::error::ErrorClass;
+
+fn repository(finalizer: bool) -> Repository {
+    let finalizers = if finalizer { json!([FINALIZER]) } else { json!([]) };
+    serde_json::from_value(json!({
+        "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Repository",
+        "metadata": {"name": "api", "namespace": "team-a", "uid": "uid-api", "generation": 2,
+            "finalizers": finalizers},
+        "spec": {"name": "team-a/api", "tags": {"team": "a"}},
+    }))
+    .unwrap()
+}
+
+fn harness() -> Harness {
+    Harness::new(Routes::default(), &[ready_registry("default")])
+}
+
+#[tokio::test]
+async fn the_first_reconcile_adds_the_finalizer_and_calls_nothing_else() {
+    let h = harness();
+    h.reconcile::<RepositoryController>(&repository(false))
+        .await
+        .unwrap();
+    let requests = h.take_requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0].method, "PATCH");
+    assert!(
+        requests[0].body.to_string().contains(FINALIZER),
+        "{:?}",
+        requests[0].body
+    );
+    assert!(h.backend.calls().is_empty(), "{:?}", h.backend.calls());
+}
+
+#[tokio::test]
+async fn a_new_repository_costs_one_create_and_one_status_write_then_silence() {
+    let h = harness();
+    let repo = repository(true);
+    h.reconcile::<RepositoryController>(&repo).await.unwrap();
+    assert_eq!(h.backend.writes(), ["CreateRepository"]);
+    let requests = h.take_requests();
+    let writes = Harness::status_writes(&requests);
+    assert_eq!(writes.len(), 1);
+    assert_eq!(
+        condition(&writes[0], "Ready"),
+        Some(("True".into(), "Succeeded".into()))
+    );
+    assert_eq!(writes[0]["observedGeneration"], 2);
+    let status_write = requests.iter().find(|r| r.is_status_write()).unwrap();
+    assert_eq!(
+        status_write.field_manager().as_deref(),
+        Some("ecr-operator/repository")
+    );
+    assert!(
+        status_write.query.contains("force=true"),
+        "{}",
+        status_write.query
+    );
+    assert_eq!(
+        Harness::events(&requests),
+        [("Normal".to_owned(), "Created".to_owned())]
+    );
+
+    // In sync: the same object with the status it wrote makes no write to either side.
+    let settled = with_status(&repo, &writes[0]);
+    let before = h.backend.writes().len();
+    h.reconcile::<RepositoryController>(&settled).await.unwrap();
+    assert_eq!(h.backend.writes().len(), before, "{:?}", h.backend.calls());
+    let requests = h.take_requests();
+    assert!(requests.iter().all(|r| !r.is_write()), "{requests:?}");
+    assert!(Harness::events(&requests).is_empty());
+}
+
+#[tokio::test]
+async fn a_throttled_create_is_transient_and_says_progressing_with_retry() {
+    let h = harness();
+    h.backend.fail_next(
+        "CreateRepository",
+        BackendError::Throttled("Rate exceeded".into()),
+    );
+    let repo = repository(true);
+    let result = h.reconcile::<RepositoryController>(&repo).await;
+    assert_eq!(class(&result), Some(ErrorClass::Transient));
+    // kube hands the error to the error policy: a per-object backoff of 5 s (± 10 %).
+    let err = result.unwrap_err();
+    let action = driver::error_policy::<RepositoryController, FakeBackend>(
+        Arc::new(repo.clone()),
+        &err,
+        h.ctx.clone(),
+    );
+    let text = format!("{action:?}");
+    assert!(text.contains("4.") || text.contains("5."), "{text}");
+    let writes = Harness::status_writes(&h.take_requests());
+    assert_eq!(
+        condition(&writes[0], "Ready"),
+        Some(("False".into(), "Throttled".into()))
+    );
+    assert_eq!(
+        condition(&writes[0], "Reconciling"),
+        Some(("True".into(), "ProgressingWithRetry".into()))
+    );
+    assert_eq!(condition(&writes[0], "Stalled"), None);
+    // A success forgets the failures: the next failure starts again at 5 s.
+    h.reconcile::<RepositoryController>(&repo).await.unwrap();
+    let delay = h.ctx.backoff.next_delay("uid-api");
+    assert!(
+        delay.as_millis() >= 4500 && delay.as_millis() <= 5500,
+        "{delay:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_repository_owned_elsewhere_stalls_with_its_reason_and_is_never_written() {
+    let h = harness();
+    h.backend.seed_repository("us-east-1", "team-a/api", vec![]);
+    h.backend.state.lock().unwrap().tags.insert(
+        "team-a/api".into(),
+        [(
+            crate::api::OWNER_TAG.to_owned(),
+            "other-cluster/team-a/api".to_owned(),
+        )]
+        .into(),
+    );
+    let result = h.reconcile::<RepositoryController>(&repository(true)).await;
+    assert_eq!(class(&result), Some(ErrorClass::Stalled));
+    assert!(h.backend.writes().is_empty(), "{:?}", h.backend.calls());
+    let requests = h.take_requests();
+    let writes = Harness::status_writes(&requests);
+    assert_eq!(
+        condition(&writes[0], "Stalled"),
+        Some(("True".into(), "OwnedElsewhere".into()))
+    );
+    assert_eq!(
+        Harness::events(&requests),
+        [("Warning".to_owned(), "OwnedElsewhere".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_status_write_keeps_the_ecr_errors_class() {
+    let h = Harness::new(
+        Routes {
+            fail_status_writes: true,
+            ..Routes::default()
+        },
+        &[ready_registry("default")],
+    );
+    h.backend
+        .fail_next("CreateRepository", BackendError::AccessDenied("no".into()));
+    let result = h.reconcile::<RepositoryController>(&repository(true)).await;
+    assert_eq!(
+        result.unwrap_err().reason(),
+        "AccessDenied",
+        "the root cause, not the status write"
+    );
+    // Without an ECR error, the failed write is the error.
+    let result = h.reconcile::<RepositoryController>(&repository(true)).await;
+    assert_eq!(result.unwrap_err().reason(), "KubernetesError");
+}
+
+#[tokio::test]
+async fn waiting_for_a_missing_registry_is_not_stalled() {
+    let h = Harness::new(Routes::default(), &[]);
+    let result = h.reconcile::<RepositoryController>(&repository(true)).await;
+    assert_eq!(class(&result), Some(ErrorClass::Waiting));
+    let writes = Harness::status_writes(&h.take_requests());
+    assert_eq!(
+        condition(&writes[0], "Reconciling"),
+        Some(("True".into(), "DependencyNotReady".into()))
+    );
+    assert!(h.backend.calls().is_empty());
+}
