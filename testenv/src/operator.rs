@@ -105,7 +105,7 @@ impl Operator {
     pub fn stop(&mut self) {
         drop(self.stdin.take());
         let pid = self.pid();
-        crate::wait_or_kill(&mut self.child, |_| {
+        crate::tether::wait_or_kill(&mut self.child, |_| {
             if let Some(pid) = pid {
                 let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
             }

@@ -1,0 +1,111 @@
+//! moto's server: the local ECR endpoint.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result, io};
+use crate::tether::Tethered;
+use crate::tools::{free_port, moto_python, repo_root};
+
+/// A running moto server on 127.0.0.1. Dropping it stops the server.
+pub struct Moto {
+    proc: Tethered,
+    /// Its TCP port.
+    pub port: u16,
+    /// `http://127.0.0.1:<port>`: the endpoint URL for aws-sdk-ecr and `Registry.spec.endpoint`.
+    pub endpoint: String,
+}
+
+impl Moto {
+    /// Installs (if needed) and starts moto's server on a free port, and waits until it answers.
+    pub fn start() -> Result<Self> {
+        let python = moto_python()?;
+        let port = free_port()?;
+        let mut child = Command::new(python)
+            .arg(repo_root().join("tests/moto/server.py"))
+            .arg(port.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(io("starting moto"))?;
+        let stdout = child.stdout.take();
+        let mut proc = Tethered::new("moto", child);
+        if let Some(out) = stdout {
+            let mut line = String::new();
+            let _ = BufReader::new(out).read_line(&mut line);
+            if !line.starts_with("READY") {
+                let why = proc.exited().unwrap_or_else(|| format!("moto printed {line:?}"));
+                return Err(Error::Setup(why));
+            }
+        }
+        let moto = Self {
+            proc,
+            port,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match moto.http("GET", "/moto-api/") {
+                Ok(200) => return Ok(moto),
+                _ if Instant::now() > deadline => {
+                    return Err(Error::Setup("moto did not answer /moto-api/ within 30s".into()));
+                }
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// Wipes every account's and region's state.
+    pub fn reset(&self) -> Result<()> {
+        match self.http("POST", "/moto-api/reset")? {
+            200 => Ok(()),
+            code => Err(Error::Setup(format!("moto reset answered HTTP {code}"))),
+        }
+    }
+
+    /// Whether the server is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.proc.exited().is_none()
+    }
+
+    /// A plain HTTP/1.1 request without a body; returns the status code.
+    fn http(&self, method: &str, path: &str) -> Result<u16> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).map_err(io("connecting to moto"))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(io("configuring the moto socket"))?;
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .map_err(io("writing to moto"))?;
+        let mut head = String::new();
+        s.read_to_string(&mut head).map_err(io("reading from moto"))?;
+        head.split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| Error::Setup(format!("moto sent no HTTP status: {head:.80}")))
+    }
+
+    /// An aws-sdk-ecr client for this server, with static test credentials (moto routes requests
+    /// by their SigV4 signature, so they must be signed) and the given region.
+    pub fn ecr_client(&self, region: &str) -> aws_sdk_ecr::Client {
+        use aws_sdk_ecr::config::{BehaviorVersion, Credentials, Region};
+        let conf = aws_sdk_ecr::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_owned()))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "ecr-operator-testenv",
+            ))
+            .build();
+        aws_sdk_ecr::Client::from_conf(conf)
+    }
+}

@@ -1,0 +1,67 @@
+//! Where the test tools are: the repository, the control-plane binaries, moto's python, helm,
+//! and free ports.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::error::{Error, Result, io};
+
+/// The repository root (the parent of this crate).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Runs an install/build script of the repository that prints a path as its last stdout line.
+fn script_output(script: &str) -> Result<PathBuf> {
+    let path = repo_root().join(script);
+    let out = Command::new("bash")
+        .arg(&path)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(io(format!("running {script}")))?;
+    if !out.status.success() {
+        return Err(Error::Setup(format!("{script} failed with {}", out.status)));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default().trim();
+    if last.is_empty() {
+        return Err(Error::Setup(format!("{script} printed no path")));
+    }
+    Ok(PathBuf::from(last))
+}
+
+/// Directory holding `testcluster`, `kubectl`, `kube-apiserver`, ...: `$ECR_OPERATOR_TESTCLUSTER_DIR`
+/// or the output of `tests/testcluster/build.sh` (built on first use, then cached).
+pub fn testcluster_bin_dir() -> Result<PathBuf> {
+    match std::env::var_os("ECR_OPERATOR_TESTCLUSTER_DIR") {
+        Some(dir) => Ok(PathBuf::from(dir)),
+        None => script_output("tests/testcluster/build.sh"),
+    }
+}
+
+/// The python of moto's virtualenv: `$ECR_OPERATOR_MOTO_PYTHON` or the output of
+/// `tests/moto/install.sh`.
+pub fn moto_python() -> Result<PathBuf> {
+    match std::env::var_os("ECR_OPERATOR_MOTO_PYTHON") {
+        Some(p) => Ok(PathBuf::from(p)),
+        None => script_output("tests/moto/install.sh"),
+    }
+}
+
+/// The `helm` binary: `$ECR_OPERATOR_HELM` or the output of `tests/testcluster/helm.sh`.
+pub fn helm_bin() -> Result<PathBuf> {
+    match std::env::var_os("ECR_OPERATOR_HELM") {
+        Some(p) => Ok(PathBuf::from(p)),
+        None => script_output("tests/testcluster/helm.sh"),
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (small race window between this call and its use; fine for tests).
+pub fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(io("finding a free port"))?;
+    Ok(l.local_addr().map_err(io("finding a free port"))?.port())
+}
