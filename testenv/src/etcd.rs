@@ -1,13 +1,13 @@
 //! etcd's v3 JSON gateway: compaction, as etcd's periodic compaction does it.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
+use hyper::Method;
 use serde_json::Value;
 
 use crate::control_plane::ControlPlane;
-use crate::error::{Error, Result, io};
+use crate::error::{Error, Result};
+use crate::http;
 
 impl ControlPlane {
     /// Compacts etcd's history up to its current revision (physically), as etcd's periodic
@@ -28,32 +28,21 @@ impl ControlPlane {
     }
 }
 
-/// A POST to etcd's v3 JSON gateway; the parsed answer.
+/// A POST to etcd's v3 JSON gateway at `base` (`http://127.0.0.1:<port>`); the parsed answer.
 fn etcd_post(base: &str, path: &str, body: &str) -> Result<Value> {
-    let host = base.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(host).map_err(io("connecting to etcd"))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .map_err(io("configuring the etcd connection"))?;
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream
-        .write_all(request.as_bytes())
-        .map_err(io("writing to etcd"))?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .map_err(io("reading from etcd"))?;
-    let (head, payload) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(Error::Setup(format!("etcd {path}: {head}\n{payload}")));
+    let resp = http::request(
+        Method::POST,
+        &format!("{base}{path}"),
+        Some(("application/json", body.to_owned())),
+        Duration::from_secs(30),
+        "calling etcd",
+    )?;
+    let payload = String::from_utf8_lossy(&resp.body);
+    if resp.status != 200 {
+        return Err(Error::Setup(format!(
+            "etcd {path}: HTTP {}\n{payload}",
+            resp.status
+        )));
     }
-    // The gateway may answer chunked; the JSON object is between the first '{' and the last '}'.
-    let json = payload
-        .find('{')
-        .and_then(|a| payload.rfind('}').map(|b| &payload[a..=b]))
-        .unwrap_or(payload);
-    serde_json::from_str(json).map_err(|e| Error::Setup(format!("etcd {path}: {e}: {payload}")))
+    serde_json::from_str(&payload).map_err(|e| Error::Setup(format!("etcd {path}: {e}: {payload}")))
 }

@@ -18,6 +18,7 @@ mod control_plane;
 mod error;
 mod etcd;
 pub mod gitops;
+mod http;
 mod moto;
 mod operator;
 mod proxy;

@@ -1,11 +1,13 @@
 //! moto's server: the local ECR endpoint.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use hyper::Method;
+
 use crate::error::{Error, Result, io};
+use crate::http;
 use crate::tether::Tethered;
 use crate::tools::{free_port, moto_python, repo_root};
 
@@ -48,7 +50,7 @@ impl Moto {
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            match moto.http("GET", "/moto-api/") {
+            match moto.http(Method::GET, "/moto-api/") {
                 Ok(200) => return Ok(moto),
                 _ if Instant::now() > deadline => {
                     return Err(Error::Setup("moto did not answer /moto-api/ within 30s".into()));
@@ -60,7 +62,7 @@ impl Moto {
 
     /// Wipes every account's and region's state.
     pub fn reset(&self) -> Result<()> {
-        match self.http("POST", "/moto-api/reset")? {
+        match self.http(Method::POST, "/moto-api/reset")? {
             200 => Ok(()),
             code => Err(Error::Setup(format!("moto reset answered HTTP {code}"))),
         }
@@ -71,23 +73,10 @@ impl Moto {
         self.proc.exited().is_none()
     }
 
-    /// A plain HTTP/1.1 request without a body; returns the status code.
-    fn http(&self, method: &str, path: &str) -> Result<u16> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).map_err(io("connecting to moto"))?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .map_err(io("configuring the moto socket"))?;
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
-        )
-        .map_err(io("writing to moto"))?;
-        let mut head = String::new();
-        s.read_to_string(&mut head).map_err(io("reading from moto"))?;
-        head.split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| Error::Setup(format!("moto sent no HTTP status: {head:.80}")))
+    /// A request without a body to moto's own API; returns the status code.
+    fn http(&self, method: Method, path: &str) -> Result<u16> {
+        let url = format!("{}{path}", self.endpoint);
+        Ok(http::request(method, &url, None, Duration::from_secs(10), "calling moto")?.status)
     }
 
     /// An aws-sdk-ecr client for this server, with static test credentials (moto routes requests

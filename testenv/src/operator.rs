@@ -119,35 +119,15 @@ impl Operator {
 
     /// GET `path` on the operator's HTTP server: (status, body).
     pub fn http_get(&self, path: &str) -> Result<(u16, String)> {
-        use std::io::{Read, Write};
-        let mut s =
-            std::net::TcpStream::connect(("127.0.0.1", self.http_port)).map_err(|source| Error::Io {
-                action: "connecting to the operator".into(),
-                source,
-            })?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        )
-        .map_err(|source| Error::Io {
-            action: "writing to the operator".into(),
-            source,
-        })?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).map_err(|source| Error::Io {
-            action: "reading from the operator".into(),
-            source,
-        })?;
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        Ok((status, body))
+        let url = format!("http://127.0.0.1:{}{path}", self.http_port);
+        let resp = crate::http::request(
+            hyper::Method::GET,
+            &url,
+            None,
+            std::time::Duration::from_secs(30),
+            "calling the operator",
+        )?;
+        Ok((resp.status, String::from_utf8_lossy(&resp.body).into_owned()))
     }
 
     /// The log so far.
