@@ -20,28 +20,10 @@ pub fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// The non-empty documents of a multi-document YAML text.
+/// The documents of a multi-document YAML text, without the empty ones (only comments, or
+/// null).
 pub fn yaml_documents(text: &str) -> Result<Vec<Value>> {
-    let mut docs = Vec::new();
-    let mut current = String::new();
-    for line in text.lines().chain(std::iter::once("---")) {
-        if line.trim_end() == "---" {
-            if current
-                .lines()
-                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-            {
-                docs.push(
-                    serde_saphyr::from_str(&current)
-                        .map_err(|e| Error::Setup(format!("invalid YAML document: {e}")))?,
-                );
-            }
-            current.clear();
-        } else {
-            current.push_str(line);
-            current.push('\n');
-        }
-    }
-    Ok(docs)
+    serde_saphyr::from_multiple(text).map_err(|e| Error::Setup(format!("invalid YAML document: {e}")))
 }
 
 /// Server-side applies one document (any kind the server knows) under `field_manager`;
