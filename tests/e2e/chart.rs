@@ -18,7 +18,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
-use crate::operator::one_operator;
+use crate::harness::env::one_operator;
 use crate::support::api_code;
 
 #[tokio::test]

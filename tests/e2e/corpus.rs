@@ -14,7 +14,7 @@ use kube::core::GroupVersionKind;
 use kube::discovery::{Scope, pinned_kind};
 use serde_json::{Value, json};
 
-use crate::operator::{OperatorEnv, tail};
+use crate::harness::env::{OperatorEnv, tail};
 use crate::support::{apply, temp_namespace, yaml_documents};
 
 async fn dynamic_api(client: &kube::Client, ns: &str, doc: &Value) -> Api<DynamicObject> {

@@ -14,7 +14,7 @@ use ecr_operator_testenv::{ControlPlane, FaultPlan, FaultProxy, Moto, Operator};
 use kube::api::Api;
 use serde_json::json;
 
-use crate::operator::{CLUSTER_ID, OperatorEnv, one_operator, tail};
+use crate::harness::env::{CLUSTER_ID, OperatorEnv, one_operator, tail};
 use crate::support::{apply, eventually, temp_namespace};
 
 /// Prints a scenario's timing and appends it to `$ECR_OPERATOR_FAULT_REPORT` (set by

@@ -13,7 +13,7 @@ use ecr_operator::controllers::{RunOptions, context::Tunables};
 use kube::api::{Api, DeleteParams};
 use serde_json::json;
 
-use crate::operator::one_operator;
+use crate::harness::env::one_operator;
 use crate::support::{apply, cluster, eventually, temp_namespace};
 
 const DAY: u64 = 86_400;

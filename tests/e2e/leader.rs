@@ -10,7 +10,7 @@ use kube::api::Api;
 use serde_json::json;
 
 use crate::faults::{assert_exactly_once, create_repositories, creates_under_way, report, wait_all_current};
-use crate::operator::one_operator;
+use crate::harness::env::one_operator;
 use crate::support::{apply, cluster, eventually, temp_namespace};
 
 fn args(name: &str) -> Vec<String> {

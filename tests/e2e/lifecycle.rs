@@ -9,7 +9,7 @@ use ecr_operator::api::v1alpha1::{LifecyclePolicy, Repository};
 use kube::api::{Api, DeleteParams};
 use serde_json::{Value, json};
 
-use crate::operator::{OperatorEnv, tail};
+use crate::harness::env::{OperatorEnv, tail};
 use crate::support::{apply, eventually, temp_namespace};
 
 fn rules() -> Value {

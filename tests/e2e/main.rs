@@ -11,6 +11,7 @@ mod cluster;
 mod corpus;
 mod ecr;
 mod faults;
+mod harness;
 mod in_memory;
 mod leader;
 mod lifecycle;

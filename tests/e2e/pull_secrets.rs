@@ -10,7 +10,7 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::operator::{OperatorEnv, tail};
+use crate::harness::env::{OperatorEnv, tail};
 use crate::support::{apply, eventually, temp_namespace};
 
 /// moto's token for account 123456789012: base64("AWS:123456789012-auth-token").

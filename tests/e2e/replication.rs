@@ -12,7 +12,7 @@ use ecr_operator::api::v1alpha1::ReplicationRule;
 use kube::api::{Api, DeleteParams};
 use serde_json::json;
 
-use crate::operator::{OperatorEnv, tail};
+use crate::harness::env::{OperatorEnv, tail};
 use crate::support::{apply, eventually};
 
 async fn apply_rule(env: &OperatorEnv, name: &str, priority: i32, filter: &str, region: &str) {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ecr_operator_testenv::{ControlPlane, Moto, Operator};
 
-use crate::operator::one_operator;
+use crate::harness::env::one_operator;
 use crate::support::eventually;
 
 #[tokio::test]
