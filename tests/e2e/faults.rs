@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use ecr_operator::api::OWNER_TAG;
 use ecr_operator::api::v1alpha1::Repository;
-use ecr_operator::status::kstatus;
 use ecr_operator_testenv::{ControlPlane, FaultPlan, FaultProxy, Moto, Operator};
 use kube::api::Api;
 use serde_json::json;
 
 use crate::harness::env::{CLUSTER_ID, OperatorEnv, one_operator, tail};
+use crate::harness::wait;
 use crate::support::{apply, eventually, temp_namespace};
 
 /// Prints a scenario's timing and appends it to `$ECR_OPERATOR_FAULT_REPORT` (set by
@@ -59,38 +59,7 @@ pub async fn wait_all_current(
     log: impl Fn() -> String,
 ) {
     let api: Api<Repository> = Api::namespaced(client.clone(), ns);
-    let deadline = Instant::now() + limit;
-    loop {
-        let list = api
-            .list(&Default::default())
-            .await
-            .map(|l| l.items)
-            .unwrap_or_default();
-        let pending: Vec<String> = list
-            .iter()
-            .filter(|r| {
-                let s = r.status.clone().unwrap_or_default();
-                kstatus(r.metadata.generation, s.observed_generation, &s.conditions, false) != "Current"
-            })
-            .map(|r| {
-                let reason = r
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.conditions.first())
-                    .map(|c| c.reason.clone());
-                format!("{}: {reason:?}", r.metadata.name.clone().unwrap_or_default())
-            })
-            .collect();
-        if list.len() == n && pending.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not converged after {limit:?}: {pending:?}\noperator log:\n{}",
-            tail(&log(), 40)
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait::wait_all_current(&api, n, limit, log).await;
 }
 
 /// Exactly one ECR repository per Repository of `ns`, each with its owner tag; no other.

@@ -10,6 +10,7 @@ use kube::api::{Api, DeleteParams};
 use serde_json::{Value, json};
 
 use crate::harness::env::{OperatorEnv, tail};
+use crate::harness::wait::wait_condition;
 use crate::support::{apply, eventually, temp_namespace};
 
 fn rules() -> Value {
@@ -59,33 +60,15 @@ async fn wait_policy(env: &OperatorEnv, ns: &str, name: &str, present: bool) {
 
 async fn wait_lp(env: &OperatorEnv, ns: &str, name: &str, type_: &str, reason: &str) -> LifecyclePolicy {
     let api: Api<LifecyclePolicy> = Api::namespaced(env.client.clone(), ns);
-    let what = format!("{name}: {type_} {reason}");
-    let found = tokio::time::timeout(
-        Duration::from_secs(60),
-        eventually(Duration::from_secs(60), &what, || async {
-            let p = api.get_opt(name).await.ok().flatten()?;
-            let s = p.status.as_ref()?;
-            let ok = s.observed_generation == p.metadata.generation
-                && s.conditions
-                    .iter()
-                    .any(|c| c.type_ == type_ && c.status == "True" && c.reason == reason);
-            ok.then_some(p)
-        }),
-    )
-    .await;
-    found.unwrap_or_else(|_| panic!("timed out waiting for {what}\n{}", tail(&env.logs(), 30)))
+    let limit = Duration::from_secs(60);
+    wait_condition(&api, name, type_, "True", Some(reason), limit, || env.logs()).await
 }
 
 async fn wait_repos_ready(env: &OperatorEnv, ns: &str, names: &[&str]) {
     let api: Api<Repository> = Api::namespaced(env.client.clone(), ns);
     for name in names {
-        eventually(Duration::from_secs(60), "the Repository to be Ready", || async {
-            let r = api.get_opt(name).await.ok().flatten()?;
-            r.status?
-                .conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-                .then_some(())
+        wait_condition(&api, name, "Ready", "True", None, Duration::from_secs(60), || {
+            env.logs()
         })
         .await;
     }

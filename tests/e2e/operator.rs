@@ -6,31 +6,14 @@ use std::time::Duration;
 use aws_sdk_ecr::types::ImageTagMutability;
 use ecr_operator::api::OWNER_TAG;
 use ecr_operator::api::v1alpha1::Repository;
-use ecr_operator::status::kstatus;
 use ecr_operator_testenv::FaultPlan;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
 use serde_json::json;
 
-use crate::harness::env::{CLUSTER_ID, OperatorEnv, registry_condition, tail, wait_registry};
+use crate::harness::env::{CLUSTER_ID, OperatorEnv, tail};
+use crate::harness::wait::{condition, has_condition, verdict};
 use crate::support::{apply, cluster, eventually, temp_namespace};
-
-fn condition<'a>(
-    r: &'a Repository,
-    type_: &str,
-) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    r.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
-}
-
-fn verdict(r: &Repository) -> &'static str {
-    let s = r.status.clone().unwrap_or_default();
-    kstatus(
-        r.metadata.generation,
-        s.observed_generation,
-        &s.conditions,
-        r.metadata.deletion_timestamp.is_some(),
-    )
-}
 
 #[tokio::test]
 async fn repository_converges_and_drift_is_reverted() {
@@ -487,7 +470,8 @@ async fn throttling_and_errors_converge_without_duplicates_and_a_restart_writes_
     let ns = temp_namespace(&env.client, "faults").await;
     // The Registry is Ready first, so what follows isolates failing repository calls (a Registry
     // that keeps failing would rightly make Repositories wait with DependencyNotReady instead).
-    wait_registry(&env, |r| registry_condition(r, "Ready", "True")).await;
+    env.wait_registry(|r| has_condition(r, "Ready", "True", None))
+        .await;
     // Most calls fail for a while: the SDK's own retries are exhausted on some calls.
     env.proxy.set_plan(FaultPlan {
         throttle_percent: 50,
@@ -597,7 +581,9 @@ async fn throttling_and_errors_converge_without_duplicates_and_a_restart_writes_
 #[tokio::test]
 async fn registry_settings_are_written_once_reverted_on_drift_and_the_account_is_verified() {
     let env = OperatorEnv::start("e2e-registry").await;
-    let r = wait_registry(&env, |r| registry_condition(r, "Ready", "True")).await;
+    let r = env
+        .wait_registry(|r| has_condition(r, "Ready", "True", None))
+        .await;
     let status = r.status.unwrap();
     assert_eq!(status.registry_id.as_deref(), Some("123456789012"));
     assert_eq!(
@@ -619,7 +605,8 @@ async fn registry_settings_are_written_once_reverted_on_drift_and_the_account_is
         "Resource": "arn:aws:ecr:us-east-1:123456789012:repository/*"}]});
     let settings = json!({"scanning": {"scanType": "Basic", "rules": [{"scanFrequency": "ScanOnPush", "repositoryFilters": ["prod*"]}]}, "policy": policy});
     env.apply_registry(settings.clone()).await;
-    wait_registry(&env, |r| registry_condition(r, "Ready", "True")).await;
+    env.wait_registry(|r| has_condition(r, "Ready", "True", None))
+        .await;
     let scanning = env
         .ecr
         .get_registry_scanning_configuration()
@@ -640,7 +627,7 @@ async fn registry_settings_are_written_once_reverted_on_drift_and_the_account_is
     };
     env.proxy.clear();
     apply(&env.client, "", &reconcile_now("1")).await.unwrap();
-    wait_registry(&env, |r| {
+    env.wait_registry(|r| {
         r.status
             .as_ref()
             .and_then(|s| s.last_handled_reconcile_at.as_deref())
@@ -674,7 +661,7 @@ async fn registry_settings_are_written_once_reverted_on_drift_and_the_account_is
         .await
         .unwrap();
     apply(&env.client, "", &reconcile_now("2")).await.unwrap();
-    wait_registry(&env, |r| {
+    env.wait_registry(|r| {
         r.status
             .as_ref()
             .and_then(|s| s.last_handled_reconcile_at.as_deref())
@@ -696,7 +683,9 @@ async fn registry_settings_are_written_once_reverted_on_drift_and_the_account_is
 
     // The identity reaches account 123456789012, not the one the spec names.
     env.apply_registry(json!({"accountId": "111122223333"})).await;
-    let r = wait_registry(&env, |r| registry_condition(r, "Stalled", "True")).await;
+    let r = env
+        .wait_registry(|r| has_condition(r, "Stalled", "True", None))
+        .await;
     let stalled = r
         .status
         .unwrap()

@@ -10,7 +10,8 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::harness::env::{OperatorEnv, tail};
+use crate::harness::env::OperatorEnv;
+use crate::harness::wait::{Conditioned, wait_condition};
 use crate::support::{apply, eventually, temp_namespace};
 
 /// moto's token for account 123456789012: base64("AWS:123456789012-auth-token").
@@ -21,30 +22,9 @@ fn dockerconfig(secret: &Secret) -> Value {
     serde_json::from_slice(&data.0).unwrap()
 }
 
-async fn wait_ready<K>(api: &Api<K>, name: &str, env: &OperatorEnv) -> K
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + serde::Serialize,
-{
-    let what = format!("{name} to be Ready");
-    let found = tokio::time::timeout(
-        Duration::from_secs(90),
-        eventually(Duration::from_secs(90), &what, || async {
-            let obj = api.get_opt(name).await.ok().flatten()?;
-            let v = serde_json::to_value(&obj).ok()?;
-            let gen_ok = v["status"]["observedGeneration"] == v["metadata"]["generation"];
-            let ready = v["status"]["conditions"]
-                .as_array()?
-                .iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True");
-            (gen_ok && ready).then_some(obj)
-        }),
-    )
-    .await;
-    found.unwrap_or_else(|_| panic!("timed out waiting for {what}\n{}", tail(&env.logs(), 40)))
+async fn wait_ready<K: Conditioned>(api: &Api<K>, name: &str, env: &OperatorEnv) -> K {
+    let limit = Duration::from_secs(90);
+    wait_condition(api, name, "Ready", "True", None, limit, || env.logs()).await
 }
 
 async fn service_account(client: &kube::Client, ns: &str, name: &str, pull: &[&str]) {

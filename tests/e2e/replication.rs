@@ -13,6 +13,7 @@ use kube::api::{Api, DeleteParams};
 use serde_json::json;
 
 use crate::harness::env::{OperatorEnv, tail};
+use crate::harness::wait::wait_condition;
 use crate::support::{apply, eventually};
 
 async fn apply_rule(env: &OperatorEnv, name: &str, priority: i32, filter: &str, region: &str) {
@@ -61,17 +62,8 @@ async fn wait_document(env: &OperatorEnv, expected: &[&str]) {
 
 async fn wait_rule(env: &OperatorEnv, name: &str, type_: &str, reason: &str) -> ReplicationRule {
     let api: Api<ReplicationRule> = Api::all(env.client.clone());
-    let what = format!("{name}: {type_} {reason}");
-    eventually(Duration::from_secs(60), &what, || async {
-        let r = api.get_opt(name).await.ok().flatten()?;
-        let s = r.status.as_ref()?;
-        let ok = s.observed_generation == r.metadata.generation
-            && s.conditions
-                .iter()
-                .any(|c| c.type_ == type_ && c.status == "True" && c.reason == reason);
-        ok.then_some(r)
-    })
-    .await
+    let limit = Duration::from_secs(60);
+    wait_condition(&api, name, type_, "True", Some(reason), limit, || env.logs()).await
 }
 
 async fn delete_rule(env: &OperatorEnv, name: &str) {

@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ecr_operator::api::v1alpha1::Repository;
+use ecr_operator::api::v1alpha1::{Registry, Repository};
 use ecr_operator_testenv::{ControlPlane, FaultProxy, Moto, Operator};
 use kube::api::{Api, DeleteParams};
 use serde_json::{Value, json};
 
+use super::wait::{wait_condition, wait_for};
 use crate::support::{apply, cluster, eventually};
 
 pub const CLUSTER_ID: &str = "e2e";
@@ -104,9 +105,27 @@ impl OperatorEnv {
         self.operator.as_ref().map(Operator::logs).unwrap_or_default()
     }
 
+    /// Waits (at most 60 s) until this env's Registry has a status for its current generation
+    /// and `check` holds.
+    pub async fn wait_registry(&self, check: impl Fn(&Registry) -> bool) -> Registry {
+        let api: Api<Registry> = Api::all(self.client.clone());
+        let limit = Duration::from_secs(60);
+        wait_for(
+            &api,
+            &self.registry,
+            limit,
+            "the Registry status",
+            || self.logs(),
+            check,
+        )
+        .await
+    }
+
     /// Waits until this env's Registry is Ready.
     pub async fn wait_registry_ready(&self) {
-        wait_registry(self, |r| registry_condition(r, "Ready", "True")).await;
+        let api: Api<Registry> = Api::all(self.client.clone());
+        let limit = Duration::from_secs(60);
+        wait_condition(&api, &self.registry, "Ready", "True", None, limit, || self.logs()).await;
     }
 
     /// Applies the Registry with extra spec fields.
@@ -126,7 +145,8 @@ impl OperatorEnv {
         apply(&self.client, ns, &doc).await.unwrap();
     }
 
-    /// Waits until the Repository's condition `type_` has `status` (and `reason`, when given).
+    /// Waits (at most 90 s) until the Repository's condition `type_` has `status` (and `reason`,
+    /// when given).
     pub async fn wait_condition(
         &self,
         ns: &str,
@@ -136,27 +156,8 @@ impl OperatorEnv {
         reason: Option<&str>,
     ) -> Repository {
         let api: Api<Repository> = Api::namespaced(self.client.clone(), ns);
-        let what = format!("{ns}/{name}: {type_}={status} {reason:?}");
-        let found = tokio::time::timeout(
-            Duration::from_secs(90),
-            eventually(Duration::from_secs(90), &what, || async {
-                let r = api.get_opt(name).await.ok().flatten()?;
-                let s = r.status.as_ref()?;
-                let ok = s.observed_generation == r.metadata.generation
-                    && s.conditions.iter().any(|c| {
-                        c.type_ == type_ && c.status == status && reason.is_none_or(|x| c.reason == x)
-                    });
-                ok.then_some(r)
-            }),
-        )
-        .await;
-        match found {
-            Ok(r) => r,
-            Err(_) => panic!(
-                "timed out waiting for {what}\noperator log:\n{}",
-                tail(&self.logs(), 40)
-            ),
-        }
+        let limit = Duration::from_secs(90);
+        wait_condition(&api, name, type_, status, reason, limit, || self.logs()).await
     }
 
     pub async fn ecr_tags(&self, name: &str) -> BTreeMap<String, String> {
@@ -210,36 +211,13 @@ impl OperatorEnv {
     }
 
     pub async fn delete_registry(&self) {
-        let api: Api<ecr_operator::api::v1alpha1::Registry> = Api::all(self.client.clone());
+        let api: Api<Registry> = Api::all(self.client.clone());
         let _ = api.delete(&self.registry, &DeleteParams::default()).await;
     }
 }
 
+/// The last `n` lines of `text`.
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-pub async fn wait_registry(
-    env: &OperatorEnv,
-    check: impl Fn(&ecr_operator::api::v1alpha1::Registry) -> bool,
-) -> ecr_operator::api::v1alpha1::Registry {
-    let api: Api<ecr_operator::api::v1alpha1::Registry> = Api::all(env.client.clone());
-    eventually(Duration::from_secs(60), "the Registry status", || async {
-        let r = api.get_opt(&env.registry).await.ok().flatten()?;
-        let current = r
-            .status
-            .as_ref()
-            .is_some_and(|s| s.observed_generation == r.metadata.generation);
-        (current && check(&r)).then_some(r)
-    })
-    .await
-}
-
-pub fn registry_condition(r: &ecr_operator::api::v1alpha1::Registry, type_: &str, status: &str) -> bool {
-    r.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == type_ && c.status == status)
-    })
 }
