@@ -7,7 +7,7 @@
 //! unrelated Secrets; apply-to-Ready latency of 100 Repositories.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 const MANAGER: &str = "ecr-operator-bench";
@@ -147,20 +148,147 @@ fn repository(ns: &str, name: &str) -> (String, Value) {
     )
 }
 
-struct Env {
-    cp: ControlPlane,
-    proxy: FaultProxy,
-    _moto: Moto,
-    bin: std::path::PathBuf,
-    operator: Option<Operator>,
+/// What one bench run measured: `bench/results/<date>.json` (keys as in earlier results, so old
+/// and new results stay comparable) and, through [`Display`](std::fmt::Display), its `.md`.
+#[derive(Serialize)]
+struct BenchReport {
+    date: String,
+    machine: Machine,
+    operator: OperatorBuild,
+    cold_converge: ColdConverge,
+    steady_state: SteadyState,
+    fan_out: FanOut,
+    memory: Memory,
+    latency: Latency,
+    total_seconds: f64,
 }
 
-impl Env {
+#[derive(Serialize)]
+struct Machine {
+    cores: usize,
+    memory_gib: f64,
+    cpu: String,
+}
+
+#[derive(Serialize)]
+struct OperatorBuild {
+    build: &'static str,
+    version: &'static str,
+    flags: &'static str,
+    env: String,
+}
+
+/// ECR calls that reached moto, by operation.
+type EcrCalls = BTreeMap<String, u64>;
+
+#[derive(Serialize)]
+struct ColdConverge {
+    repositories: usize,
+    apply_seconds: f64,
+    all_ready_seconds: f64,
+    ecr_calls: EcrCalls,
+    ecr_writes: u64,
+    kubernetes_writes: u64,
+}
+
+#[derive(Serialize)]
+struct SteadyState {
+    repositories: usize,
+    resync_seconds: f64,
+    ecr_calls: EcrCalls,
+    ecr_writes: u64,
+    describe_repositories_per_repository: f64,
+    kubernetes_writes: u64,
+}
+
+#[derive(Serialize)]
+struct FanOut {
+    namespaces: usize,
+    token_calls: u64,
+    secret_writes: u64,
+    seconds_until_every_secret_exists: f64,
+    resync_secret_writes: u64,
+    resync_token_calls: u64,
+    resync_seconds: f64,
+}
+
+#[derive(Serialize)]
+struct Memory {
+    repositories: usize,
+    namespaces: usize,
+    unrelated_secrets: usize,
+    peak_rss_mib_without_unrelated_secrets: f64,
+    peak_rss_mib_with_unrelated_secrets: f64,
+}
+
+#[derive(Serialize)]
+struct Latency {
+    repositories: usize,
+    p50_ms: f64,
+    p95_ms: f64,
+    max_ms: f64,
+}
+
+/// A scenario's (or the report's) JSON on one line, keys sorted as in the result files.
+fn json_text(v: &impl Serialize) -> String {
+    serde_json::to_value(v).map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// The running bench: control plane, moto behind the proxy, the release operator, and the watch
+/// of every Repository.
+struct Bench {
+    cp: ControlPlane,
+    client: kube::Client,
+    proxy: FaultProxy,
+    moto: Moto,
+    bin: PathBuf,
+    operator: Option<Operator>,
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl Bench {
+    /// Starts everything, applies the Registry `default`, and watches the Repositories.
+    async fn start(bin: PathBuf) -> Res<Self> {
+        let cp = ControlPlane::start().map_err(|e| error_chain(&e))?;
+        cp.install_crds().await.map_err(|e| error_chain(&e))?;
+        let moto = Moto::start().map_err(|e| error_chain(&e))?;
+        let proxy = FaultProxy::start(&moto.endpoint).map_err(|e| error_chain(&e))?;
+        let client = cp.client().await.map_err(|e| error_chain(&e))?;
+        let registry = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Registry",
+            "metadata": {"name": "default"}, "spec": {"region": "us-east-1", "endpoint": proxy.endpoint}});
+        apply_document(&client, "", &registry, MANAGER)
+            .await
+            .map_err(err)?;
+        let mut bench = Self {
+            cp,
+            client,
+            proxy,
+            moto,
+            bin,
+            operator: None,
+            seen: Arc::new(Mutex::new(Seen::default())),
+        };
+        bench.start_operator()?;
+        eprintln!("bench: control plane, moto, proxy and the release operator are up");
+
+        let (repo_resource, _) = kube::discovery::pinned_kind(
+            &bench.client,
+            &kube::core::GroupVersionKind::gvk("ecr-operator.dev", "v1alpha1", "Repository"),
+        )
+        .await
+        .map_err(err)?;
+        watch_writes(
+            Api::all_with(bench.client.clone(), &repo_resource),
+            bench.seen.clone(),
+        );
+        Ok(bench)
+    }
+
     fn start_operator(&mut self) -> Res<()> {
         let op = Operator::start(
             &self.bin,
             &self.cp,
-            &self._moto.endpoint,
+            &self.moto.endpoint,
             &["--cluster-id", "bench"],
         )
         .map_err(|e| error_chain(&e))?;
@@ -168,12 +296,16 @@ impl Env {
         Ok(())
     }
 
-    /// Restarts the operator with a cleared proxy log and waits for one full resync (every
-    /// Repository's tags read), then 5 s more.
-    async fn restart_and_resync(&mut self) -> Res<Duration> {
+    fn stop_operator(&mut self) {
         if let Some(mut op) = self.operator.take() {
             op.stop();
         }
+    }
+
+    /// Restarts the operator with a cleared proxy log and waits for one full resync (every
+    /// Repository's tags read), then 5 s more.
+    async fn restart_and_resync(&mut self) -> Res<Duration> {
+        self.stop_operator();
         self.proxy.clear();
         let start = Instant::now();
         self.start_operator()?;
@@ -190,239 +322,270 @@ impl Env {
     fn op(&self) -> Res<&Operator> {
         self.operator.as_ref().ok_or_else(|| "no operator".to_owned())
     }
+
+    /// Changes the operator made to Repositories so far.
+    fn kubernetes_writes(&self) -> u64 {
+        self.seen.lock().map(|s| s.writes).unwrap_or_default()
+    }
+
+    /// Repositories seen Ready so far.
+    fn ready(&self) -> usize {
+        self.seen.lock().map(|s| s.ready_at.len()).unwrap_or_default()
+    }
+
+    /// Scenario 1, cold converge: 1,000 Repositories over 10 namespaces, applied at once.
+    async fn cold_converge(&mut self) -> Res<ColdConverge> {
+        let mut docs = Vec::new();
+        for n in 0..10 {
+            let ns = format!("bench-{n}");
+            create_namespace(&self.client, &ns, BTreeMap::new()).await?;
+            for i in 0..REPOSITORIES / 10 {
+                docs.push(repository(&ns, &format!("repo-{i:03}")));
+            }
+        }
+        self.proxy.clear();
+        let start = Instant::now();
+        apply_all(&self.client, docs).await?;
+        let applied = start.elapsed();
+        let converge = wait_until("1,000 Repositories Ready", Duration::from_secs(1800), || {
+            self.ready() >= REPOSITORIES
+        })
+        .await?;
+        let ecr_calls = ecr_calls(&self.proxy);
+        Ok(ColdConverge {
+            repositories: REPOSITORIES,
+            apply_seconds: applied.as_secs_f64(),
+            all_ready_seconds: (start.elapsed())
+                .as_secs_f64()
+                .min(converge.as_secs_f64() + applied.as_secs_f64()),
+            ecr_writes: writes_of(&ecr_calls),
+            ecr_calls,
+            kubernetes_writes: self.kubernetes_writes(),
+        })
+    }
+
+    /// Scenario 2, steady state: one full resync of the in-sync Repositories (a restart
+    /// resyncs everything).
+    async fn steady_state(&mut self) -> Res<SteadyState> {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let before = self.kubernetes_writes();
+        let took = self.restart_and_resync().await?;
+        let ecr_calls = ecr_calls(&self.proxy);
+        Ok(SteadyState {
+            repositories: REPOSITORIES,
+            resync_seconds: took.as_secs_f64(),
+            ecr_writes: writes_of(&ecr_calls),
+            describe_repositories_per_repository: ecr_calls.get("DescribeRepositories").copied().unwrap_or(0)
+                as f64
+                / REPOSITORIES as f64,
+            ecr_calls,
+            kubernetes_writes: self.kubernetes_writes() - before,
+        })
+    }
+
+    /// Scenario 3, fan-out: a ClusterPullSecret over 1,000 namespaces, and the resync after it.
+    async fn fan_out(&mut self) -> Res<FanOut> {
+        let start = Instant::now();
+        futures::stream::iter(0..NAMESPACES)
+            .map(|i| {
+                let client = self.client.clone();
+                async move {
+                    create_namespace(
+                        &client,
+                        &format!("team-{i:04}"),
+                        BTreeMap::from([("bench".to_owned(), "fanout".to_owned())]),
+                    )
+                    .await
+                }
+            })
+            .buffer_unordered(32)
+            .try_collect::<Vec<_>>()
+            .await?;
+        eprintln!("bench: created {NAMESPACES} namespaces in {:?}", start.elapsed());
+        let secret_writes = watch_secret_writes(Api::all(self.client.clone()));
+        self.proxy.clear();
+        let cps = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "ClusterPullSecret",
+            "metadata": {"name": "bench"}, "spec": {"namespaceSelector": {"matchLabels": {"bench": "fanout"}},
+            "registries": ["default"], "secretName": "ecr-pull"}});
+        apply_document(&self.client, "", &cps, MANAGER)
+            .await
+            .map_err(err)?;
+        let count =
+            |w: &Arc<Mutex<SecretWrites>>| w.lock().map(|w| (w.versions.len(), w.writes)).unwrap_or_default();
+        let all_exist = wait_until("1,000 pull Secrets", Duration::from_secs(900), || {
+            count(&secret_writes).0 >= NAMESPACES
+        })
+        .await?;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let fan_calls = ecr_calls(&self.proxy);
+        let (_, first_writes) = count(&secret_writes);
+        // The next resync writes nothing.
+        let took = self.restart_and_resync().await?;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let (_, after_resync) = count(&secret_writes);
+        Ok(FanOut {
+            namespaces: NAMESPACES,
+            token_calls: fan_calls.get("GetAuthorizationToken").copied().unwrap_or(0),
+            secret_writes: first_writes,
+            seconds_until_every_secret_exists: all_exist.as_secs_f64(),
+            resync_secret_writes: after_resync - first_writes,
+            resync_token_calls: ecr_calls(&self.proxy)
+                .get("GetAuthorizationToken")
+                .copied()
+                .unwrap_or(0),
+            resync_seconds: took.as_secs_f64(),
+        })
+    }
+
+    /// Scenario 4, memory: peak RSS after a full resync, before and after 20,000 unrelated Secrets.
+    async fn memory(&mut self) -> Res<Memory> {
+        let rss_without = peak_rss_mib(self.op()?)?;
+        let start = Instant::now();
+        futures::stream::iter(0..UNRELATED_SECRETS)
+            .map(|i| {
+                let client = self.client.clone();
+                async move {
+                    let ns = format!("team-{:04}", i % NAMESPACES);
+                    let secret: Secret =
+                        serde_json::from_value(json!({"metadata": {"name": format!("unrelated-{i:05}")},
+                        "stringData": {"password": "x".repeat(512)}}))
+                        .map_err(err)?;
+                    Api::<Secret>::namespaced(client, &ns)
+                        .create(&PostParams::default(), &secret)
+                        .await
+                        .map_err(err)
+                        .map(drop)
+                }
+            })
+            .buffer_unordered(32)
+            .try_collect::<Vec<_>>()
+            .await?;
+        eprintln!(
+            "bench: created {UNRELATED_SECRETS} unrelated Secrets in {:?}",
+            start.elapsed()
+        );
+        self.restart_and_resync().await?;
+        let rss_with = peak_rss_mib(self.op()?)?;
+        Ok(Memory {
+            repositories: REPOSITORIES,
+            namespaces: NAMESPACES + 10,
+            unrelated_secrets: UNRELATED_SECRETS,
+            peak_rss_mib_without_unrelated_secrets: rss_without,
+            peak_rss_mib_with_unrelated_secrets: rss_with,
+        })
+    }
+
+    /// Scenario 5, latency: apply -> Ready for 100 Repositories, applied one after another.
+    async fn latency(&mut self) -> Res<Latency> {
+        create_namespace(&self.client, "bench-latency", BTreeMap::new()).await?;
+        let mut applied_at = HashMap::new();
+        for i in 0..LATENCY_REPOSITORIES {
+            let (ns, doc) = repository("bench-latency", &format!("l-{i:03}"));
+            applied_at.insert(format!("{ns}/l-{i:03}"), Instant::now());
+            apply_document(&self.client, &ns, &doc, MANAGER)
+                .await
+                .map_err(err)?;
+        }
+        let seen = &self.seen;
+        wait_until("100 Repositories Ready", Duration::from_secs(600), || {
+            seen.lock()
+                .map(|s| applied_at.keys().all(|k| s.ready_at.contains_key(k)))
+                .unwrap_or(false)
+        })
+        .await?;
+        let mut millis: Vec<f64> = {
+            let s = seen.lock().map_err(err)?;
+            applied_at
+                .iter()
+                .map(|(k, t)| s.ready_at[k].duration_since(*t).as_secs_f64() * 1000.0)
+                .collect()
+        };
+        millis.sort_by(f64::total_cmp);
+        let pct = |p: f64| {
+            millis[((millis.len() as f64 * p).ceil() as usize)
+                .saturating_sub(1)
+                .min(millis.len() - 1)]
+        };
+        Ok(Latency {
+            repositories: LATENCY_REPOSITORIES,
+            p50_ms: pct(0.5),
+            p95_ms: pct(0.95),
+            max_ms: pct(1.0),
+        })
+    }
+}
+
+/// The pull Secrets' resource versions, and how many changes the watch saw.
+#[derive(Default)]
+struct SecretWrites {
+    versions: HashMap<String, String>,
+    writes: u64,
+}
+
+/// Counts every change to the operator's Secrets (by its managed-by label).
+fn watch_secret_writes(secrets: Api<Secret>) -> Arc<Mutex<SecretWrites>> {
+    let secret_writes = Arc::new(Mutex::new(SecretWrites::default()));
+    let w = secret_writes.clone();
+    let config = watcher::Config::default().labels("app.kubernetes.io/managed-by=ecr-operator");
+    tokio::spawn(async move {
+        let stream = watcher(secrets, config).default_backoff();
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            if let Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) = event
+                && let Ok(mut w) = w.lock()
+            {
+                let rv = s.metadata.resource_version.clone().unwrap_or_default();
+                let k = format!(
+                    "{}/{}",
+                    s.metadata.namespace.clone().unwrap_or_default(),
+                    s.metadata.name.clone().unwrap_or_default()
+                );
+                if w.versions.insert(k, rv.clone()).as_ref() != Some(&rv) {
+                    w.writes += 1;
+                }
+            }
+        }
+    });
+    secret_writes
 }
 
 async fn run() -> Res<()> {
     let bin = std::env::var_os("ECR_OPERATOR_BIN")
         .ok_or("ECR_OPERATOR_BIN is not set (run `cargo xtask bench`)")?;
     let started = Instant::now();
-    let cp = ControlPlane::start().map_err(|e| error_chain(&e))?;
-    cp.install_crds().await.map_err(|e| error_chain(&e))?;
-    let moto = Moto::start().map_err(|e| error_chain(&e))?;
-    let proxy = FaultProxy::start(&moto.endpoint).map_err(|e| error_chain(&e))?;
-    let client = cp.client().await.map_err(|e| error_chain(&e))?;
-    let registry = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Registry",
-        "metadata": {"name": "default"}, "spec": {"region": "us-east-1", "endpoint": proxy.endpoint}});
-    apply_document(&client, "", &registry, MANAGER)
-        .await
-        .map_err(err)?;
-    let mut env = Env {
-        cp,
-        proxy,
-        _moto: moto,
-        bin: bin.into(),
-        operator: None,
+    let mut bench = Bench::start(bin.into()).await?;
+
+    let cold_converge = bench.cold_converge().await?;
+    eprintln!("bench: cold converge {}", json_text(&cold_converge));
+    let steady_state = bench.steady_state().await?;
+    eprintln!("bench: steady state {}", json_text(&steady_state));
+    let fan_out = bench.fan_out().await?;
+    eprintln!("bench: fan-out {}", json_text(&fan_out));
+    let memory = bench.memory().await?;
+    eprintln!("bench: memory {}", json_text(&memory));
+    let latency = bench.latency().await?;
+    eprintln!("bench: latency {}", json_text(&latency));
+
+    let report = BenchReport {
+        date: timestamp(),
+        machine: machine(),
+        operator: OperatorBuild {
+            build: "release",
+            version: env!("CARGO_PKG_VERSION"),
+            flags: "defaults (--ecr-rate-limit 20, --ecr-burst 40, --concurrency 4, --repository-cache-ttl 60s)",
+            env: std::env::var("MALLOC_ARENA_MAX")
+                .map(|v| format!("MALLOC_ARENA_MAX={v}"))
+                .unwrap_or_default(),
+        },
+        cold_converge,
+        steady_state,
+        fan_out,
+        memory,
+        latency,
+        total_seconds: started.elapsed().as_secs_f64(),
     };
-    env.start_operator()?;
-    eprintln!("bench: control plane, moto, proxy and the release operator are up");
-
-    let (repo_resource, _) = kube::discovery::pinned_kind(
-        &client,
-        &kube::core::GroupVersionKind::gvk("ecr-operator.dev", "v1alpha1", "Repository"),
-    )
-    .await
-    .map_err(err)?;
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    watch_writes(Api::all_with(client.clone(), &repo_resource), seen.clone());
-    let writes = |seen: &Arc<Mutex<Seen>>| seen.lock().map(|s| s.writes).unwrap_or_default();
-    let ready = |seen: &Arc<Mutex<Seen>>| seen.lock().map(|s| s.ready_at.len()).unwrap_or_default();
-
-    // 1. Cold converge.
-    let mut docs = Vec::new();
-    for n in 0..10 {
-        let ns = format!("bench-{n}");
-        create_namespace(&client, &ns, BTreeMap::new()).await?;
-        for i in 0..REPOSITORIES / 10 {
-            docs.push(repository(&ns, &format!("repo-{i:03}")));
-        }
-    }
-    env.proxy.clear();
-    let start = Instant::now();
-    apply_all(&client, docs).await?;
-    let applied = start.elapsed();
-    let converge = wait_until("1,000 Repositories Ready", Duration::from_secs(1800), || {
-        ready(&seen) >= REPOSITORIES
-    })
-    .await?;
-    let cold_calls = ecr_calls(&env.proxy);
-    let cold = json!({
-        "repositories": REPOSITORIES,
-        "apply_seconds": applied.as_secs_f64(),
-        "all_ready_seconds": (start.elapsed()).as_secs_f64().min(converge.as_secs_f64() + applied.as_secs_f64()),
-        "ecr_calls": cold_calls,
-        "ecr_writes": writes_of(&cold_calls),
-        "kubernetes_writes": writes(&seen),
-    });
-    eprintln!("bench: cold converge {cold}");
-
-    // 2. Steady state: one full resync of the in-sync Repositories (a restart resyncs everything).
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let before = writes(&seen);
-    let took = env.restart_and_resync().await?;
-    let steady_calls = ecr_calls(&env.proxy);
-    let steady = json!({
-        "repositories": REPOSITORIES,
-        "resync_seconds": took.as_secs_f64(),
-        "ecr_calls": steady_calls,
-        "ecr_writes": writes_of(&steady_calls),
-        "describe_repositories_per_repository": steady_calls.get("DescribeRepositories").copied().unwrap_or(0) as f64 / REPOSITORIES as f64,
-        "kubernetes_writes": writes(&seen) - before,
-    });
-    eprintln!("bench: steady state {steady}");
-
-    // 3. Fan-out: a ClusterPullSecret over 1,000 namespaces.
-    let start = Instant::now();
-    futures::stream::iter(0..NAMESPACES)
-        .map(|i| {
-            let client = client.clone();
-            async move {
-                create_namespace(
-                    &client,
-                    &format!("team-{i:04}"),
-                    BTreeMap::from([("bench".to_owned(), "fanout".to_owned())]),
-                )
-                .await
-            }
-        })
-        .buffer_unordered(32)
-        .try_collect::<Vec<_>>()
-        .await?;
-    eprintln!("bench: created {NAMESPACES} namespaces in {:?}", start.elapsed());
-    let secrets: Api<Secret> = Api::all(client.clone());
-    let secret_writes = Arc::new(Mutex::new((HashMap::<String, String>::new(), 0u64)));
-    {
-        let secret_writes = secret_writes.clone();
-        let config = watcher::Config::default().labels("app.kubernetes.io/managed-by=ecr-operator");
-        tokio::spawn(async move {
-            let stream = watcher(secrets, config).default_backoff();
-            futures::pin_mut!(stream);
-            while let Some(event) = stream.next().await {
-                if let Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) = event
-                    && let Ok(mut w) = secret_writes.lock()
-                {
-                    let rv = s.metadata.resource_version.clone().unwrap_or_default();
-                    let k = format!(
-                        "{}/{}",
-                        s.metadata.namespace.clone().unwrap_or_default(),
-                        s.metadata.name.clone().unwrap_or_default()
-                    );
-                    if w.0.insert(k, rv.clone()).as_ref() != Some(&rv) {
-                        w.1 += 1;
-                    }
-                }
-            }
-        });
-    }
-    env.proxy.clear();
-    let cps = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "ClusterPullSecret",
-        "metadata": {"name": "bench"}, "spec": {"namespaceSelector": {"matchLabels": {"bench": "fanout"}},
-        "registries": ["default"], "secretName": "ecr-pull"}});
-    apply_document(&client, "", &cps, MANAGER).await.map_err(err)?;
-    let count = |w: &Arc<Mutex<(HashMap<String, String>, u64)>>| {
-        w.lock().map(|w| (w.0.len(), w.1)).unwrap_or_default()
-    };
-    let all_exist = wait_until("1,000 pull Secrets", Duration::from_secs(900), || {
-        count(&secret_writes).0 >= NAMESPACES
-    })
-    .await?;
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let fan_calls = ecr_calls(&env.proxy);
-    let (_, first_writes) = count(&secret_writes);
-    // The next resync writes nothing.
-    let took = env.restart_and_resync().await?;
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let (_, after_resync) = count(&secret_writes);
-    let fan_out = json!({
-        "namespaces": NAMESPACES,
-        "token_calls": fan_calls.get("GetAuthorizationToken").copied().unwrap_or(0),
-        "secret_writes": first_writes,
-        "seconds_until_every_secret_exists": all_exist.as_secs_f64(),
-        "resync_secret_writes": after_resync - first_writes,
-        "resync_token_calls": ecr_calls(&env.proxy).get("GetAuthorizationToken").copied().unwrap_or(0),
-        "resync_seconds": took.as_secs_f64(),
-    });
-    eprintln!("bench: fan-out {fan_out}");
-
-    // 4. Memory: peak RSS after a full resync, before and after 20,000 unrelated Secrets.
-    let rss_without = peak_rss_mib(env.op()?)?;
-    let start = Instant::now();
-    futures::stream::iter(0..UNRELATED_SECRETS)
-        .map(|i| {
-            let client = client.clone();
-            async move {
-                let ns = format!("team-{:04}", i % NAMESPACES);
-                let secret: Secret =
-                    serde_json::from_value(json!({"metadata": {"name": format!("unrelated-{i:05}")},
-                    "stringData": {"password": "x".repeat(512)}}))
-                    .map_err(err)?;
-                Api::<Secret>::namespaced(client, &ns)
-                    .create(&PostParams::default(), &secret)
-                    .await
-                    .map_err(err)
-                    .map(drop)
-            }
-        })
-        .buffer_unordered(32)
-        .try_collect::<Vec<_>>()
-        .await?;
-    eprintln!(
-        "bench: created {UNRELATED_SECRETS} unrelated Secrets in {:?}",
-        start.elapsed()
-    );
-    env.restart_and_resync().await?;
-    let rss_with = peak_rss_mib(env.op()?)?;
-    let memory = json!({
-        "repositories": REPOSITORIES, "namespaces": NAMESPACES + 10, "unrelated_secrets": UNRELATED_SECRETS,
-        "peak_rss_mib_without_unrelated_secrets": rss_without,
-        "peak_rss_mib_with_unrelated_secrets": rss_with,
-    });
-    eprintln!("bench: memory {memory}");
-
-    // 5. Latency: apply -> Ready for 100 Repositories, applied one after another.
-    create_namespace(&client, "bench-latency", BTreeMap::new()).await?;
-    let mut applied_at = HashMap::new();
-    for i in 0..LATENCY_REPOSITORIES {
-        let (ns, doc) = repository("bench-latency", &format!("l-{i:03}"));
-        applied_at.insert(format!("{ns}/l-{i:03}"), Instant::now());
-        apply_document(&client, &ns, &doc, MANAGER).await.map_err(err)?;
-    }
-    wait_until("100 Repositories Ready", Duration::from_secs(600), || {
-        seen.lock()
-            .map(|s| applied_at.keys().all(|k| s.ready_at.contains_key(k)))
-            .unwrap_or(false)
-    })
-    .await?;
-    let mut millis: Vec<f64> = {
-        let s = seen.lock().map_err(err)?;
-        applied_at
-            .iter()
-            .map(|(k, t)| s.ready_at[k].duration_since(*t).as_secs_f64() * 1000.0)
-            .collect()
-    };
-    millis.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        millis[((millis.len() as f64 * p).ceil() as usize)
-            .saturating_sub(1)
-            .min(millis.len() - 1)]
-    };
-    let latency = json!({"repositories": LATENCY_REPOSITORIES, "p50_ms": pct(0.5), "p95_ms": pct(0.95), "max_ms": pct(1.0)});
-    eprintln!("bench: latency {latency}");
-
-    let result = json!({
-        "date": timestamp(),
-        "machine": machine(),
-        "operator": {"build": "release", "version": env!("CARGO_PKG_VERSION"), "flags": "defaults (--ecr-rate-limit 20, --ecr-burst 40, --concurrency 4, --repository-cache-ttl 60s)", "env": std::env::var("MALLOC_ARENA_MAX").map(|v| format!("MALLOC_ARENA_MAX={v}")).unwrap_or_default()},
-        "cold_converge": cold,
-        "steady_state": steady,
-        "fan_out": fan_out,
-        "memory": memory,
-        "latency": latency,
-        "total_seconds": started.elapsed().as_secs_f64(),
-    });
-    write_results(&result)?;
-    if let Some(mut op) = env.operator.take() {
-        op.stop();
-    }
+    write_results(&report)?;
+    bench.stop_operator();
     Ok(())
 }
 
@@ -447,7 +610,7 @@ fn timestamp() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-fn machine() -> Value {
+fn machine() -> Machine {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let mem_kib: f64 = std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -466,21 +629,26 @@ fn machine() -> Value {
             })
         })
         .unwrap_or_default();
-    json!({"cores": cores, "memory_gib": (mem_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0, "cpu": cpu})
+    Machine {
+        cores,
+        memory_gib: (mem_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
+        cpu,
+    }
 }
 
-fn write_results(result: &Value) -> Res<()> {
+fn write_results(report: &BenchReport) -> Res<()> {
     let dir = repo_root().join("bench/results");
     std::fs::create_dir_all(&dir).map_err(err)?;
-    let stamp = result["date"].as_str().unwrap_or("unknown");
-    let json_path = dir.join(format!("{stamp}.json"));
+    let json_path = dir.join(format!("{}.json", report.date));
+    // Through a Value: its keys are sorted, as in the earlier result files.
+    let json = serde_json::to_value(report).map_err(err)?;
     std::fs::write(
         &json_path,
-        serde_json::to_string_pretty(result).map_err(err)? + "\n",
+        serde_json::to_string_pretty(&json).map_err(err)? + "\n",
     )
     .map_err(err)?;
-    let md = markdown(result);
-    std::fs::write(dir.join(format!("{stamp}.md")), &md).map_err(err)?;
+    let md = report.to_string();
+    std::fs::write(dir.join(format!("{}.md", report.date)), &md).map_err(err)?;
     println!("{md}");
     eprintln!("bench: wrote {} and .md", display(&json_path));
     Ok(())
@@ -490,123 +658,93 @@ fn display(p: &Path) -> String {
     p.strip_prefix(repo_root()).unwrap_or(p).display().to_string()
 }
 
-fn calls_text(v: &Value) -> String {
-    v.as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, n)| format!("{k} {n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default()
+fn calls_text(calls: &EcrCalls) -> String {
+    calls
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-fn markdown(r: &Value) -> String {
-    let m = &r["machine"];
-    let (c, s, f, mem, l) = (
-        &r["cold_converge"],
-        &r["steady_state"],
-        &r["fan_out"],
-        &r["memory"],
-        &r["latency"],
-    );
-    let row = |a: &str, b: &str, v: String| format!("| {a} | {b} | {v} |\n");
-    let mut out = format!(
-        "# ecr-operator bench {}\n\nMachine: {} cores, {} GiB ({}). Release build, default flags, {} (as the image and chart set); ECR is moto behind a counting proxy (calls counted there, not by the operator), Kubernetes is the test control plane (kube-apiserver + etcd on the same machine).\n\n| scenario | measurement | value |\n| --- | --- | --- |\n",
-        r["date"].as_str().unwrap_or_default(),
-        m["cores"],
-        m["memory_gib"],
-        m["cpu"].as_str().unwrap_or_default(),
-        r["operator"]["env"].as_str().unwrap_or_default()
-    );
-    out += &row(
-        "cold converge (1,000 Repositories applied at once)",
-        "all Ready after",
-        format!(
-            "{:.1} s (apply took {:.1} s)",
-            c["all_ready_seconds"].as_f64().unwrap_or(0.0),
-            c["apply_seconds"].as_f64().unwrap_or(0.0)
-        ),
-    );
-    out += &row("", "ECR calls", calls_text(&c["ecr_calls"]));
-    out += &row(
-        "",
-        "Kubernetes writes (changes to the Repositories)",
-        c["kubernetes_writes"].to_string(),
-    );
-    out += &row(
-        "steady state (one full resync of the 1,000)",
-        "ECR calls",
-        calls_text(&s["ecr_calls"]),
-    );
-    out += &row(
-        "",
-        "ECR writes / Kubernetes writes",
-        format!("{} / {}", s["ecr_writes"], s["kubernetes_writes"]),
-    );
-    out += &row(
-        "",
-        "DescribeRepositories per Repository",
-        format!(
-            "{:.3}",
-            s["describe_repositories_per_repository"].as_f64().unwrap_or(0.0)
-        ),
-    );
-    out += &row(
-        "",
-        "resync took",
-        format!("{:.1} s", s["resync_seconds"].as_f64().unwrap_or(0.0)),
-    );
-    out += &row(
-        "fan-out (ClusterPullSecret, 1,000 namespaces)",
-        "token calls",
-        f["token_calls"].to_string(),
-    );
-    out += &row("", "Secret writes", f["secret_writes"].to_string());
-    out += &row(
-        "",
-        "every Secret exists after",
-        format!(
-            "{:.1} s",
-            f["seconds_until_every_secret_exists"].as_f64().unwrap_or(0.0)
-        ),
-    );
-    out += &row(
-        "",
-        "next resync: Secret writes / token calls",
-        format!("{} / {}", f["resync_secret_writes"], f["resync_token_calls"]),
-    );
-    out += &row(
-        "memory (1,000 Repositories, 1,010 namespaces)",
-        "peak RSS without unrelated Secrets",
-        format!(
-            "{:.1} MiB",
-            mem["peak_rss_mib_without_unrelated_secrets"]
-                .as_f64()
-                .unwrap_or(0.0)
-        ),
-    );
-    out += &row(
-        "",
-        "peak RSS with 20,000 unrelated Secrets",
-        format!(
-            "{:.1} MiB",
-            mem["peak_rss_mib_with_unrelated_secrets"].as_f64().unwrap_or(0.0)
-        ),
-    );
-    out += &row(
-        "latency (100 Repositories applied one after another)",
-        "apply -> Ready p50 / p95 / max",
-        format!(
-            "{:.0} / {:.0} / {:.0} ms",
-            l["p50_ms"].as_f64().unwrap_or(0.0),
-            l["p95_ms"].as_f64().unwrap_or(0.0),
-            l["max_ms"].as_f64().unwrap_or(0.0)
-        ),
-    );
-    out += &format!(
-        "\nTotal bench time: {:.0} s.\n",
-        r["total_seconds"].as_f64().unwrap_or(0.0)
-    );
-    out
+/// The markdown report.
+impl std::fmt::Display for BenchReport {
+    fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (m, c, s, f, mem, l) = (
+            &self.machine,
+            &self.cold_converge,
+            &self.steady_state,
+            &self.fan_out,
+            &self.memory,
+            &self.latency,
+        );
+        // `{:?}` prints memory_gib as the JSON has it (`24.0`, not `24`).
+        write!(
+            out,
+            "# ecr-operator bench {}\n\nMachine: {} cores, {:?} GiB ({}). Release build, default flags, {} (as the image and chart set); ECR is moto behind a counting proxy (calls counted there, not by the operator), Kubernetes is the test control plane (kube-apiserver + etcd on the same machine).\n\n| scenario | measurement | value |\n| --- | --- | --- |\n",
+            self.date, m.cores, m.memory_gib, m.cpu, self.operator.env
+        )?;
+        let mut row = |a: &str, b: &str, v: String| writeln!(out, "| {a} | {b} | {v} |");
+        row(
+            "cold converge (1,000 Repositories applied at once)",
+            "all Ready after",
+            format!(
+                "{:.1} s (apply took {:.1} s)",
+                c.all_ready_seconds, c.apply_seconds
+            ),
+        )?;
+        row("", "ECR calls", calls_text(&c.ecr_calls))?;
+        row(
+            "",
+            "Kubernetes writes (changes to the Repositories)",
+            c.kubernetes_writes.to_string(),
+        )?;
+        row(
+            "steady state (one full resync of the 1,000)",
+            "ECR calls",
+            calls_text(&s.ecr_calls),
+        )?;
+        row(
+            "",
+            "ECR writes / Kubernetes writes",
+            format!("{} / {}", s.ecr_writes, s.kubernetes_writes),
+        )?;
+        row(
+            "",
+            "DescribeRepositories per Repository",
+            format!("{:.3}", s.describe_repositories_per_repository),
+        )?;
+        row("", "resync took", format!("{:.1} s", s.resync_seconds))?;
+        row(
+            "fan-out (ClusterPullSecret, 1,000 namespaces)",
+            "token calls",
+            f.token_calls.to_string(),
+        )?;
+        row("", "Secret writes", f.secret_writes.to_string())?;
+        row(
+            "",
+            "every Secret exists after",
+            format!("{:.1} s", f.seconds_until_every_secret_exists),
+        )?;
+        row(
+            "",
+            "next resync: Secret writes / token calls",
+            format!("{} / {}", f.resync_secret_writes, f.resync_token_calls),
+        )?;
+        row(
+            "memory (1,000 Repositories, 1,010 namespaces)",
+            "peak RSS without unrelated Secrets",
+            format!("{:.1} MiB", mem.peak_rss_mib_without_unrelated_secrets),
+        )?;
+        row(
+            "",
+            "peak RSS with 20,000 unrelated Secrets",
+            format!("{:.1} MiB", mem.peak_rss_mib_with_unrelated_secrets),
+        )?;
+        row(
+            "latency (100 Repositories applied one after another)",
+            "apply -> Ready p50 / p95 / max",
+            format!("{:.0} / {:.0} / {:.0} ms", l.p50_ms, l.p95_ms, l.max_ms),
+        )?;
+        write!(out, "\nTotal bench time: {:.0} s.\n", self.total_seconds)
+    }
 }
