@@ -8,7 +8,7 @@ use ecr_operator::api::v1alpha1::{LifecyclePolicy, Registry};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 
-use crate::operator::OperatorEnv;
+use crate::harness::env::OperatorEnv;
 use crate::support::{apply, eventually, temp_namespace};
 
 const REPOSITORIES: usize = 5;
