@@ -4,7 +4,8 @@
 //!
 //! Scenarios: cold converge of 1,000 Repositories; one full steady-state resync of them; a
 //! ClusterPullSecret over 1,000 namespaces (and its resync); peak RSS without and with 20,000
-//! unrelated Secrets; apply-to-Ready latency of 100 Repositories.
+//! unrelated Secrets; apply-to-Ready latency of 100 Repositories; one LifecyclePolicy over 500
+//! Repositories (ECR calls per policy reconcile, and whether status writes cause more work).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ const REPOSITORIES: usize = 1000;
 const NAMESPACES: usize = 1000;
 const UNRELATED_SECRETS: usize = 20_000;
 const LATENCY_REPOSITORIES: usize = 100;
+const POLICY_REPOSITORIES: usize = 500;
 
 type Res<T> = Result<T, String>;
 
@@ -160,6 +162,7 @@ struct BenchReport {
     fan_out: FanOut,
     memory: Memory,
     latency: Latency,
+    lifecycle_policy: LifecyclePolicyScenario,
     total_seconds: f64,
 }
 
@@ -227,6 +230,23 @@ struct Latency {
     p50_ms: f64,
     p95_ms: f64,
     max_ms: f64,
+}
+
+#[derive(Serialize)]
+struct LifecyclePolicyScenario {
+    repositories: usize,
+    /// From apply to the policy Ready.
+    ready_seconds: f64,
+    /// From apply until ECR saw no call for 20 s (at most 10 minutes).
+    settled_seconds: f64,
+    /// Policy reconciles in that time (the operator's own metric).
+    policy_reconciles: u64,
+    /// Every ECR call in that time, by operation.
+    ecr_calls: EcrCalls,
+    /// GetLifecyclePolicy + PutLifecyclePolicy + DescribeImages per policy reconcile.
+    policy_calls_per_reconcile: f64,
+    /// ListTagsForResource in that time: Repository reconciles the policy's work caused.
+    repository_reads: u64,
 }
 
 /// A scenario's (or the report's) JSON on one line, keys sorted as in the result files.
@@ -476,6 +496,96 @@ impl Bench {
     }
 
     /// Scenario 5, latency: apply -> Ready for 100 Repositories, applied one after another.
+    /// The operator's reconcile count of one controller, from its /metrics.
+    fn reconciles(&self, controller: &str) -> Res<u64> {
+        let (_, text) = self.op()?.http_get("/metrics").map_err(|e| error_chain(&e))?;
+        let needle = format!("controller=\"{controller}\"");
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with("ecr_operator_reconcile_total") && l.contains(&needle))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64)
+    }
+
+    /// Scenario 6: one LifecyclePolicy selecting 500 Ready Repositories of its namespace.
+    async fn lifecycle_policy(&mut self) -> Res<LifecyclePolicyScenario> {
+        let ns = "bench-lp";
+        create_namespace(&self.client, ns, BTreeMap::new()).await?;
+        let docs: Vec<_> = (0..POLICY_REPOSITORIES)
+            .map(|i| {
+                let (ns, mut doc) = repository(ns, &format!("p-{i:03}"));
+                doc["metadata"]["labels"] = json!({"lifecycle": "std"});
+                (ns, doc)
+            })
+            .collect();
+        apply_all(&self.client, docs).await?;
+        let seen = &self.seen;
+        wait_until("500 Repositories Ready", Duration::from_secs(900), || {
+            seen.lock()
+                .map(|s| {
+                    s.ready_at.keys().filter(|k| k.starts_with("bench-lp/")).count() >= POLICY_REPOSITORIES
+                })
+                .unwrap_or(false)
+        })
+        .await?;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        self.proxy.clear();
+        let reconciles_before = self.reconciles("lifecycle-policy")?;
+        let policy = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "LifecyclePolicy",
+            "metadata": {"name": "std"},
+            "spec": {"repositorySelector": {"matchLabels": {"lifecycle": "std"}},
+                "rules": [{"rulePriority": 1, "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed",
+                    "countUnit": "days", "countNumber": 14}, "action": {"type": "expire"}}]}});
+        let start = Instant::now();
+        apply_document(&self.client, ns, &policy, MANAGER)
+            .await
+            .map_err(err)?;
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.client.clone(),
+            ns,
+            &kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+                "ecr-operator.dev",
+                "v1alpha1",
+                "LifecyclePolicy",
+            )),
+        );
+        let mut ready_seconds = None;
+        let mut last_count = 0;
+        let mut quiet_since = Instant::now();
+        while start.elapsed() < Duration::from_secs(600) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if ready_seconds.is_none()
+                && let Ok(p) = api.get("std").await
+                && is_ready(&p)
+            {
+                ready_seconds = Some(start.elapsed().as_secs_f64());
+            }
+            let count = self.proxy.calls().len();
+            if count != last_count {
+                last_count = count;
+                quiet_since = Instant::now();
+            } else if ready_seconds.is_some() && quiet_since.elapsed() >= Duration::from_secs(20) {
+                break;
+            }
+        }
+        let settled_seconds = (quiet_since - start).as_secs_f64();
+        let ecr_calls = ecr_calls(&self.proxy);
+        let policy_reconciles = self.reconciles("lifecycle-policy")? - reconciles_before;
+        let policy_calls: u64 = ["GetLifecyclePolicy", "PutLifecyclePolicy", "DescribeImages"]
+            .iter()
+            .map(|op| ecr_calls.get(*op).copied().unwrap_or(0))
+            .sum();
+        Ok(LifecyclePolicyScenario {
+            repositories: POLICY_REPOSITORIES,
+            ready_seconds: ready_seconds.unwrap_or(f64::NAN),
+            settled_seconds,
+            policy_reconciles,
+            policy_calls_per_reconcile: policy_calls as f64 / policy_reconciles.max(1) as f64,
+            repository_reads: ecr_calls.get("ListTagsForResource").copied().unwrap_or(0),
+            ecr_calls,
+        })
+    }
+
     async fn latency(&mut self) -> Res<Latency> {
         create_namespace(&self.client, "bench-latency", BTreeMap::new()).await?;
         let mut applied_at = HashMap::new();
@@ -565,6 +675,8 @@ async fn run() -> Res<()> {
     eprintln!("bench: memory {}", json_text(&memory));
     let latency = bench.latency().await?;
     eprintln!("bench: latency {}", json_text(&latency));
+    let lifecycle_policy = bench.lifecycle_policy().await?;
+    eprintln!("bench: lifecycle policy {}", json_text(&lifecycle_policy));
 
     let report = BenchReport {
         date: timestamp(),
@@ -582,6 +694,7 @@ async fn run() -> Res<()> {
         fan_out,
         memory,
         latency,
+        lifecycle_policy,
         total_seconds: started.elapsed().as_secs_f64(),
     };
     write_results(&report)?;
@@ -744,6 +857,23 @@ impl std::fmt::Display for BenchReport {
             "latency (100 Repositories applied one after another)",
             "apply -> Ready p50 / p95 / max",
             format!("{:.0} / {:.0} / {:.0} ms", l.p50_ms, l.p95_ms, l.max_ms),
+        )?;
+        let lp = &self.lifecycle_policy;
+        row(
+            "lifecycle policy (one LifecyclePolicy over 500 Ready Repositories)",
+            "Ready after / ECR quiet after",
+            format!("{:.1} s / {:.1} s", lp.ready_seconds, lp.settled_seconds),
+        )?;
+        row("", "ECR calls until quiet", calls_text(&lp.ecr_calls))?;
+        row(
+            "",
+            "policy reconciles / policy calls per reconcile",
+            format!("{} / {:.0}", lp.policy_reconciles, lp.policy_calls_per_reconcile),
+        )?;
+        row(
+            "",
+            "Repository reads it caused (ListTagsForResource)",
+            lp.repository_reads.to_string(),
         )?;
         write!(out, "\nTotal bench time: {:.0} s.\n", self.total_seconds)
     }
