@@ -172,21 +172,57 @@ pub fn kstatus(
     observed_generation: Option<i64>,
     conditions: &[Condition],
     deleting: bool,
-) -> &'static str {
+) -> KStatus {
     if deleting {
-        return "Terminating";
+        return KStatus::Terminating;
     }
     if observed_generation.is_none() || observed_generation != generation {
-        return "InProgress";
+        return KStatus::InProgress;
     }
     let is_true = |t: &str| conditions.iter().any(|c| c.type_ == t && c.status == "True");
     if is_true(STALLED) {
-        return "Failed";
+        return KStatus::Failed;
     }
     if is_true(RECONCILING) {
-        return "InProgress";
+        return KStatus::InProgress;
     }
-    if is_true(READY) { "Current" } else { "InProgress" }
+    if is_true(READY) {
+        KStatus::Current
+    } else {
+        KStatus::InProgress
+    }
+}
+
+/// kstatus's verdict on an object (the statuses Flux and `kubectl wait` tooling act on).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KStatus {
+    Current,
+    InProgress,
+    Failed,
+    Terminating,
+}
+
+impl KStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KStatus::Current => "Current",
+            KStatus::InProgress => "InProgress",
+            KStatus::Failed => "Failed",
+            KStatus::Terminating => "Terminating",
+        }
+    }
+}
+
+impl std::fmt::Display for KStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for KStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 #[cfg(test)]

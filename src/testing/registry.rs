@@ -215,3 +215,38 @@ async fn a_throttled_replication_put_reports_on_each_rule_and_retries() {
         "reported on the rules, not as events"
     );
 }
+
+#[tokio::test]
+async fn rules_beyond_ecrs_limit_stall_and_the_others_are_applied() {
+    let rules: Vec<ReplicationRule> = (0..11)
+        .map(|i| {
+            let mut r = rule(&format!("rule-{i:02}"));
+            r.spec.repository_filters = Some(
+                serde_json::from_value(
+                    json!([{"filter": format!("team-{i:02}/"), "filterType": "PREFIX_MATCH"}]),
+                )
+                .unwrap(),
+            );
+            r
+        })
+        .collect();
+    let (h, registry) = replication_harness(&rules);
+    let result = h.reconcile::<ReplicationController>(&registry).await;
+    assert!(
+        result.is_ok(),
+        "a rule that does not fit is a verdict, not a failed reconcile"
+    );
+    assert_eq!(
+        h.backend.state.lock().unwrap().replication.len(),
+        10,
+        "ECR's limit"
+    );
+    let requests = h.take_requests();
+    let stalled: Vec<_> = requests
+        .iter()
+        .filter(|r| r.is_status_write() && r.path.contains("/replicationrules/"))
+        .filter(|r| condition(&r.body["status"], "Stalled") == Some(("True".into(), "LimitExceeded".into())))
+        .map(|r| r.path.rsplit('/').nth(1).unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(stalled, ["rule-10"], "the newest by (priority, name) is left out");
+}

@@ -249,14 +249,14 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Res
                 let message = format!("held by the older LifecyclePolicy {holder}");
                 applied
                     .targets
-                    .push(targets::target(&name, TargetState::Conflict, Some(message)));
+                    .push(targets::entry(&name, TargetState::Conflict, Some(message)));
                 continue;
             }
             Plan::Pending => {
                 let message = "the Repository is not Ready yet".to_owned();
                 applied
                     .targets
-                    .push(targets::target(&name, TargetState::Pending, Some(message)));
+                    .push(targets::entry(&name, TargetState::Pending, Some(message)));
                 continue;
             }
             Plan::Serve { ecr_name, registry } => (ecr_name, registry),
@@ -266,10 +266,10 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Res
             let message = format!("Registry {registry} is not Ready yet");
             applied
                 .targets
-                .push(targets::target(&name, TargetState::Pending, Some(message)));
+                .push(targets::entry(&name, TargetState::Pending, Some(message)));
             continue;
         };
-        let mut entry = targets::target(&name, TargetState::Failed, None);
+        let mut entry = targets::entry(&name, TargetState::Failed, None);
         let result = async {
             let t = ctx.target(&resolved).await?;
             if !lp.spec.dry_run {

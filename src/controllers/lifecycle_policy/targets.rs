@@ -101,8 +101,8 @@ pub fn to_release<'a>(
         .collect()
 }
 
-/// A target entry.
-pub fn target(name: &str, state: TargetState, message: Option<String>) -> LifecyclePolicyTarget {
+/// A `status.repositories[]` entry.
+pub fn entry(name: &str, state: TargetState, message: Option<String>) -> LifecyclePolicyTarget {
     LifecyclePolicyTarget {
         name: name.to_owned(),
         state,

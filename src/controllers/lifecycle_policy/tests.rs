@@ -135,7 +135,7 @@ fn status_table_ready_waiting_stalled_failed() {
         targets: states
             .iter()
             .enumerate()
-            .map(|(i, s)| targets::target(&format!("r{i}"), *s, None))
+            .map(|(i, s)| targets::entry(&format!("r{i}"), *s, None))
             .collect(),
         ..Default::default()
     };
@@ -147,7 +147,8 @@ fn status_table_ready_waiting_stalled_failed() {
                 s.observed_generation,
                 &s.conditions,
                 false,
-            ),
+            )
+            .as_str(),
             s.conditions[0].reason.clone(),
         )
     };
@@ -200,7 +201,7 @@ fn status_table_ready_waiting_stalled_failed() {
 fn preview_evaluated_at_moves_only_when_the_preview_changes() {
     let lp = policy("a", 1, json!({"repositories": ["api"]}));
     let ok = |expiring| Applied {
-        targets: vec![targets::target("api", TargetState::Applied, None)],
+        targets: vec![targets::entry("api", TargetState::Applied, None)],
         preview: vec![RulePreview {
             rule_priority: 1,
             matched: 7,

@@ -14,7 +14,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
-use super::credentials::{Credentials, credentials};
+use super::credentials::{PullCredentials, credentials};
 use super::secret::{apply_secret, desired_secret};
 use super::service_accounts::sync_service_accounts;
 use super::{CLUSTER_PULL_SECRET_LABEL, counted, managed_secrets_selector, owner_reference, time};
@@ -122,7 +122,7 @@ fn namespaces_with_our_secrets<B: RegistryBackend>(
 
 /// What one ClusterPullSecret reconcile achieved: a partial success carries its failures.
 pub struct Fanned {
-    credentials: Credentials,
+    credentials: PullCredentials,
     served: BTreeSet<String>,
     failed: Vec<(String, Error)>,
     written: usize,

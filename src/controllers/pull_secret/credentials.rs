@@ -11,8 +11,9 @@ use crate::controllers::context::Context;
 use crate::error::{Error, Result};
 use crate::secrets::{dockerconfig, schedule};
 
-/// Credentials for a set of registries, ready to write.
-pub struct Credentials {
+/// Pull credentials for a set of registries, ready to write (not `backend::Credentials`, which
+/// is how the operator reaches ECR).
+pub struct PullCredentials {
     pub dockerconfigjson: SecretString,
     pub registries: Vec<PullSecretRegistry>,
     pub expires_at: SystemTime,
@@ -26,7 +27,7 @@ pub async fn credentials<B: RegistryBackend>(
     ctx: &Context<B>,
     registries: &[String],
     fraction: f64,
-) -> Result<Credentials> {
+) -> Result<PullCredentials> {
     let now = SystemTime::now();
     let mut logins = BTreeMap::new();
     let mut listed = Vec::new();
@@ -54,7 +55,7 @@ pub async fn credentials<B: RegistryBackend>(
         refresh_at = Some(refresh_at.map_or(next, |r| r.min(next)));
     }
     let dockerconfigjson = dockerconfig::render(&logins).map_err(|e| Error::InvalidToken(e.to_string()))?;
-    Ok(Credentials {
+    Ok(PullCredentials {
         dockerconfigjson,
         registries: listed,
         expires_at: expires_at.unwrap_or(now),

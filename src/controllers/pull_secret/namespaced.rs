@@ -13,7 +13,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
-use super::credentials::{Credentials, credentials};
+use super::credentials::{PullCredentials, credentials};
 use super::secret::{apply_secret, desired_secret};
 use super::service_accounts::sync_service_accounts;
 use super::{PULL_SECRET_LABEL, counted, managed_secrets_selector, owner_reference, time};
@@ -75,7 +75,7 @@ pub fn secret_name(ps: &PullSecret) -> String {
 
 /// What one PullSecret reconcile achieved.
 pub struct Served {
-    credentials: Credentials,
+    credentials: PullCredentials,
     written: bool,
 }
 

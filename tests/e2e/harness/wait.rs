@@ -62,7 +62,7 @@ pub fn is_observed<K: Conditioned>(obj: &K) -> bool {
 }
 
 /// kstatus's verdict: `Current`, `InProgress`, `Failed` or `Terminating`.
-pub fn verdict<K: Conditioned>(obj: &K) -> &'static str {
+pub fn verdict<K: Conditioned>(obj: &K) -> ecr_operator::status::KStatus {
     let (observed, conditions) = obj.status_conditions().unwrap_or((None, &[]));
     kstatus(
         obj.meta().generation,
