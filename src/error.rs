@@ -331,7 +331,7 @@ mod tests {
             (
                 BackendError::AlreadyExists("x".into()),
                 ErrorClass::Transient,
-                "AlreadyExists",
+                "EcrAlreadyExists",
             ),
         ];
         for (source, class, reason) in cases {

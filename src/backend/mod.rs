@@ -297,7 +297,7 @@ impl BackendError {
             BackendError::Unavailable(_) => "EcrUnavailable",
             BackendError::Credentials(_) => "CredentialsUnavailable",
             BackendError::NotFound(_) => "EcrNotFound",
-            BackendError::AlreadyExists(_) => "AlreadyExists",
+            BackendError::AlreadyExists(_) => "EcrAlreadyExists",
             BackendError::NotEmpty(_) => "RepositoryNotEmpty",
         }
     }

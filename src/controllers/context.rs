@@ -63,9 +63,8 @@ pub struct Context<B> {
     pub tunables: Tunables,
     pub backoff: super::backoff::ErrorBackoff,
     pub registries: Store<Registry>,
-    pub repositories: crate::cache::RepositoryCache,
-    /// ECR tokens for pull secrets, one per (region, endpoint, identity).
-    pub tokens: crate::cache::TokenCache,
+    /// The backend's cached reads: repository listings and ECR tokens.
+    pub cache: crate::cache::Cached<B>,
     /// Only the Secrets this operator manages (label-selected watch).
     pub managed_secrets: Store<Secret>,
     /// One event recorder per controller.

@@ -22,9 +22,10 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::Action;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
@@ -291,6 +292,23 @@ async fn publish<R: Reconciler, B: RegistryBackend>(
             )
             .await;
     }
+}
+
+/// Runs the controller `R` over `controller` (its watches already set up) until `shutdown`:
+/// bounded concurrency (`--concurrency`), the driver's reconcile and error policy, and every
+/// result logged.
+pub async fn run<R: Reconciler, B: RegistryBackend>(
+    controller: Controller<R::Kind>,
+    ctx: Arc<Context<B>>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let concurrency = ctx.tunables.concurrency;
+    controller
+        .with_config(ControllerConfig::default().concurrency(concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::<R, B>, error_policy::<R, B>, ctx)
+        .for_each(|r| report(R::CONTROLLER, r))
+        .await;
 }
 
 /// How a failed reconcile is retried: transient errors back off per object, waiting retries

@@ -120,9 +120,13 @@ pub async fn run<B: RegistryBackend>(
         };
     let ctx = Arc::new(Context {
         client: client.clone(),
-        backend,
-        repositories: crate::cache::RepositoryCache::new(tunables.repository_cache_ttl),
-        tokens: crate::cache::TokenCache::new(token_lifetime, metrics.clone()),
+        backend: backend.clone(),
+        cache: crate::cache::Cached::new(
+            backend,
+            tunables.repository_cache_ttl,
+            token_lifetime,
+            metrics.clone(),
+        ),
         metrics,
         tunables,
         backoff: backoff::ErrorBackoff::default(),

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::runtime::controller::Controller;
@@ -27,16 +26,8 @@ pub async fn controller<B: RegistryBackend>(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (store, own) = triggers::primary(Api::<Registry>::all(ctx.client.clone()), triggers::own);
-    Controller::for_stream(own, store)
-        .with_config(kube::runtime::controller::Config::default().concurrency(ctx.tunables.concurrency))
-        .graceful_shutdown_on(shutdown)
-        .run(
-            driver::reconcile::<RegistryController, B>,
-            driver::error_policy::<RegistryController, B>,
-            ctx.clone(),
-        )
-        .for_each(|r| driver::report(CONTROLLER, r))
-        .await;
+    let controller = Controller::for_stream(own, store);
+    driver::run::<RegistryController, B>(controller, ctx, shutdown).await;
 }
 
 /// What the last sync found.

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::runtime::controller::Controller;
@@ -54,19 +53,10 @@ pub async fn controller<B: RegistryBackend>(
     let (store, registries) = triggers::primary(Api::<Registry>::all(ctx.client.clone()), triggers::registry);
     // A rule's spec, finalizers or deletion matter; the status this controller writes does not.
     let rules = triggers::dependency(Api::<ReplicationRule>::all(ctx.client.clone()), triggers::own);
-    Controller::for_stream(registries, store)
-        .watches_stream(rules, |rule| {
-            Some(ObjectRef::<Registry>::new(&rule.spec.registry_ref.name))
-        })
-        .with_config(kube::runtime::controller::Config::default().concurrency(ctx.tunables.concurrency))
-        .graceful_shutdown_on(shutdown)
-        .run(
-            driver::reconcile::<ReplicationController, B>,
-            driver::error_policy::<ReplicationController, B>,
-            ctx.clone(),
-        )
-        .for_each(|r| driver::report(CONTROLLER, r))
-        .await;
+    let controller = Controller::for_stream(registries, store).watches_stream(rules, |rule| {
+        Some(ObjectRef::<Registry>::new(&rule.spec.registry_ref.name))
+    });
+    driver::run::<ReplicationController, B>(controller, ctx, shutdown).await;
 }
 
 /// The part of a Registry's status this controller owns: which rules of the registry's

@@ -148,7 +148,12 @@ impl Harness {
         let ctx = Arc::new(Context {
             client: client.clone(),
             backend: Arc::new(backend.clone()),
-            tokens: crate::cache::TokenCache::new(None, metrics.clone()),
+            cache: crate::cache::Cached::new(
+                Arc::new(backend.clone()),
+                std::time::Duration::from_secs(60),
+                None,
+                metrics.clone(),
+            ),
             metrics,
             tunables: Tunables {
                 cluster_id: "c1".into(),
@@ -156,7 +161,6 @@ impl Harness {
             },
             backoff: crate::controllers::backoff::ErrorBackoff::default(),
             registries: registry_store,
-            repositories: crate::cache::RepositoryCache::new(std::time::Duration::from_secs(60)),
             managed_secrets: secret_store,
             events: crate::controllers::events::Events::new(client, Some("test".into())),
         });

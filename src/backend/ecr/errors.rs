@@ -91,7 +91,7 @@ mod tests {
             ("LimitExceededException", Some(400), "QuotaExceeded"),
             ("RepositoryNotEmptyException", Some(400), "RepositoryNotEmpty"),
             ("RepositoryNotFoundException", Some(400), "EcrNotFound"),
-            ("RepositoryAlreadyExistsException", Some(400), "AlreadyExists"),
+            ("RepositoryAlreadyExistsException", Some(400), "EcrAlreadyExists"),
         ];
         for (code, status, reason) in cases {
             let e = by_code(code, status, code.to_owned());

@@ -12,7 +12,6 @@ mod targets;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::Api;
@@ -43,22 +42,14 @@ pub async fn controller<B: RegistryBackend>(
         Api::<Repository>::all(ctx.client.clone()),
         triggers::repository_for_policies,
     );
-    Controller::for_stream(own, store.clone())
+    let controller = Controller::for_stream(own, store.clone())
         // A Repository that appears, goes, becomes Ready or changes labels re-queues the policies
         // of its namespace; its status writes do not.
         .watches_stream(repositories, move |repo| {
             let ns = repo.namespace();
             store.state().into_iter().filter(|p| p.namespace() == ns).map(|p| ObjectRef::from_obj(p.as_ref())).collect::<Vec<_>>()
-        })
-        .with_config(kube::runtime::controller::Config::default().concurrency(ctx.tunables.concurrency))
-        .graceful_shutdown_on(shutdown)
-        .run(
-            driver::reconcile::<LifecyclePolicyController, B>,
-            driver::error_policy::<LifecyclePolicyController, B>,
-            ctx.clone(),
-        )
-        .for_each(|r| driver::report(CONTROLLER, r))
-        .await;
+        });
+    driver::run::<LifecyclePolicyController, B>(controller, ctx, shutdown).await;
 }
 
 /// The outcome of one sync: what was done, and the first failure on some repository, if any.

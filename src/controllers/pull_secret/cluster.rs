@@ -4,7 +4,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use kube::api::{Api, DeleteParams, ListParams};
@@ -40,7 +39,7 @@ pub async fn controller<B: RegistryBackend>(
     let controller = Controller::for_stream(own, store.clone());
     let ns_store = store.clone();
     let sa_store = store.clone();
-    controller
+    let controller = controller
         .owns(Api::<Secret>::all(ctx.client.clone()), watcher::Config::default().labels(&managed_secrets_selector()))
         // A namespace that appears, changes labels or goes away re-queues every ClusterPullSecret.
         .watches(Api::<Namespace>::all(ctx.client.clone()), watcher::Config::default(), move |_| {
@@ -58,16 +57,8 @@ pub async fn controller<B: RegistryBackend>(
                 .filter(|c| c.spec.service_accounts.iter().any(|s| s == "*" || *s == name))
                 .map(|c| ObjectRef::from_obj(c.as_ref()))
                 .collect::<Vec<_>>()
-        })
-        .with_config(kube::runtime::controller::Config::default().concurrency(ctx.tunables.concurrency))
-        .graceful_shutdown_on(shutdown)
-        .run(
-            driver::reconcile::<ClusterPullSecretController, B>,
-            driver::error_policy::<ClusterPullSecretController, B>,
-            ctx.clone(),
-        )
-        .for_each(|r| driver::report(CONTROLLER, r))
-        .await;
+        });
+    driver::run::<ClusterPullSecretController, B>(controller, ctx, shutdown).await;
 }
 
 /// The Secret's name: `spec.secretName`, else the object's name.

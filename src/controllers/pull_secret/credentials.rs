@@ -37,8 +37,8 @@ pub async fn credentials<B: RegistryBackend>(
         let registry = ctx.ready_registry(name)?;
         let target = ctx.target(&registry).await?;
         let token = ctx
-            .tokens
-            .get(ctx.backend.as_ref(), &target, fraction, now)
+            .cache
+            .token(&target, fraction, now)
             .await
             .map_err(Error::backend("GetAuthorizationToken"))?;
         let status = registry.status.clone().unwrap_or_default();

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
@@ -39,7 +38,7 @@ pub async fn controller<B: RegistryBackend>(
     let registries = triggers::dependency(Api::<Registry>::all(ctx.client.clone()), triggers::registry);
     let controller = Controller::for_stream(own, store.clone());
     let sa_store = store.clone();
-    controller
+    let controller = controller
         .owns(Api::<Secret>::all(ctx.client.clone()), watcher::Config::default().labels(&managed_secrets_selector()))
         .watches_stream(registries, move |registry| {
             let name = registry.name_any();
@@ -56,16 +55,8 @@ pub async fn controller<B: RegistryBackend>(
                 .filter(|p| p.spec.service_accounts.iter().any(|s| s == "*" || *s == name))
                 .map(|p| ObjectRef::from_obj(p.as_ref()))
                 .collect::<Vec<_>>()
-        })
-        .with_config(kube::runtime::controller::Config::default().concurrency(ctx.tunables.concurrency))
-        .graceful_shutdown_on(shutdown)
-        .run(
-            driver::reconcile::<PullSecretController, B>,
-            driver::error_policy::<PullSecretController, B>,
-            ctx.clone(),
-        )
-        .for_each(|r| driver::report(CONTROLLER, r))
-        .await;
+        });
+    driver::run::<PullSecretController, B>(controller, ctx, shutdown).await;
 }
 
 /// The Secret's name: `spec.secretName`, else the object's name.

@@ -9,7 +9,6 @@ mod decide;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::runtime::controller::Controller;
@@ -41,7 +40,7 @@ pub async fn controller<B: RegistryBackend>(
 ) {
     let (store, own) = triggers::primary(Api::<Repository>::all(ctx.client.clone()), triggers::own);
     let registries = triggers::dependency(Api::<Registry>::all(ctx.client.clone()), triggers::registry);
-    Controller::for_stream(own, store.clone())
+    let controller = Controller::for_stream(own, store.clone())
         // A Registry that becomes Ready, changes host or spec, or goes re-queues every Repository on it.
         .watches_stream(registries, move |registry| {
             let name = registry.name_any();
@@ -51,16 +50,8 @@ pub async fn controller<B: RegistryBackend>(
                 .filter(|r| r.spec.registry_ref.name == name)
                 .map(|r| ObjectRef::from_obj(r.as_ref()))
                 .collect::<Vec<_>>()
-        })
-        .with_config(kube::runtime::controller::Config::default().concurrency(ctx.tunables.concurrency))
-        .graceful_shutdown_on(shutdown)
-        .run(
-            driver::reconcile::<RepositoryController, B>,
-            driver::error_policy::<RepositoryController, B>,
-            ctx.clone(),
-        )
-        .for_each(|r| driver::report(CONTROLLER, r))
-        .await;
+        });
+    driver::run::<RepositoryController, B>(controller, ctx, shutdown).await;
 }
 
 /// What a successful sync did and found.
@@ -156,7 +147,7 @@ async fn resolve<B: RegistryBackend>(repo: &Repository, ctx: &Context<B>, name: 
 /// Removes a repository from the cache when ECR says it is gone, so the retry describes it anew.
 async fn forget_if_gone<B: RegistryBackend>(ctx: &Context<B>, target: &Target, name: &str, e: &BackendError) {
     if matches!(e, BackendError::NotFound(_)) {
-        ctx.repositories.remove(target, name).await;
+        ctx.cache.forget(target, name).await;
     }
 }
 
@@ -166,9 +157,9 @@ async fn sync<B: RegistryBackend>(repo: &Repository, ctx: &Context<B>) -> Result
     let mode = Mode::of(repo);
     let backend = ctx.backend.as_ref();
     let listed = ctx
-        .repositories
+        .cache
         // Only an observer must be sure a repository is missing; a create finds out anyway.
-        .get(backend, &target, &desired.name, mode.observe_only)
+        .repository(&target, &desired.name, mode.observe_only)
         .await
         .map_err(Error::backend("DescribeRepositories"))?;
 
@@ -176,7 +167,7 @@ async fn sync<B: RegistryBackend>(repo: &Repository, ctx: &Context<B>) -> Result
         First::Exists(r) => (r, false),
         First::Create(new) => match backend.create_repository(&target, &new).await {
             Ok(r) => {
-                ctx.repositories.put(&target, r.clone()).await;
+                ctx.cache.remember(&target, r.clone()).await;
                 (r, true)
             }
             // Created meanwhile (by us before a crash, or by someone else): ownership decides.
@@ -260,7 +251,7 @@ async fn sync<B: RegistryBackend>(repo: &Repository, ctx: &Context<B>) -> Result
         .await
         .map_err(Error::backend("DescribeRepositories"))?
         .unwrap_or(remote);
-    ctx.repositories.put(&target, refreshed.clone()).await;
+    ctx.cache.remember(&target, refreshed.clone()).await;
     Ok(Synced {
         repo: refreshed,
         created,
@@ -320,7 +311,7 @@ async fn delete<B: RegistryBackend>(repo: &Repository, ctx: &Context<B>) -> Resu
         }
         Err(e) => return Err(Error::backend("DeleteRepository")(e)),
     }
-    ctx.repositories.remove(&target, &desired.name).await;
+    ctx.cache.forget(&target, &desired.name).await;
     Ok(Some((
         "Deleted",
         format!("Deleted ECR repository {}", desired.name),
