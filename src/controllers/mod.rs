@@ -53,7 +53,10 @@ pub async fn default_cluster_id(client: &Client) -> Result<String, Error> {
 }
 
 /// A reflector store of `api`, kept up to date by a background task.
-fn reflected<K>(api: Api<K>, config: watcher::Config) -> (reflector::Store<K>, tokio::task::JoinHandle<()>)
+fn reflected<K>(
+    client: &Client,
+    config: watcher::Config,
+) -> (reflector::Store<K>, tokio::task::JoinHandle<()>)
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
@@ -64,8 +67,7 @@ where
         + 'static,
 {
     let (store, writer) = reflector::store::<K>();
-    let stream = reflector(writer, watcher(api, config))
-        .default_backoff()
+    let stream = reflector(writer, triggers::watch_typed::<K>(client.clone(), config))
         .applied_objects()
         .for_each(|_| std::future::ready(()));
     (store, tokio::spawn(stream))
@@ -100,18 +102,16 @@ pub async fn run<B: RegistryBackend>(
         controllers,
     } = options;
     let shutdown = shutdown.boxed().shared();
-    let (registries, registry_reflector) = reflected(
-        Api::<Registry>::all(client.clone()),
-        watcher::Config::default().any_semantic(),
-    );
+    let (registries, registry_reflector) =
+        reflected::<Registry>(&client, watcher::Config::default().any_semantic());
     let enabled = |name| controllers.is_empty() || controllers.contains(&name);
     // Only our own Secrets are cached: memory does not grow with the cluster's other Secrets.
     // Without the pull-secret controllers there is no Secret watch at all (nor RBAC for one).
     let (managed_secrets, secret_reflector) =
         if enabled(ControllerName::PullSecret) || enabled(ControllerName::ClusterPullSecret) {
             let selector = pull_secret::managed_secrets_selector();
-            let (store, task) = reflected(
-                Api::<Secret>::all(client.clone()),
+            let (store, task) = reflected::<Secret>(
+                &client,
                 watcher::Config::default().labels(&selector).any_semantic(),
             );
             (store, Some(task))

@@ -50,9 +50,9 @@ pub async fn controller<B: RegistryBackend>(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     // Keyed on Registry: its spec, readiness and ID matter, its status bookkeeping does not.
-    let (store, registries) = triggers::primary(Api::<Registry>::all(ctx.client.clone()), triggers::registry);
+    let (store, registries) = triggers::primary::<Registry>(&ctx.client, triggers::registry);
     // A rule's spec, finalizers or deletion matter; the status this controller writes does not.
-    let rules = triggers::dependency(Api::<ReplicationRule>::all(ctx.client.clone()), triggers::own);
+    let rules = triggers::dependency::<ReplicationRule>(&ctx.client, triggers::own);
     let controller = Controller::for_stream(registries, store).watches_stream(rules, |rule| {
         Some(ObjectRef::<Registry>::new(&rule.spec.registry_ref.name))
     });

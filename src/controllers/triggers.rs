@@ -13,13 +13,18 @@
 //!   deletion and its generation ([`repository_for_policies`]).
 //!
 //! Deletions of a watched dependency always pass.
+//!
+//! Every watch of the operator's own kinds also decodes object by object ([`watch_typed`]): an
+//! object stored in a shape the operator cannot decode (for example one written before an
+//! admission rule existed) is logged by name and left out, instead of failing the list, and so
+//! the whole controller, for every other object of its kind.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::hash::{Hash, Hasher};
 
 use futures::{Stream, StreamExt, stream};
-use kube::api::Api;
+use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, watcher as watch};
@@ -73,6 +78,48 @@ pub fn repository_for_policies(r: &Repository) -> u64 {
     ))
 }
 
+/// Decodes one object of kind `K`; an object that does not decode is logged by name (with the
+/// decoder's message, never the object's body) and dropped.
+fn decode<K: Resource<DynamicType = ()> + DeserializeOwned>(obj: DynamicObject) -> Option<K> {
+    let name = obj.name_any();
+    let namespace = obj.namespace();
+    match serde_json::to_value(obj).and_then(serde_json::from_value::<K>) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            tracing::warn!(
+                kind = %K::kind(&()),
+                namespace = namespace.as_deref().unwrap_or_default(),
+                name = %name,
+                error = %crate::text::truncate(e.to_string(), 300),
+                "cannot decode this object; it is skipped until it is fixed (see its spec for a value the API server accepted before the current admission rules)"
+            );
+            None
+        }
+    }
+}
+
+/// The watch events of kind `K`, decoded object by object (see the module docs).
+pub fn watch_typed<K>(
+    client: kube::Client,
+    config: watcher::Config,
+) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+{
+    let api = Api::<DynamicObject>::all_with(client, &ApiResource::erase::<K>(&()));
+    watch(api, config).default_backoff().filter_map(|event| {
+        let typed = match event {
+            Ok(Event::Apply(o)) => decode(o).map(|k| Ok(Event::Apply(k))),
+            Ok(Event::InitApply(o)) => decode(o).map(|k| Ok(Event::InitApply(k))),
+            Ok(Event::Delete(o)) => decode(o).map(|k| Ok(Event::Delete(k))),
+            Ok(Event::Init) => Some(Ok(Event::Init)),
+            Ok(Event::InitDone) => Some(Ok(Event::InitDone)),
+            Err(e) => Some(Err(e)),
+        };
+        std::future::ready(typed)
+    })
+}
+
 /// Passes on an object when its key changed (or it is new); deletions pass when `deletions`.
 fn on_change<K, S>(
     events: S,
@@ -109,7 +156,7 @@ where
 /// The primary watch of a controller: a reflector store, and the objects whose `key` changed
 /// (usually [`own`]).
 pub fn primary<K>(
-    api: Api<K>,
+    client: &kube::Client,
     key: fn(&K) -> u64,
 ) -> (
     Store<K>,
@@ -119,22 +166,20 @@ where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    let events = watch(api, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .reflect(writer);
+    let events = watch_typed::<K>(client.clone(), watcher::Config::default().any_semantic()).reflect(writer);
     (reader, on_change(events, key, false))
 }
 
 /// A secondary watch: the objects whose `key` changed, and deletions.
 pub fn dependency<K>(
-    api: Api<K>,
+    client: &kube::Client,
     key: fn(&K) -> u64,
 ) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
     on_change(
-        watch(api, watcher::Config::default().any_semantic()).default_backoff(),
+        watch_typed::<K>(client.clone(), watcher::Config::default().any_semantic()),
         key,
         true,
     )
@@ -192,6 +237,42 @@ mod tests {
             block_on(on_change(stream::iter(events()), repository_for_policies, true).collect::<Vec<_>>())
                 .len();
         assert_eq!(lp_passed, 4, "first sight, Ready, generation 2, deletion");
+    }
+
+    #[test]
+    fn an_object_that_does_not_decode_is_skipped_and_the_others_pass() {
+        let object = |interval: &str| -> DynamicObject {
+            serde_json::from_value(json!({
+                "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Repository",
+                "metadata": {"name": format!("r-{interval}"), "namespace": "ns"},
+                "spec": {"interval": interval},
+            }))
+            .unwrap()
+        };
+        // Stored before the interval rule existed: out of range, or not even the grammar.
+        assert!(decode::<Repository>(object("2s")).is_none());
+        assert!(decode::<Repository>(object("99999999999999999999h")).is_none());
+        let ok = decode::<Repository>(object("10m")).unwrap();
+        assert_eq!(ok.spec.interval.unwrap().as_str(), "10m");
+        let events = vec![
+            Ok(Event::Init),
+            Ok(Event::InitApply(object("2s"))),
+            Ok(Event::InitApply(object("10m"))),
+            Ok(Event::InitDone),
+        ];
+        let typed: Vec<_> = block_on(
+            stream::iter(events)
+                .filter_map(|e| {
+                    std::future::ready(match e {
+                        Ok::<_, watcher::Error>(Event::InitApply(o)) => {
+                            decode::<Repository>(o).map(|r| r.name_any())
+                        }
+                        _ => None,
+                    })
+                })
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(typed, ["r-10m"]);
     }
 
     #[test]

@@ -37,11 +37,8 @@ pub async fn controller<B: RegistryBackend>(
     ctx: Arc<Context<B>>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (store, own) = triggers::primary(Api::<LifecyclePolicy>::all(ctx.client.clone()), triggers::own);
-    let repositories = triggers::dependency(
-        Api::<Repository>::all(ctx.client.clone()),
-        triggers::repository_for_policies,
-    );
+    let (store, own) = triggers::primary::<LifecyclePolicy>(&ctx.client, triggers::own);
+    let repositories = triggers::dependency::<Repository>(&ctx.client, triggers::repository_for_policies);
     let controller = Controller::for_stream(own, store.clone())
         // A Repository that appears, goes, becomes Ready or changes labels re-queues the policies
         // of its namespace; its status writes do not.

@@ -34,8 +34,8 @@ pub async fn controller<B: RegistryBackend>(
     ctx: Arc<Context<B>>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (store, own) = triggers::primary(Api::<ClusterPullSecret>::all(ctx.client.clone()), triggers::own);
-    let registries = triggers::dependency(Api::<Registry>::all(ctx.client.clone()), triggers::registry);
+    let (store, own) = triggers::primary::<ClusterPullSecret>(&ctx.client, triggers::own);
+    let registries = triggers::dependency::<Registry>(&ctx.client, triggers::registry);
     let controller = Controller::for_stream(own, store.clone());
     let ns_store = store.clone();
     let sa_store = store.clone();
