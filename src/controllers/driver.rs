@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
@@ -247,18 +247,7 @@ pub async fn write_status<R: Reconciler>(
     if R::stored_status(obj).as_ref() == Some(status) {
         return Ok(false);
     }
-    let patch = Patch::Apply(serde_json::json!({
-        "apiVersion": R::Kind::api_version(&()),
-        "kind": R::Kind::kind(&()),
-        "status": status,
-    }));
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::apply(field_manager).force(),
-        &patch,
-    )
-    .await
-    .map_err(Error::kube("apply the status"))?;
+    crate::status::apply_status(api, &obj.name_any(), status, field_manager).await?;
     Ok(true)
 }
 

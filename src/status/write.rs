@@ -23,17 +23,28 @@ where
     if obj.status() == Some(status) {
         return Ok(false);
     }
+    apply_status(api, &obj.name_any(), status, field_manager).await?;
+    Ok(true)
+}
+
+/// Server-side applies `status` (complete intent: any field the manager stops sending is
+/// released) on the object `name`, forcing conflicts, under `field_manager`.
+pub async fn apply_status<K>(
+    api: &Api<K>,
+    name: &str,
+    status: &impl Serialize,
+    field_manager: &str,
+) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
     let patch = Patch::Apply(serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
         "status": status,
     }));
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::apply(field_manager).force(),
-        &patch,
-    )
-    .await
-    .map_err(Error::kube("apply the status"))?;
-    Ok(true)
+    api.patch_status(name, &PatchParams::apply(field_manager).force(), &patch)
+        .await
+        .map_err(Error::kube("apply the status"))?;
+    Ok(())
 }

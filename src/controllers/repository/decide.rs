@@ -247,20 +247,9 @@ pub fn decide(
     mode: Mode,
     managed_keys: &[String],
 ) -> Result<Step> {
-    if mode.observe_only {
-        // An observer never writes, so it may watch a repository another object owns.
-        let changes = plan(
-            desired,
-            remote,
-            &observed.tags,
-            observed.policy.as_deref(),
-            managed_keys,
-        )?;
-        return Ok(Step::Observe {
-            drift: changes.iter().map(RepositoryChange::operation).collect(),
-        });
-    }
-    let unowned = check_owner(desired, &observed.tags)? == Ownership::Unowned;
+    // An observer never writes, so it may watch a repository another object owns; a writer
+    // checks ownership (and CreateOnly) before anything else.
+    let unowned = !mode.observe_only && check_owner(desired, &observed.tags)? == Ownership::Unowned;
     if unowned && !observed.created && mode.adoption == Adoption::CreateOnly {
         return Err(Error::AlreadyExists(desired.name.clone()));
     }
@@ -271,8 +260,14 @@ pub fn decide(
         observed.policy.as_deref(),
         managed_keys,
     )?;
-    Ok(Step::Apply {
-        adopt: unowned && !observed.created,
-        changes,
+    Ok(if mode.observe_only {
+        Step::Observe {
+            drift: changes.iter().map(RepositoryChange::operation).collect(),
+        }
+    } else {
+        Step::Apply {
+            adopt: unowned && !observed.created,
+            changes,
+        }
     })
 }

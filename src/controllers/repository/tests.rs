@@ -1,6 +1,6 @@
 use super::*;
 use crate::api::OWNER_TAG;
-use crate::api::v1alpha1::Registry;
+use crate::api::v1alpha1::{Adoption, Registry};
 use crate::backend::EncryptionSettings;
 use crate::backend::Mutability;
 use crate::controllers::dereference::check_tenancy;
@@ -308,4 +308,101 @@ fn next_status_table() {
     );
     assert!(drifted.message.contains("PutImageTagMutability"));
     assert_eq!(o.managed_tag_keys, s.managed_tag_keys, "ObserveOnly sets no tags");
+}
+
+#[test]
+fn first_step_observes_creates_or_refuses() {
+    let d = desired(&repo(json!({"tags": {"team": "a"}})), "c1").unwrap();
+    let full = Mode {
+        observe_only: false,
+        adoption: Adoption::AdoptOrCreate,
+    };
+    let observe = Mode {
+        observe_only: true,
+        ..full
+    };
+    assert_eq!(
+        first_step(&d, Some(remote("api")), full).unwrap(),
+        First::Exists(remote("api"))
+    );
+    assert_eq!(
+        first_step(&d, Some(remote("api")), observe).unwrap(),
+        First::Exists(remote("api"))
+    );
+    assert_eq!(
+        first_step(&d, None, observe).unwrap_err().reason(),
+        "RepositoryNotFound"
+    );
+    match first_step(&d, None, full).unwrap() {
+        // One call carries every setting and the owner tag.
+        First::Create(new) => assert_eq!(new.tags, d.tags),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn decide_table() {
+    let d = desired(&repo(json!({"tags": {"team": "a"}})), "c1").unwrap();
+    let r = remote("api");
+    let full = Mode {
+        observe_only: false,
+        adoption: Adoption::AdoptOrCreate,
+    };
+    let create_only = Mode {
+        adoption: Adoption::CreateOnly,
+        ..full
+    };
+    let observe = Mode {
+        observe_only: true,
+        ..full
+    };
+    let seen = |pairs: &[(&str, &str)], created: bool| Observed {
+        tags: tags(pairs),
+        policy: None,
+        created,
+    };
+    let ours = seen(&[("team", "a"), (OWNER_TAG, OWNER)], false);
+    let unowned = seen(&[], false);
+    let foreign = seen(&[(OWNER_TAG, "c2/team-a/api")], false);
+    let changes = |o: &Observed| plan(&d, &r, &o.tags, None, &[]).unwrap();
+
+    // Ours: apply whatever differs, no adoption.
+    assert_eq!(
+        decide(&d, &r, &ours, full, &[]).unwrap(),
+        Step::Apply {
+            adopt: false,
+            changes: changes(&ours)
+        }
+    );
+    // No owner tag: adopted (the owner tag is among the changes).
+    let step = decide(&d, &r, &unowned, full, &[]).unwrap();
+    assert_eq!(
+        step,
+        Step::Apply {
+            adopt: true,
+            changes: changes(&unowned)
+        }
+    );
+    assert!(changes(&unowned).iter().any(|c| c.operation() == "TagResource"));
+    // CreateOnly refuses an existing unowned repository, but not one this reconcile created.
+    assert_eq!(
+        decide(&d, &r, &unowned, create_only, &[]).unwrap_err().reason(),
+        "AlreadyExists"
+    );
+    let created = seen(&[("team", "a"), (OWNER_TAG, OWNER)], true);
+    assert!(matches!(
+        decide(&d, &r, &created, create_only, &[]).unwrap(),
+        Step::Apply { adopt: false, .. }
+    ));
+    // Another owner: never written; an observer may still watch it and reports the drift.
+    assert_eq!(
+        decide(&d, &r, &foreign, full, &[]).unwrap_err().reason(),
+        "OwnedElsewhere"
+    );
+    assert_eq!(
+        decide(&d, &r, &foreign, observe, &[]).unwrap(),
+        Step::Observe {
+            drift: changes(&foreign).iter().map(|c| c.operation()).collect()
+        }
+    );
 }
