@@ -7,12 +7,22 @@ use std::process::{Command, Stdio};
 
 use crate::error::{Error, Result, io};
 
-/// The repository root (the parent of this crate).
+/// The repository root: the checkout that is running, found from the `CARGO_MANIFEST_DIR` cargo
+/// sets when it runs a test or a binary. The compile-time value is only the fallback: cargo
+/// shares build output between checkouts that use one `CARGO_TARGET_DIR` (it hashes paths
+/// relative to the workspace), so a cached build may have been compiled in another checkout, whose
+/// `crds/` and fixtures would then be used by mistake.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    start
+        .ancestors()
+        .find(|p| p.join("crds").is_dir() && p.join("testenv").is_dir())
+        .map_or_else(
+            || start.parent().map(Path::to_path_buf).unwrap_or_default(),
+            Path::to_path_buf,
+        )
 }
 
 /// Runs an install/build script of the repository that prints a path as its last stdout line.

@@ -39,8 +39,12 @@ use crate::api::common::PolicyDocument;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RegistrySpec {
-    /// AWS region of the registry, e.g. `eu-west-1`. Required.
+    /// AWS region of the registry, e.g. `eu-west-1`. Required. Immutable: a Registry is one
+    /// registry, and its Repositories would silently be created again in another region; create
+    /// another Registry for another region.
     #[schemars(length(min = 2, max = 25), regex(pattern = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"))]
+    #[x_kube(validation = Rule::new("self == oldSelf")
+        .message("region is immutable: a Registry is one registry; create another Registry for another region"))]
     pub region: String,
 
     /// 12-digit AWS account ID of the registry. Optional: when unset it is discovered with

@@ -39,8 +39,11 @@ use crate::api::common::RegistryRef;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ReplicationRuleSpec {
-    /// The source `Registry` whose replication configuration holds this rule. Defaults to `default`.
+    /// The source `Registry` whose replication configuration holds this rule. Defaults to
+    /// `default`. Immutable: create another ReplicationRule for another Registry.
     #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf")
+        .message("registryRef is immutable: create another ReplicationRule for another Registry and delete this one"))]
     pub registry_ref: RegistryRef,
 
     /// Where images are replicated to: 1 to 25 distinct (region, registryId) pairs.

@@ -41,8 +41,11 @@ use crate::api::common::{PolicyDocument, RegistryRef};
 #[serde(rename_all = "camelCase")]
 pub struct RepositorySpec {
     /// The cluster-scoped `Registry` (account, region, credentials) that hosts this repository.
-    /// Defaults to the Registry named `default`.
+    /// Defaults to the Registry named `default`. Immutable: pointing an existing Repository at
+    /// another Registry would create a second ECR repository and leave the first behind.
     #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf")
+        .message("registryRef is immutable: to move a repository to another Registry, create a new Repository there (and choose this one's deletionPolicy)"))]
     pub registry_ref: RegistryRef,
 
     /// Name of the repository in ECR, e.g. `team-a/api`. Defaults to `metadata.name`. 2 to 256
