@@ -67,6 +67,8 @@ pub fn init(filter: &str, format: LogFormat) {
         LogFormat::Text => registry
             .with(
                 tracing_subscriber::fmt::layer()
+                    // Colour only on a terminal: a Pod log or a file gets plain text.
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                     .with_writer(std::io::stderr)
                     .with_filter(env)
                     .with_filter(cap),

@@ -34,6 +34,64 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         PullSecret::crd(),
         ClusterPullSecret::crd(),
     ]
+    .into_iter()
+    .map(|crd| {
+        // Serialising a derived CRD and reading it back cannot fail; keep it as it is if it did.
+        serde_json::to_value(&crd)
+            .map(|mut v| {
+                unwrap_descriptions(&mut v);
+                v
+            })
+            .and_then(serde_json::from_value)
+            .unwrap_or(crd)
+    })
+    .collect()
+}
+
+/// Rustdoc wraps lines at 100 columns; `kubectl explain` should show sentences, not those
+/// breaks. Joins the lines of each paragraph of every `description`, keeping blank lines and
+/// list items (`- `) on lines of their own.
+fn unwrap_descriptions(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                match child {
+                    serde_json::Value::String(text) if k == "description" => *text = unwrap_text(text),
+                    _ => unwrap_descriptions(child),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(unwrap_descriptions),
+        _ => {}
+    }
+}
+
+/// Pure: joins wrapped lines with a space; a blank line or a line starting a list item starts a
+/// new line.
+pub fn unwrap_text(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let line = line.trim_end();
+        let starts_item = line.trim_start().starts_with("- ");
+        if out.is_empty() {
+            out.push_str(line);
+        } else if line.is_empty() {
+            out.push_str("\n\n");
+        } else if out.ends_with('\n') || starts_item {
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
+            out.push_str(line);
+        } else {
+            out.push(' ');
+            out.push_str(line.trim_start());
+        }
+    }
+    // A run of blank lines is one paragraph break.
+    while out.contains("\n\n\n") {
+        out = out.replace("\n\n\n", "\n\n");
+    }
+    out
 }
 
 /// The file name of a CRD in `crds/`: `<plural>.<group>.yaml`.
@@ -57,4 +115,32 @@ pub fn render_all() -> Result<String, serde_saphyr::ser::Error> {
         out.push_str(&render_crd(&crd)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_read_as_sentences() {
+        assert_eq!(
+            unwrap_text("How often to re-check ECR for drift, between 10s and 24h,\nsuch as `10m`."),
+            "How often to re-check ECR for drift, between 10s and 24h, such as `10m`."
+        );
+        assert_eq!(unwrap_text("One.\n\nTwo\nlines."), "One.\n\nTwo lines.");
+        assert_eq!(
+            unwrap_text("Either:\n- a\n- b, wrapped\n  on two lines"),
+            "Either:\n- a\n- b, wrapped on two lines"
+        );
+        // A field whose rustdoc wraps over three lines reads as one paragraph in the CRD.
+        let crd = serde_json::to_value(&crds()[1]).unwrap_or_default();
+        let registry_ref = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+            ["registryRef"]["description"];
+        let text = registry_ref.as_str().unwrap_or_default();
+        assert!(
+            text.contains("Defaults to the Registry named `default`. Immutable:"),
+            "{text}"
+        );
+        assert!(!text.contains('\n'), "{text}");
+    }
 }
