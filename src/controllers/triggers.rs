@@ -107,17 +107,23 @@ where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
     let api = Api::<DynamicObject>::all_with(client, &ApiResource::erase::<K>(&()));
-    watch(api, config).default_backoff().filter_map(|event| {
-        let typed = match event {
-            Ok(Event::Apply(o)) => decode(o).map(|k| Ok(Event::Apply(k))),
-            Ok(Event::InitApply(o)) => decode(o).map(|k| Ok(Event::InitApply(k))),
-            Ok(Event::Delete(o)) => decode(o).map(|k| Ok(Event::Delete(k))),
-            Ok(Event::Init) => Some(Ok(Event::Init)),
-            Ok(Event::InitDone) => Some(Ok(Event::InitDone)),
-            Err(e) => Some(Err(e)),
-        };
-        std::future::ready(typed)
-    })
+    watch(api, config)
+        .default_backoff()
+        .filter_map(|event| std::future::ready(decode_event(event)))
+}
+
+/// One watch event, decoded; an object event whose object does not decode is dropped.
+fn decode_event<K: Resource<DynamicType = ()> + DeserializeOwned>(
+    event: Result<Event<DynamicObject>, watcher::Error>,
+) -> Option<Result<Event<K>, watcher::Error>> {
+    Some(Ok(match event {
+        Ok(Event::Apply(o)) => Event::Apply(decode(o)?),
+        Ok(Event::InitApply(o)) => Event::InitApply(decode(o)?),
+        Ok(Event::Delete(o)) => Event::Delete(decode(o)?),
+        Ok(Event::Init) => Event::Init,
+        Ok(Event::InitDone) => Event::InitDone,
+        Err(e) => return Some(Err(e)),
+    }))
 }
 
 /// Passes on an object when its key changed (or it is new); deletions pass when `deletions`.
@@ -254,25 +260,24 @@ mod tests {
         assert!(decode::<Repository>(object("99999999999999999999h")).is_none());
         let ok = decode::<Repository>(object("10m")).unwrap();
         assert_eq!(ok.spec.interval.unwrap().as_str(), "10m");
+        // A whole initial listing: the undecodable object is dropped, the rest of it passes.
         let events = vec![
             Ok(Event::Init),
             Ok(Event::InitApply(object("2s"))),
             Ok(Event::InitApply(object("10m"))),
             Ok(Event::InitDone),
         ];
-        let typed: Vec<_> = block_on(
-            stream::iter(events)
-                .filter_map(|e| {
-                    std::future::ready(match e {
-                        Ok::<_, watcher::Error>(Event::InitApply(o)) => {
-                            decode::<Repository>(o).map(|r| r.name_any())
-                        }
-                        _ => None,
-                    })
-                })
-                .collect::<Vec<_>>(),
-        );
-        assert_eq!(typed, ["r-10m"]);
+        let typed: Vec<String> = events
+            .into_iter()
+            .filter_map(decode_event::<Repository>)
+            .map(|e| match e {
+                Ok(Event::Init) => "init".to_owned(),
+                Ok(Event::InitApply(r)) => r.name_any(),
+                Ok(Event::InitDone) => "done".to_owned(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(typed, ["init", "r-10m", "done"]);
     }
 
     #[test]

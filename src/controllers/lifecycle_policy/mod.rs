@@ -86,7 +86,7 @@ impl Reconciler for LifecyclePolicyController {
     }
 
     async fn cleanup<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Result<Option<Note>> {
-        let previous = recorded(lp, ctx).await?;
+        let previous = recorded(lp, &list_repositories(lp, ctx).await?);
         let mut removed = 0;
         for record in to_release(&previous, &[]) {
             // Waits (the finalizer stays) until the Registry is Ready: the record is never
@@ -146,22 +146,29 @@ impl Reconciler for LifecyclePolicyController {
     }
 }
 
-/// The records of this policy's puts: its own status, plus (for objects written before the
-/// records moved here) the `status.lifecyclePolicy` of the namespace's Repositories.
-async fn recorded<B: RegistryBackend>(
+/// The Repositories of the policy's namespace (a consistent LIST: the trigger may be a change
+/// the Repository watch's cache has not seen yet).
+async fn list_repositories<B: RegistryBackend>(
     lp: &LifecyclePolicy,
     ctx: &Context<B>,
-) -> Result<Vec<LifecyclePolicyTarget>> {
+) -> Result<Vec<Repository>> {
+    Ok(
+        Api::<Repository>::namespaced(ctx.client.clone(), &lp.namespace().unwrap_or_default())
+            .list(&Default::default())
+            .await
+            .map_err(Error::kube("list Repositories"))?
+            .items,
+    )
+}
+
+/// Pure: the records of this policy's puts: its own status, plus (for objects written before the
+/// records moved here) the `status.lifecyclePolicy` of the namespace's Repositories.
+pub fn recorded(lp: &LifecyclePolicy, repos: &[Repository]) -> Vec<LifecyclePolicyTarget> {
     let mut records = lp
         .status
         .as_ref()
         .map(|s| s.repositories.clone())
         .unwrap_or_default();
-    let repos = Api::<Repository>::namespaced(ctx.client.clone(), &lp.namespace().unwrap_or_default())
-        .list(&Default::default())
-        .await
-        .map_err(Error::kube("list Repositories"))?
-        .items;
     for repo in repos {
         let Some(applied) = repo.status.as_ref().and_then(|s| s.lifecycle_policy.clone()) else {
             continue;
@@ -180,7 +187,7 @@ async fn recorded<B: RegistryBackend>(
             });
         }
     }
-    Ok(records)
+    records
 }
 
 /// Removes the policy recorded in `record` from ECR when ECR still holds exactly what was put.
@@ -214,11 +221,7 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Res
         return Err(Error::InvalidPolicy(problems.join("; ")));
     }
     let ns = lp.namespace().unwrap_or_default();
-    let repos = Api::<Repository>::namespaced(ctx.client.clone(), &ns)
-        .list(&Default::default())
-        .await
-        .map_err(Error::kube("list Repositories"))?
-        .items;
+    let repos = list_repositories(lp, ctx).await?;
     let policies = Api::<LifecyclePolicy>::namespaced(ctx.client.clone(), &ns)
         .list(&Default::default())
         .await
@@ -307,7 +310,8 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Res
     }
     // What this policy put earlier and no longer serves: remove it, or keep the record (and
     // wait) while its Registry is not Ready.
-    let previous = recorded(lp, ctx).await?;
+    // The same LIST serves the selection and the legacy records: one read per reconcile.
+    let previous = recorded(lp, &repos);
     for record in to_release(&previous, &serving) {
         match release(record, ctx).await {
             Ok(removed) => applied.removed += usize::from(removed),

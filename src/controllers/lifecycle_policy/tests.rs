@@ -2,6 +2,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use serde_json::json;
 
+use super::recorded;
 use super::targets::{self, Applied, Plan, selects, targets, to_release, winner};
 use crate::api::v1alpha1::{LifecyclePolicy, LifecyclePolicyTarget, Repository, RulePreview, TargetState};
 
@@ -220,4 +221,42 @@ fn preview_evaluated_at_moves_only_when_the_preview_changes() {
     );
     let s3 = targets::next_status(&lp2, Some(&ok(3)), None, &at(2_000));
     assert_eq!(s3.preview.unwrap().evaluated_at, Some(at(2_000)));
+}
+
+#[test]
+fn records_come_from_the_policys_status_and_legacy_repository_statuses() {
+    let mut lp = policy("std", 1, json!({"repositories": ["api", "web", "old"]}));
+    lp.status = Some(crate::api::v1alpha1::LifecyclePolicyStatus {
+        repositories: vec![LifecyclePolicyTarget {
+            name: "api".into(),
+            state: TargetState::Applied,
+            ecr_name: Some("api".into()),
+            registry: Some("default".into()),
+            hash: Some("h-new".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    let legacy = |name: &str, policy: &str| {
+        let mut r = ready(repo(name, json!({})));
+        r.status.as_mut().unwrap().lifecycle_policy = Some(crate::api::v1alpha1::AppliedLifecyclePolicy {
+            name: policy.into(),
+            hash: format!("h-{name}"),
+        });
+        r
+    };
+    let repos = vec![
+        legacy("api", "std"),   // already recorded by the policy itself: not twice
+        legacy("old", "std"),   // recorded only by an earlier version: released too
+        legacy("web", "other"), // another policy's: never ours
+        ready(repo("plain", json!({}))),
+    ];
+    let records = recorded(&lp, &repos);
+    let got: Vec<(&str, Option<&str>)> = records
+        .iter()
+        .map(|r| (r.name.as_str(), r.hash.as_deref()))
+        .collect();
+    assert_eq!(got, [("api", Some("h-new")), ("old", Some("h-old"))]);
+    assert_eq!(records[1].ecr_name.as_deref(), Some("old"));
+    assert_eq!(records[1].registry.as_deref(), Some("default"));
 }
