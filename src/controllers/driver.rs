@@ -7,7 +7,8 @@
 //!
 //! 1. the `--watch-namespaces` filter (objects of other namespaces are left alone, no finalizer);
 //! 2. the finalizer (kube's helper), when the controller cleans up;
-//! 3. `suspend: true`: nothing is called;
+//! 3. `suspend: true`: nothing is called; the status says so at the current generation
+//!    (Ready=False, reason `Suspended`), with a Normal event when the object becomes suspended;
 //! 4. `sync`, then `next_status` from its outcome, then one status write, skipped when the owned
 //!    status is unchanged (server-side apply under `ecr-operator/<controller>`);
 //! 5. one event per transition (a Normal event the controller names, or a Warning when the
@@ -39,6 +40,7 @@ use crate::api::FINALIZER;
 use crate::backend::RegistryBackend;
 use crate::error::{Error, ErrorClass, Result, error_chain};
 use crate::metrics::Metrics;
+use crate::status::Summarized;
 
 /// A Normal event: reason and note.
 pub type Note = (&'static str, String);
@@ -56,7 +58,7 @@ pub trait Reconciler: Send + Sync + 'static {
         + 'static;
     /// The part of the status this controller owns: applied whole, so any field it stops sending
     /// is released. Usually the kind's whole status.
-    type Status: Serialize + PartialEq + Send + Sync;
+    type Status: Serialize + PartialEq + Send + Sync + Summarized;
     /// What a successful sync found and did.
     type Synced: Send + Sync;
 
@@ -182,7 +184,7 @@ async fn apply<R: Reconciler, B: RegistryBackend>(
     ctx: &Context<B>,
 ) -> Result<Action> {
     if R::suspended(obj) {
-        return Ok(Action::await_change());
+        return suspend::<R, B>(obj, api, ctx).await;
     }
     let outcome = R::sync(obj, ctx).await;
     let status = R::next_status(obj, &outcome, &now());
@@ -195,6 +197,24 @@ async fn apply<R: Reconciler, B: RegistryBackend>(
     let synced = R::into_result(keep_root_cause(outcome, written)?)?;
     Ok(Action::requeue(R::requeue(obj, &synced, ctx)))
 }
+
+/// The suspended path: no I/O but the status, which says that this generation was seen and is
+/// not applied (so kstatus and Argo CD never wait on it, and nobody mistakes it for in sync).
+async fn suspend<R: Reconciler, B: RegistryBackend>(
+    obj: &R::Kind,
+    api: &Api<R::Kind>,
+    ctx: &Context<B>,
+) -> Result<Action> {
+    let status = crate::status::suspended(R::stored_status(obj), obj.meta().generation, &now());
+    write_status::<R>(api, obj, &status, &ctx.field_manager(R::FIELD_MANAGER)).await?;
+    if R::ready_reason(obj).as_deref() != Some(SUSPENDED) {
+        let note = (SUSPENDED, crate::status::SUSPENDED_MESSAGE.to_owned());
+        publish::<R, B>(ctx, obj, Some(note), None, "Suspend").await;
+    }
+    Ok(Action::await_change())
+}
+
+const SUSPENDED: &str = "Suspended";
 
 /// The Cleanup path: undo, and report a failure in the status (the finalizer stays).
 async fn cleanup<R: Reconciler, B: RegistryBackend>(

@@ -9,6 +9,7 @@ pub mod lifecycle_policy;
 pub mod pull_secret;
 pub mod registry;
 pub mod replication;
+pub mod replication_rule;
 pub mod repository;
 pub mod triggers;
 

@@ -56,7 +56,12 @@ pub async fn controller<B: RegistryBackend>(
     let controller = Controller::for_stream(registries, store).watches_stream(rules, |rule| {
         Some(ObjectRef::<Registry>::new(&rule.spec.registry_ref.name))
     });
-    driver::run::<ReplicationController, B>(controller, ctx, shutdown).await;
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    // The rules this controller cannot reach (no Registry, or suspended) report on themselves.
+    futures::join!(
+        driver::run::<ReplicationController, B>(controller, ctx.clone(), shutdown.clone()),
+        super::replication_rule::controller(ctx, shutdown),
+    );
 }
 
 /// The part of a Registry's status this controller owns: which rules of the registry's
@@ -66,6 +71,20 @@ pub async fn controller<B: RegistryBackend>(
 pub struct Bookkeeping {
     #[serde(skip_serializing_if = "Option::is_none")]
     replication: Option<RegistryReplicationStatus>,
+}
+
+/// Bookkeeping has no conditions of its own (each rule reports on itself), and this controller
+/// never suspends.
+impl crate::status::Summarized for Bookkeeping {
+    fn conditions(&self) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
+        &[]
+    }
+    fn summarize_as(
+        &mut self,
+        _: Option<i64>,
+        _: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    ) {
+    }
 }
 
 /// What one reconcile did.
@@ -189,7 +208,7 @@ async fn replicate<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) ->
         };
         let Some(verdict) = verdict else { continue };
         if matches!(verdict, Ok(Verdict::Suspended)) {
-            continue;
+            continue; // the rule controller reports a suspended rule
         }
         let status = rule_status(rule, verdict, registry_id.clone(), &name, &now);
         if let Err(e) = write_if_changed(&rule_api, rule, &status, &ctx.field_manager(CONTROLLER)).await {
@@ -282,7 +301,7 @@ fn rule_status(
             failure = Error::InvalidDestination(m);
             Outcome::Failed(&failure)
         }
-        Ok(Verdict::Suspended) => Outcome::InSync("Suspended".into()),
+        Ok(Verdict::Suspended) => Outcome::Suspended,
         Err(e) => Outcome::Failed(e),
     };
     status.conditions = summarize(&prev.conditions, generation, &outcome, now);

@@ -7,6 +7,7 @@
 //! | transient error | False / `reason` | True / ProgressingWithRetry | absent | InProgress |
 //! | stalled error | False / `reason` | absent | True / `reason` | Failed |
 //! | deleting | False / Deleting | True / Deleting | absent | Terminating |
+//! | suspended | False / Suspended | absent | absent | Current (Argo CD: Suspended) |
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -30,6 +31,32 @@ pub enum Outcome<'a> {
     Stalled { reason: &'static str, message: String },
     /// The object is being deleted.
     Deleting(String),
+    /// `spec.suspend: true`: the operator observed this generation and, as asked, applies
+    /// nothing. Ready is False (what is in ECR may not match the spec), and nothing is in
+    /// progress or failed, so kstatus reads Current and Argo CD's check says Suspended.
+    Suspended,
+}
+
+/// The Ready message of a suspended object.
+pub const SUSPENDED_MESSAGE: &str =
+    "Suspended: spec.suspend is true, so changes to this object are not applied and ECR is not checked";
+
+/// A status in the kstatus shape: `observedGeneration` and `conditions`, plus fields of its
+/// own that a suspension leaves as they were last written.
+pub trait Summarized: Default {
+    /// The stored conditions.
+    fn conditions(&self) -> &[Condition];
+    /// Replaces `observedGeneration` and `conditions`.
+    fn summarize_as(&mut self, generation: Option<i64>, conditions: Vec<Condition>);
+}
+
+/// Pure: the status of a suspended object: what was last written, at this generation, with
+/// the conditions of [`Outcome::Suspended`].
+pub fn suspended<S: Summarized>(stored: Option<S>, generation: Option<i64>, now: &Time) -> S {
+    let mut status = stored.unwrap_or_default();
+    let conditions = summarize(status.conditions(), generation, &Outcome::Suspended, now);
+    status.summarize_as(generation, conditions);
+    status
 }
 
 fn condition(
@@ -66,6 +93,7 @@ pub fn summarize(
             next.push(c(READY, "False", "Deleting", message.clone()));
             next.push(c(RECONCILING, "True", "Deleting", message.clone()));
         }
+        Outcome::Suspended => next.push(c(READY, "False", "Suspended", SUSPENDED_MESSAGE.to_owned())),
         Outcome::Waiting { reason, message } => {
             next.push(c(READY, "False", reason, message.clone()));
             next.push(c(RECONCILING, "True", reason, message.clone()));
@@ -165,8 +193,10 @@ pub fn domain_condition(
     )
 }
 
-/// The kstatus verdict for an object's status (a port of kstatus' generic rules), used to check
-/// conformance: `Current`, `InProgress`, `Failed` or `Terminating`.
+/// The kstatus verdict for an object's status: the generic rules of kstatus
+/// (sigs.k8s.io/cli-utils `status.Compute` for a custom resource), in their order. kstatus never
+/// reads `Ready`: an object without `observedGeneration` and without a true `Reconciling` or
+/// `Stalled` is Current, which is why every object the operator serves gets a status.
 pub fn kstatus(
     generation: Option<i64>,
     observed_generation: Option<i64>,
@@ -176,21 +206,17 @@ pub fn kstatus(
     if deleting {
         return KStatus::Terminating;
     }
-    if observed_generation.is_none() || observed_generation != generation {
+    if observed_generation.is_some() && observed_generation != generation {
         return KStatus::InProgress;
     }
-    let is_true = |t: &str| conditions.iter().any(|c| c.type_ == t && c.status == "True");
-    if is_true(STALLED) {
-        return KStatus::Failed;
+    for c in conditions.iter().filter(|c| c.status == "True") {
+        match c.type_.as_str() {
+            RECONCILING => return KStatus::InProgress,
+            STALLED => return KStatus::Failed,
+            _ => {}
+        }
     }
-    if is_true(RECONCILING) {
-        return KStatus::InProgress;
-    }
-    if is_true(READY) {
-        KStatus::Current
-    } else {
-        KStatus::InProgress
-    }
+    KStatus::Current
 }
 
 /// kstatus's verdict on an object (the statuses Flux and `kubectl wait` tooling act on).
@@ -296,6 +322,11 @@ mod tests {
                 "Failed",
             ),
             (
+                Outcome::Suspended,
+                vec![("Ready", "False", "Suspended")],
+                "Current",
+            ),
+            (
                 Outcome::Deleting("bye".into()),
                 vec![
                     ("Ready", "False", "Deleting"),
@@ -320,7 +351,8 @@ mod tests {
     fn stale_observed_generation_is_in_progress_and_deletion_is_terminating() {
         let conds = summarize(&[], Some(2), &Outcome::InSync("ok".into()), &at(1));
         assert_eq!(kstatus(Some(3), Some(2), &conds, false), "InProgress");
-        assert_eq!(kstatus(Some(3), None, &conds, false), "InProgress");
+        // kstatus skips the generation check when there is no observedGeneration.
+        assert_eq!(kstatus(Some(3), None, &conds, false), "Current");
         assert_eq!(kstatus(Some(3), Some(3), &conds, true), "Terminating");
     }
 

@@ -212,7 +212,22 @@ async fn a_suspended_cluster_pull_secret_calls_nothing() {
     cps.spec.suspend = true;
     h.reconcile::<ClusterPullSecretController>(&cps).await.unwrap();
     assert!(h.backend.calls().is_empty());
-    assert!(h.take_requests().iter().all(|r| !r.is_write()));
+    let requests = h.take_requests();
+    // Only its own status: no Secret, no ServiceAccount is touched.
+    assert!(
+        requests
+            .iter()
+            .filter(|r| r.is_write())
+            .all(|r| r.is_status_write() || r.path.contains("/events")),
+        "{requests:?}"
+    );
+    let writes = Harness::status_writes(&requests);
+    assert_eq!(writes.len(), 1);
+    assert_eq!(
+        condition(&writes[0], "Ready"),
+        Some(("False".into(), "Suspended".into()))
+    );
+    assert_eq!(writes[0]["observedGeneration"], json!(cps.metadata.generation));
 }
 
 #[tokio::test]

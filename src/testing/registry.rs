@@ -101,9 +101,32 @@ async fn an_account_mismatch_stalls_and_a_throttled_describe_retries() {
 }
 
 #[tokio::test]
-async fn a_suspended_registry_calls_nothing_and_writes_nothing() {
+async fn a_suspended_registry_calls_nothing_and_says_so_once() {
     let h = Harness::new(Routes::default(), &[]);
-    h.reconcile::<RegistryController>(&registry(json!({"region": "eu-west-1", "suspend": true})))
+    // Ready and in sync at generation 2, then suspended (and edited) at generation 3.
+    let ready = json!({"observedGeneration": 2, "registryId": "123456789012",
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded", "message": "in sync",
+            "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 2}]});
+    let r = with_status(&registry(json!({"region": "eu-west-1", "suspend": true})), &ready);
+    h.reconcile::<RegistryController>(&r).await.unwrap();
+    assert!(h.backend.calls().is_empty(), "{:?}", h.backend.calls());
+    let requests = h.take_requests();
+    let writes = Harness::status_writes(&requests);
+    assert_eq!(writes.len(), 1);
+    assert_eq!(writes[0]["observedGeneration"], 3);
+    assert_eq!(writes[0]["registryId"], "123456789012", "what was known is kept");
+    assert_eq!(
+        condition(&writes[0], "Ready"),
+        Some(("False".into(), "Suspended".into()))
+    );
+    assert_eq!(condition(&writes[0], "Reconciling"), None);
+    assert_eq!(condition(&writes[0], "Stalled"), None);
+    assert_eq!(
+        Harness::events(&requests),
+        [("Normal".to_owned(), "Suspended".to_owned())]
+    );
+    // Stays suspended: nothing more is written or published.
+    h.reconcile::<RegistryController>(&with_status(&r, &writes[0]))
         .await
         .unwrap();
     assert!(h.take_requests().iter().all(|r| !r.is_write()));
@@ -249,4 +272,44 @@ async fn rules_beyond_ecrs_limit_stall_and_the_others_are_applied() {
         .map(|r| r.path.rsplit('/').nth(1).unwrap_or_default().to_owned())
         .collect();
     assert_eq!(stalled, ["rule-10"], "the newest by (priority, name) is left out");
+}
+
+#[tokio::test]
+async fn a_rule_whose_registry_is_missing_waits_and_a_suspended_rule_says_so() {
+    use crate::controllers::replication_rule::ReplicationRuleController;
+    // No Registry at all.
+    let h = Harness::new(Routes::default(), &[]);
+    let result = h.reconcile::<ReplicationRuleController>(&rule("lost")).await;
+    assert_eq!(class(&result), Some(ErrorClass::Waiting));
+    let requests = h.take_requests();
+    let writes = Harness::status_writes(&requests);
+    assert_eq!(writes.len(), 1);
+    assert_eq!(writes[0]["observedGeneration"], 1);
+    assert_eq!(
+        condition(&writes[0], "Reconciling"),
+        Some(("True".into(), "DependencyNotReady".into()))
+    );
+    assert_eq!(
+        Harness::events(&requests),
+        [("Warning".to_owned(), "DependencyNotReady".to_owned())]
+    );
+    assert!(h.backend.calls().is_empty());
+
+    let mut suspended = rule("paused");
+    suspended.spec.suspend = true;
+    h.reconcile::<ReplicationRuleController>(&suspended)
+        .await
+        .unwrap();
+    let writes = Harness::status_writes(&h.take_requests());
+    assert_eq!(
+        condition(&writes[0], "Ready"),
+        Some(("False".into(), "Suspended".into()))
+    );
+
+    // With its Registry, the rule is the replication controller's to report on: no write here.
+    let h = Harness::new(Routes::default(), &[ready_registry("default")]);
+    h.reconcile::<ReplicationRuleController>(&rule("served"))
+        .await
+        .unwrap();
+    assert!(h.take_requests().iter().all(|r| !r.is_write()));
 }

@@ -50,7 +50,8 @@ pub async fn create_repositories(client: &kube::Client, ns: &str, registry: &str
     }
 }
 
-/// Waits until all `n` Repositories of `ns` are Current (kstatus); panics with the stragglers.
+/// Waits until all `n` Repositories of `ns` are observed, Ready and Current (kstatus); panics
+/// with the stragglers.
 pub async fn wait_all_current(
     client: &kube::Client,
     ns: &str,

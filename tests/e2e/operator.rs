@@ -839,3 +839,52 @@ async fn watch_namespaces_and_controllers_limit_what_an_instance_serves() {
         "no Secret watch without the pull-secret controllers: {synced}"
     );
 }
+
+/// Suspension is visible: a suspended object reports `Ready=False, Suspended` at its current
+/// generation (kstatus Current, never InProgress forever), an edit made while suspended is seen
+/// but not applied, and resuming applies it. A suspended Registry says so too.
+#[tokio::test]
+async fn suspension_is_reported_and_edits_wait_for_resume() {
+    let env = OperatorEnv::start("e2e-suspend").await;
+    let ns = temp_namespace(&env.client, "suspend").await;
+    let spec = |suspend: bool, team: &str| json!({"name": "suspend/web", "tags": {"team": team}, "suspend": suspend});
+    env.apply_repository(&ns, "web", spec(false, "a")).await;
+    env.wait_condition(&ns, "web", "Ready", "True", Some("Succeeded"))
+        .await;
+
+    env.apply_repository(&ns, "web", spec(true, "a")).await;
+    env.wait_condition(&ns, "web", "Ready", "False", Some("Suspended"))
+        .await;
+    // An edit while suspended: observed (so nothing waits on it), not applied.
+    env.apply_repository(&ns, "web", spec(true, "b")).await;
+    let r = env
+        .wait_condition(&ns, "web", "Ready", "False", Some("Suspended"))
+        .await;
+    assert_eq!(
+        r.status.as_ref().unwrap().observed_generation,
+        r.metadata.generation
+    );
+    assert_eq!(verdict(&r), "Current");
+    assert!(condition(&r, "Reconciling").is_none() && condition(&r, "Stalled").is_none());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        env.ecr_tags("suspend/web").await.get("team").map(String::as_str),
+        Some("a")
+    );
+
+    env.apply_repository(&ns, "web", spec(false, "b")).await;
+    env.wait_condition(&ns, "web", "Ready", "True", Some("Succeeded"))
+        .await;
+    assert_eq!(
+        env.ecr_tags("suspend/web").await.get("team").map(String::as_str),
+        Some("b")
+    );
+
+    env.apply_registry(json!({"suspend": true})).await;
+    let registry = env
+        .wait_registry(|r| has_condition(r, "Ready", "False", Some("Suspended")))
+        .await;
+    assert_eq!(verdict(&registry), "Current");
+    env.apply_registry(json!({"suspend": false})).await;
+    env.wait_registry_ready().await;
+}

@@ -57,11 +57,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// The repository root, from the `CARGO_MANIFEST_DIR` cargo sets when it runs xtask. The
+/// compile-time value is only the fallback: checkouts sharing one `CARGO_TARGET_DIR` share this
+/// binary, so it may have been compiled in another checkout.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// Runs a step, printing its name and wall time.

@@ -15,3 +15,31 @@ pub use pull_secret::*;
 pub use registry::*;
 pub use replication_rule::*;
 pub use repository::*;
+
+/// Every status of the API is kstatus-shaped.
+macro_rules! summarized {
+    ($($status:ty),*) => {$(
+        impl crate::status::Summarized for $status {
+            fn conditions(&self) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
+                &self.conditions
+            }
+            fn summarize_as(
+                &mut self,
+                generation: Option<i64>,
+                conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+            ) {
+                self.observed_generation = generation;
+                self.conditions = conditions;
+            }
+        }
+    )*};
+}
+
+summarized!(
+    RegistryStatus,
+    RepositoryStatus,
+    LifecyclePolicyStatus,
+    ReplicationRuleStatus,
+    PullSecretStatus,
+    ClusterPullSecretStatus
+);

@@ -122,8 +122,9 @@ pub async fn wait_condition<K: Conditioned>(
     .await
 }
 
-/// Waits (at most `limit`) until `api` lists exactly `n` objects and every one is Current
-/// (kstatus); panics with the stragglers.
+/// Waits (at most `limit`) until `api` lists exactly `n` objects and every one is observed at
+/// its generation, Ready and Current (kstatus alone would pass an object without a status);
+/// panics with the stragglers.
 pub async fn wait_all_current<K: Conditioned>(
     api: &Api<K>,
     n: usize,
@@ -140,7 +141,11 @@ pub async fn wait_all_current<K: Conditioned>(
                 .unwrap_or_default();
             pending = list
                 .iter()
-                .filter(|obj| verdict(*obj) != "Current")
+                .filter(|obj| {
+                    !(is_observed(*obj)
+                        && verdict(*obj) == "Current"
+                        && has_condition(*obj, "Ready", "True", None))
+                })
                 .map(|obj| {
                     let reason = obj
                         .status_conditions()
