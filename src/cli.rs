@@ -138,6 +138,12 @@ pub struct RunArgs {
     #[arg(long, env = "ECR_OPERATOR_LEASE_GRACE", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub lease_grace: u64,
 
+    /// Seconds a shutdown (SIGTERM or SIGINT) may take: reconciles under way finish and the
+    /// Lease is released within it, then the process exits regardless. Keep it below the Pod's
+    /// `terminationGracePeriodSeconds` (the chart: 30).
+    #[arg(long, env = "ECR_OPERATOR_SHUTDOWN_TIMEOUT", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub shutdown_timeout: u64,
+
     /// Name of this Pod (set from the downward API); used as the events' reporting instance.
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,

@@ -11,9 +11,21 @@ use crate::controllers::{self, context::Tunables};
 use crate::error::Error;
 
 /// `ecr-operator run`: the HTTP server, the CRD wait, the backend, then the controllers (behind
-/// the leader Lease with `--leader-elect`) until SIGTERM or SIGINT.
+/// the leader Lease with `--leader-elect`) until SIGTERM or SIGINT. Whatever it is doing, the
+/// process ends at most `--shutdown-timeout` after the signal.
 pub async fn run(args: RunArgs) -> Result<(), Error> {
     crate::telemetry::init(&args.log_filter, args.log_format);
+    let timeout = std::time::Duration::from_secs(args.shutdown_timeout);
+    tokio::select! {
+        result = serve(args) => result,
+        () = async { shutdown_signal().await; tokio::time::sleep(timeout).await } => {
+            tracing::warn!(?timeout, "shutdown did not finish within --shutdown-timeout: exiting now");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(args: RunArgs) -> Result<(), Error> {
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let readiness = crate::server::Readiness::default();
     crate::server::serve(args.http_addr, metrics.clone(), readiness.clone())
@@ -22,7 +34,10 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let client = kube::Client::try_default()
         .await
         .map_err(|e| Error::Startup(format!("no Kubernetes configuration found: {e}")))?;
-    controllers::wait_for_crds(&client, std::time::Duration::from_secs(120)).await?;
+    tokio::select! {
+        crds = controllers::wait_for_crds(&client, std::time::Duration::from_secs(120)) => crds?,
+        () = shutdown_signal() => return Ok(()),
+    }
     let cluster_id = match args.cluster_id {
         Some(id) => id,
         None => controllers::default_cluster_id(&client).await?,

@@ -1,9 +1,10 @@
 //! The HTTP endpoints: `/metrics` (OpenMetrics text), `/healthz` (liveness), `/readyz` (ready once
-//! the caches are synced and the controllers run).
+//! the caches are synced and every controller has listed its kind).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -12,17 +13,45 @@ use hyper_util::rt::TokioIo;
 
 use crate::metrics::Metrics;
 
-/// Shared readiness: set once the caches are synced.
+/// Shared readiness: ready when every part is (the caches, and each running controller's list of
+/// its kind); not ready before any part reports.
 #[derive(Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+pub struct Readiness(Arc<Mutex<BTreeMap<&'static str, bool>>>);
+
+/// The part of [`Readiness`] that [`Readiness::set`] sets.
+const CACHES: &str = "caches";
 
 impl Readiness {
+    /// Sets the caches' part (a standby sets it alone).
     pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::Relaxed);
+        self.mark(CACHES, ready);
+    }
+
+    /// Sets one part: a controller once its watch has listed its kind (`true`), or while the
+    /// list fails (`false`).
+    pub fn mark(&self, part: &'static str, ready: bool) {
+        if let Ok(mut parts) = self.0.lock() {
+            parts.insert(part, ready);
+        }
+    }
+
+    /// The parts that are not ready, or `["caches"]` before anything reported.
+    pub fn waiting_for(&self) -> Vec<&'static str> {
+        let Ok(parts) = self.0.lock() else {
+            return vec!["lock"];
+        };
+        if !parts.contains_key(CACHES) {
+            return vec![CACHES];
+        }
+        parts
+            .iter()
+            .filter(|(_, ready)| !**ready)
+            .map(|(part, _)| *part)
+            .collect()
     }
 
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.waiting_for().is_empty()
     }
 }
 
@@ -45,12 +74,14 @@ pub fn route(path: &str, metrics: &Metrics, readiness: &Readiness) -> Response<F
             metrics.encode(),
         ),
         "/healthz" => respond(StatusCode::OK, "text/plain", "ok\n".into()),
-        "/readyz" if readiness.is_ready() => respond(StatusCode::OK, "text/plain", "ready\n".into()),
-        "/readyz" => respond(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain",
-            "caches not synced\n".into(),
-        ),
+        "/readyz" => match readiness.waiting_for().as_slice() {
+            [] => respond(StatusCode::OK, "text/plain", "ready\n".into()),
+            waiting => respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("not ready: waiting for {}\n", waiting.join(", ")),
+            ),
+        },
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
     }
 }
@@ -90,6 +121,13 @@ mod tests {
         assert_eq!(route("/healthz", &m, &r).status(), StatusCode::OK);
         assert_eq!(route("/readyz", &m, &r).status(), StatusCode::SERVICE_UNAVAILABLE);
         r.set(true);
+        assert_eq!(route("/readyz", &m, &r).status(), StatusCode::OK);
+        // A controller whose list has not succeeded yet makes the process unready, by name.
+        r.mark("repository", false);
+        let waiting = route("/readyz", &m, &r);
+        assert_eq!(waiting.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.waiting_for(), ["repository"]);
+        r.mark("repository", true);
         assert_eq!(route("/readyz", &m, &r).status(), StatusCode::OK);
         let metrics = route("/metrics", &m, &r);
         assert_eq!(metrics.status(), StatusCode::OK);

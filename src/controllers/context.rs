@@ -69,6 +69,10 @@ pub struct Context<B> {
     pub managed_secrets: Store<Secret>,
     /// One event recorder per controller.
     pub events: super::events::Events,
+    /// `/readyz`: each controller marks whether its watch has listed its kind.
+    pub readiness: crate::server::Readiness,
+    /// The undecodable objects already reported.
+    pub quarantine: super::quarantine::Quarantine,
 }
 
 impl<B: RegistryBackend> Context<B> {

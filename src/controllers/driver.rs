@@ -71,6 +71,9 @@ pub trait Reconciler: Send + Sync + 'static {
     const FINALIZER: bool = false;
     /// Whether a failed sync publishes a Warning event on the object (when its reason is new).
     const WARNING_EVENTS: bool = true;
+    /// Whether this controller writes the kind's conditions, and so reports the objects of its
+    /// kind that do not decode (see `quarantine`).
+    const OWNS_CONDITIONS: bool = true;
 
     /// The API of the object's scope (its namespace, or cluster-wide).
     fn api(client: &kube::Client, obj: &Self::Kind) -> Api<Self::Kind>;

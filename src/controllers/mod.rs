@@ -7,6 +7,7 @@ pub mod driver;
 pub mod events;
 pub mod lifecycle_policy;
 pub mod pull_secret;
+pub mod quarantine;
 pub mod registry;
 pub mod replication;
 pub mod replication_rule;
@@ -68,10 +69,25 @@ where
         + 'static,
 {
     let (store, writer) = reflector::store::<K>();
-    let stream = reflector(writer, triggers::watch_typed::<K>(client.clone(), config))
-        .applied_objects()
-        .for_each(|_| std::future::ready(()));
+    let stream = reflector(
+        writer,
+        triggers::watch_typed::<K>(client.clone(), config, triggers::log_undecodable),
+    )
+    .applied_objects()
+    .for_each(|_| std::future::ready(()));
     (store, tokio::spawn(stream))
+}
+
+/// The `/readyz` parts of a controller: the `CONTROLLER` names of the watches it lists.
+fn readiness_parts(name: ControllerName) -> &'static [&'static str] {
+    match name {
+        ControllerName::Registry => &[registry::CONTROLLER],
+        ControllerName::Repository => &[repository::CONTROLLER],
+        ControllerName::LifecyclePolicy => &[lifecycle_policy::CONTROLLER],
+        ControllerName::Replication => &[replication::CONTROLLER, replication_rule::CONTROLLER],
+        ControllerName::PullSecret => &[pull_secret::namespaced::CONTROLLER],
+        ControllerName::ClusterPullSecret => &[pull_secret::cluster::CONTROLLER],
+    }
 }
 
 /// Start-up settings of [`run`].
@@ -134,6 +150,8 @@ pub async fn run<B: RegistryBackend>(
         registries: registries.clone(),
         managed_secrets: managed_secrets.clone(),
         events: events::Events::new(client.clone(), instance),
+        readiness: readiness.clone(),
+        quarantine: quarantine::Quarantine::default(),
     });
     let mut caches = vec![("Registry", registries.wait_until_ready().boxed())];
     if secret_reflector.is_some() {
@@ -141,13 +159,26 @@ pub async fn run<B: RegistryBackend>(
     }
     let mut synced = Vec::new();
     for (what, ready) in caches {
-        ready
-            .await
-            .map_err(|e| Error::Startup(format!("{what} cache: {e}")))?;
+        // A cache that cannot list (RBAC, a missing CRD) must not hold off a shutdown.
+        futures::select! {
+            r = ready.fuse() => r.map_err(|e| Error::Startup(format!("{what} cache: {e}")))?,
+            () = shutdown.clone().fuse() => {
+                for task in [Some(registry_reflector), secret_reflector].into_iter().flatten() {
+                    task.abort();
+                }
+                return Ok(());
+            }
+        }
         synced.push(what);
     }
     tracing::info!(caches = ?synced, "caches synced");
     ctx.metrics.cached_secrets(managed_secrets.state().len());
+    // Not ready until every controller's watch has listed its kind.
+    for name in ControllerName::ALL.into_iter().filter(|&n| enabled(n)) {
+        for part in readiness_parts(name) {
+            readiness.mark(part, false);
+        }
+    }
     readiness.set(true);
     tracing::info!(controllers = ?controllers, "controllers started");
     let mut running = Vec::new();

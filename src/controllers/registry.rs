@@ -25,7 +25,7 @@ pub async fn controller<B: RegistryBackend>(
     ctx: Arc<Context<B>>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (store, own) = triggers::primary::<Registry>(&ctx.client, triggers::own);
+    let (store, own) = triggers::primary::<RegistryController, B>(&ctx, triggers::own);
     let controller = Controller::for_stream(own, store);
     driver::run::<RegistryController, B>(controller, ctx, shutdown).await;
 }

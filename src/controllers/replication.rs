@@ -50,7 +50,7 @@ pub async fn controller<B: RegistryBackend>(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     // Keyed on Registry: its spec, readiness and ID matter, its status bookkeeping does not.
-    let (store, registries) = triggers::primary::<Registry>(&ctx.client, triggers::registry);
+    let (store, registries) = triggers::primary::<ReplicationController, B>(&ctx, triggers::registry);
     // A rule's spec, finalizers or deletion matter; the status this controller writes does not.
     let rules = triggers::dependency::<ReplicationRule>(&ctx.client, triggers::own);
     let controller = Controller::for_stream(registries, store).watches_stream(rules, |rule| {
@@ -106,6 +106,8 @@ impl Reconciler for ReplicationController {
     const CONTROLLER: &'static str = CONTROLLER;
     // Failures are reported on each ReplicationRule's status.
     const WARNING_EVENTS: bool = false;
+    // The Registry controller owns a Registry's conditions.
+    const OWNS_CONDITIONS: bool = false;
 
     fn api(client: &kube::Client, _: &Registry) -> Api<Registry> {
         Api::all(client.clone())

@@ -22,12 +22,14 @@ use crate::backend::RegistryBackend;
 use crate::error::{Error, Result};
 use crate::status::{Outcome, summarize};
 
+pub const CONTROLLER: &str = "replication-rule";
+
 /// Runs the rule controller until shutdown.
 pub async fn controller<B: RegistryBackend>(
     ctx: Arc<Context<B>>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (store, own) = triggers::primary::<ReplicationRule>(&ctx.client, triggers::own);
+    let (store, own) = triggers::primary::<ReplicationRuleController, B>(&ctx, triggers::own);
     let registries = triggers::dependency::<Registry>(&ctx.client, triggers::registry);
     let controller = Controller::for_stream(own, store.clone())
         // A Registry created or deleted changes whether its rules are reachable.
@@ -53,7 +55,7 @@ impl Reconciler for ReplicationRuleController {
     type Kind = ReplicationRule;
     type Status = ReplicationRuleStatus;
     type Synced = Delegated;
-    const CONTROLLER: &'static str = "replication-rule";
+    const CONTROLLER: &'static str = CONTROLLER;
     // The replication controller writes the other states of this status.
     const FIELD_MANAGER: &'static str = super::replication::CONTROLLER;
 

@@ -16,12 +16,14 @@
 //!
 //! Every watch of the operator's own kinds also decodes object by object ([`watch_typed`]): an
 //! object stored in a shape the operator cannot decode (for example one written before an
-//! admission rule existed) is logged by name and left out, instead of failing the list, and so
-//! the whole controller, for every other object of its kind.
+//! admission rule existed) is left out, instead of failing the list, and so the whole
+//! controller, for every other object of its kind; its controller reports it by name
+//! ([`quarantine`]).
 
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use futures::{Stream, StreamExt, stream};
 use kube::api::{Api, ApiResource, DynamicObject};
@@ -31,8 +33,12 @@ use kube::runtime::{WatchStreamExt, watcher as watch};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use super::context::Context;
+use super::driver::Reconciler;
+use super::quarantine::{self, Undecodable, decode};
 use crate::api::RECONCILE_REQUESTED_AT;
 use crate::api::v1alpha1::{Registry, Repository};
+use crate::backend::RegistryBackend;
 use crate::status::READY;
 
 fn hash_of(value: impl Hash) -> u64 {
@@ -78,52 +84,62 @@ pub fn repository_for_policies(r: &Repository) -> u64 {
     ))
 }
 
-/// Decodes one object of kind `K`; an object that does not decode is logged by name (with the
-/// decoder's message, never the object's body) and dropped.
-fn decode<K: Resource<DynamicType = ()> + DeserializeOwned>(obj: DynamicObject) -> Option<K> {
-    let name = obj.name_any();
-    let namespace = obj.namespace();
-    match serde_json::to_value(obj).and_then(serde_json::from_value::<K>) {
-        Ok(k) => Some(k),
-        Err(e) => {
-            tracing::warn!(
-                kind = %K::kind(&()),
-                namespace = namespace.as_deref().unwrap_or_default(),
-                name = %name,
-                error = %crate::text::truncate(e.to_string(), 300),
-                "cannot decode this object; it is skipped until it is fixed (see its spec for a value the API server accepted before the current admission rules)"
-            );
-            None
-        }
-    }
+/// What a watch tells its observer besides its objects.
+#[derive(Debug)]
+pub enum Seen {
+    /// The (re)list completed: the watch serves every object of the kind.
+    Listed,
+    /// The list or watch failed (it retries with backoff).
+    Failed,
+    /// An object that does not decode: left out, to be reported.
+    Undecodable(Box<Undecodable>),
 }
 
-/// The watch events of kind `K`, decoded object by object (see the module docs).
+/// The watch events of kind `K`, decoded object by object (see the module docs); `observe`
+/// hears of each completed list, each failure and each object that does not decode.
 pub fn watch_typed<K>(
     client: kube::Client,
     config: watcher::Config,
+    mut observe: impl FnMut(Seen) + Send + 'static,
 ) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
     let api = Api::<DynamicObject>::all_with(client, &ApiResource::erase::<K>(&()));
-    watch(api, config)
-        .default_backoff()
-        .filter_map(|event| std::future::ready(decode_event(event)))
+    watch(api, config).default_backoff().filter_map(move |event| {
+        let (passed, seen) = decode_event(event);
+        if let Some(seen) = seen {
+            observe(seen);
+        }
+        std::future::ready(passed)
+    })
 }
 
-/// One watch event, decoded; an object event whose object does not decode is dropped.
+/// A watch's observer that only logs undecodable objects (at debug: the kind's own controller
+/// reports them).
+pub fn log_undecodable(seen: Seen) {
+    if let Seen::Undecodable(bad) = seen {
+        tracing::debug!(name = %bad.object.name_any(), error = %bad.error, "skipping an object that does not decode");
+    }
+}
+
+/// Pure: one watch event, decoded: what passes on, and what the observer hears.
 fn decode_event<K: Resource<DynamicType = ()> + DeserializeOwned>(
     event: Result<Event<DynamicObject>, watcher::Error>,
-) -> Option<Result<Event<K>, watcher::Error>> {
-    Some(Ok(match event {
-        Ok(Event::Apply(o)) => Event::Apply(decode(o)?),
-        Ok(Event::InitApply(o)) => Event::InitApply(decode(o)?),
-        Ok(Event::Delete(o)) => Event::Delete(decode(o)?),
-        Ok(Event::Init) => Event::Init,
-        Ok(Event::InitDone) => Event::InitDone,
-        Err(e) => return Some(Err(e)),
-    }))
+) -> (Option<Result<Event<K>, watcher::Error>>, Option<Seen>) {
+    let typed = |o, wrap: fn(K) -> Event<K>| match decode::<K>(o) {
+        Ok(k) => (Some(Ok(wrap(k))), None),
+        Err(bad) => (None, Some(Seen::Undecodable(bad))),
+    };
+    match event {
+        Ok(Event::Apply(o)) => typed(o, Event::Apply),
+        Ok(Event::InitApply(o)) => typed(o, Event::InitApply),
+        // An object that never decoded was never passed on: nothing to delete.
+        Ok(Event::Delete(o)) => (decode::<K>(o).ok().map(|k| Ok(Event::Delete(k))), None),
+        Ok(Event::Init) => (Some(Ok(Event::Init)), None),
+        Ok(Event::InitDone) => (Some(Ok(Event::InitDone)), Some(Seen::Listed)),
+        Err(e) => (Some(Err(e)), Some(Seen::Failed)),
+    }
 }
 
 /// Passes on an object when its key changed (or it is new); deletions pass when `deletions`.
@@ -159,20 +175,39 @@ where
     })
 }
 
-/// The primary watch of a controller: a reflector store, and the objects whose `key` changed
-/// (usually [`own`]).
-pub fn primary<K>(
-    client: &kube::Client,
-    key: fn(&K) -> u64,
+/// The primary watch of the controller `R`: a reflector store, and the objects whose `key`
+/// changed (usually [`own`]). It also keeps `/readyz` honest (not ready until it has listed, nor
+/// while its list fails) and reports the objects of its kind that do not decode (when `R` owns
+/// their conditions).
+pub fn primary<R, B>(
+    ctx: &Arc<Context<B>>,
+    key: fn(&R::Kind) -> u64,
 ) -> (
-    Store<K>,
-    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    Store<R::Kind>,
+    impl Stream<Item = Result<R::Kind, watcher::Error>> + Send + 'static,
 )
 where
-    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+    R: Reconciler,
+    B: RegistryBackend,
 {
     let (reader, writer) = reflector::store();
-    let events = watch_typed::<K>(client.clone(), watcher::Config::default().any_semantic()).reflect(writer);
+    ctx.readiness.mark(R::CONTROLLER, false);
+    let observer = ctx.clone();
+    let observe = move |seen: Seen| match seen {
+        Seen::Listed => observer.readiness.mark(R::CONTROLLER, true),
+        Seen::Failed => observer.readiness.mark(R::CONTROLLER, false),
+        Seen::Undecodable(bad) if R::OWNS_CONDITIONS => {
+            let field_manager = observer.field_manager(R::FIELD_MANAGER);
+            quarantine::report::<R::Kind, B>(&observer, R::CONTROLLER, field_manager, *bad);
+        }
+        other => log_undecodable(other),
+    };
+    let events = watch_typed::<R::Kind>(
+        ctx.client.clone(),
+        watcher::Config::default().any_semantic(),
+        observe,
+    )
+    .reflect(writer);
     (reader, on_change(events, key, false))
 }
 
@@ -184,8 +219,9 @@ pub fn dependency<K>(
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
+    let config = watcher::Config::default().any_semantic();
     on_change(
-        watch_typed::<K>(client.clone(), watcher::Config::default().any_semantic()),
+        watch_typed::<K>(client.clone(), config, log_undecodable),
         key,
         true,
     )
@@ -256,8 +292,8 @@ mod tests {
             .unwrap()
         };
         // Stored before the interval rule existed: out of range, or not even the grammar.
-        assert!(decode::<Repository>(object("2s")).is_none());
-        assert!(decode::<Repository>(object("99999999999999999999h")).is_none());
+        assert!(decode::<Repository>(object("2s")).is_err());
+        assert!(decode::<Repository>(object("99999999999999999999h")).is_err());
         let ok = decode::<Repository>(object("10m")).unwrap();
         assert_eq!(ok.spec.interval.unwrap().as_str(), "10m");
         // A whole initial listing: the undecodable object is dropped, the rest of it passes.
@@ -267,9 +303,10 @@ mod tests {
             Ok(Event::InitApply(object("10m"))),
             Ok(Event::InitDone),
         ];
-        let typed: Vec<String> = events
+        let (typed, seen): (Vec<_>, Vec<_>) = events.into_iter().map(decode_event::<Repository>).unzip();
+        let typed: Vec<String> = typed
             .into_iter()
-            .filter_map(decode_event::<Repository>)
+            .flatten()
             .map(|e| match e {
                 Ok(Event::Init) => "init".to_owned(),
                 Ok(Event::InitApply(r)) => r.name_any(),
@@ -278,6 +315,19 @@ mod tests {
             })
             .collect();
         assert_eq!(typed, ["init", "r-10m", "done"]);
+        // The observer hears of the bad object by name, then of the completed list.
+        let seen: Vec<String> = seen
+            .into_iter()
+            .flatten()
+            .map(|s| match s {
+                Seen::Undecodable(bad) => format!("bad {}", bad.object.name_any()),
+                Seen::Listed => "listed".to_owned(),
+                Seen::Failed => "failed".to_owned(),
+            })
+            .collect();
+        assert_eq!(seen, ["bad r-2s", "listed"]);
+        let (passed, seen) = decode_event::<Repository>(Err(watcher::Error::NoResourceVersion));
+        assert!(matches!(passed, Some(Err(_))) && matches!(seen, Some(Seen::Failed)));
     }
 
     #[test]

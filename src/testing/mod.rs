@@ -163,6 +163,8 @@ impl Harness {
             registries: registry_store,
             managed_secrets: secret_store,
             events: crate::controllers::events::Events::new(client, Some("test".into())),
+            readiness: crate::server::Readiness::default(),
+            quarantine: crate::controllers::quarantine::Quarantine::default(),
         });
         Self {
             ctx,

@@ -117,6 +117,11 @@ impl Operator {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// The exit code once it has exited (`None` while it runs, or when a signal ended it).
+    pub fn exit_code(&mut self) -> Option<i32> {
+        self.child.try_wait().ok().flatten().and_then(|s| s.code())
+    }
+
     /// GET `path` on the operator's HTTP server: (status, body).
     pub fn http_get(&self, path: &str) -> Result<(u16, String)> {
         let url = format!("http://127.0.0.1:{}{path}", self.http_port);

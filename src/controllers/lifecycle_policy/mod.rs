@@ -37,7 +37,7 @@ pub async fn controller<B: RegistryBackend>(
     ctx: Arc<Context<B>>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (store, own) = triggers::primary::<LifecyclePolicy>(&ctx.client, triggers::own);
+    let (store, own) = triggers::primary::<LifecyclePolicyController, B>(&ctx, triggers::own);
     let repositories = triggers::dependency::<Repository>(&ctx.client, triggers::repository_for_policies);
     let controller = Controller::for_stream(own, store.clone())
         // A Repository that appears, goes, becomes Ready or changes labels re-queues the policies

@@ -34,7 +34,7 @@ pub async fn controller<B: RegistryBackend>(
     ctx: Arc<Context<B>>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (store, own) = triggers::primary::<PullSecret>(&ctx.client, triggers::own);
+    let (store, own) = triggers::primary::<PullSecretController, B>(&ctx, triggers::own);
     let registries = triggers::dependency::<Registry>(&ctx.client, triggers::registry);
     let controller = Controller::for_stream(own, store.clone());
     let sa_store = store.clone();

@@ -38,7 +38,7 @@ pub async fn controller<B: RegistryBackend>(
     ctx: Arc<Context<B>>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (store, own) = triggers::primary::<Repository>(&ctx.client, triggers::own);
+    let (store, own) = triggers::primary::<RepositoryController, B>(&ctx, triggers::own);
     let registries = triggers::dependency::<Registry>(&ctx.client, triggers::registry);
     let controller = Controller::for_stream(own, store.clone())
         // A Registry that becomes Ready, changes host or spec, or goes re-queues every Repository on it.
