@@ -165,8 +165,20 @@ pub fn domain_condition(
     )
 }
 
-/// The kstatus verdict for an object's status (a port of kstatus' generic rules), used to check
-/// conformance: `Current`, `InProgress`, `Failed` or `Terminating`.
+/// The kstatus verdict for an object's status: `Current`, `InProgress`, `Failed` or
+/// `Terminating`. An exact port of what `status.Compute` of kstatus
+/// (`sigs.k8s.io/cli-utils/pkg/kstatus/status` v0.37.2; Flux's fork `github.com/fluxcd/cli-utils`
+/// has the same rules) answers for a custom resource, in its order:
+///
+/// 1. a deletion timestamp: `Terminating`;
+/// 2. `metadata.generation` and `status.observedGeneration` both present and different:
+///    `InProgress` (without `observedGeneration` this check is skipped);
+/// 3. the first condition that is `Reconciling=True` (`InProgress`) or `Stalled=True` (`Failed`);
+/// 4. the first `Ready` condition: `True` is `Current`, `False` or `Unknown` is `InProgress`;
+/// 5. otherwise `Current`, so an object with no status at all reads as `Current`.
+///
+/// `tests/e2e/conformance.rs` runs the real library on every outcome of every kind and checks that
+/// this port agrees row by row.
 pub fn kstatus(
     generation: Option<i64>,
     observed_generation: Option<i64>,
@@ -176,21 +188,26 @@ pub fn kstatus(
     if deleting {
         return KStatus::Terminating;
     }
-    if observed_generation.is_none() || observed_generation != generation {
+    if let (Some(generation), Some(observed)) = (generation, observed_generation)
+        && generation != observed
+    {
         return KStatus::InProgress;
     }
-    let is_true = |t: &str| conditions.iter().any(|c| c.type_ == t && c.status == "True");
-    if is_true(STALLED) {
-        return KStatus::Failed;
+    for c in conditions.iter().filter(|c| c.status == "True") {
+        match c.type_.as_str() {
+            RECONCILING => return KStatus::InProgress,
+            STALLED => return KStatus::Failed,
+            _ => {}
+        }
     }
-    if is_true(RECONCILING) {
-        return KStatus::InProgress;
+    for c in conditions.iter().filter(|c| c.type_ == READY) {
+        match c.status.as_str() {
+            "True" => return KStatus::Current,
+            "False" | "Unknown" => return KStatus::InProgress,
+            _ => {}
+        }
     }
-    if is_true(READY) {
-        KStatus::Current
-    } else {
-        KStatus::InProgress
-    }
+    KStatus::Current
 }
 
 /// kstatus's verdict on an object (the statuses Flux and `kubectl wait` tooling act on).
@@ -320,8 +337,107 @@ mod tests {
     fn stale_observed_generation_is_in_progress_and_deletion_is_terminating() {
         let conds = summarize(&[], Some(2), &Outcome::InSync("ok".into()), &at(1));
         assert_eq!(kstatus(Some(3), Some(2), &conds, false), "InProgress");
-        assert_eq!(kstatus(Some(3), None, &conds, false), "InProgress");
         assert_eq!(kstatus(Some(3), Some(3), &conds, true), "Terminating");
+        assert_eq!(kstatus(Some(3), None, &conds, true), "Terminating");
+    }
+
+    /// kstatus' rules beyond the operator's own outcomes, as the real library applies them
+    /// (`tests/e2e/conformance.rs` runs the library itself on the operator's outcomes).
+    #[test]
+    fn kstatus_follows_the_library_rules() {
+        type Case<'a> = (
+            &'a str,
+            Option<i64>,
+            Option<i64>,
+            &'a [(&'a str, &'a str)],
+            &'a str,
+        );
+        let cases: [Case; 15] = [
+            // No status at all: kstatus cannot tell, and assumes Current. The operator writes a
+            // status on every object it is responsible for, so this is never its final word.
+            ("no status", Some(1), None, &[], "Current"),
+            // Without observedGeneration (or without generation) that check is skipped.
+            (
+                "no observedGeneration",
+                Some(3),
+                None,
+                &[(READY, "True")],
+                "Current",
+            ),
+            (
+                "no observedGeneration, not Ready",
+                Some(3),
+                None,
+                &[(READY, "False")],
+                "InProgress",
+            ),
+            ("no generation", None, Some(2), &[(READY, "True")], "Current"),
+            ("stale", Some(3), Some(2), &[], "InProgress"),
+            (
+                "stale, Stalled",
+                Some(3),
+                Some(2),
+                &[(STALLED, "True")],
+                "InProgress",
+            ),
+            // Ready=False alone (a suspended object) is InProgress, Unknown as well.
+            ("not Ready", Some(1), Some(1), &[(READY, "False")], "InProgress"),
+            (
+                "Ready unknown",
+                Some(1),
+                Some(1),
+                &[(READY, "Unknown")],
+                "InProgress",
+            ),
+            // A Ready status kstatus does not know is skipped.
+            ("Ready odd", Some(1), Some(1), &[(READY, "Maybe")], "Current"),
+            (
+                "Ready odd, False",
+                Some(1),
+                Some(1),
+                &[(READY, "Maybe"), (READY, "False")],
+                "InProgress",
+            ),
+            // Reconciling and Stalled win over Ready; the first of them in the list wins.
+            (
+                "Stalled",
+                Some(1),
+                Some(1),
+                &[(READY, "True"), (STALLED, "True")],
+                "Failed",
+            ),
+            (
+                "Reconciling first",
+                Some(1),
+                Some(1),
+                &[(RECONCILING, "True"), (STALLED, "True")],
+                "InProgress",
+            ),
+            (
+                "Stalled first",
+                Some(1),
+                Some(1),
+                &[(STALLED, "True"), (RECONCILING, "True")],
+                "Failed",
+            ),
+            (
+                "Stalled False",
+                Some(1),
+                Some(1),
+                &[(STALLED, "False"), (READY, "True")],
+                "Current",
+            ),
+            // Other conditions do not count.
+            ("domain only", Some(1), Some(1), &[("Drifted", "True")], "Current"),
+        ];
+        for (case, generation, observed, conditions, verdict) in cases {
+            let conditions: Vec<Condition> = conditions
+                .iter()
+                .map(|(t, s)| condition(t, s, "Reason", "message".into(), Some(1), &at(1)))
+                .collect();
+            let got = kstatus(generation, observed, &conditions, false);
+            assert_eq!(got, verdict, "{case}");
+        }
     }
 
     #[test]

@@ -123,7 +123,8 @@ pub async fn wait_condition<K: Conditioned>(
 }
 
 /// Waits (at most `limit`) until `api` lists exactly `n` objects and every one is Current
-/// (kstatus); panics with the stragglers.
+/// (kstatus) with a status for its current generation; panics with the stragglers. kstatus alone
+/// reads an object that has no status yet as Current, so the observed generation is required too.
 pub async fn wait_all_current<K: Conditioned>(
     api: &Api<K>,
     n: usize,
@@ -140,7 +141,7 @@ pub async fn wait_all_current<K: Conditioned>(
                 .unwrap_or_default();
             pending = list
                 .iter()
-                .filter(|obj| verdict(*obj) != "Current")
+                .filter(|obj| !(is_observed(*obj) && verdict(*obj) == "Current"))
                 .map(|obj| {
                     let reason = obj
                         .status_conditions()
