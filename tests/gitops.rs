@@ -44,6 +44,12 @@ fn health_follows_kstatus() {
     );
     let reconciling = condition("Reconciling", "True", "DependencyNotReady", "waiting");
     let stalled = condition("Stalled", "True", "OwnedElsewhere", "owned by other/web");
+    let suspended = condition(
+        "Suspended",
+        "True",
+        "Suspended",
+        ecr_operator::status::SUSPENDED_MESSAGE,
+    );
     let cases = [
         ("no status yet", object(1, Value::Null), "Progressing", "Waiting"),
         ("empty status", object(1, json!({})), "Progressing", "Waiting"),
@@ -63,7 +69,7 @@ fn health_follows_kstatus() {
             "waiting",
             object(
                 2,
-                json!({"observedGeneration": 2, "conditions": [not_ready, reconciling]}),
+                json!({"observedGeneration": 2, "conditions": [not_ready.clone(), reconciling]}),
             ),
             "Progressing",
             "not ready",
@@ -76,6 +82,52 @@ fn health_follows_kstatus() {
             ),
             "Degraded",
             "OwnedElsewhere: owned by other/web",
+        ),
+        (
+            "suspended",
+            object(
+                2,
+                json!({"observedGeneration": 2, "conditions": [suspended.clone()]}),
+            ),
+            "Suspended",
+            "spec.suspend is true",
+        ),
+        (
+            // Suspended by an older generation: the new spec is not observed yet.
+            "suspended for an older generation",
+            object(
+                3,
+                json!({"observedGeneration": 2, "conditions": [suspended.clone()]}),
+            ),
+            "Progressing",
+            "generation 3",
+        ),
+        (
+            // Only Suspended=True says Suspended; a Ready=False is still progressing.
+            "not ready for another reason",
+            object(2, json!({"observedGeneration": 2, "conditions": [not_ready]})),
+            "Progressing",
+            "not ready",
+        ),
+        (
+            // Suspended=False (as a suspension ends) says nothing: Ready decides.
+            "no longer suspended",
+            object(
+                2,
+                json!({"observedGeneration": 2, "conditions": [ready.clone(), condition("Suspended", "False", "Resumed", "x")]}),
+            ),
+            "Healthy",
+            "in sync",
+        ),
+        (
+            // A Stalled object is Degraded, whatever Ready says.
+            "stalled while suspended",
+            object(
+                2,
+                json!({"observedGeneration": 2, "conditions": [suspended, condition("Stalled", "True", "InvalidSpec", "bad")]}),
+            ),
+            "Degraded",
+            "InvalidSpec: bad",
         ),
     ];
     for (kind, script) in argocd_health_checks().unwrap() {

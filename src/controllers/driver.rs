@@ -8,7 +8,7 @@
 //! 1. the `--watch-namespaces` filter (objects of other namespaces are left alone, no finalizer);
 //! 2. the finalizer (kube's helper), when the controller cleans up;
 //! 3. `suspend: true`: nothing is called; the status says so at the current generation
-//!    (Ready=False, reason `Suspended`), with a Normal event when the object becomes suspended;
+//!    (only `Suspended=True`), with a Normal event when the object becomes suspended;
 //! 4. `sync`, then `next_status` from its outcome, then one status write, skipped when the owned
 //!    status is unchanged (server-side apply under `ecr-operator/<controller>`);
 //! 5. one event per transition (a Normal event the controller names, or a Warning when the
@@ -40,7 +40,7 @@ use crate::api::FINALIZER;
 use crate::backend::RegistryBackend;
 use crate::error::{Error, ErrorClass, Result, error_chain};
 use crate::metrics::Metrics;
-use crate::status::Summarized;
+use crate::status::{SUSPENDED, Summarized};
 
 /// A Normal event: reason and note.
 pub type Note = (&'static str, String);
@@ -210,14 +210,17 @@ async fn suspend<R: Reconciler, B: RegistryBackend>(
 ) -> Result<Action> {
     let status = crate::status::suspended(R::stored_status(obj), obj.meta().generation, &now());
     write_status::<R>(api, obj, &status, &ctx.field_manager(R::FIELD_MANAGER)).await?;
-    if R::ready_reason(obj).as_deref() != Some(SUSPENDED) {
+    let was_suspended = R::stored_status(obj).is_some_and(|s| {
+        s.conditions()
+            .iter()
+            .any(|c| c.type_ == SUSPENDED && c.status == "True")
+    });
+    if !was_suspended {
         let note = (SUSPENDED, crate::status::SUSPENDED_MESSAGE.to_owned());
         publish::<R, B>(ctx, obj, Some(note), None, "Suspend").await;
     }
     Ok(Action::await_change())
 }
-
-const SUSPENDED: &str = "Suspended";
 
 /// The Cleanup path: undo, and report a failure in the status (the finalizer stays).
 async fn cleanup<R: Reconciler, B: RegistryBackend>(

@@ -7,7 +7,7 @@
 //! | transient error | False / `reason` | True / ProgressingWithRetry | absent | InProgress |
 //! | stalled error | False / `reason` | absent | True / `reason` | Failed |
 //! | deleting | False / Deleting | True / Deleting | absent | Terminating |
-//! | suspended | False / Suspended | absent | absent | Current (Argo CD: Suspended) |
+//! | suspended | absent | absent | absent | Current (Argo CD: Suspended); `Suspended=True` |
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -16,6 +16,8 @@ use crate::error::{Error, ErrorClass, error_chain, truncate};
 pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
+/// The condition of a suspended object (the only one it has).
+pub const SUSPENDED: &str = "Suspended";
 
 /// What a reconcile achieved.
 #[derive(Debug)]
@@ -32,8 +34,10 @@ pub enum Outcome<'a> {
     /// The object is being deleted.
     Deleting(String),
     /// `spec.suspend: true`: the operator observed this generation and, as asked, applies
-    /// nothing. Ready is False (what is in ECR may not match the spec), and nothing is in
-    /// progress or failed, so kstatus reads Current and Argo CD's check says Suspended.
+    /// nothing. Only `Suspended=True` is written: no `Ready` (it would be a claim either way:
+    /// what is in ECR may not match the spec, yet nothing is wrong), nothing in progress or
+    /// failed. kstatus reads Current (suspension is the state the spec asks for, and a health
+    /// check must not wait on it forever) and the Argo CD check says Suspended.
     Suspended,
 }
 
@@ -93,7 +97,7 @@ pub fn summarize(
             next.push(c(READY, "False", "Deleting", message.clone()));
             next.push(c(RECONCILING, "True", "Deleting", message.clone()));
         }
-        Outcome::Suspended => next.push(c(READY, "False", "Suspended", SUSPENDED_MESSAGE.to_owned())),
+        Outcome::Suspended => next.push(c(SUSPENDED, "True", "Suspended", SUSPENDED_MESSAGE.to_owned())),
         Outcome::Waiting { reason, message } => {
             next.push(c(READY, "False", reason, message.clone()));
             next.push(c(RECONCILING, "True", reason, message.clone()));
@@ -193,10 +197,20 @@ pub fn domain_condition(
     )
 }
 
-/// The kstatus verdict for an object's status: the generic rules of kstatus
-/// (sigs.k8s.io/cli-utils `status.Compute` for a custom resource), in their order. kstatus never
-/// reads `Ready`: an object without `observedGeneration` and without a true `Reconciling` or
-/// `Stalled` is Current, which is why every object the operator serves gets a status.
+/// The kstatus verdict for an object's status: `Current`, `InProgress`, `Failed` or
+/// `Terminating`. An exact port of what `status.Compute` of kstatus
+/// (`sigs.k8s.io/cli-utils/pkg/kstatus/status` v0.37.2; Flux's fork `github.com/fluxcd/cli-utils`
+/// has the same rules) answers for a custom resource, in its order:
+///
+/// 1. a deletion timestamp: `Terminating`;
+/// 2. `metadata.generation` and `status.observedGeneration` both present and different:
+///    `InProgress` (without `observedGeneration` this check is skipped);
+/// 3. the first condition that is `Reconciling=True` (`InProgress`) or `Stalled=True` (`Failed`);
+/// 4. the first `Ready` condition: `True` is `Current`, `False` or `Unknown` is `InProgress`;
+/// 5. otherwise `Current`, so an object with no status at all reads as `Current`.
+///
+/// `tests/e2e/conformance.rs` runs the real library on every outcome of every kind and checks that
+/// this port agrees row by row.
 pub fn kstatus(
     generation: Option<i64>,
     observed_generation: Option<i64>,
@@ -206,13 +220,22 @@ pub fn kstatus(
     if deleting {
         return KStatus::Terminating;
     }
-    if observed_generation.is_some() && observed_generation != generation {
+    if let (Some(generation), Some(observed)) = (generation, observed_generation)
+        && generation != observed
+    {
         return KStatus::InProgress;
     }
     for c in conditions.iter().filter(|c| c.status == "True") {
         match c.type_.as_str() {
             RECONCILING => return KStatus::InProgress,
             STALLED => return KStatus::Failed,
+            _ => {}
+        }
+    }
+    for c in conditions.iter().filter(|c| c.type_ == READY) {
+        match c.status.as_str() {
+            "True" => return KStatus::Current,
+            "False" | "Unknown" => return KStatus::InProgress,
             _ => {}
         }
     }
@@ -323,7 +346,7 @@ mod tests {
             ),
             (
                 Outcome::Suspended,
-                vec![("Ready", "False", "Suspended")],
+                vec![("Suspended", "True", "Suspended")],
                 "Current",
             ),
             (
@@ -351,9 +374,107 @@ mod tests {
     fn stale_observed_generation_is_in_progress_and_deletion_is_terminating() {
         let conds = summarize(&[], Some(2), &Outcome::InSync("ok".into()), &at(1));
         assert_eq!(kstatus(Some(3), Some(2), &conds, false), "InProgress");
-        // kstatus skips the generation check when there is no observedGeneration.
-        assert_eq!(kstatus(Some(3), None, &conds, false), "Current");
         assert_eq!(kstatus(Some(3), Some(3), &conds, true), "Terminating");
+        assert_eq!(kstatus(Some(3), None, &conds, true), "Terminating");
+    }
+
+    /// kstatus' rules beyond the operator's own outcomes, as the real library applies them
+    /// (`tests/e2e/conformance.rs` runs the library itself on the operator's outcomes).
+    #[test]
+    fn kstatus_follows_the_library_rules() {
+        type Case<'a> = (
+            &'a str,
+            Option<i64>,
+            Option<i64>,
+            &'a [(&'a str, &'a str)],
+            &'a str,
+        );
+        let cases: [Case; 15] = [
+            // No status at all: kstatus cannot tell, and assumes Current. The operator writes a
+            // status on every object it is responsible for, so this is never its final word.
+            ("no status", Some(1), None, &[], "Current"),
+            // Without observedGeneration (or without generation) that check is skipped.
+            (
+                "no observedGeneration",
+                Some(3),
+                None,
+                &[(READY, "True")],
+                "Current",
+            ),
+            (
+                "no observedGeneration, not Ready",
+                Some(3),
+                None,
+                &[(READY, "False")],
+                "InProgress",
+            ),
+            ("no generation", None, Some(2), &[(READY, "True")], "Current"),
+            ("stale", Some(3), Some(2), &[], "InProgress"),
+            (
+                "stale, Stalled",
+                Some(3),
+                Some(2),
+                &[(STALLED, "True")],
+                "InProgress",
+            ),
+            // Ready=False alone (a suspended object) is InProgress, Unknown as well.
+            ("not Ready", Some(1), Some(1), &[(READY, "False")], "InProgress"),
+            (
+                "Ready unknown",
+                Some(1),
+                Some(1),
+                &[(READY, "Unknown")],
+                "InProgress",
+            ),
+            // A Ready status kstatus does not know is skipped.
+            ("Ready odd", Some(1), Some(1), &[(READY, "Maybe")], "Current"),
+            (
+                "Ready odd, False",
+                Some(1),
+                Some(1),
+                &[(READY, "Maybe"), (READY, "False")],
+                "InProgress",
+            ),
+            // Reconciling and Stalled win over Ready; the first of them in the list wins.
+            (
+                "Stalled",
+                Some(1),
+                Some(1),
+                &[(READY, "True"), (STALLED, "True")],
+                "Failed",
+            ),
+            (
+                "Reconciling first",
+                Some(1),
+                Some(1),
+                &[(RECONCILING, "True"), (STALLED, "True")],
+                "InProgress",
+            ),
+            (
+                "Stalled first",
+                Some(1),
+                Some(1),
+                &[(STALLED, "True"), (RECONCILING, "True")],
+                "Failed",
+            ),
+            (
+                "Stalled False",
+                Some(1),
+                Some(1),
+                &[(STALLED, "False"), (READY, "True")],
+                "Current",
+            ),
+            // Other conditions do not count.
+            ("domain only", Some(1), Some(1), &[("Drifted", "True")], "Current"),
+        ];
+        for (case, generation, observed, conditions, verdict) in cases {
+            let conditions: Vec<Condition> = conditions
+                .iter()
+                .map(|(t, s)| condition(t, s, "Reason", "message".into(), Some(1), &at(1)))
+                .collect();
+            let got = kstatus(generation, observed, &conditions, false);
+            assert_eq!(got, verdict, "{case}");
+        }
     }
 
     #[test]

@@ -224,8 +224,8 @@ async fn a_suspended_cluster_pull_secret_calls_nothing() {
     let writes = Harness::status_writes(&requests);
     assert_eq!(writes.len(), 1);
     assert_eq!(
-        condition(&writes[0], "Ready"),
-        Some(("False".into(), "Suspended".into()))
+        condition(&writes[0], "Suspended"),
+        Some(("True".into(), "Suspended".into()))
     );
     assert_eq!(writes[0]["observedGeneration"], json!(cps.metadata.generation));
 }

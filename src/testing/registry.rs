@@ -116,9 +116,10 @@ async fn a_suspended_registry_calls_nothing_and_says_so_once() {
     assert_eq!(writes[0]["observedGeneration"], 3);
     assert_eq!(writes[0]["registryId"], "123456789012", "what was known is kept");
     assert_eq!(
-        condition(&writes[0], "Ready"),
-        Some(("False".into(), "Suspended".into()))
+        condition(&writes[0], "Suspended"),
+        Some(("True".into(), "Suspended".into()))
     );
+    assert_eq!(condition(&writes[0], "Ready"), None, "no claim either way");
     assert_eq!(condition(&writes[0], "Reconciling"), None);
     assert_eq!(condition(&writes[0], "Stalled"), None);
     assert_eq!(
@@ -302,8 +303,8 @@ async fn a_rule_whose_registry_is_missing_waits_and_a_suspended_rule_says_so() {
         .unwrap();
     let writes = Harness::status_writes(&h.take_requests());
     assert_eq!(
-        condition(&writes[0], "Ready"),
-        Some(("False".into(), "Suspended".into()))
+        condition(&writes[0], "Suspended"),
+        Some(("True".into(), "Suspended".into()))
     );
 
     // With its Registry, the rule is the replication controller's to report on: no write here.

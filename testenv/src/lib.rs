@@ -31,7 +31,7 @@ pub use error::{Error, Result, error_chain};
 pub use moto::Moto;
 pub use operator::Operator;
 pub use proxy::{Call, Fault, FaultPlan, FaultProxy, is_write};
-pub use tools::{free_port, helm_bin, moto_python, repo_root, testcluster_bin_dir};
+pub use tools::{free_port, helm_bin, kstatus_bin, moto_python, repo_root, testcluster_bin_dir};
 pub use yaml::{apply_document, yaml_documents, yaml_files};
 
 pub(crate) use error::{io, kube_err};

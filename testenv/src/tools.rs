@@ -1,5 +1,5 @@
 //! Where the test tools are: the repository, the control-plane binaries, moto's python, helm,
-//! and free ports.
+//! the kstatus command, and free ports.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -67,6 +67,16 @@ pub fn helm_bin() -> Result<PathBuf> {
     match std::env::var_os("ECR_OPERATOR_HELM") {
         Some(p) => Ok(PathBuf::from(p)),
         None => script_output("tests/testcluster/helm.sh"),
+    }
+}
+
+/// The `kstatus` command (the real kstatus library's verdict on objects; see
+/// [`crate::gitops::kstatus_verdicts`]): `$ECR_OPERATOR_KSTATUS` or the output of
+/// `tests/kstatus/build.sh` (built with Go on first use, then cached).
+pub fn kstatus_bin() -> Result<PathBuf> {
+    match std::env::var_os("ECR_OPERATOR_KSTATUS") {
+        Some(p) => Ok(PathBuf::from(p)),
+        None => script_output("tests/kstatus/build.sh"),
     }
 }
 

@@ -8,6 +8,7 @@
 mod admission;
 mod chart;
 mod cluster;
+mod conformance;
 mod corpus;
 mod ecr;
 mod faults;

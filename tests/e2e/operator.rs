@@ -840,7 +840,7 @@ async fn watch_namespaces_and_controllers_limit_what_an_instance_serves() {
     );
 }
 
-/// Suspension is visible: a suspended object reports `Ready=False, Suspended` at its current
+/// Suspension is visible: a suspended object reports `Suspended=True` (and no Ready) at its current
 /// generation (kstatus Current, never InProgress forever), an edit made while suspended is seen
 /// but not applied, and resuming applies it. A suspended Registry says so too.
 #[tokio::test]
@@ -853,19 +853,21 @@ async fn suspension_is_reported_and_edits_wait_for_resume() {
         .await;
 
     env.apply_repository(&ns, "web", spec(true, "a")).await;
-    env.wait_condition(&ns, "web", "Ready", "False", Some("Suspended"))
+    env.wait_condition(&ns, "web", "Suspended", "True", Some("Suspended"))
         .await;
     // An edit while suspended: observed (so nothing waits on it), not applied.
     env.apply_repository(&ns, "web", spec(true, "b")).await;
     let r = env
-        .wait_condition(&ns, "web", "Ready", "False", Some("Suspended"))
+        .wait_condition(&ns, "web", "Suspended", "True", Some("Suspended"))
         .await;
     assert_eq!(
         r.status.as_ref().unwrap().observed_generation,
         r.metadata.generation
     );
     assert_eq!(verdict(&r), "Current");
-    assert!(condition(&r, "Reconciling").is_none() && condition(&r, "Stalled").is_none());
+    for other in ["Ready", "Reconciling", "Stalled"] {
+        assert!(condition(&r, other).is_none(), "{other}: {:?}", r.status);
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         env.ecr_tags("suspend/web").await.get("team").map(String::as_str),
@@ -882,7 +884,7 @@ async fn suspension_is_reported_and_edits_wait_for_resume() {
 
     env.apply_registry(json!({"suspend": true})).await;
     let registry = env
-        .wait_registry(|r| has_condition(r, "Ready", "False", Some("Suspended")))
+        .wait_registry(|r| has_condition(r, "Suspended", "True", Some("Suspended")))
         .await;
     assert_eq!(verdict(&registry), "Current");
     env.apply_registry(json!({"suspend": false})).await;

@@ -2,8 +2,8 @@
 //! `cargo xtask sandbox` and `cargo xtask bench`.
 //!
 //! Plain std on purpose: it compiles in seconds, then drives cargo and the project's install
-//! scripts (`tests/testcluster/build.sh`, `tests/testcluster/helm.sh`, `tests/moto/install.sh`),
-//! which cache what they build under `~/.cache/ecr-operator`.
+//! scripts (`tests/testcluster/build.sh`, `tests/testcluster/helm.sh`, `tests/moto/install.sh`,
+//! `tests/kstatus/build.sh`), which cache what they build under `~/.cache/ecr-operator`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -12,8 +12,8 @@ use std::time::Instant;
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  test      install and build what is needed (control plane, moto, helm), then run fmt --check,
-            clippy -D warnings, and every test including the end-to-end tests
+  test      install and build what is needed (control plane, moto, kstatus, helm), then run
+            fmt --check, clippy -D warnings, and every test including the end-to-end tests
   test --fast
             fmt --check, clippy -D warnings, and every test that needs neither the control plane
             nor moto (no Go, no Python virtualenv): unit, property, CRD/CEL corpus, CLI, IAM,
@@ -179,7 +179,7 @@ fn tools(with_helm: bool) -> Result<Vec<(&'static str, String)>, String> {
     require(
         "go",
         "version",
-        "Go 1.26 builds the test control plane from the Kubernetes Go modules",
+        "Go 1.26 builds the test control plane and the kstatus command from Go modules",
     )?;
     require(
         "python3",
@@ -194,6 +194,11 @@ fn tools(with_helm: bool) -> Result<Vec<(&'static str, String)>, String> {
         (
             "ECR_OPERATOR_MOTO_PYTHON",
             tool("moto (tests/moto)", "tests/moto/install.sh")?,
+        ),
+        (
+            // The real kstatus library, for the conformance test of the status contract.
+            "ECR_OPERATOR_KSTATUS",
+            tool("kstatus (tests/kstatus)", "tests/kstatus/build.sh")?,
         ),
     ];
     if with_helm {

@@ -35,7 +35,7 @@ use crate::api::interval::Interval;
     printcolumn(
         name = "Status",
         type_ = "string",
-        json_path = r#".status.conditions[?(@.type=="Ready")].message"#
+        json_path = ".status.conditions[0].message"
     ),
     printcolumn(name = "DryRun", type_ = "boolean", json_path = ".spec.dryRun"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")

@@ -29,7 +29,7 @@ use crate::api::interval::Interval;
     printcolumn(
         name = "Status",
         type_ = "string",
-        json_path = r#".status.conditions[?(@.type=="Ready")].message"#
+        json_path = ".status.conditions[0].message"
     ),
     printcolumn(name = "Secret", type_ = "string", json_path = ".status.secretName"),
     printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt"),
@@ -97,7 +97,7 @@ pub struct PullSecretSpec {
     printcolumn(
         name = "Status",
         type_ = "string",
-        json_path = r#".status.conditions[?(@.type=="Ready")].message"#
+        json_path = ".status.conditions[0].message"
     ),
     printcolumn(name = "Namespaces", type_ = "integer", json_path = ".status.namespaceCount"),
     printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt"),

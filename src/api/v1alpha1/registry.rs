@@ -32,7 +32,7 @@ use crate::api::common::PolicyDocument;
     printcolumn(
         name = "Status",
         type_ = "string",
-        json_path = r#".status.conditions[?(@.type=="Ready")].message"#
+        json_path = ".status.conditions[0].message"
     ),
     printcolumn(name = "Host", type_ = "string", json_path = ".status.registryHost"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")

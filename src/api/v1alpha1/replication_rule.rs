@@ -31,7 +31,7 @@ use crate::api::common::RegistryRef;
     printcolumn(
         name = "Status",
         type_ = "string",
-        json_path = r#".status.conditions[?(@.type=="Ready")].message"#
+        json_path = ".status.conditions[0].message"
     ),
     printcolumn(name = "Registry", type_ = "string", json_path = ".spec.registryRef.name"),
     printcolumn(name = "Position", type_ = "integer", json_path = ".status.position"),

@@ -24,7 +24,7 @@ use crate::api::common::{PolicyDocument, RegistryRef};
     shortname = "ecrrepo",
     category = "ecr",
     printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
-    printcolumn(name = "Status", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].message"#),
+    printcolumn(name = "Status", type_ = "string", json_path = ".status.conditions[0].message"),
     printcolumn(name = "URI", type_ = "string", json_path = ".status.repositoryUri"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("has(self.spec.name) || size(self.metadata.name) >= 2")

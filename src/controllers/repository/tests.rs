@@ -280,6 +280,12 @@ fn next_status_table() {
         crate::status::kstatus(Some(2), s.observed_generation, &s.conditions, false),
         "Current"
     );
+    // kstatus also reads a status without a Ready condition as Current: require Ready itself.
+    let ready = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "Succeeded")
+    );
 
     r.status = Some(s.clone());
     let err: Result<Synced> = Err(Error::backend("TagResource")(BackendError::Throttled("x".into())));
