@@ -41,8 +41,9 @@ pub enum Error {
     /// The registry reached with these credentials is not the account in the spec.
     #[error("the credentials reach account {actual}, but spec.accountId is {expected}")]
     AccountMismatch { expected: String, actual: String },
-    /// The lifecycle rules break an ECR constraint that admission could not check.
-    #[error("invalid lifecycle policy: {0}")]
+    /// A policy document (lifecycle rules, or a repository or registry permissions policy) breaks
+    /// an ECR constraint that admission could not check. The message says which policy.
+    #[error("{0}")]
     InvalidPolicy(String),
     /// Another object holds what this one wants (e.g. an older LifecyclePolicy).
     #[error("{0}")]

@@ -44,6 +44,19 @@ fn canonical_at(key: Option<&str>, value: &Value) -> Value {
     }
 }
 
+/// ECR's maximum length of a repository or registry permissions policy, in characters
+/// (`SetRepositoryPolicy` and `PutRegistryPolicy`).
+pub const MAX_TEXT: usize = 10_240;
+
+/// Pure: why ECR would refuse `policy` for its length, or `None`. The length is that of the text
+/// the operator sends (`policy` as compact JSON), which only the operator knows: admission sees a
+/// YAML object whose serialised size it cannot measure.
+pub fn length_violation(policy: &Value) -> Option<String> {
+    let length = policy.to_string().chars().count();
+    (length > MAX_TEXT)
+        .then(|| format!("the policy is {length} characters as JSON; ECR allows at most {MAX_TEXT}"))
+}
+
 /// Whether two policy texts mean the same; an unparsable text never equals anything.
 pub fn same_policy(observed_text: &str, desired: &Value) -> bool {
     serde_json::from_str::<Value>(observed_text)
@@ -86,6 +99,36 @@ mod tests {
         ];
         for (observed, same) in cases {
             assert_eq!(same_policy(observed, &desired), same, "{observed}");
+        }
+    }
+
+    /// A policy whose compact JSON is `length` characters: one statement whose `Sid` pads it.
+    fn policy_of_length(length: usize, pad: char) -> Value {
+        let empty = json!({"Version": "2012-10-17", "Statement": [{"Sid": "", "Effect": "Allow"}]});
+        let base = empty.to_string().chars().count();
+        json!({"Version": "2012-10-17", "Statement": [{"Sid": pad.to_string().repeat(length - base), "Effect": "Allow"}]})
+    }
+
+    #[test]
+    fn length_is_ecrs_limit_in_characters_of_the_text_sent() {
+        for (length, pad, refused) in [
+            (MAX_TEXT - 1, 'a', false),
+            (MAX_TEXT, 'a', false),
+            (MAX_TEXT + 1, 'a', true),
+            // Characters, not bytes: 10,240 two-byte characters are within the limit.
+            (MAX_TEXT, 'é', false),
+            (MAX_TEXT + 1, 'é', true),
+        ] {
+            let policy = policy_of_length(length, pad);
+            assert_eq!(policy.to_string().chars().count(), length);
+            let violation = length_violation(&policy);
+            assert_eq!(violation.is_some(), refused, "{length} x {pad}");
+            if let Some(v) = violation {
+                assert_eq!(
+                    v,
+                    format!("the policy is {length} characters as JSON; ECR allows at most 10240")
+                );
+            }
         }
     }
 }

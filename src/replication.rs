@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
+use crate::api::common::{REGION_MESSAGE, is_region};
 use crate::backend::ReplicationRuleSettings;
 
 /// ECR's limits (not adjustable).
@@ -111,6 +112,20 @@ pub fn merge(
         );
     let mut admitted: Vec<(&RuleInput, ReplicationRuleSettings, String)> = kept;
     for r in order {
+        // A region stored before the admission rule: refused here, so it never reaches ECR (which
+        // would refuse the whole document, every other rule with it).
+        if let Some((region, id)) = r
+            .settings
+            .destinations
+            .iter()
+            .find(|(region, _)| !is_region(region))
+        {
+            verdicts.insert(
+                r.name.clone(),
+                Verdict::InvalidDestination(format!("destination {region:?}/{id}: {REGION_MESSAGE}")),
+            );
+            continue;
+        }
         if let Some((region, id)) = r
             .settings
             .destinations
@@ -381,6 +396,31 @@ mod tests {
             m.document,
             vec![m.document[0].clone(), frozen_old],
             "the suspended rule keeps its old entry"
+        );
+    }
+
+    /// A destination region stored before the admission rule (the old, looser pattern) is refused
+    /// for its own rule only; the other rules are applied and ECR never sees it.
+    #[test]
+    fn a_malformed_destination_region_harms_only_its_own_rule() {
+        let typo = rule(
+            "typo",
+            0,
+            &[("us-west-2", "111111111111"), ("uswest2", "111111111111")],
+            &[],
+        );
+        let good = rule("good", 1, &[("eu-west-1", "111111111111")], &[]);
+        let m = merge(&[typo, good], &[], &[], SRC, false);
+        assert_eq!(
+            m.verdicts["typo"],
+            Verdict::InvalidDestination(format!("destination \"uswest2\"/111111111111: {REGION_MESSAGE}"))
+        );
+        assert_eq!(m.verdicts["good"], Verdict::Applied { position: 0 });
+        assert_eq!(m.document.len(), 1);
+        assert!(
+            m.document
+                .iter()
+                .all(|r| r.destinations.iter().all(|(region, _)| is_region(region)))
         );
     }
 

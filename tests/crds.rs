@@ -194,6 +194,90 @@ fn every_cel_rule_has_an_invalid_fixture() {
     );
 }
 
+/// Walks a schema: calls `visit(path, schema)` on every subschema.
+fn walk(path: &str, schema: &Value, visit: &mut dyn FnMut(&str, &Value)) {
+    visit(path, schema);
+    if let Some(Value::Object(props)) = schema.get("properties") {
+        for (key, sub) in props {
+            walk(&format!("{path}.{key}"), sub, visit);
+        }
+    }
+    if let Some(items) = schema.get("items") {
+        walk(&format!("{path}[]"), items, visit);
+    }
+    if let Some(values) = schema.get("additionalProperties").filter(|v| v.is_object()) {
+        walk(&format!("{path}{{}}"), values, visit);
+    }
+}
+
+fn rules_of(schema: &Value) -> Vec<(String, String)> {
+    schema["x-kubernetes-validations"]
+        .as_array()
+        .map(|rules| {
+            rules
+                .iter()
+                .map(|r| {
+                    (
+                        r["rule"].as_str().unwrap().to_owned(),
+                        r["message"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every label selector of every kind (any schema with `matchExpressions`) carries the shared
+/// selector rules, and every `region` field the shared region rule: a new field cannot be added
+/// without them.
+#[test]
+fn every_label_selector_and_region_field_carries_the_shared_rules() {
+    use ecr_operator::api::common::{REGION_MAX_LENGTH, REGION_MESSAGE, region_cel_rule};
+    use ecr_operator::api::selector::{MAX_OPERATOR_LENGTH, cel_rules};
+    let selector_rules: Vec<(String, String)> =
+        cel_rules().into_iter().map(|(r, m)| (r, m.to_owned())).collect();
+    let (mut selectors, mut regions) = (Vec::new(), Vec::new());
+    for crd in api::crds() {
+        let kind = crd.spec.names.kind.clone();
+        let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap()["openAPIV3Schema"].clone();
+        walk(&kind, &schema, &mut |path, sub| {
+            if let Some(requirement) = sub.pointer("/properties/matchExpressions/items") {
+                assert_eq!(rules_of(requirement), selector_rules, "{path}");
+                assert_eq!(
+                    requirement.pointer("/properties/operator/maxLength"),
+                    Some(&Value::from(MAX_OPERATOR_LENGTH)),
+                    "{path}"
+                );
+                selectors.push(path.to_owned());
+            }
+            if path.ends_with(".region") {
+                assert!(
+                    rules_of(sub).contains(&(region_cel_rule(), REGION_MESSAGE.to_owned())),
+                    "{path}: {sub}"
+                );
+                assert_eq!(sub["maxLength"], Value::from(REGION_MAX_LENGTH), "{path}");
+                assert!(sub.get("pattern").is_none(), "{path}: one rule, with a message");
+                regions.push(path.to_owned());
+            }
+        });
+    }
+    assert_eq!(
+        selectors,
+        [
+            "Registry.spec.allowedNamespaces",
+            "LifecyclePolicy.spec.repositorySelector",
+            "ClusterPullSecret.spec.namespaceSelector"
+        ]
+    );
+    assert_eq!(
+        regions,
+        [
+            "Registry.spec.region",
+            "ReplicationRule.spec.destinations[].region"
+        ]
+    );
+}
+
 /// Every example parses into the typed API: catches typos and renamed fields without a cluster.
 #[test]
 fn every_example_parses_into_the_rust_types() {

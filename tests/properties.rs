@@ -479,3 +479,53 @@ fn interval_rule_in_the_crds_is_built_from_the_decoders_grammar() {
     assert_eq!(crds.matches(rule.as_str()).count(), 6, "{rule}");
     assert_eq!(crds.matches(message.as_str()).count(), 6, "{message}");
 }
+
+// ---- region: the operator's check and the CRDs' admission rule accept the same set ----
+
+/// Strings near the region format: letters, digits, dashes, upper case, spaces, non-ASCII.
+fn region_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-zA-Z0-9 _-]{0,30}",
+        // Well-formed-looking pieces of any length.
+        (
+            "[a-z]{0,4}",
+            proptest::collection::vec("[a-z]{0,6}", 0..4),
+            "[0-9a]{0,4}"
+        )
+            .prop_map(|(first, words, last)| {
+                let mut out = first;
+                for w in words {
+                    out.push('-');
+                    out.push_str(&w);
+                }
+                out.push('-');
+                out.push_str(&last);
+                out
+            }),
+        any::<String>(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn region_check_agrees_with_the_admission_rule(text in region_text()) {
+        use ecr_operator::api::common::{REGION_MAX_LENGTH, REGION_PATTERN, is_region};
+        let re = regex::Regex::new(REGION_PATTERN).unwrap();
+        let length = text.chars().count() as u64;
+        let admitted = re.is_match(&text) && (2..=REGION_MAX_LENGTH).contains(&length);
+        prop_assert_eq!(is_region(&text), admitted, "{:?}", text);
+    }
+}
+
+#[test]
+fn region_rule_in_the_crds_is_built_from_the_shared_pattern() {
+    use ecr_operator::api::common::{REGION_MESSAGE, region_cel_rule};
+    let crds = serde_json::to_string(&ecr_operator::api::crds()).unwrap();
+    let rule = serde_json::to_string(&region_cel_rule()).unwrap();
+    let message = serde_json::to_string(REGION_MESSAGE).unwrap();
+    // Registry.spec.region and ReplicationRule.spec.destinations[].region.
+    assert_eq!(crds.matches(rule.as_str()).count(), 2, "{rule}");
+    assert_eq!(crds.matches(message.as_str()).count(), 2, "{message}");
+}

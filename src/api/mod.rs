@@ -5,6 +5,7 @@
 
 pub mod common;
 pub mod interval;
+pub mod selector;
 pub mod v1alpha1;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

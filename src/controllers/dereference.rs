@@ -139,7 +139,7 @@ pub fn check_tenancy(
     repository: Option<&str>,
 ) -> Result<()> {
     if let Some(selector) = &registry.spec.allowed_namespaces {
-        let selector = kube::core::Selector::try_from(selector.clone()).map_err(|e| {
+        let selector = crate::api::selector::parse(selector).map_err(|e| {
             Error::InvalidSpec(format!(
                 "Registry {} has an invalid allowedNamespaces: {e}",
                 registry.name_any()

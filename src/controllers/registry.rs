@@ -83,6 +83,7 @@ impl Reconciler for RegistryController {
 }
 
 async fn sync<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) -> Result<Synced> {
+    check_spec(&registry.spec)?;
     let target = ctx.target(registry).await?;
     let info = ctx
         .backend
@@ -131,6 +132,27 @@ async fn sync<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) -> Resu
         }
     }
     Ok(Synced { info, changed })
+}
+
+/// Pure: what the operator refuses in a Registry's spec before any ECR call, because admission
+/// could not: an `allowedNamespaces` stored before the selector rules existed (`InvalidSpec`; the
+/// Registry is not Ready, so the objects on it wait instead of each failing tenancy), and a
+/// registry policy longer than ECR allows (`InvalidPolicy`; its serialised size is known only here).
+pub fn check_spec(spec: &RegistrySpec) -> Result<()> {
+    if let Some(selector) = &spec.allowed_namespaces {
+        crate::api::selector::parse(selector)
+            .map_err(|e| Error::InvalidSpec(format!("invalid allowedNamespaces: {e}")))?;
+    }
+    let too_long = spec
+        .policy
+        .as_ref()
+        .and_then(|p| crate::policy::length_violation(&serde_json::Value::Object(p.0.clone())));
+    if let Some(v) = too_long {
+        return Err(Error::InvalidPolicy(format!(
+            "invalid registry policy (spec.policy): {v}"
+        )));
+    }
+    Ok(())
 }
 
 /// Pure: the registry scanning configuration the spec asks for, in ECR's spelling, normalised
@@ -205,6 +227,7 @@ fn next_status(registry: &Registry, outcome: &Result<Synced>, now: &Time) -> Reg
 mod tests {
     use super::*;
     use crate::api::v1alpha1::{ScanningConfiguration, ScanningRule};
+    use crate::error::ErrorClass;
 
     fn spec(scanning: Option<ScanningConfiguration>) -> RegistrySpec {
         serde_json::from_value::<RegistrySpec>(serde_json::json!({"region": "eu-west-1"}))
@@ -286,5 +309,76 @@ mod tests {
             ["Ready", "Stalled"]
         );
         assert_eq!(s2.conditions[0].reason, "AccountMismatch");
+    }
+
+    /// What admission could not refuse makes the Registry Stalled (never Ready) before any ECR
+    /// call: an `allowedNamespaces` stored before the selector rules, a registry policy too long.
+    #[test]
+    fn check_spec_table() {
+        use crate::api::selector::{OPERATOR_MESSAGE, VALUES_FORBIDDEN_MESSAGE, VALUES_REQUIRED_MESSAGE};
+        let registry = |extra: serde_json::Value| {
+            let mut v = serde_json::json!({"region": "eu-west-1"});
+            if let (Some(v), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
+                v.extend(extra.clone());
+            }
+            serde_json::from_value::<RegistrySpec>(v).unwrap()
+        };
+        let expression =
+            |e: serde_json::Value| serde_json::json!({"allowedNamespaces": {"matchExpressions": [e]}});
+        let statement = |sid: String| serde_json::json!({"policy": {"Version": "2012-10-17", "Statement": [{"Sid": sid, "Effect": "Allow"}]}});
+        let ok = [
+            serde_json::json!({}),
+            serde_json::json!({"allowedNamespaces": {}}),
+            serde_json::json!({"allowedNamespaces": {"matchLabels": {"tenant": "true"}}}),
+            expression(serde_json::json!({"key": "tenant", "operator": "In", "values": ["a"]})),
+            expression(serde_json::json!({"key": "tenant", "operator": "Exists"})),
+            statement("a".repeat(10_000)),
+        ];
+        for extra in ok {
+            assert!(check_spec(&registry(extra.clone())).is_ok(), "{extra}");
+        }
+        let refused = [
+            (
+                expression(serde_json::json!({"key": "tenant", "operator": "Equals", "values": ["a"]})),
+                "InvalidSpec",
+                format!("invalid allowedNamespaces: {OPERATOR_MESSAGE} (matchExpressions[0].operator is \"Equals\")"),
+            ),
+            (
+                expression(serde_json::json!({"key": "tenant", "operator": "In"})),
+                "InvalidSpec",
+                format!("invalid allowedNamespaces: {VALUES_REQUIRED_MESSAGE}"),
+            ),
+            (
+                expression(serde_json::json!({"key": "tenant", "operator": "Exists", "values": ["a"]})),
+                "InvalidSpec",
+                format!("invalid allowedNamespaces: {VALUES_FORBIDDEN_MESSAGE}"),
+            ),
+            (
+                statement("a".repeat(10_240)),
+                "InvalidPolicy",
+                "invalid registry policy (spec.policy): the policy is 10306 characters as JSON; ECR allows at most 10240".to_owned(),
+            ),
+        ];
+        for (extra, reason, message) in refused {
+            let spec = registry(extra.clone());
+            let err = check_spec(&spec).unwrap_err();
+            assert_eq!(
+                (err.class(), err.reason()),
+                (ErrorClass::Stalled, reason),
+                "{extra}"
+            );
+            assert!(err.to_string().contains(&message), "{err} / {message}");
+            // The status: Stalled with that reason, never Ready.
+            let mut r = Registry::new("tenants", spec);
+            r.metadata.generation = Some(1);
+            let now = Time(k8s_openapi::jiff::Timestamp::from_second(1_000).unwrap());
+            let s = next_status(&r, &Err(err), &now);
+            let stalled = s.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+            assert_eq!(
+                (stalled.status.as_str(), stalled.reason.as_str()),
+                ("True", reason)
+            );
+            assert_eq!(s.conditions[0].status, "False");
+        }
     }
 }

@@ -247,3 +247,33 @@ async fn a_throttled_token_fails_the_whole_fan_out_transiently() {
         Some(("True".into(), "ProgressingWithRetry".into()))
     );
 }
+
+/// A `namespaceSelector` stored before the selector rules: Stalled `InvalidSpec` naming the bad
+/// operator, before any ECR call and before any Secret is written, even when `namespaces.include`
+/// would keep every namespace from reaching the selector.
+#[tokio::test]
+async fn an_invalid_namespace_selector_stalls_before_any_ecr_call() {
+    for include in [None, Some(json!(["c"]))] {
+        let h = cluster_harness();
+        let mut cps = cluster_pull_secret();
+        cps.spec.namespace_selector = serde_json::from_value(json!({"matchExpressions": [
+            {"key": "pull", "operator": "Equals", "values": ["yes"]}]}))
+        .unwrap();
+        cps.spec.namespaces = include.map(|i| serde_json::from_value(json!({"include": i})).unwrap());
+        let result = h.reconcile::<ClusterPullSecretController>(&cps).await;
+        assert_eq!(class(&result), Some(ErrorClass::Stalled));
+        assert!(h.backend.calls().is_empty(), "{:?}", h.backend.calls());
+        let requests = h.take_requests();
+        assert!(secret_writes(&requests).is_empty());
+        let status = Harness::status_writes(&requests)[0].clone();
+        assert_eq!(
+            condition(&status, "Stalled"),
+            Some(("True".into(), "InvalidSpec".into()))
+        );
+        let message = status["conditions"][0]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("invalid namespaceSelector: matchExpressions[].operator must be one of In, NotIn, Exists, DoesNotExist (matchExpressions[0].operator is \"Equals\")"),
+            "{message}"
+        );
+    }
+}

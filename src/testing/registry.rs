@@ -100,6 +100,44 @@ async fn an_account_mismatch_stalls_and_a_throttled_describe_retries() {
     );
 }
 
+/// What admission could not refuse (a selector stored before its rules, a policy whose
+/// serialised size only the operator knows) stalls the Registry before any ECR call: it is never
+/// Ready, so the objects on it wait instead of each failing tenancy.
+#[tokio::test]
+async fn an_invalid_allowed_namespaces_or_an_oversized_policy_stalls_before_any_ecr_call() {
+    let cases = [
+        (
+            json!({"region": "eu-west-1", "allowedNamespaces": {"matchExpressions": [
+                {"key": "tenant", "operator": "Equals", "values": ["true"]}]}}),
+            "InvalidSpec",
+            "matchExpressions[0].operator is \"Equals\"",
+        ),
+        (
+            json!({"region": "eu-west-1", "policy": {"Version": "2012-10-17", "Statement": [
+                {"Sid": "x".repeat(11_000), "Effect": "Allow", "Principal": "*", "Action": "ecr:ReplicateImage"}]}}),
+            "InvalidPolicy",
+            "ECR allows at most 10240",
+        ),
+    ];
+    for (spec, reason, detail) in cases {
+        let h = Harness::new(Routes::default(), &[]);
+        let result = h.reconcile::<RegistryController>(&registry(spec)).await;
+        assert_eq!(class(&result), Some(ErrorClass::Stalled), "{reason}");
+        assert!(h.backend.calls().is_empty(), "{:?}", h.backend.calls());
+        let writes = Harness::status_writes(&h.take_requests());
+        assert_eq!(
+            condition(&writes[0], "Stalled"),
+            Some(("True".into(), reason.into()))
+        );
+        assert_eq!(
+            condition(&writes[0], "Ready"),
+            Some(("False".into(), reason.into()))
+        );
+        let message = writes[0]["conditions"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(detail), "{message}");
+    }
+}
+
 #[tokio::test]
 async fn a_suspended_registry_calls_nothing_and_says_so_once() {
     let h = Harness::new(Routes::default(), &[]);

@@ -84,6 +84,34 @@ async fn a_new_repository_costs_one_create_and_one_status_write_then_silence() {
     assert!(Harness::events(&requests).is_empty());
 }
 
+/// A repository policy longer than ECR allows (its JSON size is known only to the operator):
+/// Stalled `InvalidPolicy` before any ECR call, nothing created.
+#[tokio::test]
+async fn an_oversized_repository_policy_stalls_before_any_ecr_call() {
+    let h = harness();
+    let mut repo = repository(true);
+    repo.spec.policy = serde_json::from_value(json!({"Version": "2012-10-17", "Statement": [
+        {"Sid": "x".repeat(11_000), "Effect": "Allow", "Principal": "*", "Action": "ecr:BatchGetImage"}]}))
+    .unwrap();
+    let result = h.reconcile::<RepositoryController>(&repo).await;
+    assert_eq!(class(&result), Some(ErrorClass::Stalled));
+    assert!(h.backend.calls().is_empty(), "{:?}", h.backend.calls());
+    let writes = Harness::status_writes(&h.take_requests());
+    assert_eq!(
+        condition(&writes[0], "Stalled"),
+        Some(("True".into(), "InvalidPolicy".into()))
+    );
+    let length = serde_json::to_string(&repo.spec.policy).unwrap().chars().count();
+    assert!(length > 11_000);
+    let message = writes[0]["conditions"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!(
+            "invalid repository policy (spec.policy): the policy is {length} characters as JSON; ECR allows at most 10240"
+        )),
+        "{message}"
+    );
+}
+
 #[tokio::test]
 async fn a_throttled_create_is_transient_and_says_progressing_with_retry() {
     let h = harness();

@@ -271,3 +271,185 @@ async fn the_api_server_admits_exactly_the_intervals_the_decoder_accepts() {
         cases.len()
     );
 }
+
+/// The real API server and the operator's selector decoder accept exactly the same
+/// `matchExpressions` requirements: every operator spelling (valid, mis-cased, invented, empty,
+/// 64 characters) with no `values`, an empty list, one value and two. Every refusal carries one of
+/// the rules' messages, and the decoder's error starts with the same message.
+#[tokio::test]
+async fn the_api_server_admits_exactly_the_selectors_the_decoder_accepts() {
+    use ecr_operator::api::selector::{
+        OPERATOR_MESSAGE, VALUES_FORBIDDEN_MESSAGE, VALUES_REQUIRED_MESSAGE, parse,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+    use kube::api::{Api, PostParams};
+
+    let cp = cluster();
+    let client = cp.client().await.unwrap();
+    let ns = temp_namespace(&client, "selectors").await;
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client,
+        &ns,
+        &kube::api::ApiResource::erase::<LifecyclePolicy>(&()),
+    );
+    let long = "X".repeat(64);
+    let operators = [
+        "In",
+        "NotIn",
+        "Exists",
+        "DoesNotExist",
+        "Equals",
+        "in",
+        "exists",
+        "NotEquals",
+        "",
+        &long,
+    ];
+    let values = [
+        None,
+        Some(serde_json::json!([])),
+        Some(serde_json::json!(["a"])),
+        Some(serde_json::json!(["a", "b"])),
+    ];
+    let dry_run = PostParams {
+        dry_run: true,
+        field_manager: None,
+    };
+    let messages = [
+        OPERATOR_MESSAGE,
+        VALUES_REQUIRED_MESSAGE,
+        VALUES_FORBIDDEN_MESSAGE,
+    ];
+    let (mut accepted, mut refused, mut mismatches) = (0, 0, Vec::new());
+    for (i, (operator, values)) in operators
+        .iter()
+        .flat_map(|o| values.iter().map(move |v| (o, v)))
+        .enumerate()
+    {
+        // A valid requirement first, so the refused one is matchExpressions[1].
+        let mut requirement = serde_json::json!({"key": "tier", "operator": operator});
+        if let Some(v) = values {
+            requirement["values"] = v.clone();
+        }
+        let selector = serde_json::json!({"matchExpressions": [
+            {"key": "team", "operator": "Exists"}, requirement]});
+        let obj: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "LifecyclePolicy",
+            "metadata": {"name": format!("selector-{i}")},
+            "spec": {"repositorySelector": selector, "rules": [{"rulePriority": 1,
+                "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 5},
+                "action": {"type": "expire"}}]},
+        }))
+        .unwrap();
+        let admitted = match api.create(&dry_run, &obj).await {
+            Ok(_) => true,
+            Err(e) => {
+                let msg = api_message(&e);
+                assert!(
+                    messages.iter().any(|m| msg.contains(m)) && msg.contains("matchExpressions[1]"),
+                    "{selector} was refused without a selector rule's message: {msg}"
+                );
+                false
+            }
+        };
+        let decoded = parse(&serde_json::from_value::<LabelSelector>(selector.clone()).unwrap());
+        if let Err(e) = &decoded {
+            let text = e.to_string();
+            assert!(messages.iter().any(|m| text.starts_with(m)), "{text}");
+            assert!(text.contains("matchExpressions[1]"), "{text}");
+        }
+        if admitted != decoded.is_ok() {
+            mismatches.push(format!(
+                "{selector}: API server admitted={admitted}, decoder {decoded:?}"
+            ));
+        }
+        accepted += usize::from(admitted);
+        refused += usize::from(!admitted);
+    }
+    assert!(
+        mismatches.is_empty(),
+        "admission and decoder disagree: {mismatches:#?}"
+    );
+    // In/NotIn with one or two values, Exists/DoesNotExist with none or an empty list.
+    assert_eq!((accepted, refused), (8, 32));
+}
+
+/// The real API server and the operator accept exactly the same region codes, for the Registry's
+/// region and a replication destination's alike (one rule), each refusal with the rule's message.
+#[tokio::test]
+async fn the_api_server_admits_exactly_the_regions_the_operator_accepts() {
+    use ecr_operator::api::common::{REGION_MESSAGE, is_region};
+    use kube::api::{Api, PostParams};
+
+    let cp = cluster();
+    let client = cp.client().await.unwrap();
+    let registries: Api<kube::api::DynamicObject> =
+        Api::all_with(client.clone(), &kube::api::ApiResource::erase::<Registry>(&()));
+    let rules: Api<kube::api::DynamicObject> =
+        Api::all_with(client, &kube::api::ApiResource::erase::<ReplicationRule>(&()));
+    let cases = [
+        "eu-west-1",
+        "us-east-1",
+        "us-gov-west-1",
+        "cn-north-1",
+        "ap-southeast-5",
+        "us-isob-east-1",
+        "us-eest-1",
+        "uswest2",
+        "us-west",
+        "us-west-",
+        "US-WEST-2",
+        "us_west_2",
+        "u-west-2",
+        "usa-west-2",
+        "us-west-2a",
+        "us--west-2",
+        " us-west-2",
+        "us-west-2 ",
+        "eu-west-12345678901234567",
+        "eu-west-123456789012345678",
+    ];
+    let dry_run = PostParams {
+        dry_run: true,
+        field_manager: None,
+    };
+    let mut mismatches = Vec::new();
+    for (i, region) in cases.iter().enumerate() {
+        let registry: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Registry",
+            "metadata": {"name": format!("region-{i}")},
+            "spec": {"region": region, "suspend": true},
+        }))
+        .unwrap();
+        let rule: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "ReplicationRule",
+            "metadata": {"name": format!("region-{i}")},
+            "spec": {"suspend": true, "destinations": [{"region": region, "registryId": "111122223333"}]},
+        }))
+        .unwrap();
+        for (kind, result) in [
+            ("Registry", registries.create(&dry_run, &registry).await),
+            ("ReplicationRule", rules.create(&dry_run, &rule).await),
+        ] {
+            let admitted = match result {
+                Ok(_) => true,
+                Err(e) => {
+                    let msg = api_message(&e);
+                    // Longer than the bound: the length check speaks instead of the rule.
+                    assert!(
+                        msg.contains(REGION_MESSAGE) || (region.len() > 25 && msg.contains("Too long")),
+                        "{kind} {region:?} was refused without the region rule's message: {msg}"
+                    );
+                    false
+                }
+            };
+            if admitted != is_region(region) {
+                mismatches.push(format!("{kind} {region:?}: API server admitted={admitted}"));
+            }
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "admission and operator disagree: {mismatches:#?}"
+    );
+}

@@ -45,8 +45,11 @@ use crate::api::interval::Interval;
 #[serde(rename_all = "camelCase")]
 pub struct LifecyclePolicySpec {
     /// Selects the Repositories (in this namespace) by label. Exactly one of
-    /// `repositorySelector` and `repositories` is required.
+    /// `repositorySelector` and `repositories` is required. `matchExpressions` may use the
+    /// operators `In`, `NotIn` (each with at least one value), `Exists` and `DoesNotExist`
+    /// (without values), checked at admission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = crate::api::selector::admission_rules)]
     pub repository_selector: Option<LabelSelector>,
 
     /// Names of the Repository objects (in this namespace) to apply the policy to. Exactly one of

@@ -108,8 +108,11 @@ pub struct PullSecretSpec {
 #[serde(rename_all = "camelCase")]
 pub struct ClusterPullSecretSpec {
     /// Namespaces whose labels match get the Secret; `{}` selects every namespace. Combined with
-    /// `namespaces` (a namespace must pass both).
+    /// `namespaces` (a namespace must pass both). `matchExpressions` may use the
+    /// operators `In`, `NotIn` (each with at least one value), `Exists` and `DoesNotExist`
+    /// (without values), checked at admission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = crate::api::selector::admission_rules)]
     pub namespace_selector: Option<LabelSelector>,
 
     /// Namespaces by name: `include` (when set, only these) and `exclude` (never these).

@@ -39,10 +39,11 @@ use crate::api::common::PolicyDocument;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RegistrySpec {
-    /// AWS region of the registry, e.g. `eu-west-1`. Required. Immutable: a Registry is one
+    /// AWS region of the registry, e.g. `eu-west-1`: two lowercase letters, one or more lowercase
+    /// words and a number, separated by dashes. Required. Immutable: a Registry is one
     /// registry, and its Repositories would silently be created again in another region; create
     /// another Registry for another region.
-    #[schemars(length(min = 2, max = 25), regex(pattern = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"))]
+    #[schemars(transform = crate::api::common::region_rules)]
     #[x_kube(validation = Rule::new("self == oldSelf")
         .message("region is immutable: a Registry is one registry; create another Registry for another region"))]
     pub region: String,
@@ -81,8 +82,11 @@ pub struct RegistrySpec {
 
     /// Which namespaces may place Repositories, LifecyclePolicies and PullSecrets on this
     /// registry. A label selector over namespaces; unset allows every namespace. Objects in other
-    /// namespaces report `Stalled` with reason `NotAllowed`.
+    /// namespaces report `Stalled` with reason `NotAllowed`. `matchExpressions` may use the
+    /// operators `In`, `NotIn` (each with at least one value), `Exists` and `DoesNotExist`
+    /// (without values), checked at admission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = crate::api::selector::admission_rules)]
     pub allowed_namespaces: Option<LabelSelector>,
 
     /// Rules for the ECR names of Repositories on this registry.

@@ -81,8 +81,9 @@ pub struct ReplicationRuleSpec {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplicationDestination {
-    /// Destination AWS region, e.g. `us-west-2`.
-    #[schemars(length(min = 2, max = 25), regex(pattern = r"^[0-9a-z-]{2,25}$"))]
+    /// Destination AWS region, e.g. `us-west-2`: the same format as `Registry.spec.region` (two
+    /// lowercase letters, one or more lowercase words and a number, separated by dashes).
+    #[schemars(transform = crate::api::common::region_rules)]
     pub region: String,
     /// 12-digit account ID of the destination registry.
     #[schemars(length(min = 12, max = 12), regex(pattern = r"^[0-9]{12}$"))]

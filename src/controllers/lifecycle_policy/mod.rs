@@ -218,7 +218,10 @@ async fn release<B: RegistryBackend>(record: &LifecyclePolicyTarget, ctx: &Conte
 async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Result<Synced> {
     let problems = lifecycle::validate::violations(&lp.spec.rules);
     if !problems.is_empty() {
-        return Err(Error::InvalidPolicy(problems.join("; ")));
+        return Err(Error::InvalidPolicy(format!(
+            "invalid lifecycle policy: {}",
+            problems.join("; ")
+        )));
     }
     let ns = lp.namespace().unwrap_or_default();
     let repos = list_repositories(lp, ctx).await?;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::core::SelectorExt;
+use kube::core::{Selector, SelectorExt};
 use kube::{Resource, ResourceExt};
 
 use crate::api::RECONCILE_REQUESTED_AT;
@@ -18,6 +18,19 @@ use crate::error::{Error, Result};
 use crate::lifecycle::evaluate;
 use crate::status::{Outcome, summarize};
 
+/// Pure: `spec.repositorySelector` as the selector Repositories are matched with (`None`: unset).
+/// A selector stored before the admission rules existed is refused here, naming the requirement,
+/// its value and the allowed operators (`InvalidSpec`).
+pub fn repository_selector(policy: &LifecyclePolicy) -> Result<Option<Selector>> {
+    policy
+        .spec
+        .repository_selector
+        .as_ref()
+        .map(crate::api::selector::parse)
+        .transpose()
+        .map_err(|e| Error::InvalidSpec(format!("invalid repositorySelector: {e}")))
+}
+
 /// Pure: whether `policy` selects `repo` (same namespace, by label selector or name).
 pub fn selects(policy: &LifecyclePolicy, repo: &Repository) -> Result<bool> {
     if policy.namespace() != repo.namespace() {
@@ -26,14 +39,7 @@ pub fn selects(policy: &LifecyclePolicy, repo: &Repository) -> Result<bool> {
     if let Some(names) = &policy.spec.repositories {
         return Ok(names.contains(&repo.name_any()));
     }
-    match &policy.spec.repository_selector {
-        Some(sel) => {
-            let s = kube::core::Selector::try_from(sel.clone())
-                .map_err(|e| Error::InvalidSpec(format!("invalid repositorySelector: {e}")))?;
-            Ok(s.matches(repo.labels()))
-        }
-        None => Ok(false),
-    }
+    Ok(repository_selector(policy)?.is_some_and(|s| s.matches(repo.labels())))
 }
 
 /// Pure: the LifecyclePolicy that holds `repo`: the oldest (creationTimestamp, then name) of the
@@ -66,6 +72,8 @@ pub fn targets(
     repos: &[Repository],
     policies: &[LifecyclePolicy],
 ) -> Result<Vec<(String, Plan)>> {
+    // Refused even when the namespace holds no Repository the selector would be tried on.
+    repository_selector(lp)?;
     let mut out = Vec::new();
     for repo in repos {
         if !selects(lp, repo)? {

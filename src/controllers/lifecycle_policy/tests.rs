@@ -55,6 +55,56 @@ fn selection_by_label_or_name_in_the_same_namespace() {
     assert!(!selects(&by_label, &elsewhere).unwrap());
 }
 
+/// A selector stored before the admission rules existed: `InvalidSpec` (Stalled) naming the
+/// requirement, its value and the allowed operators, even when no Repository exists to try it on;
+/// such a policy never wins a Repository.
+#[test]
+fn an_invalid_repository_selector_is_invalid_spec_naming_the_value() {
+    use crate::api::selector::{OPERATOR_MESSAGE, VALUES_FORBIDDEN_MESSAGE, VALUES_REQUIRED_MESSAGE};
+    let cases = [
+        (
+            json!({"key": "lifecycle", "operator": "Equals", "values": ["std"]}),
+            OPERATOR_MESSAGE,
+            "matchExpressions[0].operator is \"Equals\"",
+        ),
+        (
+            json!({"key": "lifecycle", "operator": "NotIn"}),
+            VALUES_REQUIRED_MESSAGE,
+            "matchExpressions[0] is \"lifecycle\" NotIn with no values",
+        ),
+        (
+            json!({"key": "lifecycle", "operator": "DoesNotExist", "values": ["std"]}),
+            VALUES_FORBIDDEN_MESSAGE,
+            "matchExpressions[0] is \"lifecycle\" DoesNotExist with 1 value(s)",
+        ),
+    ];
+    let labelled = repo("api", json!({"lifecycle": "std"}));
+    for (requirement, rule, detail) in cases {
+        let lp = policy(
+            "bad",
+            1,
+            json!({"repositorySelector": {"matchExpressions": [requirement]}}),
+        );
+        for result in [
+            targets::repository_selector(&lp).map(|_| ()),
+            targets(&lp, &[], std::slice::from_ref(&lp)).map(|_| ()),
+            selects(&lp, &labelled).map(|_| ()),
+        ] {
+            let err = result.unwrap_err();
+            assert_eq!(
+                (err.class(), err.reason()),
+                (crate::error::ErrorClass::Stalled, "InvalidSpec")
+            );
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("invalid repositorySelector: {rule} ({detail})")),
+                "{text}"
+            );
+        }
+        assert!(winner(std::slice::from_ref(&lp), &labelled).is_none());
+    }
+}
+
 #[test]
 fn the_oldest_policy_wins_then_the_name() {
     let r = repo("api", json!({"lifecycle": "std"}));

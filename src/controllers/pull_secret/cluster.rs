@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use kube::api::{Api, DeleteParams, ListParams};
-use kube::core::SelectorExt;
+use kube::core::{Selector, SelectorExt};
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -66,34 +66,38 @@ pub fn secret_name(c: &ClusterPullSecret) -> String {
     c.spec.secret_name.clone().unwrap_or_else(|| c.name_any())
 }
 
-/// Pure: whether a namespace gets the Secret: not terminating, passes `namespaces` and the selector.
+/// Pure: `spec.namespaceSelector` as the selector namespaces are matched with (`None`: unset).
+/// A selector stored before the admission rules existed is refused here, naming the requirement,
+/// its value and the allowed operators (`InvalidSpec`).
+pub fn namespace_selector(selector: Option<&LabelSelector>) -> Result<Option<Selector>> {
+    selector
+        .map(crate::api::selector::parse)
+        .transpose()
+        .map_err(|e| Error::InvalidSpec(format!("invalid namespaceSelector: {e}")))
+}
+
+/// Pure: whether a namespace gets the Secret: not terminating, passes `namespaces` and the
+/// selector (parsed by [`namespace_selector`]).
 pub fn namespace_matches(
     ns: &Namespace,
-    selector: Option<&LabelSelector>,
+    selector: Option<&Selector>,
     filter: Option<&NamespaceFilter>,
-) -> Result<bool> {
+) -> bool {
     let name = ns.name_any();
     let terminating = ns.metadata.deletion_timestamp.is_some()
         || ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating");
     if terminating {
-        return Ok(false);
+        return false;
     }
     if let Some(f) = filter {
         if f.include.as_ref().is_some_and(|inc| !inc.contains(&name)) {
-            return Ok(false);
+            return false;
         }
         if f.exclude.as_ref().is_some_and(|exc| exc.contains(&name)) {
-            return Ok(false);
+            return false;
         }
     }
-    match selector {
-        Some(s) => {
-            let s = kube::core::Selector::try_from(s.clone())
-                .map_err(|e| Error::InvalidSpec(format!("invalid namespaceSelector: {e}")))?;
-            Ok(s.matches(ns.labels()))
-        }
-        None => Ok(true),
-    }
+    selector.is_none_or(|s| s.matches(ns.labels()))
 }
 
 /// Namespaces holding a Secret of this ClusterPullSecret (from the label-selected cache).
@@ -197,6 +201,8 @@ impl Reconciler for ClusterPullSecretController {
 }
 
 async fn fan_out<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) -> Result<Fanned> {
+    // Before any ECR call, and whether or not a namespace would reach the selector.
+    let selector = namespace_selector(cps.spec.namespace_selector.as_ref())?;
     let credentials = credentials(ctx, &cps.spec.registries, cps.spec.refresh_fraction).await?;
     let owner = owner_reference(cps).ok_or(Error::MissingMetadata("uid"))?;
     let uid = owner.uid.clone();
@@ -210,11 +216,7 @@ async fn fan_out<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) 
         .map_err(Error::kube("list namespaces"))?;
     for ns in namespaces.items {
         if ctx.tunables.watches(&ns.name_any())
-            && namespace_matches(
-                &ns,
-                cps.spec.namespace_selector.as_ref(),
-                cps.spec.namespaces.as_ref(),
-            )?
+            && namespace_matches(&ns, selector.as_ref(), cps.spec.namespaces.as_ref())
         {
             matching.insert(ns.name_any());
         }
@@ -317,6 +319,7 @@ fn next_status(cps: &ClusterPullSecret, outcome: &Result<Fanned>, now: &Time) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorClass;
     use serde_json::json;
 
     #[test]
@@ -333,7 +336,10 @@ mod tests {
             n
         };
         let sel: LabelSelector = serde_json::from_value(json!({"matchLabels": {"pull": "yes"}})).unwrap();
-        let all = LabelSelector::default();
+        let sel = namespace_selector(Some(&sel)).unwrap().unwrap();
+        let all = namespace_selector(Some(&LabelSelector::default()))
+            .unwrap()
+            .unwrap();
         let filter = NamespaceFilter {
             include: None,
             exclude: Some(vec!["kube-system".into()]),
@@ -367,7 +373,37 @@ mod tests {
             (ns("team-b", json!({}), false), None, Some(&only), false),
         ];
         for (n, s, f, expected) in cases {
-            assert_eq!(namespace_matches(&n, s, f).unwrap(), expected, "{}", n.name_any());
+            assert_eq!(namespace_matches(&n, s, f), expected, "{}", n.name_any());
         }
+    }
+
+    #[test]
+    fn an_invalid_namespace_selector_is_invalid_spec_naming_the_value() {
+        let cases = [
+            (
+                json!({"matchExpressions": [{"key": "team", "operator": "Equals", "values": ["a"]}]}),
+                "\"Equals\"",
+            ),
+            (
+                json!({"matchExpressions": [{"key": "team", "operator": "In", "values": []}]}),
+                "\"team\" In with no values",
+            ),
+            (
+                json!({"matchExpressions": [{"key": "team", "operator": "Exists", "values": ["a"]}]}),
+                "\"team\" Exists with 1 value(s)",
+            ),
+        ];
+        for (sel, detail) in cases {
+            let sel: LabelSelector = serde_json::from_value(sel).unwrap();
+            let err = namespace_selector(Some(&sel)).unwrap_err();
+            assert_eq!((err.class(), err.reason()), (ErrorClass::Stalled, "InvalidSpec"));
+            let text = err.to_string();
+            assert!(
+                text.contains("invalid namespaceSelector: matchExpressions[]."),
+                "{text}"
+            );
+            assert!(text.contains(detail), "{text}");
+        }
+        assert!(namespace_selector(None).unwrap().is_none());
     }
 }

@@ -73,6 +73,17 @@ pub fn desired(repo: &Repository, cluster_id: &str) -> Result<Desired> {
     })
 }
 
+/// Pure: what ECR would refuse in the desired state that admission could not measure: the
+/// repository policy's length (`InvalidPolicy`). Checked before any ECR call.
+pub fn check_desired(desired: &Desired) -> Result<()> {
+    match desired.policy.as_ref().and_then(crate::policy::length_violation) {
+        Some(v) => Err(Error::InvalidPolicy(format!(
+            "invalid repository policy (spec.policy): {v}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn has_exclusions(m: Mutability) -> bool {
     matches!(
         m,

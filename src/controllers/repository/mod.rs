@@ -16,7 +16,8 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
 pub use decide::{
-    Desired, First, Mode, Observed, Ownership, Step, check_owner, decide, desired, first_step, owner_id, plan,
+    Desired, First, Mode, Observed, Ownership, Step, check_desired, check_owner, decide, desired, first_step,
+    owner_id, plan,
 };
 
 use super::context::{Context, object_key};
@@ -153,6 +154,7 @@ async fn forget_if_gone<B: RegistryBackend>(ctx: &Context<B>, target: &Target, n
 
 async fn sync<B: RegistryBackend>(repo: &Repository, ctx: &Context<B>) -> Result<Synced> {
     let desired = desired(repo, &ctx.tunables.cluster_id)?;
+    check_desired(&desired)?;
     let target = resolve(repo, ctx, &desired.name).await?;
     let mode = Mode::of(repo);
     let backend = ctx.backend.as_ref();

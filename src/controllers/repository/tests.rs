@@ -111,6 +111,54 @@ fn tenancy_table() {
             .reason(),
         "NotAllowed"
     );
+    // An allowedNamespaces stored before the selector rules: InvalidSpec naming the value, for
+    // every namespace (labelled or not), never a silent match or refusal.
+    let invalid = registry(
+        json!({"region": "us-east-1", "allowedNamespaces": {"matchExpressions": [
+        {"key": "tenant", "operator": "Equals", "values": ["true"]}]}}),
+    );
+    for namespace_labels in [labels.clone(), BTreeMap::new()] {
+        let err = check_tenancy(&invalid, "team-a", &namespace_labels, Some("api")).unwrap_err();
+        assert_eq!(err.reason(), "InvalidSpec");
+        let text = err.to_string();
+        assert!(
+            text.contains("Registry r has an invalid allowedNamespaces: matchExpressions[].operator must be one of In, NotIn, Exists, DoesNotExist (matchExpressions[0].operator is \"Equals\")"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn a_repository_policy_longer_than_ecr_allows_is_refused_before_any_call() {
+    let policy = |sid_length: usize| json!({"policy": {"Version": "2012-10-17", "Statement": [{"Sid": "s".repeat(sid_length), "Effect": "Allow"}]}});
+    // The compact JSON around the Sid is 66 characters.
+    for (sid_length, refused) in [
+        (0, false),
+        (10_240 - 66, false),
+        (10_240 - 65, true),
+        (20_000, true),
+    ] {
+        let d = desired(&repo(policy(sid_length)), "c1").unwrap();
+        let text_length = d.policy.as_ref().unwrap().to_string().chars().count();
+        assert_eq!(text_length, sid_length + 66);
+        match check_desired(&d) {
+            Ok(()) => assert!(!refused, "{text_length} characters accepted"),
+            Err(e) => {
+                assert!(refused, "{text_length} characters refused: {e}");
+                assert_eq!(
+                    (e.class(), e.reason()),
+                    (crate::error::ErrorClass::Stalled, "InvalidPolicy")
+                );
+                assert_eq!(
+                    e.to_string(),
+                    format!(
+                        "invalid repository policy (spec.policy): the policy is {text_length} characters as JSON; ECR allows at most 10240"
+                    )
+                );
+            }
+        }
+    }
+    assert!(check_desired(&desired(&repo(json!({})), "c1").unwrap()).is_ok());
 }
 
 #[test]
