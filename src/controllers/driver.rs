@@ -12,7 +12,8 @@
 //! 4. `sync`, then `next_status` from its outcome, then one status write, skipped when the owned
 //!    status is unchanged (server-side apply under `ecr-operator/<controller>`);
 //! 5. one event per transition (a Normal event the controller names, or a Warning when the
-//!    error's reason differs from the previous Ready reason), through the controller's one
+//!    error's reason differs from the previous Ready reason, except while a dependency that
+//!    exists is not Ready yet), through the controller's one
 //!    [`kube::runtime::events::Recorder`];
 //! 6. the root cause drives the error class: a failed status write after a failed sync is
 //!    logged, and the sync's error is returned;
@@ -278,7 +279,9 @@ pub async fn write_status<R: Reconciler>(
 }
 
 /// Events on transitions only: the Normal event the controller named, or a Warning when the
-/// error's reason differs from the stored Ready reason.
+/// error's reason differs from the stored Ready reason. Waiting for a dependency that exists but
+/// is not Ready yet is no warning: it is what every object does once, when it is applied together
+/// with its Registry (the status says it waits).
 async fn publish<R: Reconciler, B: RegistryBackend>(
     ctx: &Context<B>,
     obj: &R::Kind,
@@ -294,6 +297,7 @@ async fn publish<R: Reconciler, B: RegistryBackend>(
     }
     if let Some(e) = error
         && R::WARNING_EVENTS
+        && !matches!(e, Error::DependencyNotReady { .. })
         && R::ready_reason(obj).as_deref() != Some(e.reason())
     {
         ctx.events

@@ -211,3 +211,30 @@ async fn waiting_for_a_missing_registry_is_not_stalled() {
     );
     assert!(h.backend.calls().is_empty());
 }
+
+#[tokio::test]
+async fn a_registry_not_ready_yet_is_waited_for_without_a_warning_and_a_missing_one_warns() {
+    // Applied together with its Registry: the Registry exists but is not Ready yet.
+    let mut pending = ready_registry("default");
+    pending.status = None;
+    let h = Harness::new(Routes::default(), &[pending]);
+    let result = h.reconcile::<RepositoryController>(&repository(true)).await;
+    assert_eq!(class(&result), Some(ErrorClass::Waiting));
+    let requests = h.take_requests();
+    assert_eq!(
+        condition(&Harness::status_writes(&requests)[0], "Reconciling"),
+        Some(("True".into(), "DependencyNotReady".into()))
+    );
+    assert!(
+        Harness::events(&requests).is_empty(),
+        "{:?}",
+        Harness::events(&requests)
+    );
+    // No Registry of that name at all: likely a mistake, so a Warning says so.
+    let h = Harness::new(Routes::default(), &[]);
+    let _ = h.reconcile::<RepositoryController>(&repository(true)).await;
+    assert_eq!(
+        Harness::events(&h.take_requests()),
+        [("Warning".to_owned(), "DependencyNotReady".to_owned())]
+    );
+}
