@@ -18,6 +18,9 @@ pub enum Error {
     /// A Registry this one needs exists but is not Ready.
     #[error("{kind} {name:?} is not ready")]
     DependencyNotReady { kind: &'static str, name: String },
+    /// A Registry being deleted is still used by these objects: it stays until they are gone.
+    #[error("{0}")]
+    InUse(String),
     /// The Registry does not allow this object (namespace or name rules).
     #[error("{0}")]
     NotAllowed(String),
@@ -102,7 +105,9 @@ impl Error {
     /// Whether to retry soon, wait for a dependency, or stop until something changes.
     pub fn class(&self) -> ErrorClass {
         match self {
-            Error::DependencyNotFound { .. } | Error::DependencyNotReady { .. } => ErrorClass::Waiting,
+            Error::DependencyNotFound { .. } | Error::DependencyNotReady { .. } | Error::InUse(_) => {
+                ErrorClass::Waiting
+            }
             Error::Backend { source, .. } => backend_class(source),
             Error::Kube { source, .. } => match source {
                 kube::Error::Api(s) if s.code == 403 || s.code == 422 || s.code == 400 => ErrorClass::Stalled,
@@ -131,6 +136,7 @@ impl Error {
         match self {
             Error::InvalidSpec(_) => "InvalidSpec",
             Error::DependencyNotFound { .. } | Error::DependencyNotReady { .. } => "DependencyNotReady",
+            Error::InUse(_) => "InUse",
             Error::NotAllowed(_) => "NotAllowed",
             Error::OwnedElsewhere { .. } => "OwnedElsewhere",
             Error::AlreadyExists(_) => "AlreadyExists",

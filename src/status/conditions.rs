@@ -111,7 +111,7 @@ pub fn summarize(
             match err.class() {
                 ErrorClass::Waiting => {
                     next.push(c(READY, "False", err.reason(), message.clone()));
-                    next.push(c(RECONCILING, "True", "DependencyNotReady", message));
+                    next.push(c(RECONCILING, "True", err.reason(), message));
                 }
                 ErrorClass::Transient => {
                     next.push(c(READY, "False", err.reason(), message.clone()));

@@ -12,7 +12,8 @@ use crate::error::ErrorClass;
 fn registry(spec: serde_json::Value) -> Registry {
     serde_json::from_value(json!({
         "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Registry",
-        "metadata": {"name": "default", "uid": "uid-default", "generation": 3},
+        "metadata": {"name": "default", "uid": "uid-default", "generation": 3,
+            "finalizers": [crate::api::FINALIZER]},
         "spec": spec,
     }))
     .unwrap()
@@ -39,7 +40,7 @@ async fn a_registry_becomes_ready_with_its_id_and_host_then_writes_nothing() {
         writes[0].get("replication").is_none(),
         "never the replication controller's field"
     );
-    // No finalizer on Registries, and in sync the next reconcile writes nothing.
+    // Only the status is written, and in sync the next reconcile writes nothing.
     assert!(
         requests
             .iter()
@@ -351,4 +352,89 @@ async fn a_rule_whose_registry_is_missing_waits_and_a_suspended_rule_says_so() {
         .await
         .unwrap();
     assert!(h.take_requests().iter().all(|r| !r.is_write()));
+}
+
+/// Deleting a Registry that objects still use: it stays (finalizer), keeps Ready (their cleanup
+/// needs it) and names them in `InUse`; once they are gone, the finalizer goes.
+#[tokio::test]
+async fn a_registry_in_use_waits_for_its_users_and_then_goes() {
+    let repository = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Repository",
+        "metadata": {"name": "web", "namespace": "shop"}, "spec": {"registryRef": {"name": "default"}}});
+    let mut routes = Routes::default();
+    for kind in [
+        "repositories",
+        "lifecyclepolicies",
+        "replicationrules",
+        "pullsecrets",
+        "clusterpullsecrets",
+    ] {
+        routes
+            .lists
+            .insert(format!("/apis/ecr-operator.dev/v1alpha1/{kind}"), vec![]);
+    }
+    routes.lists.insert(
+        "/apis/ecr-operator.dev/v1alpha1/repositories".into(),
+        vec![repository],
+    );
+    let h = Harness::new(routes, &[]);
+    let ready = json!({"observedGeneration": 3, "registryId": "123456789012",
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded", "message": "reachable",
+            "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 3}]});
+    let mut deleting = with_status(&registry(json!({"region": "eu-west-1"})), &ready);
+    deleting.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::from_second(1).unwrap(),
+    ));
+    let result = h.reconcile::<RegistryController>(&deleting).await;
+    assert_eq!(class(&result), Some(ErrorClass::Waiting));
+    let requests = h.take_requests();
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.method == "PATCH" && !r.is_status_write()),
+        "the finalizer stays: {requests:?}"
+    );
+    let writes = Harness::status_writes(&requests);
+    assert_eq!(writes.len(), 1);
+    assert_eq!(
+        condition(&writes[0], "Ready"),
+        Some(("True".into(), "Succeeded".into())),
+        "still serving its users"
+    );
+    assert_eq!(
+        condition(&writes[0], "InUse"),
+        Some(("True".into(), "InUse".into()))
+    );
+    assert!(
+        writes[0].to_string().contains("Repository shop/web"),
+        "{}",
+        writes[0]
+    );
+    assert_eq!(
+        Harness::events(&requests),
+        [("Warning".to_owned(), "InUse".to_owned())]
+    );
+    assert!(h.backend.calls().is_empty());
+
+    // The Repository is gone: the finalizer is removed.
+    h.routes
+        .lock()
+        .unwrap()
+        .lists
+        .insert("/apis/ecr-operator.dev/v1alpha1/repositories".into(), vec![]);
+    let deleting = with_status(&deleting, &writes[0]);
+    h.reconcile::<RegistryController>(&deleting).await.unwrap();
+    let requests = h.take_requests();
+    let finalizer_patch = requests
+        .iter()
+        .find(|r| r.method == "PATCH" && !r.is_status_write())
+        .expect("the finalizer is removed");
+    // kube's finalizer helper removes it with a JSON patch.
+    let ops = finalizer_patch.body.as_array().expect("a JSON patch");
+    assert!(
+        ops.iter().any(|op| op["op"] == "remove"
+            && op["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("/metadata/finalizers"))),
+        "{ops:?}"
+    );
 }

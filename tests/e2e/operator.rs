@@ -890,3 +890,61 @@ async fn suspension_is_reported_and_edits_wait_for_resume() {
     env.apply_registry(json!({"suspend": false})).await;
     env.wait_registry_ready().await;
 }
+
+/// Deleting a Registry that a Repository (`deletionPolicy: Delete`) still uses: the Registry
+/// stays, Ready, naming its user in `InUse`; deleting the Repository then deletes the ECR
+/// repository through it (it used to hang in Terminating, with its namespace), and the Registry
+/// goes last.
+#[tokio::test]
+async fn a_registry_in_use_stays_until_its_users_are_gone() {
+    use ecr_operator::api::v1alpha1::Registry;
+    let env = OperatorEnv::start("e2e-in-use").await;
+    env.wait_registry_ready().await;
+    let ns = temp_namespace(&env.client, "in-use").await;
+    env.apply_repository(
+        &ns,
+        "web",
+        json!({"name": "in-use/web", "deletionPolicy": "Delete"}),
+    )
+    .await;
+    env.wait_condition(&ns, "web", "Ready", "True", None).await;
+
+    env.delete_registry().await;
+    let held = env
+        .wait_registry(|r| has_condition(r, "InUse", "True", Some("InUse")))
+        .await;
+    assert!(held.metadata.deletion_timestamp.is_some());
+    assert!(has_condition(&held, "Ready", "True", None), "{:?}", held.status);
+    let message = &condition(&held, "InUse").unwrap().message;
+    assert!(message.contains(&format!("Repository {ns}/web")), "{message}");
+
+    let repositories: Api<Repository> = Api::namespaced(env.client.clone(), &ns);
+    repositories
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "the Repository to be deleted",
+        || async { repositories.get_opt("web").await.unwrap().is_none().then_some(()) },
+    )
+    .await;
+    assert!(
+        !env.ecr_exists("in-use/web").await,
+        "deleted from ECR through the held Registry"
+    );
+    let registries: Api<Registry> = Api::all(env.client.clone());
+    eventually(
+        Duration::from_secs(60),
+        "the Registry to go once unused",
+        || async {
+            registries
+                .get_opt(&env.registry)
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+}

@@ -16,9 +16,13 @@ use crate::api::RECONCILE_REQUESTED_AT;
 use crate::api::v1alpha1::{Registry, RegistrySpec, RegistryStatus, ScanFrequency, ScanType};
 use crate::backend::{RegistryBackend, RegistryInfo, ScanningRuleSettings, ScanningSettings};
 use crate::error::{Error, Result};
-use crate::status::{Outcome, summarize};
+use crate::status::{Outcome, domain_condition, set_condition, summarize};
+
+mod in_use;
 
 pub const CONTROLLER: &str = "registry";
+/// The domain condition of a Registry whose deletion waits for its users.
+pub const IN_USE: &str = "InUse";
 
 /// Runs the Registry controller until shutdown.
 pub async fn controller<B: RegistryBackend>(
@@ -26,7 +30,7 @@ pub async fn controller<B: RegistryBackend>(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (store, own) = triggers::primary::<RegistryController, B>(&ctx, triggers::own);
-    let controller = Controller::for_stream(own, store);
+    let controller = in_use::watch_users(Controller::for_stream(own, store), &ctx);
     driver::run::<RegistryController, B>(controller, ctx, shutdown).await;
 }
 
@@ -45,6 +49,8 @@ impl Reconciler for RegistryController {
     type Status = RegistryStatus;
     type Synced = Synced;
     const CONTROLLER: &'static str = CONTROLLER;
+    // Deletion waits for the Registry's users (see `in_use`).
+    const FINALIZER: bool = true;
 
     fn api(client: &kube::Client, _: &Registry) -> Api<Registry> {
         Api::all(client.clone())
@@ -71,6 +77,11 @@ impl Reconciler for RegistryController {
 
     fn next_status(registry: &Registry, outcome: &Result<Synced>, now: &Time) -> RegistryStatus {
         next_status(registry, outcome, now)
+    }
+
+    async fn cleanup<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) -> Result<Option<Note>> {
+        in_use::check(registry, ctx).await?;
+        Ok(None)
     }
 
     fn event(_: &Registry, s: &Synced) -> Option<Note> {
@@ -216,6 +227,15 @@ fn next_status(registry: &Registry, outcome: &Result<Synced>, now: &Time) -> Reg
                 "Registry {} in {} is reachable",
                 synced.info.registry_id, registry.spec.region
             ))
+        }
+        // Deletion waits for the users: the Registry keeps serving them (their own cleanup needs
+        // it Ready), and a domain condition names them.
+        Err(Error::InUse(message)) => {
+            let mut conditions = prev.conditions.clone();
+            let held = domain_condition(IN_USE, true, IN_USE, message.clone(), generation, now);
+            set_condition(&mut conditions, &prev.conditions, held);
+            status.conditions = conditions;
+            return status;
         }
         Err(e) => Outcome::Failed(e),
     };
