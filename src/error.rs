@@ -25,7 +25,9 @@ pub enum Error {
     #[error("{0}")]
     NotAllowed(String),
     /// The ECR repository belongs to another object (another namespace or cluster).
-    #[error("ECR repository {name:?} is owned by {owner:?}; it is never written by this object")]
+    #[error(
+        "ECR repository {name:?} is owned by {owner}; it is never written by this object. To hand it over, delete that object with deletionPolicy: Retain (which releases it), or, if it is already gone, set spec.takeOverFrom to the owner"
+    )]
     OwnedElsewhere { name: String, owner: String },
     /// `adoption: CreateOnly` and the repository already exists.
     #[error("ECR repository {0:?} already exists and adoption is CreateOnly")]

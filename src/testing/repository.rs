@@ -238,3 +238,83 @@ async fn a_registry_not_ready_yet_is_waited_for_without_a_warning_and_a_missing_
         [("Warning".to_owned(), "DependencyNotReady".to_owned())]
     );
 }
+
+/// `deletionPolicy: Retain` (the default) keeps the repository but releases it: the owner tag
+/// goes, so a Repository elsewhere may adopt it. Without a reachable Registry the object still
+/// goes, and the event says how the next owner takes over.
+#[tokio::test]
+async fn a_retained_repository_is_released_and_another_object_may_take_it() {
+    use crate::api::OWNER_TAG;
+    use crate::backend::RegistryBackend;
+    let h = harness();
+    let repo = repository(true);
+    h.reconcile::<RepositoryController>(&repo).await.unwrap();
+    let mut deleting = repo.clone();
+    deleting.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::from_second(1).unwrap(),
+    ));
+    h.take_requests();
+    h.reconcile::<RepositoryController>(&deleting).await.unwrap();
+    assert!(
+        h.backend.writes().contains(&"UntagResource"),
+        "{:?}",
+        h.backend.writes()
+    );
+    assert!(!h.backend.writes().contains(&"DeleteRepository"));
+    let requests = h.take_requests();
+    assert_eq!(
+        Harness::events(&requests),
+        [("Normal".to_owned(), "Released".to_owned())]
+    );
+    let target = h.ctx.target(&ready_registry("default")).await.unwrap();
+    let remote = h
+        .backend
+        .describe_repository(&target, "team-a/api")
+        .await
+        .unwrap()
+        .unwrap();
+    let tags = h.backend.list_tags(&target, &remote.arn).await.unwrap();
+    assert!(!tags.contains_key(OWNER_TAG), "{tags:?}");
+    assert_eq!(tags.get("team").map(String::as_str), Some("a"), "other tags stay");
+
+    // No Registry: nothing can be released, the object still goes, and the event says what next.
+    let h = Harness::new(Routes::default(), &[]);
+    h.reconcile::<RepositoryController>(&deleting).await.unwrap();
+    let events = Harness::events(&h.take_requests());
+    assert_eq!(events, [("Normal".to_owned(), "Retained".to_owned())]);
+}
+
+/// `spec.takeOverFrom` names the previous owner of this cluster: refused while that Repository
+/// exists, taken over once it is gone.
+#[tokio::test]
+async fn take_over_from_waits_for_the_previous_object_to_be_gone() {
+    use crate::api::OWNER_TAG;
+    use crate::backend::RegistryBackend;
+    let h = harness();
+    // The previous owner, team-b/api, created the repository.
+    let mut previous = repository(true);
+    previous.metadata.namespace = Some("team-b".into());
+    previous.metadata.uid = Some("uid-previous".into());
+    h.reconcile::<RepositoryController>(&previous).await.unwrap();
+    let mut next = repository(true);
+    next.spec.take_over_from = Some("team-b/api".into());
+    // It still exists (the API server answers its GET): refused.
+    h.serve(&previous);
+    let result = h.reconcile::<RepositoryController>(&next).await;
+    let err = result.unwrap_err();
+    assert_eq!(err.reason(), "OwnedElsewhere");
+    assert!(err.to_string().contains("still exists"), "{err}");
+    // Gone: taken over, the owner tag names the new object.
+    h.routes.lock().unwrap().objects.clear();
+    h.reconcile::<RepositoryController>(&next).await.unwrap();
+    let target = h.ctx.target(&ready_registry("default")).await.unwrap();
+    let remote = h
+        .backend
+        .describe_repository(&target, "team-a/api")
+        .await
+        .unwrap()
+        .unwrap();
+    let tags = h.backend.list_tags(&target, &remote.arn).await.unwrap();
+    assert_eq!(tags.get(OWNER_TAG).map(String::as_str), Some("c1/team-a/api"));
+    assert!(Harness::events(&h.take_requests()).contains(&("Normal".to_owned(), "Adopted".to_owned())));
+}

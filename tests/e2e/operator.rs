@@ -948,3 +948,99 @@ async fn a_registry_in_use_stays_until_its_users_are_gone() {
     )
     .await;
 }
+
+/// Handing an ECR repository to another namespace, both documented ways, against moto: deleting
+/// the old object with `deletionPolicy: Retain` releases the repository (its owner tag goes) and a
+/// Repository elsewhere adopts it; a repository whose owner tag names an object that is gone is
+/// refused (`OwnedElsewhere`, saying how to hand it over) until `spec.takeOverFrom` names it.
+#[tokio::test]
+async fn a_repository_is_handed_over_across_namespaces_never_silently() {
+    let env = OperatorEnv::start("e2e-handover").await;
+    let old_ns = temp_namespace(&env.client, "handover-old").await;
+    let new_ns = temp_namespace(&env.client, "handover-new").await;
+
+    // 1. Release by deletion with Retain, then adoption elsewhere.
+    env.apply_repository(&old_ns, "api", json!({"name": "handover/api"}))
+        .await;
+    env.wait_condition(&old_ns, "api", "Ready", "True", None).await;
+    let old: Api<Repository> = Api::namespaced(env.client.clone(), &old_ns);
+    old.delete("api", &DeleteParams::default()).await.unwrap();
+    eventually(Duration::from_secs(60), "the old Repository to go", || async {
+        old.get_opt("api").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    assert!(
+        env.ecr_exists("handover/api").await,
+        "Retain keeps the repository"
+    );
+    assert!(
+        !env.ecr_tags("handover/api").await.contains_key(OWNER_TAG),
+        "released"
+    );
+    env.apply_repository(&new_ns, "api", json!({"name": "handover/api"}))
+        .await;
+    env.wait_condition(&new_ns, "api", "Ready", "True", None).await;
+    assert_eq!(
+        env.ecr_tags("handover/api").await.get(OWNER_TAG).cloned(),
+        Some(format!("{CLUSTER_ID}/{new_ns}/api"))
+    );
+
+    // 2. An owner tag naming an object that is gone (never released): refused with the way out.
+    let ghost = format!("{CLUSTER_ID}/ghost-ns/web");
+    env.ecr
+        .create_repository()
+        .repository_name("handover/web")
+        .send()
+        .await
+        .unwrap();
+    let arn = env
+        .ecr
+        .describe_repositories()
+        .repository_names("handover/web")
+        .send()
+        .await
+        .unwrap()
+        .repositories()[0]
+        .repository_arn()
+        .unwrap()
+        .to_owned();
+    let tag = aws_sdk_ecr::types::Tag::builder()
+        .key(OWNER_TAG)
+        .value(&ghost)
+        .build()
+        .unwrap();
+    env.ecr
+        .tag_resource()
+        .resource_arn(&arn)
+        .tags(tag)
+        .send()
+        .await
+        .unwrap();
+    env.apply_repository(&new_ns, "web", json!({"name": "handover/web"}))
+        .await;
+    let refused = env
+        .wait_condition(&new_ns, "web", "Stalled", "True", Some("OwnedElsewhere"))
+        .await;
+    let message = &condition(&refused, "Stalled").unwrap().message;
+    assert!(
+        message.contains(&ghost) && message.contains("spec.takeOverFrom"),
+        "{message}"
+    );
+    assert_eq!(
+        env.ecr_tags("handover/web").await.get(OWNER_TAG),
+        Some(&ghost),
+        "never silently taken"
+    );
+    env.apply_repository(
+        &new_ns,
+        "web",
+        json!({"name": "handover/web", "takeOverFrom": "ghost-ns/web"}),
+    )
+    .await;
+    env.wait_condition(&new_ns, "web", "Ready", "True", None).await;
+    assert_eq!(
+        env.ecr_tags("handover/web").await.get(OWNER_TAG).cloned(),
+        Some(format!("{CLUSTER_ID}/{new_ns}/web"))
+    );
+    env.delete_registry().await;
+}

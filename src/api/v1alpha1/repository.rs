@@ -120,6 +120,19 @@ pub struct RepositorySpec {
     #[serde(default)]
     pub adoption: Adoption,
 
+    /// Takes the ECR repository over from the object that owns it, named as its owner tag names
+    /// it: `namespace/name` for a Repository of this cluster, or `cluster-id/namespace/name` for
+    /// one of another cluster. The explicit way to move a repository to another namespace (or
+    /// cluster) when its previous object is gone but still named by the owner tag. Refused
+    /// (`OwnedElsewhere`) while that Repository still exists in this cluster: delete it first,
+    /// with `deletionPolicy: Retain`, which releases the repository anyway. Has no effect on a
+    /// repository owned by anyone else. Remove it once the takeover is done, or leave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 316))]
+    #[x_kube(validation = Rule::new("self.matches('^([^/]+/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$')")
+        .message("takeOverFrom must be namespace/name, or cluster-id/namespace/name, as the previous owner's ecr-operator.dev/owner tag names it"))]
+    pub take_over_from: Option<String>,
+
     /// How often to re-check ECR for drift, between 10s and 24h, such as `10m` or
     /// `1h30m`. Defaults to the operator's `--default-interval` (10m).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -30,6 +30,18 @@ pub struct Desired {
     /// `spec.tags` plus the owner tag.
     pub tags: BTreeMap<String, String>,
     pub policy: Option<Value>,
+    /// The owner id `spec.takeOverFrom` names, if any.
+    pub previous_owner: Option<String>,
+}
+
+/// Pure: the owner id `spec.takeOverFrom` names: `namespace/name` is of this cluster.
+pub fn previous_owner(take_over_from: Option<&str>, cluster_id: &str) -> Option<String> {
+    let from = take_over_from?;
+    Some(if from.matches('/').count() >= 2 {
+        from.to_owned()
+    } else {
+        format!("{cluster_id}/{from}")
+    })
 }
 
 /// Pure: the desired ECR state.
@@ -70,6 +82,7 @@ pub fn desired(repo: &Repository, cluster_id: &str) -> Result<Desired> {
         encryption,
         tags,
         policy: spec.policy.as_ref().map(|p| Value::Object(p.0.clone())),
+        previous_owner: previous_owner(spec.take_over_from.as_deref(), cluster_id),
     })
 }
 
@@ -92,18 +105,23 @@ fn has_exclusions(m: Mutability) -> bool {
 }
 
 /// Who holds a repository according to its owner tag.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ownership {
     /// Our owner tag.
     Ours,
     /// No owner tag: adoptable.
     Unowned,
+    /// The owner `spec.takeOverFrom` names: handed over to this object.
+    HandedOver(String),
 }
 
-/// Pure: refuses repositories owned by another object.
+/// Pure: refuses repositories owned by another object, unless `spec.takeOverFrom` names it.
 pub fn check_owner(desired: &Desired, tags: &BTreeMap<String, String>) -> Result<Ownership> {
     match tags.get(OWNER_TAG) {
         Some(owner) if owner == &desired.owner => Ok(Ownership::Ours),
+        Some(owner) if desired.previous_owner.as_ref() == Some(owner) => {
+            Ok(Ownership::HandedOver(owner.clone()))
+        }
         Some(owner) => Err(Error::OwnedElsewhere {
             name: desired.name.clone(),
             owner: owner.clone(),
@@ -240,9 +258,11 @@ pub struct Observed {
 /// The decision for an existing (or just created) repository.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
-    /// Make these calls (none when in sync); `adopt` when the repository had no owner tag.
+    /// Make these calls (none when in sync); `adopt` when the repository had no owner tag, or
+    /// the owner `from` handed it over (`spec.takeOverFrom`).
     Apply {
         adopt: bool,
+        from: Option<String>,
         changes: Vec<RepositoryChange>,
     },
     /// ObserveOnly: write nothing; `drift` names the calls Full management would make.
@@ -260,7 +280,12 @@ pub fn decide(
 ) -> Result<Step> {
     // An observer never writes, so it may watch a repository another object owns; a writer
     // checks ownership (and CreateOnly) before anything else.
-    let unowned = !mode.observe_only && check_owner(desired, &observed.tags)? == Ownership::Unowned;
+    let ownership = if mode.observe_only {
+        Ownership::Ours
+    } else {
+        check_owner(desired, &observed.tags)?
+    };
+    let unowned = ownership == Ownership::Unowned;
     if unowned && !observed.created && mode.adoption == Adoption::CreateOnly {
         return Err(Error::AlreadyExists(desired.name.clone()));
     }
@@ -278,6 +303,10 @@ pub fn decide(
     } else {
         Step::Apply {
             adopt: unowned && !observed.created,
+            from: match ownership {
+                Ownership::HandedOver(from) => Some(from),
+                _ => None,
+            },
             changes,
         }
     })

@@ -76,7 +76,36 @@ fn ownership_table() {
     for other in ["c1/team-b/api", "c2/team-a/api"] {
         let err = check_owner(&d, &tags(&[(OWNER_TAG, other)])).unwrap_err();
         assert_eq!(err.reason(), "OwnedElsewhere", "{other}");
+        assert!(
+            err.to_string().contains("spec.takeOverFrom"),
+            "says how to hand over: {err}"
+        );
     }
+    // spec.takeOverFrom names exactly one previous owner: this cluster's, or another's.
+    for (take_over_from, owner, expected) in [
+        ("team-b/api", "c1/team-b/api", Some("c1/team-b/api")),
+        ("c2/team-a/api", "c2/team-a/api", Some("c2/team-a/api")),
+        ("team-b/api", "c2/team-b/api", None),
+        ("team-b/web", "c1/team-b/api", None),
+    ] {
+        let d = desired(&repo(json!({"takeOverFrom": take_over_from})), "c1").unwrap();
+        let got = check_owner(&d, &tags(&[(OWNER_TAG, owner)]));
+        match expected {
+            Some(from) => assert_eq!(got.unwrap(), Ownership::HandedOver(from.into())),
+            None => assert_eq!(
+                got.unwrap_err().reason(),
+                "OwnedElsewhere",
+                "{take_over_from} vs {owner}"
+            ),
+        }
+    }
+    // takeOverFrom changes nothing for a repository that is already ours, or unowned.
+    let d = desired(&repo(json!({"takeOverFrom": "team-b/api"})), "c1").unwrap();
+    assert_eq!(
+        check_owner(&d, &tags(&[(OWNER_TAG, OWNER)])).unwrap(),
+        Ownership::Ours
+    );
+    assert_eq!(check_owner(&d, &tags(&[])).unwrap(), Ownership::Unowned);
 }
 
 #[test]
@@ -425,6 +454,7 @@ fn decide_table() {
         decide(&d, &r, &ours, full, &[]).unwrap(),
         Step::Apply {
             adopt: false,
+            from: None,
             changes: changes(&ours)
         }
     );
@@ -434,6 +464,7 @@ fn decide_table() {
         step,
         Step::Apply {
             adopt: true,
+            from: None,
             changes: changes(&unowned)
         }
     );
@@ -448,6 +479,23 @@ fn decide_table() {
         decide(&d, &r, &created, create_only, &[]).unwrap(),
         Step::Apply { adopt: false, .. }
     ));
+    // The owner spec.takeOverFrom names: taken over (the owner tag is rewritten).
+    let handing = desired(
+        &repo(json!({"tags": {"team": "a"}, "takeOverFrom": "c2/team-a/api"})),
+        "c1",
+    )
+    .unwrap();
+    match decide(&handing, &r, &foreign, full, &[]).unwrap() {
+        Step::Apply {
+            adopt: false,
+            from: Some(from),
+            changes,
+        } => {
+            assert_eq!(from, "c2/team-a/api");
+            assert!(changes.iter().any(|c| matches!(c, RepositoryChange::TagResource(t) if t.get(OWNER_TAG).map(String::as_str) == Some(OWNER))));
+        }
+        other => panic!("{other:?}"),
+    }
     // Another owner: never written; an observer may still watch it and reports the drift.
     assert_eq!(
         decide(&d, &r, &foreign, full, &[]).unwrap_err().reason(),
