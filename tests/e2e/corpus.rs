@@ -1,6 +1,6 @@
 //! The controller half of the bad-input corpus: `tests/fixtures/invalid/controller/*.yaml` pass admission
 //! (CEL cannot see the problem) and the operator must answer with a condition and a reason.
-//! Each file's first lines say `# expect-condition: Stalled|Reconciling` and
+//! Each file's first lines say `# expect-condition: Stalled|Reconciling|Suspended` and
 //! `# expect-reason: <Reason>`; its last document is the object checked, the documents before it
 //! are set-up (applied in order, each of ours waited for until Ready). Registries in the files
 //! are pointed at the local ECR endpoint. The admission half is `tests/fixtures/invalid/`
