@@ -15,6 +15,7 @@ use super::context::{Context, object_key};
 use super::driver::{self, Note, Reconciler};
 use super::triggers;
 use crate::api::RECONCILE_REQUESTED_AT;
+use crate::api::interval::Interval;
 use crate::api::v1alpha1::{
     AppliedReplicationRule, Registry, RegistryReplicationStatus, ReplicationRule, ReplicationRuleStatus,
 };
@@ -91,8 +92,9 @@ impl crate::status::Summarized for Bookkeeping {
 pub enum Replicated {
     /// No rule names this registry, and none of ours is left in ECR.
     Nothing,
-    /// The merged document (written when it differed) and the verdicts.
-    Merged(Merge),
+    /// The merged document (written when it differed) and the verdicts, and the shortest
+    /// `spec.interval` among the rules (the document is re-checked that often).
+    Merged(Merge, Option<Interval>),
 }
 
 /// The replication controller: keyed on Registry, writes the replication configuration, each
@@ -135,7 +137,7 @@ impl Reconciler for ReplicationController {
 
     fn next_status(registry: &Registry, outcome: &Result<Replicated>, _: &Time) -> Bookkeeping {
         match outcome {
-            Ok(Replicated::Merged(merged)) => Bookkeeping {
+            Ok(Replicated::Merged(merged, _)) => Bookkeeping {
                 replication: Some(RegistryReplicationStatus {
                     rules: merged
                         .ours
@@ -157,8 +159,21 @@ impl Reconciler for ReplicationController {
         None
     }
 
-    fn requeue<B: RegistryBackend>(registry: &Registry, _: &Replicated, ctx: &Context<B>) -> Duration {
-        ctx.interval(registry.spec.interval.as_ref(), &object_key(registry))
+    fn requeue<B: RegistryBackend>(
+        registry: &Registry,
+        replicated: &Replicated,
+        ctx: &Context<B>,
+    ) -> Duration {
+        let rules = match replicated {
+            Replicated::Merged(_, shortest) => shortest.as_ref(),
+            Replicated::Nothing => None,
+        };
+        let registry_every = registry
+            .spec
+            .interval
+            .as_ref()
+            .map_or(ctx.tunables.default_interval, Interval::duration);
+        crate::jitter::jittered(recheck_every(registry_every, rules), &object_key(registry))
     }
 }
 
@@ -217,7 +232,22 @@ async fn replicate<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) ->
             tracing::warn!(error = &e as &dyn std::error::Error, rule = %rule.name_any(), "status write failed");
         }
     }
-    result.map(Replicated::Merged)
+    let shortest = shortest_interval(&rules);
+    result.map(|m| Replicated::Merged(m, shortest))
+}
+
+/// Pure: the shortest `spec.interval` among the rules (each rule's drift re-check).
+fn shortest_interval(rules: &[ReplicationRule]) -> Option<Interval> {
+    rules
+        .iter()
+        .filter_map(|r| r.spec.interval.clone())
+        .min_by_key(Interval::duration)
+}
+
+/// Pure: the registry's document is re-checked at the shorter of the Registry's interval (or the
+/// default) and its rules' shortest `spec.interval`.
+fn recheck_every(registry: Duration, rules: Option<&Interval>) -> Duration {
+    rules.map_or(registry, |r| r.duration().min(registry))
 }
 
 async fn sync<B: RegistryBackend>(
@@ -308,4 +338,35 @@ fn rule_status(
     };
     status.conditions = summarize(&prev.conditions, generation, &outcome, now);
     status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(interval: Option<&str>) -> ReplicationRule {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "ReplicationRule",
+            "metadata": {"name": "r"},
+            "spec": {"registryRef": {"name": "default"}, "interval": interval,
+                "destinations": [{"region": "eu-west-1", "registryId": "123456789012"}]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_rules_interval_shortens_the_documents_recheck_never_lengthens_it() {
+        let ten_minutes = Duration::from_secs(600);
+        let rules = [rule(Some("1h")), rule(None), rule(Some("2m")), rule(Some("30m"))];
+        let shortest = shortest_interval(&rules);
+        assert_eq!(shortest.as_ref().map(Interval::as_str), Some("2m"));
+        assert_eq!(
+            recheck_every(ten_minutes, shortest.as_ref()),
+            Duration::from_secs(120)
+        );
+        let long = shortest_interval(&[rule(Some("1h"))]);
+        assert_eq!(recheck_every(ten_minutes, long.as_ref()), ten_minutes);
+        assert_eq!(recheck_every(ten_minutes, None), ten_minutes);
+        assert_eq!(shortest_interval(&[rule(None)]), None);
+    }
 }

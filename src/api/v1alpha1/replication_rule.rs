@@ -66,8 +66,10 @@ pub struct ReplicationRuleSpec {
     #[schemars(range(min = -1000, max = 1000))]
     pub priority: i32,
 
-    /// How often to re-check ECR for drift, between 10s and 24h, such as `10m` or
-    /// `1h30m`. Defaults to the operator's `--default-interval` (10m).
+    /// How often to re-check ECR's replication configuration for drift from this rule, between
+    /// 10s and 24h, such as `10m` or `1h30m`. The registry's one configuration is re-checked at
+    /// the shortest interval of its rules and its Registry (which defaults to the operator's
+    /// `--default-interval`, 10m): a rule can make the check more frequent, never less.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Interval>,
 
