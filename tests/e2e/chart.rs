@@ -7,18 +7,20 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use ecr_operator::api::v1alpha1::Registry;
 use ecr_operator_testenv::chart::{
     RELEASE, RELEASE_NAMESPACE, apply_dir, helm, install_chart, prepare_examples, run_output,
     service_account_kubeconfig, use_local_endpoint, wait_all_ready,
 };
 use ecr_operator_testenv::gitops::{argocd_health, argocd_health_checks};
-use ecr_operator_testenv::{ControlPlane, Moto, Operator, TEST_FIELD_MANAGER, repo_root};
+use ecr_operator_testenv::{ControlPlane, Moto, Operator, TEST_FIELD_MANAGER, apply_document, repo_root};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
 use crate::harness::env::one_operator;
+use crate::harness::wait::{condition, wait_condition};
 use crate::support::api_code;
 
 #[tokio::test]
@@ -203,6 +205,43 @@ async fn helm_install_gives_an_operator_identity_that_runs_every_example_to_read
     );
     let refused = repos.delete("web", &Default::default()).await.unwrap_err();
     assert_eq!(api_code(&refused), Some(403), "{refused}");
+
+    // A Registry whose static keys live where the chart grants no `get` (here `shop`): its status
+    // says, in one sentence, what was forbidden and which chart value fixes it.
+    let registry = json!({
+        "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Registry",
+        "metadata": {"name": "keys-elsewhere"},
+        "spec": {
+            "region": "us-east-1", "endpoint": moto.endpoint,
+            "auth": {"secretRef": {"namespace": "shop", "name": "db-password"}},
+        },
+    });
+    apply_document(&admin, "default", &registry, TEST_FIELD_MANAGER)
+        .await
+        .unwrap();
+    let registries: Api<Registry> = Api::all(admin.clone());
+    let stalled = wait_condition(
+        &registries,
+        "keys-elsewhere",
+        "Stalled",
+        "True",
+        Some("KubernetesForbidden"),
+        Duration::from_secs(60),
+        || operator.logs(),
+    )
+    .await;
+    let message = &condition(&stalled, "Ready").unwrap().message;
+    assert_eq!(
+        message,
+        &format!(
+            "Kubernetes forbids system:serviceaccount:{RELEASE_NAMESPACE}:{RELEASE} to get secrets \"db-password\" \
+             in namespace \"shop\" (needed to read the Registry's credentials Secret); the chart grants get on \
+             Secrets only in its release namespace and in the namespaces listed in its value \
+             rbac.credentialSecretNamespaces: add \"shop\" to that list (or keep the Secret in the release \
+             namespace)"
+        )
+    );
+    assert!(!message.contains("hunter2"));
 
     // Uninstalling keeps the CRDs (and so every object and its ECR repository).
     drop(operator);
