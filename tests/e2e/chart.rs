@@ -1,6 +1,7 @@
 //! The Helm chart installed with `helm install` into a fresh control plane; the operator then
 //! runs as a process with the chart ServiceAccount's own token (no admin credentials), and the
-//! quick start plus every file of `examples/` reaches Ready: the chart's RBAC is sufficient.
+//! quick start plus every file of `examples/` reaches Ready, applied as `cargo xtask sandbox`
+//! tells the user to: the chart's RBAC is sufficient, and the sandbox's next step works.
 //! The same identity is refused what it has no business doing: the RBAC is tight where
 //! Kubernetes allows.
 
@@ -9,11 +10,13 @@ use std::time::{Duration, Instant};
 
 use ecr_operator::api::v1alpha1::Registry;
 use ecr_operator_testenv::chart::{
-    RELEASE, RELEASE_NAMESPACE, apply_dir, helm, install_chart, prepare_examples, run_output,
-    service_account_kubeconfig, use_local_endpoint, wait_all_ready,
+    CHART_MADE_EXAMPLE, RELEASE, RELEASE_NAMESPACE, apply_dir, helm, install_chart, prepare_examples,
+    run_output, service_account_kubeconfig, use_local_endpoint, wait_all_ready, write_local_examples,
 };
 use ecr_operator_testenv::gitops::{argocd_health, argocd_health_checks};
-use ecr_operator_testenv::{ControlPlane, Moto, Operator, TEST_FIELD_MANAGER, apply_document, repo_root};
+use ecr_operator_testenv::{
+    ControlPlane, Moto, Operator, TEST_FIELD_MANAGER, apply_document, repo_root, yaml_files,
+};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, PostParams};
@@ -71,7 +74,9 @@ async fn helm_install_gives_an_operator_identity_that_runs_every_example_to_read
     ];
     let operator = Operator::start_with_kubeconfig(bin, &kubeconfig, &cp.dir, &moto.endpoint, &args).unwrap();
 
-    // The user applies the quick start and every example (every kind), Registries pointed at moto.
+    // The user applies the quick start, then every other example (every kind) the way
+    // `cargo xtask sandbox` tells them to: `kubectl apply -f` of the copies whose Registries use
+    // the local endpoint. kubectl must print nothing but what it did (no warning, no error).
     let start = Instant::now();
     let mut applied = apply_dir(
         &admin,
@@ -82,16 +87,41 @@ async fn helm_install_gives_an_operator_identity_that_runs_every_example_to_read
     )
     .await
     .unwrap();
-    applied.extend(
-        apply_dir(
-            &admin,
-            &repo_root().join("examples"),
-            "default",
-            TEST_FIELD_MANAGER,
-            use_local_endpoint(&moto.endpoint),
-        )
-        .await
-        .unwrap(),
+    let examples = cp.dir.join("examples");
+    let copies = write_local_examples(&examples, &moto.endpoint).unwrap();
+    let out = cp
+        .kubectl()
+        .arg("apply")
+        .arg("-f")
+        .arg(&examples)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success() && stderr.is_empty(),
+        "kubectl apply -f {}:\n{stdout}{stderr}",
+        examples.display()
+    );
+    applied.extend(stdout.lines().map(str::to_owned));
+    run_output(
+        cp.kubectl().args([
+            "wait",
+            "--for=condition=Ready",
+            "ecr",
+            "--all",
+            "-A",
+            "--timeout=120s",
+        ]),
+        "kubectl wait (the sandbox's next step)",
+    )
+    .unwrap();
+    assert_eq!(
+        copies.len(),
+        yaml_files(&repo_root().join("examples")).unwrap().len() - 1,
+        "every example but {CHART_MADE_EXAMPLE}, which the chart's default Registry stands for"
     );
     let (all_ready, states) = wait_all_ready(&cp, Duration::from_secs(120)).await.unwrap();
     let not_ready: Vec<_> = states.iter().filter(|s| s.status != "True").collect();
