@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use ecr_operator::api::v1alpha1::Registry;
 use ecr_operator_testenv::chart::{
-    CHART_MADE_EXAMPLE, RELEASE, RELEASE_NAMESPACE, apply_dir, helm, install_chart, prepare_examples,
-    run_output, service_account_kubeconfig, use_local_endpoint, wait_all_ready, write_local_examples,
+    CHART_MADE_EXAMPLE, RELEASE, RELEASE_NAMESPACE, apply_dir, helm, install_chart, operator_warnings,
+    prepare_examples, run_output, service_account_kubeconfig, use_local_endpoint, wait_all_ready,
+    write_local_examples,
 };
 use ecr_operator_testenv::gitops::{argocd_health, argocd_health_checks};
 use ecr_operator_testenv::{
@@ -129,6 +130,15 @@ async fn helm_install_gives_an_operator_identity_that_runs_every_example_to_read
         all_ready,
         "not Ready: {not_ready:?}\napplied: {applied:?}\noperator log:\n{}",
         operator.logs()
+    );
+    // The happy path publishes no Warning event: the quick start is applied right after the
+    // operator starts, so its objects are reconciled before the default Registry is Ready, and
+    // waiting for a Registry that exists is not a warning.
+    let warnings = operator_warnings(&admin).await.unwrap();
+    assert!(
+        warnings.is_empty(),
+        "Warning events on the happy path:\n{}",
+        warnings.join("\n")
     );
     eprintln!(
         "{} objects ({} applied documents) Ready {:?} after applying, as the chart ServiceAccount",
