@@ -83,12 +83,15 @@ pub enum Error {
         #[source]
         source: BackendError,
     },
-    /// A Kubernetes call failed.
-    #[error("failed to {action}")]
+    /// A Kubernetes call failed. The message is one sentence built from the API server's answer
+    /// ([`kube_message`]): a 403 names who was refused what (verb, resource, namespace) and, for
+    /// Secrets, the chart value that grants it.
+    #[error("{}", kube_message(.action, .error))]
     Kube {
         action: &'static str,
-        #[source]
-        source: kube::Error,
+        /// Deliberately not the `source`: the message already carries what the answer says, and
+        /// kube's own `Display` of an API error appends a debug dump of the whole response.
+        error: kube::Error,
     },
 }
 
@@ -111,7 +114,7 @@ impl Error {
                 ErrorClass::Waiting
             }
             Error::Backend { source, .. } => backend_class(source),
-            Error::Kube { source, .. } => match source {
+            Error::Kube { error, .. } => match error {
                 kube::Error::Api(s) if s.code == 403 || s.code == 422 || s.code == 400 => ErrorClass::Stalled,
                 _ => ErrorClass::Transient,
             },
@@ -156,7 +159,7 @@ impl Error {
             Error::Startup(_) => "StartupFailed",
             Error::MissingMetadata(_) => "InvalidSpec",
             Error::Backend { source, .. } => source.reason(),
-            Error::Kube { source, .. } => match source {
+            Error::Kube { error, .. } => match error {
                 kube::Error::Api(s) if s.code == 403 => "KubernetesForbidden",
                 kube::Error::Api(s) if s.code == 409 => "KubernetesConflict",
                 _ => "KubernetesError",
@@ -171,7 +174,7 @@ impl Error {
 
     /// Wraps a Kubernetes error with what the controller was doing.
     pub fn kube(action: &'static str) -> impl FnOnce(kube::Error) -> Error {
-        move |source| Error::Kube { action, source }
+        move |error| Error::Kube { action, error }
     }
 }
 
@@ -193,18 +196,128 @@ fn backend_class(e: &BackendError) -> ErrorClass {
     }
 }
 
+/// The Helm chart value that grants `get` on credential Secrets outside the release namespace.
+pub const CREDENTIAL_SECRET_NAMESPACES_VALUE: &str = "rbac.credentialSecretNamespaces";
+
+/// One sentence for a failed Kubernetes call made to `action` (e.g. "read the Registry's
+/// credentials Secret"). An answer of the API server is told by its own message, never by kube's
+/// debug dump of the response; a 403 from RBAC becomes who was refused which verb on which
+/// resource where, with the fix when the chart's RBAC decides it. Only the user name, verb,
+/// resource, group, object name and namespace of the answer are repeated: nothing the request
+/// carried (tokens) and nothing of an object's data (keys) can be in it.
+fn kube_message(action: &str, error: &kube::Error) -> String {
+    let kube::Error::Api(status) = error else {
+        return format!("failed to {action}: {}", error_chain(error));
+    };
+    if status.code == 403 {
+        return match Forbidden::parse(status) {
+            Some(f) => f.sentence(action),
+            None => format!("forbidden to {action}: {}", api_message(status)),
+        };
+    }
+    format!("failed to {action}: {}", api_message(status))
+}
+
+/// The API server's message, or its code and reason when it sent none.
+fn api_message(status: &kube::core::Status) -> String {
+    if status.message.is_empty() {
+        format!("HTTP {} {}", status.code, status.reason)
+            .trim_end()
+            .to_owned()
+    } else {
+        status.message.clone()
+    }
+}
+
+/// What RBAC refused, read from a 403's message, which the API server writes as
+/// `<resource> "<name>" is forbidden: User "<user>" cannot <verb> resource "<resource>" in API
+/// group "<group>" in the namespace "<ns>"` (or `... at the cluster scope`), and its details (the
+/// object's name).
+#[derive(Debug, PartialEq, Eq)]
+struct Forbidden<'a> {
+    user: &'a str,
+    verb: &'a str,
+    /// The resource, with `/subresource` when there is one (`registries/status`).
+    resource: &'a str,
+    group: &'a str,
+    /// `None` at the cluster scope.
+    namespace: Option<&'a str>,
+    /// Empty for a list or a watch.
+    name: &'a str,
+}
+
+impl<'a> Forbidden<'a> {
+    fn parse(status: &'a kube::core::Status) -> Option<Self> {
+        let (_, rest) = status.message.split_once("forbidden: User \"")?;
+        let (user, rest) = rest.split_once("\" cannot ")?;
+        let (verb, rest) = rest.split_once(" resource \"")?;
+        let (resource, rest) = rest.split_once("\" in API group \"")?;
+        let (group, rest) = rest.split_once('"')?;
+        let namespace = if let Some(rest) = rest.strip_prefix(" in the namespace \"") {
+            Some(rest.split_once('"')?.0)
+        } else if rest.starts_with(" at the cluster scope") {
+            None
+        } else {
+            return None;
+        };
+        let name = status.details.as_ref().map_or("", |d| d.name.as_str());
+        Some(Self {
+            user,
+            verb,
+            resource,
+            group,
+            namespace,
+            name,
+        })
+    }
+
+    /// `Kubernetes forbids <user> to <verb> <resource> ["<name>"] in namespace "<ns>" (needed to
+    /// <action>); <what grants it>`.
+    fn sentence(&self, action: &str) -> String {
+        let mut what = self.resource.to_owned();
+        if !self.group.is_empty() {
+            what.push_str(&format!(" (API group {})", self.group));
+        }
+        if !self.name.is_empty() {
+            what.push_str(&format!(" {:?}", self.name));
+        }
+        let place = match self.namespace {
+            Some(ns) => format!("in namespace {ns:?}"),
+            None => "cluster-wide".to_owned(),
+        };
+        let fix = match (self.resource, self.group, self.verb, self.namespace) {
+            ("secrets", "", "get", Some(ns)) => format!(
+                "the chart grants get on Secrets only in its release namespace and in the namespaces \
+                 listed in its value {CREDENTIAL_SECRET_NAMESPACES_VALUE}: add {ns:?} to that list \
+                 (or keep the Secret in the release namespace)"
+            ),
+            ("secrets", "", _, _) => "the chart grants this to the pull-secret controllers only with its \
+                 value rbac.pullSecrets=true (the default): set it, or leave pull-secret and \
+                 cluster-pull-secret out of operator.controllers"
+                .to_owned(),
+            _ => "the chart's ClusterRole grants every call the operator makes: check that the \
+                 chart and the operator image are the same version and that rbac.create is true"
+                .to_owned(),
+        };
+        format!(
+            "Kubernetes forbids {} to {} {what} {place} (needed to {action}); {fix}",
+            self.user, self.verb
+        )
+    }
+}
+
 impl From<kube::runtime::finalizer::Error<Error>> for Error {
     fn from(e: kube::runtime::finalizer::Error<Error>) -> Self {
         use kube::runtime::finalizer::Error as F;
         match e {
             F::ApplyFailed(e) | F::CleanupFailed(e) => e,
-            F::AddFinalizer(source) => Error::Kube {
+            F::AddFinalizer(error) => Error::Kube {
                 action: "add the finalizer",
-                source,
+                error,
             },
-            F::RemoveFinalizer(source) => Error::Kube {
+            F::RemoveFinalizer(error) => Error::Kube {
                 action: "remove the finalizer",
-                source,
+                error,
             },
             F::UnnamedObject => Error::MissingMetadata("name"),
             F::InvalidFinalizer => Error::InvalidSpec("invalid finalizer name".into()),
@@ -282,6 +395,164 @@ mod tests {
         for (err, class, reason) in cases {
             assert_eq!(err.class(), class, "{err}");
             assert_eq!(err.reason(), reason, "{err}");
+        }
+    }
+
+    /// A kube error as the API server answers: its Status object, as JSON.
+    fn api_error(status: serde_json::Value) -> kube::Error {
+        kube::Error::Api(Box::new(serde_json::from_value(status).unwrap()))
+    }
+
+    /// A 403 from RBAC: what the API server sends (message and details as
+    /// `errors.NewForbidden` builds them), with a token-like string where a careless message
+    /// would pick it up (the response's other fields).
+    fn forbidden(message: &str, name: &str, kind: &str) -> kube::Error {
+        api_error(serde_json::json!({
+            "kind": "Status", "apiVersion": "v1",
+            "metadata": {"resourceVersion": "eyJhbGciOiJSUzI1NiJ9.not-a-real-token"},
+            "status": "Failure", "message": message, "reason": "Forbidden",
+            "details": {
+                "name": name, "kind": kind, "uid": "AKIAIOSFODNN7EXAMPLE",
+                "causes": [{"reason": "x", "message": "secretAccessKey=wJalrXUtnFEMI/K7MDENG"}],
+            },
+            "code": 403,
+        }))
+    }
+
+    #[test]
+    fn kubernetes_errors_read_as_one_sentence() {
+        let sa = "system:serviceaccount:ecr-system:ecr-operator";
+        let cases: Vec<(&str, kube::Error, &str)> = vec![
+            // The operator may not read a Registry's static keys: the chart value is the fix.
+            (
+                "read the Registry's credentials Secret",
+                forbidden(
+                    &format!(
+                        r#"secrets "aws-creds" is forbidden: User "{sa}" cannot get resource "secrets" in API group "" in the namespace "team-a""#
+                    ),
+                    "aws-creds",
+                    "secrets",
+                ),
+                "Kubernetes forbids system:serviceaccount:ecr-system:ecr-operator to get secrets \"aws-creds\" \
+                 in namespace \"team-a\" (needed to read the Registry's credentials Secret); the chart grants \
+                 get on Secrets only in its release namespace and in the namespaces listed in its value \
+                 rbac.credentialSecretNamespaces: add \"team-a\" to that list (or keep the Secret in the \
+                 release namespace)",
+            ),
+            // RBAC may add why (an authorizer's reason) after the sentence: still parsed.
+            (
+                "read the Registry's credentials Secret",
+                forbidden(
+                    &format!(
+                        r#"secrets "k" is forbidden: User "{sa}" cannot get resource "secrets" in API group "" in the namespace "ops": RBAC: role.rbac.authorization.k8s.io "ecr-operator" not found"#
+                    ),
+                    "k",
+                    "secrets",
+                ),
+                "Kubernetes forbids system:serviceaccount:ecr-system:ecr-operator to get secrets \"k\" in \
+                 namespace \"ops\" (needed to read the Registry's credentials Secret); the chart grants get \
+                 on Secrets only in its release namespace and in the namespaces listed in its value \
+                 rbac.credentialSecretNamespaces: add \"ops\" to that list (or keep the Secret in the \
+                 release namespace)",
+            ),
+            // Pull Secrets are written with the pull-secret grants, not the credential ones.
+            (
+                "apply the pull Secret",
+                forbidden(
+                    &format!(
+                        r#"secrets "ecr-pull" is forbidden: User "{sa}" cannot patch resource "secrets" in API group "" in the namespace "shop""#
+                    ),
+                    "ecr-pull",
+                    "secrets",
+                ),
+                "Kubernetes forbids system:serviceaccount:ecr-system:ecr-operator to patch secrets \
+                 \"ecr-pull\" in namespace \"shop\" (needed to apply the pull Secret); the chart grants this \
+                 to the pull-secret controllers only with its value rbac.pullSecrets=true (the default): \
+                 set it, or leave pull-secret and cluster-pull-secret out of operator.controllers",
+            ),
+            // A list at the cluster scope, and a subresource of the operator's own group.
+            (
+                "list namespaces",
+                forbidden(
+                    &format!(
+                        r#"namespaces is forbidden: User "{sa}" cannot list resource "namespaces" in API group "" at the cluster scope"#
+                    ),
+                    "",
+                    "namespaces",
+                ),
+                "Kubernetes forbids system:serviceaccount:ecr-system:ecr-operator to list namespaces \
+                 cluster-wide (needed to list namespaces); the chart's ClusterRole grants every call the \
+                 operator makes: check that the chart and the operator image are the same version and \
+                 that rbac.create is true",
+            ),
+            (
+                "apply the status",
+                forbidden(
+                    &format!(
+                        r#"registries.ecr-operator.dev "default" is forbidden: User "{sa}" cannot patch resource "registries/status" in API group "ecr-operator.dev" at the cluster scope"#
+                    ),
+                    "default",
+                    "registries",
+                ),
+                "Kubernetes forbids system:serviceaccount:ecr-system:ecr-operator to patch registries/status \
+                 (API group ecr-operator.dev) \"default\" cluster-wide (needed to apply the status); the \
+                 chart's ClusterRole grants every call the operator makes: check that the chart and the \
+                 operator image are the same version and that rbac.create is true",
+            ),
+            // A 403 that is not RBAC's (admission): the API server's own sentence.
+            (
+                "apply the pull Secret",
+                forbidden(
+                    r#"secrets "ecr-pull" is forbidden: unable to create new content in namespace shop because it is being terminated"#,
+                    "ecr-pull",
+                    "secrets",
+                ),
+                "forbidden to apply the pull Secret: secrets \"ecr-pull\" is forbidden: unable to create new \
+                 content in namespace shop because it is being terminated",
+            ),
+            // Every other answer: the API server's message, or its code and reason.
+            (
+                "read the Registry",
+                api_error(serde_json::json!({
+                    "status": "Failure", "message": "registries.ecr-operator.dev \"x\" not found",
+                    "reason": "NotFound", "code": 404,
+                })),
+                "failed to read the Registry: registries.ecr-operator.dev \"x\" not found",
+            ),
+            (
+                "apply the status",
+                api_error(serde_json::json!({"status": "Failure", "reason": "InternalError", "code": 500})),
+                "failed to apply the status: HTTP 500 InternalError",
+            ),
+            // Not an answer of the API server: the error and its sources.
+            (
+                "list ServiceAccounts",
+                kube::Error::TlsRequired,
+                "failed to list ServiceAccounts: TLS required but no TLS stack selected",
+            ),
+        ];
+        for (action, error, expected) in cases {
+            let forbidden = matches!(&error, kube::Error::Api(s) if s.code == 403);
+            let err = Error::kube(action)(error);
+            let message = error_chain(&err);
+            assert_eq!(message, expected);
+            for leak in [
+                "eyJhbGci",
+                "AKIA",
+                "secretAccessKey",
+                "Status {",
+                "Some(",
+                "ApiError",
+                "\n",
+            ] {
+                assert!(!message.contains(leak), "{leak:?} in {message:?}");
+            }
+            if forbidden {
+                assert_eq!(
+                    (err.class(), err.reason()),
+                    (ErrorClass::Stalled, "KubernetesForbidden")
+                );
+            }
         }
     }
 

@@ -13,6 +13,7 @@ use std::process::Command;
 
 use ecr_operator::api;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Container;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::Value;
@@ -52,6 +53,12 @@ fn chart_version_and_app_version_follow_the_crate() {
 /// `helm template` with `--set` values, as parsed documents. Helm comes from `ECR_OPERATOR_HELM`
 /// (set by `cargo xtask test`) or is installed by `tests/testcluster/helm.sh`.
 fn template(values: &[&str]) -> Vec<Value> {
+    let rendered = try_template(values).unwrap_or_else(|e| panic!("helm template: {e}"));
+    ecr_operator_testenv::yaml_documents(&rendered).unwrap()
+}
+
+/// `helm template` with `--set` values: the output, or Helm's error (e.g. the values schema's).
+fn try_template(values: &[&str]) -> Result<String, String> {
     let helm = ecr_operator_testenv::helm_bin().unwrap();
     let mut cmd = Command::new(helm);
     cmd.args(["template", "ecr-operator"])
@@ -61,12 +68,29 @@ fn template(values: &[&str]) -> Vec<Value> {
         cmd.args(["--set", v]);
     }
     let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "helm template: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    ecr_operator_testenv::yaml_documents(&String::from_utf8(out.stdout).unwrap()).unwrap()
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// The operator container of the rendered Deployment.
+fn operator_container(docs: &[Value]) -> Container {
+    let deployment: Deployment = serde_json::from_value(of_kind(docs, "Deployment")[0].clone()).unwrap();
+    let mut containers = deployment.spec.unwrap().template.spec.unwrap().containers;
+    assert_eq!(containers.len(), 1);
+    containers.remove(0)
+}
+
+/// `resources.<which>` of a container as `name=quantity` pairs.
+fn resources(c: &Container, which: &str) -> BTreeSet<String> {
+    let r = c.resources.clone().unwrap_or_default();
+    let map = if which == "requests" { r.requests } else { r.limits };
+    map.unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={}", v.0))
+        .collect()
 }
 
 fn of_kind(docs: &[Value], kind: &str) -> Vec<Value> {
@@ -231,4 +255,54 @@ fn pod_disruption_budget_and_service_monitor_only_when_asked() {
     assert_eq!(of_kind(&docs, "ServiceMonitor").len(), 1);
     let registry = &of_kind(&docs, "Registry")[0];
     assert_eq!(registry["spec"]["region"], "us-east-1");
+}
+
+/// What kube-score calls CRITICAL, settled: requests and limits for memory and ephemeral storage,
+/// a CPU request and no CPU limit unless asked for (docs/install.md says why), and an explicit
+/// pull policy for an immutable reference (the release tag, or a digest).
+#[test]
+fn rendered_resources_and_image_reference() {
+    let c = operator_container(&template(&[]));
+    assert_eq!(
+        resources(&c, "requests"),
+        ["cpu=50m", "ephemeral-storage=64Mi", "memory=64Mi"]
+            .map(String::from)
+            .into()
+    );
+    assert_eq!(
+        resources(&c, "limits"),
+        ["ephemeral-storage=256Mi", "memory=256Mi"]
+            .map(String::from)
+            .into(),
+        "no CPU limit by default"
+    );
+    assert_eq!(c.image_pull_policy.as_deref(), Some("IfNotPresent"));
+    assert_eq!(
+        c.image.as_deref(),
+        Some(format!("ghcr.io/ecr-operator/ecr-operator:{}", env!("CARGO_PKG_VERSION")).as_str())
+    );
+
+    // A CPU limit when the cluster's policy wants one; the other limits stay.
+    let c = operator_container(&template(&["resources.limits.cpu=500m"]));
+    assert_eq!(
+        resources(&c, "limits"),
+        ["cpu=500m", "ephemeral-storage=256Mi", "memory=256Mi"]
+            .map(String::from)
+            .into()
+    );
+
+    // A digest replaces the tag; a malformed one is refused by the values schema.
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let c = operator_container(&template(&[
+        &format!("image.digest={digest}"),
+        "image.tag=ignored",
+    ]));
+    assert_eq!(
+        c.image.as_deref(),
+        Some(format!("ghcr.io/ecr-operator/ecr-operator@{digest}").as_str())
+    );
+    let refused = try_template(&["image.digest=latest"]).unwrap_err();
+    assert!(refused.contains("digest"), "{refused}");
+    let c = operator_container(&template(&["image.pullPolicy=Always"]));
+    assert_eq!(c.image_pull_policy.as_deref(), Some("Always"));
 }

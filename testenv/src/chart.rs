@@ -177,3 +177,163 @@ pub fn use_local_endpoint(endpoint: &str) -> impl FnMut(&mut Value) + '_ {
         }
     }
 }
+
+/// The example the chart's `defaultRegistry` stands in for after [`install_chart`] with
+/// `defaultRegistry.create=true`: [`write_local_examples`] leaves it out.
+pub const CHART_MADE_EXAMPLE: &str = "registry-default.yaml";
+
+/// What the sandbox tells the user to apply after the quick start: `out_dir` receives a copy of
+/// every `examples/*.yaml` but [`CHART_MADE_EXAMPLE`] (and not the quick start, which is already
+/// applied) in which each Registry gets one line, `spec.endpoint: <endpoint>`, and nothing else
+/// changes, comments included. The committed examples are for a real AWS account; with these
+/// copies, and the repository [`prepare_examples`] creates, every object becomes Ready against the
+/// local endpoint, and `kubectl apply -f` of them prints nothing but what it created. (Applied
+/// over the chart's `default` Registry, `registry-default.yaml` would make kubectl warn that the
+/// object lacks its last-applied annotation.) Earlier `*.yaml` files in `out_dir` are removed.
+/// Returns the files written.
+pub fn write_local_examples(out_dir: &Path, endpoint: &str) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(out_dir).map_err(io(format!("creating {}", out_dir.display())))?;
+    for old in yaml_files(out_dir)? {
+        std::fs::remove_file(&old).map_err(io(format!("removing {}", old.display())))?;
+    }
+    let mut written = Vec::new();
+    for path in yaml_files(&repo_root().join("examples"))? {
+        let Some(name) = path.file_name() else {
+            continue;
+        };
+        if name == CHART_MADE_EXAMPLE {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(io(format!("reading {}", path.display())))?;
+        let edited = add_registry_endpoint(&text, endpoint)
+            .map_err(|e| Error::Setup(format!("{}: {e}", path.display())))?;
+        // The copy must mean exactly what the example means with the endpoint set.
+        let mut expected = yaml_documents(&text)?;
+        expected.iter_mut().for_each(use_local_endpoint(endpoint));
+        if yaml_documents(&edited)? != expected {
+            return Err(Error::Setup(format!(
+                "{}: adding spec.endpoint to its Registries changed more than that",
+                path.display()
+            )));
+        }
+        let out = out_dir.join(name);
+        std::fs::write(&out, edited).map_err(io(format!("writing {}", out.display())))?;
+        written.push(out);
+    }
+    Ok(written)
+}
+
+/// Adds `  endpoint: <endpoint>` right after the top-level `spec:` line of every Registry
+/// document of a YAML text (documents separated by `---` lines).
+fn add_registry_endpoint(text: &str, endpoint: &str) -> std::result::Result<String, String> {
+    let mut out = String::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, doc) in lines.split(|l| *l == "---").enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        let registry = doc.iter().any(|l| l.trim_end() == "kind: Registry");
+        let mut added = false;
+        for line in doc {
+            out.push_str(line);
+            out.push('\n');
+            if registry && !added && line.trim_end() == "spec:" {
+                out.push_str(&format!(
+                    "  endpoint: {endpoint}  # the sandbox's local ECR endpoint (this line is not in examples/)\n"
+                ));
+                added = true;
+            }
+        }
+        if registry && !added {
+            return Err("a Registry without a block `spec:` line".into());
+        }
+    }
+    Ok(out)
+}
+
+/// The Warning events the operator published (its controllers report as
+/// `ecr-operator.dev/<name>-controller`), as `Kind namespace/name Reason: note`, oldest first.
+/// The quick start's happy path has none.
+pub async fn operator_warnings(client: &kube::Client) -> Result<Vec<String>> {
+    use k8s_openapi::api::events::v1::Event;
+    let events = kube::Api::<Event>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .map_err(crate::kube_err("listing events"))?;
+    let mut warnings: Vec<_> = events
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.type_.as_deref() == Some("Warning")
+                && e.reporting_controller
+                    .as_deref()
+                    .is_some_and(|c| c.starts_with("ecr-operator.dev/"))
+        })
+        .map(|e| {
+            let regarding = e.regarding.unwrap_or_default();
+            let object = match regarding.namespace.as_deref() {
+                Some(ns) if !ns.is_empty() => format!("{ns}/{}", regarding.name.unwrap_or_default()),
+                _ => regarding.name.unwrap_or_default(),
+            };
+            (
+                e.event_time.map(|t| t.0.to_string()).unwrap_or_default(),
+                format!(
+                    "{} {object} {}: {}",
+                    regarding.kind.unwrap_or_default(),
+                    e.reason.unwrap_or_default(),
+                    e.note.unwrap_or_default()
+                ),
+            )
+        })
+        .collect();
+    warnings.sort();
+    Ok(warnings.into_iter().map(|(_, w)| w).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registry_gets_the_endpoint_line_and_nothing_else_changes() {
+        let text = "# a comment\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: spec\n---\n# the Registry\napiVersion: ecr-operator.dev/v1alpha1\nkind: Registry\nmetadata:\n  name: r\nspec:\n  region: us-east-1\n";
+        let edited = add_registry_endpoint(text, "http://127.0.0.1:5000").unwrap();
+        assert_eq!(
+            edited,
+            "# a comment\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: spec\n---\n# the Registry\napiVersion: ecr-operator.dev/v1alpha1\nkind: Registry\nmetadata:\n  name: r\nspec:\n  endpoint: http://127.0.0.1:5000  # the sandbox's local ECR endpoint (this line is not in examples/)\n  region: us-east-1\n"
+        );
+        assert!(add_registry_endpoint("kind: Registry\nspec: {region: x}\n", "e").is_err());
+    }
+
+    #[test]
+    fn every_example_is_copied_with_its_registries_on_the_local_endpoint() {
+        let dir = std::env::temp_dir().join(format!("ecr-operator-local-examples-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("stale.yaml"), "kind: Stale\n").unwrap();
+        let written = write_local_examples(&dir, "http://127.0.0.1:5000").unwrap();
+        let examples = yaml_files(&repo_root().join("examples")).unwrap();
+        assert_eq!(written.len(), examples.len() - 1, "all but {CHART_MADE_EXAMPLE}");
+        assert!(!written.iter().any(|p| p.ends_with(CHART_MADE_EXAMPLE)));
+        assert_eq!(yaml_files(&dir).unwrap(), written, "the stale file is gone");
+        let mut registries = 0;
+        for path in &written {
+            let text = std::fs::read_to_string(path).unwrap();
+            for doc in yaml_documents(&text).unwrap() {
+                if doc["kind"] == "Registry" {
+                    assert_eq!(
+                        doc["spec"]["endpoint"],
+                        "http://127.0.0.1:5000",
+                        "{}",
+                        path.display()
+                    );
+                    registries += 1;
+                }
+            }
+        }
+        assert!(
+            registries >= 1,
+            "the multi-tenant Registry is on the local endpoint"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

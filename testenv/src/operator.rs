@@ -24,7 +24,8 @@ impl Operator {
         Self::start_with_kubeconfig(bin, &cp.kubeconfig, &cp.dir, sts_endpoint, args)
     }
 
-    /// Like [`Operator::start`] with another kubeconfig (e.g. a ServiceAccount's).
+    /// Like [`Operator::start`] with another kubeconfig (e.g. a ServiceAccount's); the log is
+    /// `operator-<n>.log` in `dir`.
     pub fn start_with_kubeconfig(
         bin: &Path,
         kubeconfig: &Path,
@@ -35,8 +36,26 @@ impl Operator {
         use std::sync::atomic::{AtomicU32, Ordering};
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let log = dir.join(format!("operator-{n}.log"));
-        let pid_file = dir.join(format!("operator-{n}.pid"));
+        Self::start_logging_to(
+            bin,
+            kubeconfig,
+            &dir.join(format!("operator-{n}.log")),
+            sts_endpoint,
+            args,
+        )
+    }
+
+    /// Like [`Operator::start_with_kubeconfig`] with the log written to `log` (truncated first),
+    /// e.g. a file that outlives the control plane's directory; the pid file sits beside it.
+    pub fn start_logging_to(
+        bin: &Path,
+        kubeconfig: &Path,
+        log: &Path,
+        sts_endpoint: &str,
+        args: &[&str],
+    ) -> Result<Self> {
+        let log = log.to_path_buf();
+        let pid_file = log.with_extension("pid");
         let out = std::fs::File::create(&log).map_err(|source| Error::Io {
             action: "creating the operator log".into(),
             source,

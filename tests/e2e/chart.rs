@@ -1,24 +1,30 @@
 //! The Helm chart installed with `helm install` into a fresh control plane; the operator then
 //! runs as a process with the chart ServiceAccount's own token (no admin credentials), and the
-//! quick start plus every file of `examples/` reaches Ready: the chart's RBAC is sufficient.
+//! quick start plus every file of `examples/` reaches Ready, applied as `cargo xtask sandbox`
+//! tells the user to: the chart's RBAC is sufficient, and the sandbox's next step works.
 //! The same identity is refused what it has no business doing: the RBAC is tight where
 //! Kubernetes allows.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use ecr_operator::api::v1alpha1::Registry;
 use ecr_operator_testenv::chart::{
-    RELEASE, RELEASE_NAMESPACE, apply_dir, helm, install_chart, prepare_examples, run_output,
-    service_account_kubeconfig, use_local_endpoint, wait_all_ready,
+    CHART_MADE_EXAMPLE, RELEASE, RELEASE_NAMESPACE, apply_dir, helm, install_chart, operator_warnings,
+    prepare_examples, run_output, service_account_kubeconfig, use_local_endpoint, wait_all_ready,
+    write_local_examples,
 };
 use ecr_operator_testenv::gitops::{argocd_health, argocd_health_checks};
-use ecr_operator_testenv::{ControlPlane, Moto, Operator, TEST_FIELD_MANAGER, repo_root};
+use ecr_operator_testenv::{
+    ControlPlane, Moto, Operator, TEST_FIELD_MANAGER, apply_document, repo_root, yaml_files,
+};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
 use crate::harness::env::one_operator;
+use crate::harness::wait::{condition, wait_condition};
 use crate::support::api_code;
 
 #[tokio::test]
@@ -69,7 +75,9 @@ async fn helm_install_gives_an_operator_identity_that_runs_every_example_to_read
     ];
     let operator = Operator::start_with_kubeconfig(bin, &kubeconfig, &cp.dir, &moto.endpoint, &args).unwrap();
 
-    // The user applies the quick start and every example (every kind), Registries pointed at moto.
+    // The user applies the quick start, then every other example (every kind) the way
+    // `cargo xtask sandbox` tells them to: `kubectl apply -f` of the copies whose Registries use
+    // the local endpoint. kubectl must print nothing but what it did (no warning, no error).
     let start = Instant::now();
     let mut applied = apply_dir(
         &admin,
@@ -80,16 +88,41 @@ async fn helm_install_gives_an_operator_identity_that_runs_every_example_to_read
     )
     .await
     .unwrap();
-    applied.extend(
-        apply_dir(
-            &admin,
-            &repo_root().join("examples"),
-            "default",
-            TEST_FIELD_MANAGER,
-            use_local_endpoint(&moto.endpoint),
-        )
-        .await
-        .unwrap(),
+    let examples = cp.dir.join("examples");
+    let copies = write_local_examples(&examples, &moto.endpoint).unwrap();
+    let out = cp
+        .kubectl()
+        .arg("apply")
+        .arg("-f")
+        .arg(&examples)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success() && stderr.is_empty(),
+        "kubectl apply -f {}:\n{stdout}{stderr}",
+        examples.display()
+    );
+    applied.extend(stdout.lines().map(str::to_owned));
+    run_output(
+        cp.kubectl().args([
+            "wait",
+            "--for=condition=Ready",
+            "ecr",
+            "--all",
+            "-A",
+            "--timeout=120s",
+        ]),
+        "kubectl wait (the sandbox's next step)",
+    )
+    .unwrap();
+    assert_eq!(
+        copies.len(),
+        yaml_files(&repo_root().join("examples")).unwrap().len() - 1,
+        "every example but {CHART_MADE_EXAMPLE}, which the chart's default Registry stands for"
     );
     let (all_ready, states) = wait_all_ready(&cp, Duration::from_secs(120)).await.unwrap();
     let not_ready: Vec<_> = states.iter().filter(|s| s.status != "True").collect();
@@ -97,6 +130,15 @@ async fn helm_install_gives_an_operator_identity_that_runs_every_example_to_read
         all_ready,
         "not Ready: {not_ready:?}\napplied: {applied:?}\noperator log:\n{}",
         operator.logs()
+    );
+    // The happy path publishes no Warning event: the quick start is applied right after the
+    // operator starts, so its objects are reconciled before the default Registry is Ready, and
+    // waiting for a Registry that exists is not a warning.
+    let warnings = operator_warnings(&admin).await.unwrap();
+    assert!(
+        warnings.is_empty(),
+        "Warning events on the happy path:\n{}",
+        warnings.join("\n")
     );
     eprintln!(
         "{} objects ({} applied documents) Ready {:?} after applying, as the chart ServiceAccount",
@@ -203,6 +245,43 @@ async fn helm_install_gives_an_operator_identity_that_runs_every_example_to_read
     );
     let refused = repos.delete("web", &Default::default()).await.unwrap_err();
     assert_eq!(api_code(&refused), Some(403), "{refused}");
+
+    // A Registry whose static keys live where the chart grants no `get` (here `shop`): its status
+    // says, in one sentence, what was forbidden and which chart value fixes it.
+    let registry = json!({
+        "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Registry",
+        "metadata": {"name": "keys-elsewhere"},
+        "spec": {
+            "region": "us-east-1", "endpoint": moto.endpoint,
+            "auth": {"secretRef": {"namespace": "shop", "name": "db-password"}},
+        },
+    });
+    apply_document(&admin, "default", &registry, TEST_FIELD_MANAGER)
+        .await
+        .unwrap();
+    let registries: Api<Registry> = Api::all(admin.clone());
+    let stalled = wait_condition(
+        &registries,
+        "keys-elsewhere",
+        "Stalled",
+        "True",
+        Some("KubernetesForbidden"),
+        Duration::from_secs(60),
+        || operator.logs(),
+    )
+    .await;
+    let message = &condition(&stalled, "Ready").unwrap().message;
+    assert_eq!(
+        message,
+        &format!(
+            "Kubernetes forbids system:serviceaccount:{RELEASE_NAMESPACE}:{RELEASE} to get secrets \"db-password\" \
+             in namespace \"shop\" (needed to read the Registry's credentials Secret); the chart grants get on \
+             Secrets only in its release namespace and in the namespaces listed in its value \
+             rbac.credentialSecretNamespaces: add \"shop\" to that list (or keep the Secret in the release \
+             namespace)"
+        )
+    );
+    assert!(!message.contains("hunter2"));
 
     // Uninstalling keeps the CRDs (and so every object and its ECR repository).
     drop(operator);

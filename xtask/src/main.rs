@@ -25,8 +25,10 @@ commands:
             arguments go to the test binary, e.g. --exact or --nocapture
   sandbox   the quick start: start the control plane and the local ECR endpoint, helm install the
             chart with a default Registry, run the operator as the chart's ServiceAccount, apply
-            examples/quickstart/, wait until it is Ready, and keep running until Ctrl-C
-            (--check: exit once Ready, non-zero if it is not)
+            examples/quickstart/, wait until it is Ready, print the next step (every other
+            example, on the local endpoint), and keep running until Ctrl-C. The operator log
+            stays in ~/.cache/ecr-operator/sandbox/ (--check: exit once Ready, non-zero if it
+            is not or if the operator published a Warning event)
   bench     build the release operator and measure it against the control plane and moto:
             1,000 Repositories, a ClusterPullSecret over 1,000 namespaces, memory with 20,000
             unrelated Secrets, apply-to-Ready latency; writes bench/results/<time>.json and .md";
