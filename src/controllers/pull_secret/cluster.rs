@@ -16,7 +16,9 @@ use kube::{Resource, ResourceExt};
 use super::credentials::{PullCredentials, credentials};
 use super::secret::{apply_secret, desired_secret};
 use super::service_accounts::sync_service_accounts;
-use super::{CLUSTER_PULL_SECRET_LABEL, counted, managed_secrets_selector, owner_reference, time};
+use super::{
+    CLUSTER_PULL_SECRET_LABEL, counted, managed_secrets_selector, owner_reference, stored_owner, time,
+};
 use crate::api::RECONCILE_REQUESTED_AT;
 use crate::api::v1alpha1::{ClusterPullSecret, ClusterPullSecretStatus, NamespaceFilter, Registry};
 use crate::backend::RegistryBackend;
@@ -39,8 +41,13 @@ pub async fn controller<B: RegistryBackend>(
     let controller = Controller::for_stream(own, store.clone());
     let ns_store = store.clone();
     let sa_store = store.clone();
+    let owners = store.clone();
     let controller = controller
-        .owns(Api::<Secret>::all(ctx.client.clone()), watcher::Config::default().labels(&managed_secrets_selector()))
+        // Our Secrets re-queue their ClusterPullSecret, by a cluster-wide reference, while it
+        // exists (see `stored_owner`; kube's `owns` would name it in the Secret's namespace).
+        .watches(Api::<Secret>::all(ctx.client.clone()), watcher::Config::default().labels(&managed_secrets_selector()), move |secret| {
+            stored_owner(&owners, &secret, false)
+        })
         // A namespace that appears, changes labels or goes away re-queues every ClusterPullSecret.
         .watches(Api::<Namespace>::all(ctx.client.clone()), watcher::Config::default(), move |_| {
             ns_store.state().into_iter().map(|c| ObjectRef::from_obj(c.as_ref())).collect::<Vec<_>>()

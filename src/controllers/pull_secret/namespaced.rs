@@ -15,7 +15,7 @@ use kube::{Resource, ResourceExt};
 use super::credentials::{PullCredentials, credentials};
 use super::secret::{apply_secret, desired_secret};
 use super::service_accounts::sync_service_accounts;
-use super::{PULL_SECRET_LABEL, counted, managed_secrets_selector, owner_reference, time};
+use super::{PULL_SECRET_LABEL, counted, managed_secrets_selector, owner_reference, stored_owner, time};
 use crate::api::RECONCILE_REQUESTED_AT;
 use crate::api::v1alpha1::{PullSecret, PullSecretStatus, Registry};
 use crate::backend::RegistryBackend;
@@ -38,8 +38,12 @@ pub async fn controller<B: RegistryBackend>(
     let registries = triggers::dependency::<Registry>(&ctx.client, triggers::registry);
     let controller = Controller::for_stream(own, store.clone());
     let sa_store = store.clone();
+    let owners = store.clone();
     let controller = controller
-        .owns(Api::<Secret>::all(ctx.client.clone()), watcher::Config::default().labels(&managed_secrets_selector()))
+        // Our Secrets re-queue their PullSecret while it exists (see `stored_owner`).
+        .watches(Api::<Secret>::all(ctx.client.clone()), watcher::Config::default().labels(&managed_secrets_selector()), move |secret| {
+            stored_owner(&owners, &secret, true)
+        })
         .watches_stream(registries, move |registry| {
             let name = registry.name_any();
             store.state().into_iter().filter(|p| p.spec.registries.contains(&name)).map(|p| ObjectRef::from_obj(p.as_ref())).collect::<Vec<_>>()
