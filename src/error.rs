@@ -64,6 +64,25 @@ pub enum Error {
         "Secret {0} exists and is not managed by this object; choose another secretName or delete that Secret"
     )]
     SecretExists(String),
+    /// ServiceAccounts a PullSecret or ClusterPullSecret names in `serviceAccounts` do not exist:
+    /// the Secret is written anyway, and each ServiceAccount gets it when it is created (the
+    /// operator watches ServiceAccounts). The message names them.
+    #[error("{0}")]
+    ServiceAccountNotFound(String),
+    /// Namespaces a ClusterPullSecret names in `namespaces.include` do not exist: the others are
+    /// served, and each gets the Secret when it is created (the operator watches Namespaces).
+    #[error("{0}")]
+    NamespaceNotFound(String),
+    /// Repositories a LifecyclePolicy names in `spec.repositories` do not exist in its namespace:
+    /// the others get the policy, and each gets it once it exists and is Ready. Not to be
+    /// confused with `RepositoryNotFound`, an ECR repository missing under `ObserveOnly`.
+    #[error("{0}")]
+    NamedRepositoryNotFound(String),
+    /// A LifecyclePolicy's `repositorySelector` matches no Repository. Not a failure (the policy
+    /// is in force for whatever matches later): reported on a Ready policy as the Ready reason,
+    /// with a Warning event when it starts.
+    #[error("{0}")]
+    NoRepositorySelected(String),
     /// ECR returned a token that cannot be rendered.
     #[error("{0}")]
     InvalidToken(String),
@@ -110,9 +129,15 @@ impl Error {
     /// Whether to retry soon, wait for a dependency, or stop until something changes.
     pub fn class(&self) -> ErrorClass {
         match self {
-            Error::DependencyNotFound { .. } | Error::DependencyNotReady { .. } | Error::InUse(_) => {
-                ErrorClass::Waiting
-            }
+            // Something the object names does not exist yet: it may come later (GitOps applies in
+            // any order), and the watches re-queue the object when it does.
+            Error::DependencyNotFound { .. }
+            | Error::DependencyNotReady { .. }
+            | Error::ServiceAccountNotFound(_)
+            | Error::NamespaceNotFound(_)
+            | Error::NamedRepositoryNotFound(_)
+            | Error::NoRepositorySelected(_)
+            | Error::InUse(_) => ErrorClass::Waiting,
             Error::Backend { source, .. } => backend_class(source),
             Error::Kube { error, .. } => match error {
                 kube::Error::Api(s) if s.code == 403 || s.code == 422 || s.code == 400 => ErrorClass::Stalled,
@@ -150,6 +175,10 @@ impl Error {
             Error::RepositoryNotEmpty { .. } => "RepositoryNotEmpty",
             Error::AccountMismatch { .. } => "AccountMismatch",
             Error::SecretExists(_) => "SecretExists",
+            Error::ServiceAccountNotFound(_) => "ServiceAccountNotFound",
+            Error::NamespaceNotFound(_) => "NamespaceNotFound",
+            Error::NamedRepositoryNotFound(_) => "NamedRepositoryNotFound",
+            Error::NoRepositorySelected(_) => "NoRepositorySelected",
             Error::LimitExceeded(_) => "LimitExceeded",
             Error::InvalidPolicy(_) => "InvalidPolicy",
             Error::Conflict(_) => "Conflict",
@@ -370,6 +399,26 @@ mod tests {
                 },
                 ErrorClass::Stalled,
                 "RepositoryNotEmpty",
+            ),
+            (
+                Error::ServiceAccountNotFound("x".into()),
+                ErrorClass::Waiting,
+                "ServiceAccountNotFound",
+            ),
+            (
+                Error::NamespaceNotFound("x".into()),
+                ErrorClass::Waiting,
+                "NamespaceNotFound",
+            ),
+            (
+                Error::NamedRepositoryNotFound("x".into()),
+                ErrorClass::Waiting,
+                "NamedRepositoryNotFound",
+            ),
+            (
+                Error::NoRepositorySelected("x".into()),
+                ErrorClass::Waiting,
+                "NoRepositorySelected",
             ),
             (
                 Error::backend("CreateRepository")(BackendError::Throttled("slow down".into())),

@@ -190,3 +190,106 @@ async fn invalid_rules_stall_with_invalid_policy() {
         Some(("True".into(), "InvalidPolicy".into()))
     );
 }
+
+/// A policy naming a Repository that does not exist: put on the ones that do, waiting
+/// (`Reconciling`, `NamedRepositoryNotFound`, naming it) with one Warning, not polled (the
+/// Repository watch re-queues it), silent when repeated; Ready once the Repository exists.
+#[tokio::test]
+async fn a_named_repository_that_does_not_exist_is_reported_and_the_others_served() {
+    let mut lp = policy(true);
+    lp.spec.repositories = Some(vec!["api".into(), "web".into()]);
+    let h = harness(vec![repository(true)], vec![serde_json::to_value(&lp).unwrap()]);
+    let action = h.reconcile::<LifecyclePolicyController>(&lp).await.unwrap();
+    assert_ne!(
+        action,
+        kube::runtime::controller::Action::requeue(h.ctx.tunables.waiting_requeue),
+        "not polled: the Repository watch re-queues it"
+    );
+    assert_eq!(h.backend.writes(), ["PutLifecyclePolicy"], "api is served");
+    let requests = h.take_requests();
+    let status = Harness::status_writes(&requests)[0].clone();
+    assert_eq!(
+        condition(&status, "Ready"),
+        Some(("False".into(), "NamedRepositoryNotFound".into()))
+    );
+    assert_eq!(
+        condition(&status, "Reconciling"),
+        Some(("True".into(), "NamedRepositoryNotFound".into()))
+    );
+    let message = status["conditions"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("spec.repositories names web, but no Repository web exists in namespace team-a"),
+        "{message}"
+    );
+    assert_eq!(status["repositories"][0]["state"], "Applied");
+    assert_eq!(status["repositories"][1]["name"], "web");
+    assert_eq!(status["repositories"][1]["state"], "Pending");
+    assert_eq!(
+        Harness::events(&requests),
+        [
+            ("Normal".to_owned(), "Updated".to_owned()),
+            ("Warning".to_owned(), "NamedRepositoryNotFound".to_owned())
+        ]
+    );
+
+    let stored = with_status(&lp, &status);
+    h.reconcile::<LifecyclePolicyController>(&stored).await.unwrap();
+    assert!(
+        h.take_requests().iter().all(|r| !r.is_write()),
+        "silent when repeated"
+    );
+
+    // web is created and becomes Ready: served, Ready, no Warning.
+    let mut web = repository(true);
+    web["metadata"]["name"] = json!("web");
+    web["spec"]["name"] = json!("team-a/web");
+    web["status"]["repositoryArn"] = json!("arn:aws:ecr:us-east-1:123456789012:repository/team-a/web");
+    h.backend.seed_repository("us-east-1", "team-a/web", vec![]);
+    h.routes.lock().unwrap().lists.insert(
+        "/apis/ecr-operator.dev/v1alpha1/namespaces/team-a/repositories".into(),
+        vec![repository(true), web],
+    );
+    h.reconcile::<LifecyclePolicyController>(&stored).await.unwrap();
+    let requests = h.take_requests();
+    let status = Harness::status_writes(&requests)[0].clone();
+    assert_eq!(
+        condition(&status, "Ready"),
+        Some(("True".into(), "Succeeded".into()))
+    );
+    assert!(!Harness::events(&requests).iter().any(|(t, _)| t == "Warning"));
+}
+
+/// A selector that matches no Repository: Ready (nothing is left to do), with the reason
+/// `NoRepositorySelected` and a message saying so, one Warning when it starts, no ECR call, and
+/// silence when repeated.
+#[tokio::test]
+async fn a_selector_that_matches_nothing_is_ready_and_says_so_once() {
+    let mut lp = policy(true);
+    lp.spec.repositories = None;
+    lp.spec.repository_selector =
+        serde_json::from_value(json!({"matchLabels": {"lifecycle": "none"}})).unwrap();
+    let h = harness(vec![repository(true)], vec![serde_json::to_value(&lp).unwrap()]);
+    h.reconcile::<LifecyclePolicyController>(&lp).await.unwrap();
+    assert!(h.backend.calls().is_empty(), "{:?}", h.backend.calls());
+    let requests = h.take_requests();
+    let status = Harness::status_writes(&requests)[0].clone();
+    assert_eq!(
+        condition(&status, "Ready"),
+        Some(("True".into(), "NoRepositorySelected".into()))
+    );
+    assert_eq!(condition(&status, "Reconciling"), None);
+    let message = status["conditions"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("repositorySelector matches no Repository in namespace team-a"),
+        "{message}"
+    );
+    assert_eq!(
+        Harness::events(&requests),
+        [("Warning".to_owned(), "NoRepositorySelected".to_owned())]
+    );
+    h.reconcile::<LifecyclePolicyController>(&with_status(&lp, &status))
+        .await
+        .unwrap();
+    let requests = h.take_requests();
+    assert!(requests.iter().all(|r| !r.is_write()), "{requests:?}");
+}

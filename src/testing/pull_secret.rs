@@ -277,3 +277,235 @@ async fn an_invalid_namespace_selector_stalls_before_any_ecr_call() {
         );
     }
 }
+
+fn service_account(namespace: &str, name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": name, "namespace": namespace, "resourceVersion": "1"}})
+}
+
+fn service_account_patches(requests: &[Recorded]) -> Vec<&str> {
+    requests
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.contains("/serviceaccounts/"))
+        .map(|r| r.path.as_str())
+        .collect()
+}
+
+/// A PullSecret naming a ServiceAccount that does not exist: the Secret is still written and the
+/// existing account still gets it, but the object waits (`Reconciling`, `ServiceAccountNotFound`,
+/// naming the account) with one Warning; it is not retried on a timer (the ServiceAccount watch
+/// re-queues it), a repeat reconcile writes and publishes nothing, and the account appearing
+/// makes it Ready.
+#[tokio::test]
+async fn a_missing_service_account_is_reported_and_the_secret_still_written() {
+    let mut h = Harness::new(Routes::default(), &[ready_registry("default")]);
+    let sa = |name| {
+        serde_json::from_value::<k8s_openapi::api::core::v1::ServiceAccount>(service_account("team-a", name))
+            .unwrap()
+    };
+    h.serve(&sa("default"));
+    let mut ps = pull_secret(true, &["default"]);
+    ps.spec.service_accounts = vec!["default".into(), "runner".into()];
+    let action = h.reconcile::<PullSecretController>(&ps).await.unwrap();
+    assert_ne!(
+        action,
+        kube::runtime::controller::Action::requeue(h.ctx.tunables.waiting_requeue),
+        "not polled: the ServiceAccount watch re-queues it"
+    );
+    let requests = h.take_requests();
+    assert_eq!(secret_writes(&requests).len(), 1, "the Secret is written anyway");
+    assert_eq!(
+        service_account_patches(&requests),
+        ["/api/v1/namespaces/team-a/serviceaccounts/default"]
+    );
+    let status = Harness::status_writes(&requests)[0].clone();
+    assert_eq!(
+        condition(&status, "Ready"),
+        Some(("False".into(), "ServiceAccountNotFound".into()))
+    );
+    assert_eq!(
+        condition(&status, "Reconciling"),
+        Some(("True".into(), "ServiceAccountNotFound".into()))
+    );
+    let message = status["conditions"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("ServiceAccount runner does not exist in namespace team-a"),
+        "{message}"
+    );
+    assert!(
+        status["expiresAt"].is_string(),
+        "the Secret's status is still reported"
+    );
+    assert_eq!(
+        Harness::events(&requests),
+        [
+            ("Normal".to_owned(), "TokenRefreshed".to_owned()),
+            ("Warning".to_owned(), "ServiceAccountNotFound".to_owned())
+        ]
+    );
+
+    // Again, as stored (the Secret cached, the entry in place): nothing is written or published.
+    let secret: k8s_openapi::api::core::v1::Secret =
+        serde_json::from_value(secret_writes(&requests)[0].body.clone()).unwrap();
+    h.cache_secret(secret);
+    let mut with_entry = sa("default");
+    with_entry.image_pull_secrets = Some(vec![k8s_openapi::api::core::v1::LocalObjectReference {
+        name: "ecr".into(),
+    }]);
+    h.serve(&with_entry);
+    let stored = with_status(&ps, &status);
+    h.reconcile::<PullSecretController>(&stored).await.unwrap();
+    let requests = h.take_requests();
+    assert!(requests.iter().all(|r| !r.is_write()), "{requests:?}");
+
+    // The account appears: it gets the entry and the PullSecret is Ready, with no Warning.
+    h.serve(&sa("runner"));
+    h.reconcile::<PullSecretController>(&stored).await.unwrap();
+    let requests = h.take_requests();
+    assert_eq!(
+        service_account_patches(&requests),
+        ["/api/v1/namespaces/team-a/serviceaccounts/runner"]
+    );
+    let status = Harness::status_writes(&requests)[0].clone();
+    assert_eq!(
+        condition(&status, "Ready"),
+        Some(("True".into(), "Succeeded".into()))
+    );
+    assert_eq!(condition(&status, "Reconciling"), None);
+    assert!(Harness::events(&requests).is_empty());
+}
+
+/// `*` never reports a missing ServiceAccount, even in a namespace that has none.
+#[tokio::test]
+async fn every_service_account_of_an_empty_namespace_is_nothing_missing() {
+    let mut routes = Routes::default();
+    routes
+        .lists
+        .insert("/api/v1/namespaces/team-a/serviceaccounts".into(), vec![]);
+    let h = Harness::new(routes, &[ready_registry("default")]);
+    let mut ps = pull_secret(true, &["default"]);
+    ps.spec.service_accounts = vec!["*".into()];
+    h.reconcile::<PullSecretController>(&ps).await.unwrap();
+    let status = Harness::status_writes(&h.take_requests())[0].clone();
+    assert_eq!(
+        condition(&status, "Ready"),
+        Some(("True".into(), "Succeeded".into()))
+    );
+}
+
+/// A ClusterPullSecret whose `namespaces.include` names a namespace that does not exist: the
+/// others are served, and it waits (`NamespaceNotFound`, naming it) with one Warning; with a
+/// named ServiceAccount missing in a served namespace, the message says that too.
+#[tokio::test]
+async fn an_included_namespace_that_does_not_exist_is_reported() {
+    let h = cluster_harness();
+    h.routes.lock().unwrap().objects.insert(
+        "/api/v1/namespaces/a/serviceaccounts/builder".into(),
+        service_account("a", "builder"),
+    );
+    let mut cps = cluster_pull_secret();
+    cps.spec.namespaces = serde_json::from_value(json!({"include": ["a", "b", "team-x"]})).unwrap();
+    cps.spec.service_accounts = vec!["builder".into()];
+    let action = h.reconcile::<ClusterPullSecretController>(&cps).await.unwrap();
+    assert_ne!(
+        action,
+        kube::runtime::controller::Action::requeue(h.ctx.tunables.waiting_requeue)
+    );
+    let requests = h.take_requests();
+    let paths: Vec<&str> = secret_writes(&requests).iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/api/v1/namespaces/a/secrets/ecr-all",
+            "/api/v1/namespaces/b/secrets/ecr-all"
+        ]
+    );
+    assert_eq!(
+        service_account_patches(&requests),
+        ["/api/v1/namespaces/a/serviceaccounts/builder"]
+    );
+    let status = Harness::status_writes(&requests)[0].clone();
+    assert_eq!(
+        condition(&status, "Reconciling"),
+        Some(("True".into(), "NamespaceNotFound".into()))
+    );
+    assert_eq!(status["namespaceCount"], 2);
+    assert_eq!(status["failedNamespaces"], Value::Null, "nothing failed");
+    let message = status["conditions"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("namespaces.include names team-x, which does not exist")
+            && message.contains("ServiceAccount builder does not exist in namespace b")
+            && message.ends_with("Secret ecr-all is in 2 namespaces"),
+        "{message}"
+    );
+    assert_eq!(
+        Harness::events(&requests),
+        [
+            ("Normal".to_owned(), "TokenRefreshed".to_owned()),
+            ("Warning".to_owned(), "NamespaceNotFound".to_owned())
+        ]
+    );
+
+    // Only the ServiceAccount is missing: its own reason.
+    cps.spec.namespaces = serde_json::from_value(json!({"include": ["a", "b"]})).unwrap();
+    h.reconcile::<ClusterPullSecretController>(&cps).await.unwrap();
+    let status = Harness::status_writes(&h.take_requests())[0].clone();
+    assert_eq!(
+        condition(&status, "Reconciling"),
+        Some(("True".into(), "ServiceAccountNotFound".into()))
+    );
+}
+
+/// `namespaceSelector: {}` serves every namespace but the cluster's own three; a Secret an
+/// earlier version put in kube-system is removed; `namespaces.include` naming kube-system serves
+/// it.
+#[tokio::test]
+async fn an_empty_selector_leaves_the_system_namespaces_alone_unless_included() {
+    let mut routes = Routes::default();
+    let plain = |name: &str| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+    routes.lists.insert(
+        "/api/v1/namespaces".into(),
+        ["a", "default", "kube-node-lease", "kube-public", "kube-system"]
+            .into_iter()
+            .map(plain)
+            .collect(),
+    );
+    let mut h = Harness::new(routes, &[ready_registry("default")]);
+    let mut cps = cluster_pull_secret();
+    cps.spec.namespace_selector = Some(Default::default());
+    let earlier: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": {"name": "ecr-all", "namespace": "kube-system",
+            "labels": {"app.kubernetes.io/managed-by": "ecr-operator", "ecr-operator.dev/clusterpullsecret": "ecr-all"},
+            "ownerReferences": [{"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "ClusterPullSecret", "name": "ecr-all", "uid": "uid-all", "controller": true}]},
+    }))
+    .unwrap();
+    h.cache_secret(earlier);
+    h.reconcile::<ClusterPullSecretController>(&cps).await.unwrap();
+    let requests = h.take_requests();
+    let paths: Vec<&str> = secret_writes(&requests).iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/api/v1/namespaces/a/secrets/ecr-all",
+            "/api/v1/namespaces/default/secrets/ecr-all"
+        ]
+    );
+    let deleted: Vec<&str> = requests
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .map(|r| r.path.as_str())
+        .collect();
+    assert_eq!(deleted, ["/api/v1/namespaces/kube-system/secrets/ecr-all"]);
+    let status = Harness::status_writes(&requests)[0].clone();
+    assert_eq!(status["namespaceCount"], 2);
+    assert_eq!(
+        condition(&status, "Ready"),
+        Some(("True".into(), "Succeeded".into()))
+    );
+
+    cps.spec.namespaces = serde_json::from_value(json!({"include": ["kube-system"]})).unwrap();
+    h.reconcile::<ClusterPullSecretController>(&cps).await.unwrap();
+    let requests = h.take_requests();
+    let paths: Vec<&str> = secret_writes(&requests).iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/api/v1/namespaces/kube-system/secrets/ecr-all"]);
+}

@@ -234,3 +234,111 @@ async fn preview_counts_conflicts_and_invalid_policies() {
     );
     env.delete_registry().await;
 }
+
+/// The reasons of the Warning events about `name` in `ns`.
+async fn warnings(env: &OperatorEnv, ns: &str, name: &str) -> Vec<String> {
+    Api::<k8s_openapi::api::events::v1::Event>::namespaced(env.client.clone(), ns)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.type_.as_deref() == Some("Warning")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+        })
+        .filter_map(|e| e.reason)
+        .collect()
+}
+
+async fn ready_message(env: &OperatorEnv, ns: &str, name: &str) -> String {
+    let p = Api::<LifecyclePolicy>::namespaced(env.client.clone(), ns)
+        .get(name)
+        .await
+        .unwrap();
+    p.status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap()
+        .message
+}
+
+/// A policy that names a Repository that does not exist is put on the ones that do and waits
+/// (`Reconciling`, `NamedRepositoryNotFound`) until it exists; a selector that matches nothing
+/// is Ready with the reason `NoRepositorySelected` until a Repository matches. Each says so
+/// once in a Warning event.
+#[tokio::test]
+async fn a_policy_says_what_it_names_that_does_not_exist_and_when_it_selects_nothing() {
+    let env = OperatorEnv::start("e2e-lp3").await;
+    let ns = temp_namespace(&env.client, "lp3").await;
+    repo(&env, &ns, "api", json!({})).await;
+    wait_repos_ready(&env, &ns, &["api"]).await;
+
+    apply_policy(
+        &env,
+        &ns,
+        "named",
+        json!({"repositories": ["api", "later"], "rules": rules()}),
+    )
+    .await;
+    wait_lp(&env, &ns, "named", "Reconciling", "NamedRepositoryNotFound").await;
+    wait_policy(&env, &ns, "api", true).await;
+    let message = ready_message(&env, &ns, "named").await;
+    assert!(
+        message.starts_with(&format!(
+            "spec.repositories names later, but no Repository later exists in namespace {ns}"
+        )),
+        "{message}"
+    );
+    eventually(
+        Duration::from_secs(30),
+        "a Warning NamedRepositoryNotFound",
+        || async {
+            warnings(&env, &ns, "named")
+                .await
+                .iter()
+                .any(|r| r == "NamedRepositoryNotFound")
+                .then_some(())
+        },
+    )
+    .await;
+    // The Repository is created: the watch brings the policy to it, and the policy is Ready.
+    repo(&env, &ns, "later", json!({})).await;
+    wait_lp(&env, &ns, "named", "Ready", "Succeeded").await;
+    wait_policy(&env, &ns, "later", true).await;
+
+    apply_policy(
+        &env,
+        &ns,
+        "selects-nothing",
+        json!({"repositorySelector": {"matchLabels": {"lifecycle": "nothing-yet"}}, "rules": rules()}),
+    )
+    .await;
+    wait_lp(&env, &ns, "selects-nothing", "Ready", "NoRepositorySelected").await;
+    let message = ready_message(&env, &ns, "selects-nothing").await;
+    assert!(
+        message.starts_with(&format!(
+            "repositorySelector matches no Repository in namespace {ns}"
+        )),
+        "{message}"
+    );
+    eventually(
+        Duration::from_secs(30),
+        "a Warning NoRepositorySelected",
+        || async {
+            warnings(&env, &ns, "selects-nothing")
+                .await
+                .iter()
+                .any(|r| r == "NoRepositorySelected")
+                .then_some(())
+        },
+    )
+    .await;
+    // A Repository gets matching labels: it gets the policy and the reason is Succeeded.
+    repo(&env, &ns, "matched", json!({"lifecycle": "nothing-yet"})).await;
+    wait_lp(&env, &ns, "selects-nothing", "Ready", "Succeeded").await;
+    wait_policy(&env, &ns, "matched", true).await;
+    env.delete_registry().await;
+}

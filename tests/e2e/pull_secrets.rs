@@ -45,6 +45,22 @@ async fn service_account(client: &kube::Client, ns: &str, name: &str, pull: &[&s
     }
 }
 
+/// The reasons of the Warning events about the object `name` in `namespace` (events about a
+/// cluster-scoped object are in `default`), oldest first.
+async fn warnings(client: &kube::Client, namespace: &str, name: &str) -> Vec<String> {
+    let mut events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    events.retain(|e| {
+        e.type_.as_deref() == Some("Warning")
+            && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+    });
+    events.sort_by_key(|e| e.metadata.creation_timestamp.clone().map(|t| t.0));
+    events.into_iter().filter_map(|e| e.reason).collect()
+}
+
 async fn pull_secrets_of(client: &kube::Client, ns: &str, name: &str) -> Vec<String> {
     let sa = Api::<ServiceAccount>::namespaced(client.clone(), ns)
         .get(name)
@@ -71,6 +87,45 @@ async fn pull_secret_over_two_registries_patches_only_its_service_account_entrie
         "spec": {"registries": ["e2e-ps-east", "e2e-ps-west"], "serviceAccounts": ["builder", "runner"]}});
     apply(&env.client, &ns, &ps).await.unwrap();
     let api: Api<PullSecret> = Api::namespaced(env.client.clone(), &ns);
+    // `runner` does not exist yet: the Secret is written and `builder` gets it, but the
+    // PullSecret is not Ready, names `runner`, and says so once in a Warning event.
+    let waiting = wait_condition(
+        &api,
+        "ecr-login",
+        "Reconciling",
+        "True",
+        Some("ServiceAccountNotFound"),
+        Duration::from_secs(90),
+        || env.logs(),
+    )
+    .await;
+    let message = &waiting.status.unwrap().conditions[0].message;
+    assert!(
+        message.starts_with(&format!("ServiceAccount runner does not exist in namespace {ns}")),
+        "{message}"
+    );
+    assert!(
+        Api::<Secret>::namespaced(env.client.clone(), &ns)
+            .get_opt("ecr-login")
+            .await
+            .unwrap()
+            .is_some(),
+        "the Secret is written anyway"
+    );
+    eventually(
+        Duration::from_secs(30),
+        "a Warning event ServiceAccountNotFound",
+        || async {
+            let reasons = warnings(&env.client, &ns, "ecr-login").await;
+            reasons
+                .iter()
+                .any(|r| r == "ServiceAccountNotFound")
+                .then_some(())
+        },
+    )
+    .await;
+    // A ServiceAccount created later gets the entry, and the PullSecret becomes Ready.
+    service_account(&env.client, &ns, "runner", &[]).await;
     let ready = wait_ready(&api, "ecr-login", &env).await;
     let status = ready.status.unwrap();
     assert_eq!(status.secret_name.as_deref(), Some("ecr-login"));
@@ -119,7 +174,7 @@ async fn pull_secret_over_two_registries_patches_only_its_service_account_entrie
         "one token per region"
     );
 
-    // Only our entry is added; theirs stays. A ServiceAccount created later gets it too.
+    // Only our entry is added; theirs stays. The ServiceAccount created later has it too.
     eventually(
         Duration::from_secs(30),
         "the builder ServiceAccount to get our entry",
@@ -128,7 +183,6 @@ async fn pull_secret_over_two_registries_patches_only_its_service_account_entrie
         },
     )
     .await;
-    service_account(&env.client, &ns, "runner", &[]).await;
     eventually(
         Duration::from_secs(30),
         "a new ServiceAccount to get our entry",
@@ -263,6 +317,118 @@ async fn cluster_pull_secret_fans_out_to_fifty_namespaces_with_one_token_call() 
         || async { ours().await.is_empty().then_some(()) },
     )
     .await;
+    env.delete_registry().await;
+}
+
+/// A ClusterPullSecret tells the truth about what it names: an included namespace that does not
+/// exist is reported (`NamespaceNotFound`, naming it, and a Warning event) until it is created;
+/// the cluster's own namespaces get the Secret only when `include` names them, whatever the
+/// selector matches; and deleting it garbage-collects its Secrets without the operator referring
+/// to it as a namespaced object in its log.
+#[tokio::test]
+async fn cluster_pull_secret_names_missing_namespaces_and_serves_system_namespaces_only_by_name() {
+    let env = OperatorEnv::start("e2e-cps-edges").await;
+    let ns = temp_namespace(&env.client, "cps-edges").await;
+    let late = format!("{ns}-late");
+    let system = ["kube-system", "kube-public", "kube-node-lease"];
+    let mut names: Vec<&str> = system.to_vec();
+    names.extend([ns.as_str(), late.as_str()]);
+    // A selector that matches the system namespaces too (as `{}` does).
+    let selector = json!({"matchExpressions": [
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": names}]});
+    let cps = |include: Option<Vec<&str>>| {
+        let mut spec = json!({"namespaceSelector": selector, "registries": ["e2e-cps-edges"], "secretName": "ecr-edges"});
+        if let Some(include) = include {
+            spec["namespaces"] = json!({"include": include});
+        }
+        json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "ClusterPullSecret",
+            "metadata": {"name": "e2e-cps-edges"}, "spec": spec})
+    };
+    let has_secret = |namespace: String| {
+        let client = env.client.clone();
+        async move {
+            Api::<Secret>::namespaced(client, &namespace)
+                .get_opt("ecr-edges")
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    apply(&env.client, "", &cps(None)).await.unwrap();
+    let api: Api<ClusterPullSecret> = Api::all(env.client.clone());
+    let ready = wait_ready(&api, "e2e-cps-edges", &env).await;
+    assert_eq!(ready.status.unwrap().namespace_count, Some(1), "only {ns}");
+    assert!(has_secret(ns.clone()).await);
+    for system in system {
+        assert!(!has_secret(system.to_owned()).await, "{system} is not served");
+    }
+
+    // `include` names kube-public (served, by name) and a namespace that does not exist yet.
+    apply(&env.client, "", &cps(Some(vec![&ns, &late, "kube-public"])))
+        .await
+        .unwrap();
+    let waiting = wait_condition(
+        &api,
+        "e2e-cps-edges",
+        "Reconciling",
+        "True",
+        Some("NamespaceNotFound"),
+        Duration::from_secs(90),
+        || env.logs(),
+    )
+    .await;
+    let status = waiting.status.unwrap();
+    assert_eq!(status.namespace_count, Some(2), "{ns} and kube-public");
+    let message = &status.conditions[0].message;
+    assert!(
+        message.starts_with(&format!("namespaces.include names {late}, which does not exist")),
+        "{message}"
+    );
+    assert!(has_secret("kube-public".to_owned()).await);
+    assert!(!has_secret("kube-system".to_owned()).await);
+    eventually(
+        Duration::from_secs(30),
+        "a Warning event NamespaceNotFound",
+        || async {
+            let reasons = warnings(&env.client, "default", "e2e-cps-edges").await;
+            reasons.iter().any(|r| r == "NamespaceNotFound").then_some(())
+        },
+    )
+    .await;
+
+    // The namespace is created: it gets the Secret and the ClusterPullSecret is Ready.
+    let created: Namespace = serde_json::from_value(json!({"metadata": {"name": late}})).unwrap();
+    Api::<Namespace>::all(env.client.clone())
+        .create(&PostParams::default(), &created)
+        .await
+        .unwrap();
+    let ready = wait_ready(&api, "e2e-cps-edges", &env).await;
+    assert_eq!(ready.status.unwrap().namespace_count, Some(3));
+    assert!(has_secret(late.clone()).await);
+
+    // Deleting it garbage-collects every Secret, and the operator logs no controller error.
+    api.delete("e2e-cps-edges", &DeleteParams::default())
+        .await
+        .unwrap();
+    for namespace in [ns.clone(), late.clone(), "kube-public".to_owned()] {
+        eventually(
+            Duration::from_secs(60),
+            "the Secrets to be garbage-collected",
+            || async { (!has_secret(namespace.clone()).await).then_some(()) },
+        )
+        .await;
+    }
+    // kube's `owns` named the owner within each Secret's namespace
+    // (`ClusterPullSecret.v1alpha1.ecr-operator.dev/e2e-cps-edges.<namespace>`), an object no
+    // store holds, and every garbage-collected Secret was logged as a controller error.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let logs = env.logs();
+    let namespaced_reference = "ClusterPullSecret.v1alpha1.ecr-operator.dev/e2e-cps-edges.";
+    let errors: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains(namespaced_reference))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
     env.delete_registry().await;
 }
 

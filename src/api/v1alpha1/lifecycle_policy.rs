@@ -45,7 +45,8 @@ use crate::api::interval::Interval;
 #[serde(rename_all = "camelCase")]
 pub struct LifecyclePolicySpec {
     /// Selects the Repositories (in this namespace) by label. Exactly one of
-    /// `repositorySelector` and `repositories` is required. `matchExpressions` may use the
+    /// `repositorySelector` and `repositories` is required. A selector that matches no
+    /// Repository leaves the policy Ready with the reason `NoRepositorySelected`. `matchExpressions` may use the
     /// operators `In`, `NotIn` (each with at least one value), `Exists` and `DoesNotExist`
     /// (without values), checked at admission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -53,7 +54,8 @@ pub struct LifecyclePolicySpec {
     pub repository_selector: Option<LabelSelector>,
 
     /// Names of the Repository objects (in this namespace) to apply the policy to. Exactly one of
-    /// `repositorySelector` and `repositories` is required.
+    /// `repositorySelector` and `repositories` is required. A name no Repository has makes the
+    /// policy report `NamedRepositoryNotFound` (not Ready) until that Repository exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1000), inner(length(min = 1, max = 253)))]
     #[x_kube(merge_strategy = ListMerge::Set)]
@@ -282,7 +284,8 @@ pub enum TargetState {
     Applied,
     /// `dryRun: true`: previewed, not put.
     Previewed,
-    /// Waiting for the Repository (or its Registry) to be Ready.
+    /// Waiting for the Repository (or its Registry) to be Ready, or, for a name in
+    /// `spec.repositories`, for a Repository of that name to exist.
     #[default]
     Pending,
     /// An older LifecyclePolicy holds this repository.

@@ -53,7 +53,9 @@ pub struct PullSecretSpec {
     pub secret_name: Option<String>,
 
     /// ServiceAccounts in this namespace whose `imagePullSecrets` get the Secret; `*` means all.
-    /// Only the operator's own entry is ever added or removed. Defaults to none.
+    /// Only the operator's own entry is ever added or removed. A named ServiceAccount that does
+    /// not exist makes the object report `ServiceAccountNotFound` (the Secret is still written)
+    /// until it is created. Defaults to none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
         length(max = 100),
@@ -107,15 +109,17 @@ pub struct PullSecretSpec {
     .message("choose namespaces with namespaceSelector (use {} for every namespace) or namespaces.include"))]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterPullSecretSpec {
-    /// Namespaces whose labels match get the Secret; `{}` selects every namespace. Combined with
-    /// `namespaces` (a namespace must pass both). `matchExpressions` may use the
-    /// operators `In`, `NotIn` (each with at least one value), `Exists` and `DoesNotExist`
-    /// (without values), checked at admission.
+    /// Namespaces whose labels match get the Secret; `{}` selects every namespace except
+    /// `kube-system`, `kube-public` and `kube-node-lease`, which get it only when
+    /// `namespaces.include` names them. Combined with `namespaces` (a namespace must pass both).
+    /// `matchExpressions` may use the operators `In`, `NotIn` (each with at least one value),
+    /// `Exists` and `DoesNotExist` (without values), checked at admission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = crate::api::selector::admission_rules)]
     pub namespace_selector: Option<LabelSelector>,
 
-    /// Namespaces by name: `include` (when set, only these) and `exclude` (never these).
+    /// Namespaces by name: `include` (when set, only these) and `exclude` (never these). A name
+    /// in `include` that does not exist is reported (`NamespaceNotFound`) until it is created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespaces: Option<NamespaceFilter>,
 
@@ -135,7 +139,9 @@ pub struct ClusterPullSecretSpec {
     pub secret_name: Option<String>,
 
     /// ServiceAccounts in each namespace whose `imagePullSecrets` get the Secret; `*` means all.
-    /// Only the operator's own entry is ever added or removed. Defaults to none.
+    /// Only the operator's own entry is ever added or removed. A named ServiceAccount missing
+    /// from a served namespace makes the object report `ServiceAccountNotFound` (the Secrets are
+    /// still written) until it is created. Defaults to none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
         length(max = 100),
@@ -166,7 +172,9 @@ pub struct ClusterPullSecretSpec {
 #[x_kube(validation = Rule::new("!has(self.include) || !has(self.exclude) || self.include.all(n, !(n in self.exclude))")
     .message("a namespace cannot be both included and excluded"))]
 pub struct NamespaceFilter {
-    /// Only these namespaces (when set).
+    /// Only these namespaces (when set). The only way to serve `kube-system`, `kube-public` or
+    /// `kube-node-lease`. A name that does not exist makes the object report `NamespaceNotFound`
+    /// until it is created (it then gets the Secret within seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1000), inner(length(min = 1, max = 63)))]
     #[x_kube(merge_strategy = ListMerge::Set)]

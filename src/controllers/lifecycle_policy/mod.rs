@@ -49,10 +49,14 @@ pub async fn controller<B: RegistryBackend>(
     driver::run::<LifecyclePolicyController, B>(controller, ctx, shutdown).await;
 }
 
-/// The outcome of one sync: what was done, and the first failure on some repository, if any.
+/// The outcome of one sync: what was done, the first failure on some repository, if any, and
+/// what it reports without failing ([`targets::notice`]: named Repositories that do not exist, a
+/// selector that matches none). The notice gets a Warning event when it starts, but is not
+/// retried on a timer: the Repository watch re-queues the policy the moment one appears.
 pub struct Synced {
     applied: Applied,
     failure: Option<Error>,
+    notice: Option<Error>,
 }
 
 /// The LifecyclePolicy controller.
@@ -109,7 +113,7 @@ impl Reconciler for LifecyclePolicyController {
     }
 
     fn failure(s: &Synced) -> Option<&Error> {
-        s.failure.as_ref()
+        s.failure.as_ref().or(s.notice.as_ref())
     }
 
     fn into_result(s: Synced) -> Result<Synced> {
@@ -134,7 +138,13 @@ impl Reconciler for LifecyclePolicyController {
     }
 
     fn requeue<B: RegistryBackend>(lp: &LifecyclePolicy, s: &Synced, ctx: &Context<B>) -> Duration {
-        let state = |st: TargetState| s.applied.targets.iter().any(|t| t.state == st);
+        // A Repository that does not exist yet is waited for by the watch, not by polling ECR.
+        let state = |st: TargetState| {
+            s.applied
+                .targets
+                .iter()
+                .any(|t| t.state == st && !s.applied.missing.contains(&t.name))
+        };
         if state(TargetState::Conflict) {
             // Reported in the status; re-checked when a policy or repository changes.
             ctx.tunables.stalled_recheck
@@ -253,6 +263,14 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Res
                     .push(targets::entry(&name, TargetState::Pending, Some(message)));
                 continue;
             }
+            Plan::Missing => {
+                let message = format!("no Repository {name} exists in this namespace yet");
+                applied
+                    .targets
+                    .push(targets::entry(&name, TargetState::Pending, Some(message)));
+                applied.missing.push(name);
+                continue;
+            }
             Plan::Serve { ecr_name, registry } => (ecr_name, registry),
         };
         serving.push((registry.clone(), ecr.clone()));
@@ -330,7 +348,12 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Res
         }
     }
     applied.preview = targets::preview(&lp.spec.rules, &images_all, now);
-    Ok(Synced { applied, failure })
+    let notice = targets::notice(lp, &applied);
+    Ok(Synced {
+        applied,
+        failure,
+        notice,
+    })
 }
 
 fn image(i: crate::backend::ImageInfo, now: SystemTime) -> evaluate::Image {

@@ -64,9 +64,12 @@ pub enum Plan {
     Pending,
     /// An older LifecyclePolicy holds it.
     Conflict { holder: String },
+    /// `spec.repositories` names it, and no Repository of that name exists in the namespace.
+    Missing,
 }
 
-/// Pure: one plan per selected Repository, in the order of `repos`.
+/// Pure: one plan per selected Repository, in the order of `repos`, then one
+/// [`Plan::Missing`] per name in `spec.repositories` that no Repository has, in the spec's order.
 pub fn targets(
     lp: &LifecyclePolicy,
     repos: &[Repository],
@@ -88,6 +91,14 @@ pub fn targets(
             },
         };
         out.push((repo.name_any(), plan));
+    }
+    for name in lp.spec.repositories.iter().flatten() {
+        let exists = repos
+            .iter()
+            .any(|r| r.name_any() == *name && r.namespace() == lp.namespace());
+        if !exists && !out.iter().any(|(n, _)| n == name) {
+            out.push((name.clone(), Plan::Missing));
+        }
     }
     Ok(out)
 }
@@ -165,6 +176,42 @@ pub struct Applied {
     pub preview: Vec<RulePreview>,
     pub put: Vec<String>,
     pub removed: usize,
+    /// Names in `spec.repositories` that no Repository has (their targets are `Pending`).
+    pub missing: Vec<String>,
+}
+
+/// Pure: what the policy reports without failing: named Repositories that do not exist
+/// (`NamedRepositoryNotFound`: the policy is not Ready, it waits for them), or a selector that
+/// matches no Repository (`NoRepositorySelected`: Ready, since there is nothing left to do, but
+/// said so). `None` when something else decides the status (a conflict outranks a missing
+/// name; anything selected, pending or being released outranks an empty selection), so the
+/// driver's Warning, which fires when this reason differs from the stored Ready reason, always
+/// names the reason the status shows.
+pub fn notice(lp: &LifecyclePolicy, applied: &Applied) -> Option<Error> {
+    let ns = lp.namespace().unwrap_or_default();
+    if applied.targets.iter().any(|t| t.state == TargetState::Conflict) {
+        return None;
+    }
+    match applied.missing.as_slice() {
+        [] => {}
+        [one] => {
+            return Some(Error::NamedRepositoryNotFound(format!(
+                "spec.repositories names {one}, but no Repository {one} exists in namespace {ns}: the policy is put on it once it exists and is Ready"
+            )));
+        }
+        many => {
+            return Some(Error::NamedRepositoryNotFound(format!(
+                "spec.repositories names {}, but no Repositories of those names exist in namespace {ns}: the policy is put on each once it exists and is Ready",
+                crate::text::listed(many, 10)
+            )));
+        }
+    }
+    (lp.spec.repositories.is_none() && applied.targets.is_empty()).then(|| {
+        let verb = if lp.spec.dry_run { "previewed on" } else { "applied to" };
+        Error::NoRepositorySelected(format!(
+            "repositorySelector matches no Repository in namespace {ns}: {verb} none, and a Repository that gets matching labels gets the policy"
+        ))
+    })
 }
 
 /// Pure: the next status from what the sync did (`None` when it failed before doing anything) and
@@ -196,12 +243,26 @@ pub fn next_status(
             rules: a.preview.clone(),
         });
     }
+    let notice = applied.and_then(|a| notice(lp, a));
     let summary = match (failure, applied) {
         (Some(e), _) => Outcome::Failed(e),
-        (None, Some(a)) => summary(lp, &a.targets),
+        (None, Some(a)) => summary(lp, &a.targets, notice.as_ref()),
         (None, None) => Outcome::InSync(String::new()),
     };
     status.conditions = summarize(&prev.conditions, generation, &summary, now);
+    // Ready, and says why there is nothing to apply: the reason the driver's Warning compares
+    // with, so the Warning fires once, when the selection becomes empty.
+    if failure.is_none()
+        && let Some(e @ Error::NoRepositorySelected(_)) = &notice
+    {
+        for c in status
+            .conditions
+            .iter_mut()
+            .filter(|c| c.type_ == crate::status::READY)
+        {
+            e.reason().clone_into(&mut c.reason);
+        }
+    }
     status
 }
 
@@ -214,8 +275,12 @@ fn names(targets: &[LifecyclePolicyTarget], state: TargetState) -> Vec<&str> {
 }
 
 /// Pure: Ready when every selected repository is served; otherwise waiting or stalled, with the
-/// names.
-fn summary(lp: &LifecyclePolicy, targets: &[LifecyclePolicyTarget]) -> Outcome<'static> {
+/// names. `notice` is [`notice`]'s verdict on the same targets.
+fn summary(
+    lp: &LifecyclePolicy,
+    targets: &[LifecyclePolicyTarget],
+    notice: Option<&Error>,
+) -> Outcome<'static> {
     let conflicts = names(targets, TargetState::Conflict);
     let pending = names(targets, TargetState::Pending);
     let releasing = names(targets, TargetState::Releasing);
@@ -230,6 +295,12 @@ fn summary(lp: &LifecyclePolicy, targets: &[LifecyclePolicyTarget]) -> Outcome<'
                 "Repositories {} are held by an older LifecyclePolicy; applied to {applied}",
                 conflicts.join(", ")
             ),
+        }
+    } else if let Some(e @ Error::NamedRepositoryNotFound(_)) = notice {
+        // Not Ready until every named repository exists and is served.
+        Outcome::Waiting {
+            reason: e.reason(),
+            message: format!("{e}; applied to {applied}"),
         }
     } else if !pending.is_empty() {
         // Not Ready until every selected repository is served.
@@ -248,6 +319,8 @@ fn summary(lp: &LifecyclePolicy, targets: &[LifecyclePolicyTarget]) -> Outcome<'
                 releasing.join(", ")
             ),
         }
+    } else if let Some(e @ Error::NoRepositorySelected(_)) = notice {
+        Outcome::InSync(e.to_string())
     } else if lp.spec.dry_run {
         Outcome::InSync(format!(
             "Previewed on {applied} repositories (dryRun: nothing put)"

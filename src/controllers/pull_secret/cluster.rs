@@ -15,8 +15,10 @@ use kube::{Resource, ResourceExt};
 
 use super::credentials::{PullCredentials, credentials};
 use super::secret::{apply_secret, desired_secret};
-use super::service_accounts::sync_service_accounts;
-use super::{CLUSTER_PULL_SECRET_LABEL, counted, managed_secrets_selector, owner_reference, time};
+use super::service_accounts::{not_found_in_namespaces, sync_service_accounts};
+use super::{
+    CLUSTER_PULL_SECRET_LABEL, counted, managed_secrets_selector, owner_reference, stored_owner, time,
+};
 use crate::api::RECONCILE_REQUESTED_AT;
 use crate::api::v1alpha1::{ClusterPullSecret, ClusterPullSecretStatus, NamespaceFilter, Registry};
 use crate::backend::RegistryBackend;
@@ -39,8 +41,13 @@ pub async fn controller<B: RegistryBackend>(
     let controller = Controller::for_stream(own, store.clone());
     let ns_store = store.clone();
     let sa_store = store.clone();
+    let owners = store.clone();
     let controller = controller
-        .owns(Api::<Secret>::all(ctx.client.clone()), watcher::Config::default().labels(&managed_secrets_selector()))
+        // Our Secrets re-queue their ClusterPullSecret, by a cluster-wide reference, while it
+        // exists (see `stored_owner`; kube's `owns` would name it in the Secret's namespace).
+        .watches(Api::<Secret>::all(ctx.client.clone()), watcher::Config::default().labels(&managed_secrets_selector()), move |secret| {
+            stored_owner(&owners, &secret, false)
+        })
         // A namespace that appears, changes labels or goes away re-queues every ClusterPullSecret.
         .watches(Api::<Namespace>::all(ctx.client.clone()), watcher::Config::default(), move |_| {
             ns_store.state().into_iter().map(|c| ObjectRef::from_obj(c.as_ref())).collect::<Vec<_>>()
@@ -76,8 +83,14 @@ pub fn namespace_selector(selector: Option<&LabelSelector>) -> Result<Option<Sel
         .map_err(|e| Error::InvalidSpec(format!("invalid namespaceSelector: {e}")))
 }
 
+/// The cluster's own namespaces: a ClusterPullSecret serves them only when `namespaces.include`
+/// names them, whatever its selector says (`namespaceSelector: {}` means every namespace of the
+/// workloads, not the control plane's).
+pub const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
+
 /// Pure: whether a namespace gets the Secret: not terminating, passes `namespaces` and the
-/// selector (parsed by [`namespace_selector`]).
+/// selector (parsed by [`namespace_selector`]), and is not one of the [`SYSTEM_NAMESPACES`]
+/// unless `namespaces.include` names it.
 pub fn namespace_matches(
     ns: &Namespace,
     selector: Option<&Selector>,
@@ -89,8 +102,14 @@ pub fn namespace_matches(
     if terminating {
         return false;
     }
+    let included = filter
+        .and_then(|f| f.include.as_ref())
+        .is_some_and(|inc| inc.contains(&name));
+    if SYSTEM_NAMESPACES.contains(&name.as_str()) && !included {
+        return false;
+    }
     if let Some(f) = filter {
-        if f.include.as_ref().is_some_and(|inc| !inc.contains(&name)) {
+        if f.include.is_some() && !included {
             return false;
         }
         if f.exclude.as_ref().is_some_and(|exc| exc.contains(&name)) {
@@ -98,6 +117,45 @@ pub fn namespace_matches(
         }
     }
     selector.is_none_or(|s| s.matches(ns.labels()))
+}
+
+/// Pure: the namespaces `namespaces.include` names that do not exist (among those this instance
+/// serves), in the order given.
+pub fn missing_namespaces(
+    filter: Option<&NamespaceFilter>,
+    existing: &BTreeSet<String>,
+    serves: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    filter
+        .and_then(|f| f.include.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|n| serves(n) && !existing.contains(*n))
+        .cloned()
+        .collect()
+}
+
+/// Pure: the report on included namespaces that do not exist and named ServiceAccounts that do
+/// not exist in served namespaces (`None` when there are neither). Missing namespaces come
+/// first (the reason is theirs), and the message mentions both.
+pub fn not_found(missing_namespaces: &[String], missing_accounts: &[(String, Vec<String>)]) -> Option<Error> {
+    let accounts = not_found_in_namespaces(missing_accounts);
+    if missing_namespaces.is_empty() {
+        return accounts;
+    }
+    let names = crate::text::listed(missing_namespaces, 10);
+    let mut message = match missing_namespaces {
+        [_] => format!(
+            "namespaces.include names {names}, which does not exist: it gets the Secret when it is created"
+        ),
+        _ => format!(
+            "namespaces.include names {names}, which do not exist: they get the Secret when they are created"
+        ),
+    };
+    if let Some(accounts) = accounts {
+        message = format!("{message}; {accounts}");
+    }
+    Some(Error::NamespaceNotFound(message))
 }
 
 /// Namespaces holding a Secret of this ClusterPullSecret (from the label-selected cache).
@@ -122,6 +180,11 @@ pub struct Fanned {
     failed: Vec<(String, Error)>,
     written: usize,
     removed: usize,
+    /// Included namespaces or named ServiceAccounts that do not exist (`NamespaceNotFound`,
+    /// `ServiceAccountNotFound`): reported in the status and by a Warning event when it starts,
+    /// but not retried on a timer, since the Namespace and ServiceAccount watches re-queue the
+    /// ClusterPullSecret the moment one appears.
+    missing: Option<Error>,
 }
 
 /// The ClusterPullSecret controller.
@@ -169,7 +232,7 @@ impl Reconciler for ClusterPullSecretController {
     }
 
     fn failure(f: &Fanned) -> Option<&Error> {
-        f.failed.first().map(|(_, e)| e)
+        f.failed.first().map(|(_, e)| e).or(f.missing.as_ref())
     }
 
     fn into_result(mut f: Fanned) -> Result<Fanned> {
@@ -214,6 +277,7 @@ async fn fan_out<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) 
         .list(&ListParams::default())
         .await
         .map_err(Error::kube("list namespaces"))?;
+    let existing: BTreeSet<String> = namespaces.items.iter().map(ResourceExt::name_any).collect();
     for ns in namespaces.items {
         if ctx.tunables.watches(&ns.name_any())
             && namespace_matches(&ns, selector.as_ref(), cps.spec.namespaces.as_ref())
@@ -221,6 +285,10 @@ async fn fan_out<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) 
             matching.insert(ns.name_any());
         }
     }
+    let missing_namespaces = missing_namespaces(cps.spec.namespaces.as_ref(), &existing, |ns| {
+        ctx.tunables.watches(ns)
+    });
+    let mut missing_accounts = Vec::new();
     let (mut served, mut failed, mut written) = (BTreeSet::new(), Vec::new(), 0);
     for ns in &matching {
         let secret = desired_secret(
@@ -232,14 +300,18 @@ async fn fan_out<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) 
         );
         let result = async {
             let w = apply_secret(ctx, ClusterPullSecretController::FIELD_MANAGER, &secret, &uid).await?;
-            sync_service_accounts(ctx, ns, &cps.spec.service_accounts, &secret_name, true).await?;
-            Ok::<bool, Error>(w)
+            let missing =
+                sync_service_accounts(ctx, ns, &cps.spec.service_accounts, &secret_name, true).await?;
+            Ok::<_, Error>((w, missing))
         }
         .await;
         match result {
-            Ok(w) => {
+            Ok((w, missing)) => {
                 written += usize::from(w);
                 served.insert(ns.clone());
+                if !missing.is_empty() {
+                    missing_accounts.push((ns.clone(), missing));
+                }
             }
             Err(e) => failed.push((ns.clone(), e)),
         }
@@ -266,11 +338,14 @@ async fn fan_out<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) 
         failed,
         written,
         removed,
+        missing: not_found(&missing_namespaces, &missing_accounts),
     })
 }
 
 /// Pure: the next ClusterPullSecret status. A partial failure keeps the root cause's reason and
-/// class, and the message counts the namespaces.
+/// class, and the message counts the namespaces. Otherwise an included namespace or a named
+/// ServiceAccount that does not exist makes it wait (`Reconciling`, `NamespaceNotFound` or
+/// `ServiceAccountNotFound`, naming them).
 fn next_status(cps: &ClusterPullSecret, outcome: &Result<Fanned>, now: &Time) -> ClusterPullSecretStatus {
     let prev = cps.status.clone().unwrap_or_default();
     let generation = cps.meta().generation;
@@ -288,12 +363,19 @@ fn next_status(cps: &ClusterPullSecret, outcome: &Result<Fanned>, now: &Time) ->
             status.registries = f.credentials.registries.clone();
             status.namespace_count = Some(i32::try_from(f.served.len()).unwrap_or(i32::MAX));
             status.failed_namespaces = f.failed.iter().take(20).map(|(ns, _)| ns.clone()).collect();
+            let is_in = format!(
+                "Secret {} is in {}",
+                secret_name(cps),
+                counted(f.served.len(), "namespace", "namespaces")
+            );
             match f.failed.first() {
-                None => Outcome::InSync(format!(
-                    "Secret {} is in {}",
-                    secret_name(cps),
-                    counted(f.served.len(), "namespace", "namespaces")
-                )),
+                None => match &f.missing {
+                    None => Outcome::InSync(is_in),
+                    Some(e) => Outcome::Waiting {
+                        reason: e.reason(),
+                        message: format!("{e}; {is_in}"),
+                    },
+                },
                 Some((ns, e)) => {
                     message = Some(format!(
                         "{} of {} namespaces failed, first {ns}: {}",
@@ -319,6 +401,7 @@ fn next_status(cps: &ClusterPullSecret, outcome: &Result<Fanned>, now: &Time) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controllers::driver::Reconciler;
     use crate::error::ErrorClass;
     use serde_json::json;
 
@@ -375,6 +458,193 @@ mod tests {
         for (n, s, f, expected) in cases {
             assert_eq!(namespace_matches(&n, s, f), expected, "{}", n.name_any());
         }
+    }
+
+    /// `namespaceSelector: {}` (or any selector) never reaches the cluster's own namespaces; only
+    /// `namespaces.include` naming one does.
+    #[test]
+    fn system_namespaces_are_served_only_when_included_by_name() {
+        let ns = |name: &str| -> Namespace {
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": {"pull": "yes"}}})).unwrap()
+        };
+        let all = namespace_selector(Some(&LabelSelector::default()))
+            .unwrap()
+            .unwrap();
+        let labelled: LabelSelector =
+            serde_json::from_value(json!({"matchLabels": {"pull": "yes"}})).unwrap();
+        let labelled = namespace_selector(Some(&labelled)).unwrap().unwrap();
+        let include = |names: &[&str]| NamespaceFilter {
+            include: Some(names.iter().map(|n| n.to_string()).collect()),
+            exclude: None,
+        };
+        let exclude_other = NamespaceFilter {
+            include: None,
+            exclude: Some(vec!["team-x".into()]),
+        };
+        let kube_system = include(&["kube-system"]);
+        let team = include(&["team-a"]);
+        for system in SYSTEM_NAMESPACES {
+            let cases = [
+                (Some(&all), None, false),
+                (Some(&labelled), None, false),
+                (Some(&all), Some(&exclude_other), false),
+                (None, Some(&team), false),
+            ];
+            for (selector, filter, expected) in cases {
+                assert_eq!(
+                    namespace_matches(&ns(system), selector, filter),
+                    expected,
+                    "{system}"
+                );
+            }
+            let named = include(&[system]);
+            assert!(
+                namespace_matches(&ns(system), Some(&all), Some(&named)),
+                "{system}"
+            );
+            assert!(namespace_matches(&ns(system), None, Some(&named)), "{system}");
+        }
+        // Included by name, a system namespace still has to pass the selector.
+        let other: LabelSelector = serde_json::from_value(json!({"matchLabels": {"pull": "no"}})).unwrap();
+        let other = namespace_selector(Some(&other)).unwrap().unwrap();
+        assert!(!namespace_matches(
+            &ns("kube-system"),
+            Some(&other),
+            Some(&kube_system)
+        ));
+        // Look-alikes are ordinary namespaces.
+        assert!(namespace_matches(&ns("kube-systems"), Some(&all), None));
+        assert!(namespace_matches(&ns("default"), Some(&all), None));
+    }
+
+    #[test]
+    fn included_namespaces_that_do_not_exist_are_named() {
+        let existing: BTreeSet<String> = ["a", "b", "kube-system"].iter().map(|s| s.to_string()).collect();
+        let filter = |include: Option<Vec<&str>>| NamespaceFilter {
+            include: include.map(|l| l.iter().map(|s| s.to_string()).collect()),
+            exclude: Some(vec!["gone-but-excluded".into()]),
+        };
+        let everywhere = |_: &str| true;
+        let cases: Vec<(Option<NamespaceFilter>, Vec<&str>)> = vec![
+            (None, vec![]),
+            (Some(filter(None)), vec![]),
+            (Some(filter(Some(vec!["a", "b"]))), vec![]),
+            (Some(filter(Some(vec!["z", "a", "y"]))), vec!["z", "y"]),
+        ];
+        for (f, expected) in cases {
+            assert_eq!(
+                missing_namespaces(f.as_ref(), &existing, everywhere),
+                expected,
+                "{f:?}"
+            );
+        }
+        // --watch-namespaces: a namespace another instance serves is not this one's to report.
+        let only_a = |ns: &str| ns == "a";
+        assert!(missing_namespaces(Some(&filter(Some(vec!["z"]))), &existing, only_a).is_empty());
+    }
+
+    #[test]
+    fn what_does_not_exist_is_reported_namespaces_first() {
+        let accounts = vec![("a".to_owned(), vec!["builder".to_owned()])];
+        assert!(not_found(&[], &[]).is_none());
+        let ns = not_found(&["team-x".into()], &[]).unwrap();
+        assert_eq!(
+            (ns.class(), ns.reason()),
+            (ErrorClass::Waiting, "NamespaceNotFound")
+        );
+        assert_eq!(
+            ns.to_string(),
+            "namespaces.include names team-x, which does not exist: it gets the Secret when it is created"
+        );
+        let both = not_found(&["team-x".into(), "team-y".into()], &accounts).unwrap();
+        assert_eq!(both.reason(), "NamespaceNotFound");
+        assert_eq!(
+            both.to_string(),
+            "namespaces.include names team-x and team-y, which do not exist: they get the Secret when they are created; \
+             ServiceAccount builder does not exist in namespace a: the Secret is added to its imagePullSecrets when it is created"
+        );
+        let sa = not_found(&[], &accounts).unwrap();
+        assert_eq!(sa.reason(), "ServiceAccountNotFound");
+    }
+
+    /// The status after each outcome, read by kstatus: what does not exist waits (InProgress,
+    /// with its reason on Ready and Reconciling), a failed namespace wins over it, and the rest is
+    /// Current.
+    #[test]
+    fn status_table_in_sync_missing_and_failed() {
+        let cps: ClusterPullSecret = serde_json::from_value(json!({
+            "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "ClusterPullSecret",
+            "metadata": {"name": "ecr-all", "generation": 2},
+            "spec": {"namespaceSelector": {}, "namespaces": {"include": ["a", "team-x"]}},
+        }))
+        .unwrap();
+        let now = Time(k8s_openapi::jiff::Timestamp::from_second(1_000).unwrap());
+        let fanned = |failed: Vec<(String, Error)>, missing: Option<Error>| Fanned {
+            credentials: PullCredentials {
+                dockerconfigjson: secrecy::SecretString::from("{}"),
+                registries: vec![],
+                expires_at: SystemTime::UNIX_EPOCH,
+                refreshed_at: SystemTime::UNIX_EPOCH,
+                refresh_at: SystemTime::UNIX_EPOCH,
+            },
+            served: ["a".to_owned()].into(),
+            failed,
+            written: 0,
+            removed: 0,
+            missing,
+        };
+        let missing = || not_found(&["team-x".into()], &[]);
+        let foreign = || vec![("b".to_owned(), Error::SecretExists("b/ecr-all".into()))];
+        type Conditions<'a> = Vec<(&'a str, &'a str)>;
+        let cases: Vec<(Fanned, &str, Conditions)> = vec![
+            (fanned(vec![], None), "Current", vec![("Ready", "Succeeded")]),
+            (
+                fanned(vec![], missing()),
+                "InProgress",
+                vec![
+                    ("Ready", "NamespaceNotFound"),
+                    ("Reconciling", "NamespaceNotFound"),
+                ],
+            ),
+            (
+                fanned(foreign(), missing()),
+                "Failed",
+                vec![("Ready", "SecretExists"), ("Stalled", "SecretExists")],
+            ),
+        ];
+        for (f, verdict, conditions) in cases {
+            let status = next_status(&cps, &Ok(f), &now);
+            let got: Vec<(&str, &str)> = status
+                .conditions
+                .iter()
+                .map(|c| (c.type_.as_str(), c.reason.as_str()))
+                .collect();
+            assert_eq!(got, conditions);
+            let k = crate::status::kstatus(Some(2), status.observed_generation, &status.conditions, false);
+            assert_eq!(k.as_str(), verdict, "{conditions:?}");
+            assert_eq!(status.namespace_count, Some(1));
+        }
+        let waiting = next_status(&cps, &Ok(fanned(vec![], missing())), &now);
+        assert_eq!(
+            waiting.conditions[0].message,
+            "namespaces.include names team-x, which does not exist: it gets the Secret when it is created; Secret ecr-all is in 1 namespace"
+        );
+        // The driver's Warning: the same error as the status reason.
+        let f = fanned(vec![], missing());
+        assert_eq!(
+            ClusterPullSecretController::failure(&f).map(Error::reason),
+            Some("NamespaceNotFound")
+        );
+        assert!(
+            ClusterPullSecretController::into_result(f).is_ok(),
+            "not retried on a timer"
+        );
+        let f = fanned(foreign(), missing());
+        assert_eq!(
+            ClusterPullSecretController::failure(&f).map(Error::reason),
+            Some("SecretExists")
+        );
+        assert!(ClusterPullSecretController::into_result(f).is_err());
     }
 
     #[test]

@@ -14,8 +14,8 @@ use kube::{Resource, ResourceExt};
 
 use super::credentials::{PullCredentials, credentials};
 use super::secret::{apply_secret, desired_secret};
-use super::service_accounts::sync_service_accounts;
-use super::{PULL_SECRET_LABEL, counted, managed_secrets_selector, owner_reference, time};
+use super::service_accounts::{not_found, sync_service_accounts};
+use super::{PULL_SECRET_LABEL, counted, managed_secrets_selector, owner_reference, stored_owner, time};
 use crate::api::RECONCILE_REQUESTED_AT;
 use crate::api::v1alpha1::{PullSecret, PullSecretStatus, Registry};
 use crate::backend::RegistryBackend;
@@ -38,13 +38,18 @@ pub async fn controller<B: RegistryBackend>(
     let registries = triggers::dependency::<Registry>(&ctx.client, triggers::registry);
     let controller = Controller::for_stream(own, store.clone());
     let sa_store = store.clone();
+    let owners = store.clone();
     let controller = controller
-        .owns(Api::<Secret>::all(ctx.client.clone()), watcher::Config::default().labels(&managed_secrets_selector()))
+        // Our Secrets re-queue their PullSecret while it exists (see `stored_owner`).
+        .watches(Api::<Secret>::all(ctx.client.clone()), watcher::Config::default().labels(&managed_secrets_selector()), move |secret| {
+            stored_owner(&owners, &secret, true)
+        })
         .watches_stream(registries, move |registry| {
             let name = registry.name_any();
             store.state().into_iter().filter(|p| p.spec.registries.contains(&name)).map(|p| ObjectRef::from_obj(p.as_ref())).collect::<Vec<_>>()
         })
-        // A ServiceAccount created later gets the entry too.
+        // A ServiceAccount created later gets the entry too (and one reported missing is
+        // re-checked the moment it appears); one deleted is reported missing.
         .watches(Api::<ServiceAccount>::all(ctx.client.clone()), watcher::Config::default(), move |sa| {
             let ns = sa.namespace().unwrap_or_default();
             let name = sa.name_any();
@@ -68,6 +73,10 @@ pub fn secret_name(ps: &PullSecret) -> String {
 pub struct Served {
     credentials: PullCredentials,
     written: bool,
+    /// Named ServiceAccounts that do not exist (`ServiceAccountNotFound`): reported in the status
+    /// and by a Warning event when it starts, but not retried on a timer, since the
+    /// ServiceAccount watch re-queues the PullSecret the moment one appears.
+    missing: Option<Error>,
 }
 
 /// The PullSecret controller.
@@ -111,6 +120,10 @@ impl Reconciler for PullSecretController {
         next_status(ps, outcome, now)
     }
 
+    fn failure(s: &Served) -> Option<&Error> {
+        s.missing.as_ref()
+    }
+
     fn event(ps: &PullSecret, s: &Served) -> Option<Note> {
         s.written.then(|| {
             (
@@ -152,12 +165,18 @@ async fn serve<B: RegistryBackend>(ps: &PullSecret, ctx: &Context<B>) -> Result<
         &credentials.dockerconfigjson,
     );
     let written = apply_secret(ctx, CONTROLLER, &secret, &uid).await?;
-    sync_service_accounts(ctx, &ns, &ps.spec.service_accounts, &secret_name(ps), true).await?;
-    Ok(Served { credentials, written })
+    let missing = sync_service_accounts(ctx, &ns, &ps.spec.service_accounts, &secret_name(ps), true).await?;
+    Ok(Served {
+        credentials,
+        written,
+        missing: not_found(&ns, &missing),
+    })
 }
 
 /// Pure: the next PullSecret status. Times come from the cached token, so the status is stable
-/// between refreshes and a no-op reconcile writes nothing.
+/// between refreshes and a no-op reconcile writes nothing. Named ServiceAccounts that do not
+/// exist make it wait (`Reconciling`, `ServiceAccountNotFound`, naming them): the Secret is
+/// written, but Pods running as those accounts would not get it.
 fn next_status(ps: &PullSecret, outcome: &Result<Served>, now: &Time) -> PullSecretStatus {
     let prev = ps.status.clone().unwrap_or_default();
     let generation = ps.meta().generation;
@@ -172,14 +191,98 @@ fn next_status(ps: &PullSecret, outcome: &Result<Served>, now: &Time) -> PullSec
             status.expires_at = time(s.credentials.expires_at);
             status.last_refresh_time = time(s.credentials.refreshed_at);
             status.registries = s.credentials.registries.clone();
-            Outcome::InSync(format!(
+            let holds = format!(
                 "Secret {} holds credentials for {}",
                 secret_name(ps),
                 counted(s.credentials.registries.len(), "registry", "registries")
-            ))
+            );
+            match &s.missing {
+                None => Outcome::InSync(holds),
+                Some(e) => Outcome::Waiting {
+                    reason: e.reason(),
+                    message: format!("{e}; {holds}"),
+                },
+            }
         }
         Err(e) => Outcome::Failed(e),
     };
     status.conditions = summarize(&prev.conditions, generation, &summary, now);
     status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The status after each outcome, read by kstatus: named ServiceAccounts that do not exist
+    /// wait (InProgress, their reason on Ready and Reconciling, the Secret's fields kept), and the
+    /// driver's Warning names the same reason without turning the reconcile into an error.
+    #[test]
+    fn status_table_in_sync_and_missing_service_accounts() {
+        let ps: PullSecret = serde_json::from_value(json!({
+            "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "PullSecret",
+            "metadata": {"name": "ecr", "namespace": "team-a", "generation": 4},
+            "spec": {"serviceAccounts": ["default", "runner"]},
+        }))
+        .unwrap();
+        let now = Time(k8s_openapi::jiff::Timestamp::from_second(1_000).unwrap());
+        let served = |missing: &[&str]| Served {
+            credentials: PullCredentials {
+                dockerconfigjson: secrecy::SecretString::from("{}"),
+                registries: vec![crate::api::v1alpha1::PullSecretRegistry {
+                    name: "default".into(),
+                    host: Some("h".into()),
+                }],
+                expires_at: SystemTime::UNIX_EPOCH + Duration::from_secs(7_200),
+                refreshed_at: SystemTime::UNIX_EPOCH,
+                refresh_at: SystemTime::UNIX_EPOCH,
+            },
+            written: false,
+            missing: super::not_found(
+                "team-a",
+                &missing.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            ),
+        };
+        type Conditions<'a> = Vec<(&'a str, &'a str)>;
+        let cases: Vec<(&[&str], &str, Conditions)> = vec![
+            (&[], "Current", vec![("Ready", "Succeeded")]),
+            (
+                &["runner"],
+                "InProgress",
+                vec![
+                    ("Ready", "ServiceAccountNotFound"),
+                    ("Reconciling", "ServiceAccountNotFound"),
+                ],
+            ),
+        ];
+        for (missing, verdict, conditions) in cases {
+            let status = next_status(&ps, &Ok(served(missing)), &now);
+            let got: Vec<(&str, &str)> = status
+                .conditions
+                .iter()
+                .map(|c| (c.type_.as_str(), c.reason.as_str()))
+                .collect();
+            assert_eq!(got, conditions, "{missing:?}");
+            let k = crate::status::kstatus(Some(4), status.observed_generation, &status.conditions, false);
+            assert_eq!(k.as_str(), verdict, "{missing:?}");
+            // The Secret is written either way, and the status says what it holds.
+            assert!(status.expires_at.is_some() && status.registries.len() == 1);
+        }
+        let waiting = next_status(&ps, &Ok(served(&["runner"])), &now);
+        assert_eq!(
+            waiting.conditions[0].message,
+            "ServiceAccount runner does not exist in namespace team-a: the Secret is added to its imagePullSecrets when it is created; Secret ecr holds credentials for 1 registry"
+        );
+        let s = served(&["runner"]);
+        assert_eq!(
+            PullSecretController::failure(&s).map(Error::reason),
+            Some("ServiceAccountNotFound")
+        );
+        assert!(
+            PullSecretController::into_result(s).is_ok(),
+            "not retried on a timer"
+        );
+        assert!(PullSecretController::failure(&served(&[])).is_none());
+    }
 }

@@ -33,17 +33,67 @@ pub fn service_account_patch(sa: &ServiceAccount, secret: &str, present: bool) -
     }
 }
 
+/// Pure: the report on ServiceAccounts a PullSecret names that do not exist in its namespace
+/// (`None` when there are none).
+pub fn not_found(namespace: &str, missing: &[String]) -> Option<Error> {
+    let accounts = match missing {
+        [] => return None,
+        [one] => format!("ServiceAccount {one} does not exist"),
+        _ => format!(
+            "ServiceAccounts {} do not exist",
+            crate::text::listed(missing, 10)
+        ),
+    };
+    Some(Error::ServiceAccountNotFound(format!(
+        "{accounts} in namespace {namespace}: the Secret is added to its imagePullSecrets when it is created"
+    )))
+}
+
+/// Pure: the report on ServiceAccounts a ClusterPullSecret names that do not exist, by namespace
+/// (`None` when there are none).
+pub fn not_found_in_namespaces(missing: &[(String, Vec<String>)]) -> Option<Error> {
+    if missing.is_empty() {
+        return None;
+    }
+    let mut names: Vec<String> = missing.iter().flat_map(|(_, n)| n.iter().cloned()).collect();
+    names.sort();
+    names.dedup();
+    let namespaces: Vec<String> = missing.iter().map(|(ns, _)| ns.clone()).collect();
+    let accounts = match names.as_slice() {
+        [one] => format!("ServiceAccount {one} does not exist"),
+        _ => format!("ServiceAccounts {} do not exist", crate::text::listed(&names, 10)),
+    };
+    let place = match namespaces.as_slice() {
+        [one] => format!("namespace {one}"),
+        _ => format!(
+            "{} namespaces ({})",
+            namespaces.len(),
+            crate::text::listed(&namespaces, 10)
+        ),
+    };
+    let when = if names.len() == 1 && namespaces.len() == 1 {
+        "its imagePullSecrets when it is created"
+    } else {
+        "their imagePullSecrets when they are created"
+    };
+    Some(Error::ServiceAccountNotFound(format!(
+        "{accounts} in {place}: the Secret is added to {when}"
+    )))
+}
+
 /// Adds (or removes) our Secret in the `imagePullSecrets` of the named ServiceAccounts (`*`: all)
-/// of a namespace, leaving every other entry alone; retries on a concurrent write.
+/// of a namespace, leaving every other entry alone; retries on a concurrent write. Returns the
+/// named ServiceAccounts that do not exist (never any for `*`), in the order given.
 pub async fn sync_service_accounts<B: RegistryBackend>(
     ctx: &Context<B>,
     namespace: &str,
     names: &[String],
     secret: &str,
     present: bool,
-) -> Result<()> {
+) -> Result<Vec<String>> {
+    let mut missing = Vec::new();
     if names.is_empty() {
-        return Ok(());
+        return Ok(missing);
     }
     let api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), namespace);
     let all = names.iter().any(|n| n == "*");
@@ -65,6 +115,10 @@ pub async fn sync_service_accounts<B: RegistryBackend>(
                 .await
                 .map_err(Error::kube("read a ServiceAccount"))?
             else {
+                // Gone between the list and the read (`*`) is not missing: it is not there to serve.
+                if !all {
+                    missing.push(name.clone());
+                }
                 break;
             };
             let Some(ops) = service_account_patch(&sa, secret, present) else {
@@ -83,7 +137,7 @@ pub async fn sync_service_accounts<B: RegistryBackend>(
             }
         }
     }
-    Ok(())
+    Ok(missing)
 }
 
 #[cfg(test)]
@@ -99,6 +153,56 @@ mod tests {
                 .collect()
         });
         sa
+    }
+
+    #[test]
+    fn missing_service_accounts_are_named_with_their_namespace() {
+        let names = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(not_found("team-a", &[]).is_none());
+        let one = not_found("team-a", &names(&["runner"])).unwrap();
+        assert_eq!(
+            (one.class(), one.reason()),
+            (crate::error::ErrorClass::Waiting, "ServiceAccountNotFound")
+        );
+        assert_eq!(
+            one.to_string(),
+            "ServiceAccount runner does not exist in namespace team-a: the Secret is added to its imagePullSecrets when it is created"
+        );
+        let two = not_found("team-a", &names(&["builder", "runner"])).unwrap();
+        assert!(
+            two.to_string()
+                .starts_with("ServiceAccounts builder and runner do not exist in namespace team-a"),
+            "{two}"
+        );
+
+        assert!(not_found_in_namespaces(&[]).is_none());
+        let cluster = not_found_in_namespaces(&[
+            ("a".into(), names(&["builder"])),
+            ("b".into(), names(&["builder", "runner"])),
+        ])
+        .unwrap();
+        assert_eq!(cluster.reason(), "ServiceAccountNotFound");
+        assert_eq!(
+            cluster.to_string(),
+            "ServiceAccounts builder and runner do not exist in 2 namespaces (a and b): the Secret is added to their imagePullSecrets when they are created"
+        );
+        let single = not_found_in_namespaces(&[("a".into(), names(&["builder"]))]).unwrap();
+        assert!(
+            single
+                .to_string()
+                .starts_with("ServiceAccount builder does not exist in namespace a:"),
+            "{single}"
+        );
+        // Many namespaces: the message stays short.
+        let many: Vec<(String, Vec<String>)> = (0..500)
+            .map(|i| (format!("ns-{i}"), names(&["default"])))
+            .collect();
+        let text = not_found_in_namespaces(&many).unwrap().to_string();
+        assert!(
+            text.contains("500 namespaces (ns-0, ns-1,") && text.contains("and 490 more"),
+            "{text}"
+        );
+        assert!(text.len() < 300, "{text}");
     }
 
     #[test]
