@@ -366,6 +366,11 @@ pub async fn report<K: Resource>(
                 }
             }
         }
+        // A trigger for an object deleted meanwhile (a mapper read the store just before the
+        // deletion reached it): nothing to do, and nothing wrong.
+        Err(C::ObjectNotFound(obj)) => {
+            tracing::debug!(controller, object = %obj, "object gone before its reconcile")
+        }
         Err(e) => tracing::warn!(controller, error = %error_chain(&e), "controller error"),
     }
 }
