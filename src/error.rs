@@ -46,6 +46,12 @@ pub enum Error {
     /// The registry reached with these credentials is not the account in the spec.
     #[error("the credentials reach account {actual}, but spec.accountId is {expected}")]
     AccountMismatch { expected: String, actual: String },
+    /// Without `spec.accountId`, the credentials (after an edit of `endpoint` or `auth`) reach
+    /// another account than the one this Registry has served: its users are not moved silently.
+    #[error(
+        "the credentials now reach account {actual}, but this Registry has served account {served} (status.registryId), where the objects that use it live; it does not move them silently. Restore the endpoint or auth that reach {served} (and set spec.accountId: \"{served}\" to pin it), or set spec.accountId: \"{actual}\" to move this Registry and everything that uses it to {actual} (what they made in {served} stays there)"
+    )]
+    AccountChanged { served: String, actual: String },
     /// A policy document (lifecycle rules, or a repository or registry permissions policy) breaks
     /// an ECR constraint that admission could not check. The message says which policy.
     #[error("{0}")]
@@ -151,6 +157,7 @@ impl Error {
             | Error::RepositoryNotFound(_)
             | Error::RepositoryNotEmpty { .. }
             | Error::AccountMismatch { .. }
+            | Error::AccountChanged { .. }
             | Error::SecretExists(_)
             | Error::LimitExceeded(_)
             | Error::InvalidDestination(_)
@@ -173,7 +180,7 @@ impl Error {
             Error::EncryptionMismatch(_) => "EncryptionMismatch",
             Error::RepositoryNotFound(_) => "RepositoryNotFound",
             Error::RepositoryNotEmpty { .. } => "RepositoryNotEmpty",
-            Error::AccountMismatch { .. } => "AccountMismatch",
+            Error::AccountMismatch { .. } | Error::AccountChanged { .. } => "AccountMismatch",
             Error::SecretExists(_) => "SecretExists",
             Error::ServiceAccountNotFound(_) => "ServiceAccountNotFound",
             Error::NamespaceNotFound(_) => "NamespaceNotFound",
@@ -386,6 +393,14 @@ mod tests {
                 },
                 ErrorClass::Stalled,
                 "OwnedElsewhere",
+            ),
+            (
+                Error::AccountChanged {
+                    served: "1".into(),
+                    actual: "2".into(),
+                },
+                ErrorClass::Stalled,
+                "AccountMismatch",
             ),
             (
                 Error::AlreadyExists("a".into()),

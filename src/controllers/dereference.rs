@@ -45,13 +45,7 @@ impl<B: RegistryBackend> Context<B> {
                     kind: "Registry",
                     name: name.to_owned(),
                 })?;
-        let ready = registry.status.as_ref().is_some_and(|s| {
-            s.registry_id.is_some()
-                && s.conditions
-                    .iter()
-                    .any(|c| c.type_ == READY && c.status == "True")
-        });
-        if ready {
+        if serves(&registry) {
             Ok(registry)
         } else {
             Err(Error::DependencyNotReady {
@@ -129,6 +123,21 @@ impl<B: RegistryBackend> Context<B> {
         let target = self.target(&registry).await?;
         Ok(Resolved { registry, target })
     }
+}
+
+/// Pure: whether a Registry serves the objects that use it: Ready, with its registry ID, for its
+/// current generation. A Ready status of an earlier spec says nothing about the `endpoint` and
+/// `auth` the users would reach ECR with now: an edit that reaches another account is refused by
+/// the Registry controller (`AccountMismatch`) before any user acts on it, instead of their
+/// silently creating their ECR objects again in that account.
+pub fn serves(registry: &Registry) -> bool {
+    registry.status.as_ref().is_some_and(|s| {
+        s.registry_id.is_some()
+            && s.observed_generation == registry.metadata.generation
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == READY && c.status == "True")
+    })
 }
 
 /// Pure: whether the Registry lets `namespace` use it, and (for a Repository) place `repository`.

@@ -13,7 +13,8 @@
 //!    status is unchanged (server-side apply under `ecr-operator/<controller>`);
 //! 5. one event per transition (a Normal event the controller names, or a Warning when the
 //!    error's reason differs from the previous Ready reason, except while a dependency that
-//!    exists is not Ready yet), through the controller's one
+//!    exists is not Ready yet, or a Warning the controller names for a success that needs a
+//!    human), through the controller's one
 //!    [`kube::runtime::events::Recorder`];
 //! 6. the root cause drives the error class: a failed status write after a failed sync is
 //!    logged, and the sync's error is returned;
@@ -123,6 +124,13 @@ pub trait Reconciler: Send + Sync + 'static {
     /// Pure: the Normal event a successful sync deserves (something changed), if any.
     fn event(obj: &Self::Kind, synced: &Self::Synced) -> Option<Note>;
 
+    /// Pure: a Warning event a successful sync deserves (the object works but something needs a
+    /// human, such as a domain condition that just became true), if any. Only on transitions.
+    fn warning(obj: &Self::Kind, synced: &Self::Synced) -> Option<Note> {
+        let _ = (obj, synced);
+        None
+    }
+
     /// When to look again after a successful sync.
     fn requeue<B: RegistryBackend>(obj: &Self::Kind, synced: &Self::Synced, ctx: &Context<B>) -> Duration;
 }
@@ -198,6 +206,19 @@ async fn apply<R: Reconciler, B: RegistryBackend>(
         Err(e) => (None, Some(e)),
     };
     publish::<R, B>(ctx, obj, note, failure, "Reconcile").await;
+    if let Some((reason, note)) = outcome.as_ref().ok().and_then(|synced| R::warning(obj, synced)) {
+        let reference = obj.object_ref(&());
+        ctx.events
+            .publish(
+                R::CONTROLLER,
+                &reference,
+                EventType::Warning,
+                reason,
+                note,
+                "Reconcile",
+            )
+            .await;
+    }
     let synced = R::into_result(keep_root_cause(outcome, written)?)?;
     Ok(Action::requeue(R::requeue(obj, &synced, ctx)))
 }

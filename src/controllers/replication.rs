@@ -13,6 +13,7 @@ use kube::{Resource, ResourceExt};
 
 use super::context::{Context, object_key};
 use super::driver::{self, Note, Reconciler};
+use super::registry::owners::{self, Place, Setting};
 use super::triggers;
 use crate::api::RECONCILE_REQUESTED_AT;
 use crate::api::interval::Interval;
@@ -54,9 +55,21 @@ pub async fn controller<B: RegistryBackend>(
     let (store, registries) = triggers::primary::<ReplicationController, B>(&ctx, triggers::registry);
     // A rule's spec, finalizers or deletion matter; the status this controller writes does not.
     let rules = triggers::dependency::<ReplicationRule>(&ctx.client, triggers::own);
-    let controller = Controller::for_stream(registries, store).watches_stream(rules, |rule| {
-        Some(ObjectRef::<Registry>::new(&rule.spec.registry_ref.name))
-    });
+    // A rule also matters to the other Registries of its Registry's registry (it may move the
+    // ownership of the replication configuration), and so does another Registry of the same
+    // registry appearing, changing its place or going (see `registry::owners`).
+    let (by_rule, by_registry) = (ctx.clone(), ctx.clone());
+    let controller = Controller::for_stream(registries, store)
+        .watches_stream(rules, move |rule| {
+            let name = &rule.spec.registry_ref.name;
+            let mut refs = vec![ObjectRef::<Registry>::new(name)];
+            refs.extend(owners::neighbours_of(&by_rule.registries, name));
+            refs
+        })
+        .watches_stream(
+            triggers::dependency::<Registry>(&ctx.client, owners::key),
+            move |changed| owners::neighbours(&by_registry.registries, &changed),
+        );
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
     // The rules this controller cannot reach (no Registry, or suspended) report on themselves.
     futures::join!(
@@ -95,6 +108,9 @@ pub enum Replicated {
     /// The merged document (written when it differed) and the verdicts, and the shortest
     /// `spec.interval` among the rules (the document is re-checked that often).
     Merged(Merge, Option<Interval>),
+    /// An older Registry of the same registry owns its replication configuration: nothing was
+    /// read or written, and each rule says so.
+    Yielded,
 }
 
 /// The replication controller: keyed on Registry, writes the replication configuration, each
@@ -151,7 +167,9 @@ impl Reconciler for ReplicationController {
                 }),
             },
             // Nothing done, or failed: what was recorded stays.
-            Ok(Replicated::Nothing) | Err(_) => Self::stored_status(registry).unwrap_or_default(),
+            Ok(Replicated::Nothing | Replicated::Yielded) | Err(_) => {
+                Self::stored_status(registry).unwrap_or_default()
+            }
         }
     }
 
@@ -166,7 +184,7 @@ impl Reconciler for ReplicationController {
     ) -> Duration {
         let rules = match replicated {
             Replicated::Merged(_, shortest) => shortest.as_ref(),
-            Replicated::Nothing => None,
+            Replicated::Nothing | Replicated::Yielded => None,
         };
         let registry_every = registry
             .spec
@@ -192,14 +210,15 @@ async fn replicate<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) ->
     };
     // A consistent LIST rather than a second watch's cache: the trigger may arrive before that
     // cache has seen the change that caused it.
-    let rules: Vec<ReplicationRule> = Api::<ReplicationRule>::all(ctx.client.clone())
-        .list(&Default::default())
-        .await
-        .map_err(Error::kube("list ReplicationRules"))?
-        .items
-        .into_iter()
-        .filter(|r| r.spec.registry_ref.name == name && r.metadata.deletion_timestamp.is_none())
-        .collect();
+    let (rules, others): (Vec<ReplicationRule>, Vec<ReplicationRule>) =
+        Api::<ReplicationRule>::all(ctx.client.clone())
+            .list(&Default::default())
+            .await
+            .map_err(Error::kube("list ReplicationRules"))?
+            .items
+            .into_iter()
+            .filter(|r| r.metadata.deletion_timestamp.is_none())
+            .partition(|r| r.spec.registry_ref.name == name);
     let previously: Vec<(String, String)> = registry
         .status
         .as_ref()
@@ -214,10 +233,40 @@ async fn replicate<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) ->
     if rules.is_empty() && previously.is_empty() {
         return Ok(Replicated::Nothing); // nothing of ours in this registry
     }
-    let result = sync(&registry, &rules, &previously, ctx).await;
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let registry_id = registry.status.as_ref().and_then(|s| s.registry_id.clone());
     let rule_api = Api::<ReplicationRule>::all(ctx.client.clone());
+    // One writer per replication configuration: an older Registry of the same registry with
+    // rules of its own owns it.
+    let ruled = rules
+        .iter()
+        .chain(&others)
+        .map(|r| r.spec.registry_ref.name.clone())
+        .collect();
+    // Decided on this very read of the Registry: without a recorded registry it is not Ready
+    // (and must not become the writer between this read and the next).
+    let owner = Place::recorded(&registry).map(|place| {
+        let owner = replication_owner(&registry, &place, &ctx.registries.state(), &ruled);
+        (owner, place)
+    });
+    if let Some((Some(owner), place)) = owner {
+        let conflict = Error::Conflict(owners::rule_message(&name, &owner, &place));
+        for rule in rules.iter().filter(|r| !r.spec.suspend) {
+            let status = rule_status(rule, Err(&conflict), registry_id.clone(), &name, &now);
+            if let Err(e) = write_if_changed(&rule_api, rule, &status, &ctx.field_manager(CONTROLLER)).await {
+                tracing::warn!(error = &e as &dyn std::error::Error, rule = %rule.name_any(), "status write failed");
+            }
+        }
+        tracing::debug!(registry = %name, %owner, "replication configuration left to its owner");
+        return Ok(Replicated::Yielded);
+    }
+    let result = match owner {
+        Some(_) => sync(&registry, &rules, &previously, ctx).await,
+        None => Err(Error::DependencyNotReady {
+            kind: "Registry",
+            name: name.clone(),
+        }),
+    };
     for rule in &rules {
         let verdict = match &result {
             Ok(m) => m.verdicts.get(&rule.name_any()).cloned().map(Ok),
@@ -234,6 +283,20 @@ async fn replicate<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) ->
     }
     let shortest = shortest_interval(&rules);
     result.map(|m| Replicated::Merged(m, shortest))
+}
+
+/// Pure: the older Registry of the same registry (`place`) that owns the replication
+/// configuration this Registry would write; `None` when this Registry owns it.
+fn replication_owner(
+    registry: &Registry,
+    place: &Place,
+    registries: &[Arc<Registry>],
+    ruled: &std::collections::BTreeSet<String>,
+) -> Option<String> {
+    owners::yielded(registry, place, registries, ruled)
+        .into_iter()
+        .find(|y| y.setting == Setting::Replication)
+        .map(|y| y.owner)
 }
 
 /// Pure: the shortest `spec.interval` among the rules (each rule's drift re-check).

@@ -39,7 +39,6 @@ use super::quarantine::{self, Undecodable, decode};
 use crate::api::RECONCILE_REQUESTED_AT;
 use crate::api::v1alpha1::{Registry, Repository};
 use crate::backend::RegistryBackend;
-use crate::status::READY;
 
 fn hash_of(value: impl Hash) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -58,17 +57,13 @@ pub fn own<K: Resource>(obj: &K) -> u64 {
     ))
 }
 
-/// The key of a Registry for the objects that use it.
+/// The key of a Registry for the objects that use it (whether it serves them: Ready for its
+/// current generation, see `dereference::serves`).
 pub fn registry(r: &Registry) -> u64 {
     let status = r.status.as_ref();
-    let ready = status.is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == READY && c.status == "True")
-    });
     hash_of((
         r.metadata.generation,
-        ready,
+        super::dereference::serves(r),
         status.and_then(|s| s.registry_id.as_deref()),
         status.and_then(|s| s.registry_host.as_deref()),
     ))
@@ -230,6 +225,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::status::READY;
     use futures::executor::block_on;
     use serde_json::json;
 
@@ -331,7 +327,8 @@ mod tests {
     }
 
     #[test]
-    fn a_registry_matters_to_its_dependants_only_when_ready_host_or_spec_change() {
+    fn a_registry_matters_to_its_dependants_only_when_it_starts_or_stops_serving_or_its_host_or_spec_change()
+    {
         let reg = |generation: i64, ready: bool, observed: i64| -> Registry {
             let mut r: Registry = serde_json::from_value(json!({
                 "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Registry",
@@ -355,12 +352,23 @@ mod tests {
             });
             r
         };
+        let mut bookkeeping = reg(1, true, 1);
+        if let Some(s) = bookkeeping.status.as_mut() {
+            s.last_handled_reconcile_at = Some("now".into());
+            s.identity = Some("arn:aws:iam::1:role/x".into());
+        }
         assert_eq!(
             registry(&reg(1, true, 1)),
-            registry(&reg(1, true, 2)),
+            registry(&bookkeeping),
             "bookkeeping only"
         );
         assert_ne!(registry(&reg(1, true, 1)), registry(&reg(1, false, 1)));
         assert_ne!(registry(&reg(1, true, 1)), registry(&reg(2, true, 1)));
+        // An edit (generation 2) is served only once the Registry controller has checked it: its
+        // status catching up matters, although Ready stayed True throughout.
+        assert_ne!(registry(&reg(2, true, 1)), registry(&reg(2, true, 2)));
+        assert!(!crate::controllers::dereference::serves(&reg(2, true, 1)));
+        assert!(crate::controllers::dereference::serves(&reg(2, true, 2)));
+        assert!(!crate::controllers::dereference::serves(&reg(2, false, 2)));
     }
 }

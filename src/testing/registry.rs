@@ -438,3 +438,220 @@ async fn a_registry_in_use_waits_for_its_users_and_then_goes() {
         "{ops:?}"
     );
 }
+
+/// A Ready Registry of the fake's registry, created at `created` (seconds), with `spec` on top of
+/// its region.
+fn registry_at(name: &str, created: i64, spec: serde_json::Value) -> Registry {
+    let mut spec = spec;
+    spec["region"] = json!("us-east-1");
+    let mut r: Registry = serde_json::from_value(json!({
+        "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Registry",
+        "metadata": {"name": name, "uid": format!("uid-{name}"), "generation": 1,
+            "finalizers": [crate::api::FINALIZER],
+            "creationTimestamp": k8s_openapi::jiff::Timestamp::from_second(created).unwrap().to_string()},
+        "spec": spec,
+    }))
+    .unwrap();
+    r.status = ready_registry(name).status;
+    r
+}
+
+fn settings() -> serde_json::Value {
+    json!({"scanning": {"scanType": "Enhanced"},
+        "policy": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "ecr:ReplicateImage"}]}})
+}
+
+fn rule_on(name: &str, registry: &str) -> ReplicationRule {
+    let mut r = rule(name);
+    r.spec.registry_ref.name = registry.into();
+    r
+}
+
+fn with_rules(rules: &[ReplicationRule]) -> Routes {
+    let mut routes = Routes::default();
+    routes.lists.insert(
+        "/apis/ecr-operator.dev/v1alpha1/replicationrules".into(),
+        rules.iter().map(|r| serde_json::to_value(r).unwrap()).collect(),
+    );
+    routes
+}
+
+/// Two Registries reach the same registry and both set its scanning configuration and policy:
+/// the older one writes them; the newer one writes nothing registry-wide, stays Ready for its
+/// Repositories, says who owns what (`SettingsConflict`, reason `Conflict`) with one Warning, and
+/// stays silent while nothing changes.
+#[tokio::test]
+async fn of_two_registries_of_one_registry_only_the_older_writes_its_settings() {
+    let platform = registry_at("platform", 100, settings());
+    let team = registry_at("team", 200, settings());
+    let h = Harness::new(with_rules(&[]), &[platform.clone(), team.clone()]);
+
+    h.reconcile::<RegistryController>(&team).await.unwrap();
+    assert!(h.backend.writes().is_empty(), "{:?}", h.backend.calls());
+    assert_eq!(
+        h.backend.calls(),
+        ["DescribeRegistry"],
+        "not even a read of the settings"
+    );
+    let requests = h.take_requests();
+    let writes = Harness::status_writes(&requests);
+    assert_eq!(writes.len(), 1);
+    assert_eq!(
+        condition(&writes[0], "Ready"),
+        Some(("True".into(), "Succeeded".into())),
+        "still serves its Repositories and pull secrets"
+    );
+    assert_eq!(
+        condition(&writes[0], "SettingsConflict"),
+        Some(("True".into(), "Conflict".into()))
+    );
+    let message = writes[0]["conditions"][1]["message"].as_str().unwrap_or_default();
+    assert!(
+        message
+            .starts_with("Registry platform reaches the same registry (account 123456789012 in us-east-1)")
+            && message.contains("scanning configuration and registry policy"),
+        "{message}"
+    );
+    assert_eq!(
+        Harness::events(&requests),
+        [("Warning".to_owned(), "Conflict".to_owned())]
+    );
+    // In that state: nothing written, nothing published, still no ECR write.
+    h.reconcile::<RegistryController>(&with_status(&team, &writes[0]))
+        .await
+        .unwrap();
+    assert!(h.take_requests().iter().all(|r| !r.is_write()));
+    assert!(h.backend.writes().is_empty());
+
+    // The owner writes them.
+    h.reconcile::<RegistryController>(&platform).await.unwrap();
+    assert_eq!(
+        h.backend.writes(),
+        ["PutRegistryScanningConfiguration", "PutRegistryPolicy"]
+    );
+    let writes = Harness::status_writes(&h.take_requests());
+    assert_eq!(condition(&writes[0], "SettingsConflict"), None);
+}
+
+/// A newer Registry of the same registry that sets nothing registry-wide and has no rules is no
+/// conflict: no condition, no Warning.
+#[tokio::test]
+async fn a_registry_that_sets_nothing_registry_wide_is_no_conflict() {
+    let platform = registry_at("platform", 100, settings());
+    let team = registry_at("team", 200, json!({}));
+    let h = Harness::new(
+        with_rules(&[rule_on("platform-dr", "platform")]),
+        &[platform, team.clone()],
+    );
+    h.reconcile::<RegistryController>(&team).await.unwrap();
+    let requests = h.take_requests();
+    let writes = Harness::status_writes(&requests);
+    assert_eq!(condition(&writes[0], "SettingsConflict"), None);
+    assert!(Harness::events(&requests).is_empty());
+    assert!(h.backend.writes().is_empty());
+}
+
+/// Both Registries have ReplicationRules: the older one's replication controller writes the
+/// document; the newer one's reads and writes nothing in ECR, and reports `Conflict` on its
+/// rules, naming the owner; its Registry says so too.
+#[tokio::test]
+async fn of_two_registries_of_one_registry_only_the_older_writes_the_replication_configuration() {
+    let platform = registry_at("platform", 100, json!({}));
+    let team = registry_at("team", 200, json!({}));
+    let rules = [rule_on("platform-dr", "platform"), rule_on("team-dr", "team")];
+    let h = Harness::new(with_rules(&rules), &[platform.clone(), team.clone()]);
+
+    h.reconcile::<ReplicationController>(&team).await.unwrap();
+    assert!(h.backend.calls().is_empty(), "{:?}", h.backend.calls());
+    let requests = h.take_requests();
+    let rule_writes: Vec<_> = requests
+        .iter()
+        .filter(|r| r.is_status_write() && r.path.contains("/replicationrules/"))
+        .collect();
+    assert_eq!(rule_writes.len(), 1);
+    assert!(rule_writes[0].path.ends_with("/team-dr/status"));
+    let status = &rule_writes[0].body["status"];
+    assert_eq!(
+        condition(status, "Stalled"),
+        Some(("True".into(), "Conflict".into()))
+    );
+    let message = status["conditions"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("to Registry platform") && message.contains("registryRef platform"),
+        "{message}"
+    );
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.is_status_write() && r.path.contains("/registries/")),
+        "no bookkeeping: it wrote nothing"
+    );
+
+    // The Registry controller of the newer one reports the replication configuration it leaves.
+    h.reconcile::<RegistryController>(&team).await.unwrap();
+    let writes = Harness::status_writes(&h.take_requests());
+    assert_eq!(
+        condition(&writes[0], "SettingsConflict"),
+        Some(("True".into(), "Conflict".into()))
+    );
+    assert!(writes[0].to_string().contains("replication configuration"));
+    assert!(h.backend.writes().is_empty(), "{:?}", h.backend.calls());
+
+    // The owner writes only its own rules.
+    h.reconcile::<ReplicationController>(&platform).await.unwrap();
+    assert_eq!(h.backend.writes(), ["PutReplicationConfiguration"]);
+    assert_eq!(h.backend.state.lock().unwrap().replication.len(), 1);
+}
+
+/// An edit of `endpoint` or `auth` that reaches another account than the one the Registry has
+/// served stalls it (its users are not moved silently), writes nothing and keeps the recorded
+/// account; `spec.accountId` set to the new account moves it on purpose.
+#[tokio::test]
+async fn a_registry_that_now_reaches_another_account_stalls_until_told() {
+    let h = Harness::new(Routes::default(), &[]);
+    let served = json!({"observedGeneration": 1, "registryId": "111111111111",
+        "registryHost": "111111111111.dkr.ecr.eu-west-1.amazonaws.com",
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded", "message": "reachable",
+            "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1}]});
+    // The fake reaches 123456789012.
+    let edited = with_status(
+        &registry(json!({"region": "eu-west-1", "scanning": {"scanType": "Enhanced"}})),
+        &served,
+    );
+    let result = h.reconcile::<RegistryController>(&edited).await;
+    assert_eq!(class(&result), Some(ErrorClass::Stalled));
+    assert_eq!(h.backend.calls(), ["DescribeRegistry"]);
+    let requests = h.take_requests();
+    let writes = Harness::status_writes(&requests);
+    assert_eq!(
+        condition(&writes[0], "Stalled"),
+        Some(("True".into(), "AccountMismatch".into()))
+    );
+    assert_eq!(writes[0]["registryId"], "111111111111", "what it served stays");
+    let message = writes[0]["conditions"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("has served account 111111111111")
+            && message.contains("spec.accountId: \"123456789012\""),
+        "{message}"
+    );
+    assert_eq!(
+        Harness::events(&requests),
+        [("Warning".to_owned(), "AccountMismatch".to_owned())]
+    );
+
+    // Moved on purpose.
+    let moved = with_status(
+        &registry(
+            json!({"region": "eu-west-1", "accountId": "123456789012", "scanning": {"scanType": "Enhanced"}}),
+        ),
+        &writes[0],
+    );
+    h.reconcile::<RegistryController>(&moved).await.unwrap();
+    let writes = Harness::status_writes(&h.take_requests());
+    assert_eq!(writes[0]["registryId"], "123456789012");
+    assert_eq!(
+        condition(&writes[0], "Ready"),
+        Some(("True".into(), "Succeeded".into()))
+    );
+    assert_eq!(h.backend.writes(), ["PutRegistryScanningConfiguration"]);
+}

@@ -17,6 +17,7 @@ mod in_memory;
 mod leader;
 mod lifecycle;
 mod operator;
+mod owners;
 mod pull_secrets;
 mod replication;
 mod runtime;

@@ -50,7 +50,11 @@ pub struct RegistrySpec {
 
     /// 12-digit AWS account ID of the registry. Optional: when unset it is discovered with
     /// DescribeRegistry for the identity in use and shown in `status.registryId`. When set, the
-    /// operator refuses to work if the identity reaches a different account.
+    /// operator refuses to work if the identity reaches a different account. When unset and an
+    /// edit of `endpoint` or `auth` reaches another account than the one in `status.registryId`,
+    /// the Registry is `Stalled` (`AccountMismatch`) and the objects that use it wait, instead of
+    /// silently moving to that account: restore the edit, or set this field to the new account to
+    /// move on purpose (their ECR objects are then created there; those in the old account stay).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9]{12}$"))]
     pub account_id: Option<String>,
@@ -71,12 +75,16 @@ pub struct RegistrySpec {
     pub auth: Option<RegistryAuth>,
 
     /// Registry-wide image scanning configuration. When set, the operator owns the registry's
-    /// scanning configuration and reverts drift; when unset, it is left as it is in ECR.
+    /// scanning configuration and reverts drift; when unset, it is left as it is in ECR. When an
+    /// older Registry reaching the same registry (account, region) sets it too, that one owns it
+    /// and this one writes nothing of it (condition `SettingsConflict`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scanning: Option<ScanningConfiguration>,
 
     /// The registry permissions policy, as a YAML object. When set, the operator owns the
     /// registry policy (compared semantically) and reverts drift; when unset, it is left alone.
+    /// When an older Registry reaching the same registry (account, region) sets it too, that one
+    /// owns it and this one writes nothing of it (condition `SettingsConflict`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyDocument>,
 
@@ -236,7 +244,9 @@ pub struct RegistryStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
-    /// `Ready`, and `Reconciling` / `Stalled` while true (kstatus).
+    /// `Ready`, and `Reconciling` / `Stalled` while true (kstatus); `SettingsConflict` while an
+    /// older Registry of the same registry owns registry-wide settings this one sets, and `InUse`
+    /// while its deletion waits for the objects that use it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

@@ -156,7 +156,8 @@ fn deleting_registry<B: RegistryBackend>(ctx: &Context<B>, names: &[String]) -> 
         .collect()
 }
 
-/// Adds the watches that wake a Registry being deleted when its users go.
+/// Adds the watches that wake a Registry being deleted when its users go (and the Registries of
+/// one registry when a ReplicationRule of one of them comes or goes).
 pub fn watch_users<B: RegistryBackend>(
     controller: kube::runtime::Controller<Registry>,
     ctx: &Arc<Context<B>>,
@@ -173,7 +174,16 @@ pub fn watch_users<B: RegistryBackend>(
             deleting_registry(&c1, std::slice::from_ref(&r.spec.registry_ref.name))
         })
         .watches_stream(triggers::dependency::<ReplicationRule>(client, gone), move |r| {
-            deleting_registry(&c2, std::slice::from_ref(&r.spec.registry_ref.name))
+            let name = &r.spec.registry_ref.name;
+            let mut refs = deleting_registry(&c2, std::slice::from_ref(name));
+            // A rule created or deleted may move the ownership of the replication configuration
+            // between Registries of one registry (see `owners`): they report it.
+            let neighbours = super::owners::neighbours_of(&c2.registries, name);
+            if !neighbours.is_empty() {
+                refs.push(ObjectRef::new(name));
+                refs.extend(neighbours);
+            }
+            refs
         })
         .watches_stream(triggers::dependency::<PullSecret>(client, gone), move |p| {
             deleting_registry(&c3, &p.spec.registries)

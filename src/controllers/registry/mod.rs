@@ -19,6 +19,9 @@ use crate::error::{Error, Result};
 use crate::status::{Outcome, domain_condition, set_condition, summarize};
 
 mod in_use;
+pub mod owners;
+
+use owners::{Place, SETTINGS_CONFLICT, Setting, Yielded};
 
 pub const CONTROLLER: &str = "registry";
 /// The domain condition of a Registry whose deletion waits for its users.
@@ -31,6 +34,13 @@ pub async fn controller<B: RegistryBackend>(
 ) {
     let (store, own) = triggers::primary::<RegistryController, B>(&ctx, triggers::own);
     let controller = in_use::watch_users(Controller::for_stream(own, store), &ctx);
+    // Another Registry of the same registry appearing, changing its place or claims, or going
+    // may move the ownership of the registry-wide settings (see `owners`).
+    let neighbours = ctx.clone();
+    let controller = controller.watches_stream(
+        triggers::dependency::<Registry>(&ctx.client, owners::key),
+        move |changed| owners::neighbours(&neighbours.registries, &changed),
+    );
     driver::run::<RegistryController, B>(controller, ctx, shutdown).await;
 }
 
@@ -38,6 +48,9 @@ pub async fn controller<B: RegistryBackend>(
 pub struct Synced {
     info: RegistryInfo,
     changed: Vec<&'static str>,
+    /// The registry-wide settings this Registry sets but leaves to an older Registry of the same
+    /// registry (it wrote none of them).
+    yielded: Vec<Yielded>,
 }
 
 /// The Registry controller: identity, account and registry-wide settings. The replication
@@ -88,6 +101,10 @@ impl Reconciler for RegistryController {
         (!s.changed.is_empty()).then(|| ("Updated", format!("Updated the {}", s.changed.join(" and the "))))
     }
 
+    fn warning(registry: &Registry, s: &Synced) -> Option<Note> {
+        conflict_warning(registry, s)
+    }
+
     fn requeue<B: RegistryBackend>(registry: &Registry, _: &Synced, ctx: &Context<B>) -> Duration {
         ctx.interval(registry.spec.interval.as_ref(), &object_key(registry))
     }
@@ -101,16 +118,12 @@ async fn sync<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) -> Resu
         .describe_registry(&target)
         .await
         .map_err(Error::backend("DescribeRegistry"))?;
-    if let Some(expected) = &registry.spec.account_id
-        && expected != &info.registry_id
-    {
-        return Err(Error::AccountMismatch {
-            expected: expected.clone(),
-            actual: info.registry_id.clone(),
-        });
-    }
+    let served = registry.status.as_ref().and_then(|s| s.registry_id.as_deref());
+    check_account(registry.spec.account_id.as_deref(), served, &info.registry_id)?;
+    let yielded = yielded(registry, &info.registry_id, ctx).await?;
+    let owns = |setting| !yielded.iter().any(|y: &Yielded| y.setting == setting);
     let mut changed = Vec::new();
-    if let Some(desired) = desired_scanning(&registry.spec) {
+    if let Some(desired) = desired_scanning(&registry.spec).filter(|_| owns(Setting::Scanning)) {
         let observed = ctx
             .backend
             .get_registry_scanning(&target)
@@ -124,7 +137,7 @@ async fn sync<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) -> Resu
             changed.push("scanning configuration");
         }
     }
-    if let Some(policy) = &registry.spec.policy {
+    if let Some(policy) = registry.spec.policy.as_ref().filter(|_| owns(Setting::Policy)) {
         let desired = serde_json::Value::Object(policy.0.clone());
         let observed = ctx
             .backend
@@ -142,7 +155,84 @@ async fn sync<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) -> Resu
             changed.push("registry policy");
         }
     }
-    Ok(Synced { info, changed })
+    Ok(Synced {
+        info,
+        changed,
+        yielded,
+    })
+}
+
+/// I/O: the registry-wide settings this Registry (whose credentials reach `account`) leaves to
+/// an older Registry of the same registry. The ReplicationRules are listed only when another
+/// Registry shares the registry (rarely).
+async fn yielded<B: RegistryBackend>(
+    registry: &Registry,
+    account: &str,
+    ctx: &Context<B>,
+) -> Result<Vec<Yielded>> {
+    let place = Place::of(registry, account);
+    let registries = ctx.registries.state();
+    if owners::sharing(&registry.name_any(), &place, &registries).is_empty() {
+        return Ok(Vec::new());
+    }
+    let ruled = ruled(ctx).await?;
+    Ok(owners::yielded(registry, &place, &registries, &ruled))
+}
+
+/// I/O: the names of the Registries that have ReplicationRules (a consistent LIST: a rule created
+/// a moment ago must count).
+async fn ruled<B: RegistryBackend>(ctx: &Context<B>) -> Result<std::collections::BTreeSet<String>> {
+    Ok(
+        Api::<crate::api::v1alpha1::ReplicationRule>::all(ctx.client.clone())
+            .list(&Default::default())
+            .await
+            .map_err(Error::kube("list ReplicationRules"))?
+            .items
+            .into_iter()
+            .filter(|r| r.metadata.deletion_timestamp.is_none())
+            .map(|r| r.spec.registry_ref.name)
+            .collect(),
+    )
+}
+
+/// Pure: whether this Registry may use the account its credentials reach (`actual`). With
+/// `spec.accountId`, only that account. Without it, the account it has served (`served`, from
+/// `status.registryId`): an edit of `endpoint` or `auth` that reaches another account would
+/// otherwise move every Repository, rule and pull secret on it there, silently creating a second
+/// set of ECR objects. Setting `spec.accountId` to the new account is how to move on purpose.
+pub fn check_account(spec: Option<&str>, served: Option<&str>, actual: &str) -> Result<()> {
+    match (spec, served) {
+        (Some(expected), _) if expected != actual => Err(Error::AccountMismatch {
+            expected: expected.to_owned(),
+            actual: actual.to_owned(),
+        }),
+        (None, Some(served)) if served != actual => Err(Error::AccountChanged {
+            served: served.to_owned(),
+            actual: actual.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Pure: the `SettingsConflict` condition's message, when this Registry yields settings.
+fn conflict_message(registry: &Registry, s: &Synced) -> Option<String> {
+    (!s.yielded.is_empty()).then(|| {
+        let place = Place::of(registry, &s.info.registry_id);
+        owners::message(&registry.name_any(), &place, &s.yielded)
+    })
+}
+
+/// Pure: a Warning event when this Registry starts yielding settings, or yields others (not on
+/// every reconcile while it does).
+fn conflict_warning(registry: &Registry, s: &Synced) -> Option<Note> {
+    let message = conflict_message(registry, s)?;
+    let already = registry.status.as_ref().is_some_and(|st| {
+        st.conditions
+            .iter()
+            .any(|c| c.type_ == SETTINGS_CONFLICT && c.status == "True" && c.message == message)
+    });
+    let reason = Error::Conflict(String::new()).reason();
+    (!already).then_some((reason, message))
 }
 
 /// Pure: what the operator refuses in a Registry's spec before any ECR call, because admission
@@ -218,15 +308,23 @@ fn next_status(registry: &Registry, outcome: &Result<Synced>, now: &Time) -> Reg
         last_handled_reconcile_at: registry.annotations().get(RECONCILE_REQUESTED_AT).cloned(),
         ..prev.clone()
     };
+    let mut conflict = None;
     let summary = match outcome {
         Ok(synced) => {
             status.registry_id = Some(synced.info.registry_id.clone());
             status.registry_host = Some(registry_host(&synced.info.registry_id, &registry.spec.region));
             status.identity = synced.info.identity.clone();
-            Outcome::InSync(format!(
+            conflict = conflict_message(registry, synced);
+            let mut message = format!(
                 "Registry {} in {} is reachable",
                 synced.info.registry_id, registry.spec.region
-            ))
+            );
+            if let Some(owner) = synced.yielded.first().map(|y| &y.owner) {
+                message.push_str(&format!(
+                    "; it leaves registry-wide settings it sets to Registry {owner} ({SETTINGS_CONFLICT})"
+                ));
+            }
+            Outcome::InSync(message)
         }
         // Deletion waits for the users: the Registry keeps serving them (their own cleanup needs
         // it Ready), and a domain condition names them.
@@ -240,6 +338,15 @@ fn next_status(registry: &Registry, outcome: &Result<Synced>, now: &Time) -> Reg
         Err(e) => Outcome::Failed(e),
     };
     status.conditions = summarize(&prev.conditions, generation, &summary, now);
+    if let Some(message) = conflict {
+        // Ready (Repositories and pull secrets are per repository, not registry-wide), and says
+        // which settings it leaves to whom.
+        let reason = Error::Conflict(String::new()).reason();
+        let held = domain_condition(SETTINGS_CONFLICT, true, reason, message, generation, now);
+        let mut conditions = status.conditions.clone();
+        set_condition(&mut conditions, &prev.conditions, held);
+        status.conditions = conditions;
+    }
     status
 }
 
@@ -309,6 +416,7 @@ mod tests {
                 identity: Some("arn:aws:iam::123456789012:role/x".into()),
             },
             changed: vec![],
+            yielded: vec![],
         });
         let s = next_status(&registry, &ok, &now);
         assert_eq!(s.observed_generation, Some(4));
@@ -329,6 +437,124 @@ mod tests {
             ["Ready", "Stalled"]
         );
         assert_eq!(s2.conditions[0].reason, "AccountMismatch");
+    }
+
+    /// Which account a Registry may use: `spec.accountId` when set, else the one it has served.
+    #[test]
+    fn check_account_table() {
+        const X: &str = "111111111111";
+        const Y: &str = "222222222222";
+        // (spec.accountId, status.registryId, reached, refused with)
+        type Case = (
+            Option<&'static str>,
+            Option<&'static str>,
+            &'static str,
+            Option<&'static str>,
+        );
+        let cases: [Case; 9] = [
+            (None, None, X, None),                // first reconcile: discovered
+            (None, Some(X), X, None),             // as before
+            (None, Some(X), Y, Some("changed")),  // an edit of endpoint/auth reached another account
+            (Some(X), None, X, None),             // pinned and reached
+            (Some(X), None, Y, Some("mismatch")), // pinned, another reached
+            (Some(X), Some(X), Y, Some("mismatch")),
+            (Some(Y), Some(X), Y, None), // moved on purpose: accountId says the new one
+            (Some(Y), Some(X), X, Some("mismatch")),
+            (Some(X), Some(Y), X, None), // pinned back after a move
+        ];
+        for (spec, served, actual, refused) in cases {
+            let got = check_account(spec, served, actual);
+            let what = match &got {
+                Ok(()) => None,
+                Err(Error::AccountChanged { .. }) => Some("changed"),
+                Err(Error::AccountMismatch { .. }) => Some("mismatch"),
+                Err(e) => panic!("{e}"),
+            };
+            assert_eq!(what, refused, "{spec:?} {served:?} {actual}");
+            if let Err(e) = got {
+                assert_eq!((e.class(), e.reason()), (ErrorClass::Stalled, "AccountMismatch"));
+            }
+        }
+        let message = check_account(None, Some(X), Y).unwrap_err().to_string();
+        assert!(
+            message.contains("now reach account 222222222222")
+                && message.contains("has served account 111111111111")
+                && message.contains("set spec.accountId: \"222222222222\" to move"),
+            "{message}"
+        );
+    }
+
+    /// A Registry that leaves settings to an older one is still Ready, with `SettingsConflict`
+    /// naming the owner; the condition goes when it no longer yields, and the Warning fires once.
+    #[test]
+    fn a_yielding_registry_is_ready_with_a_settings_conflict() {
+        let mut registry = Registry::new("team", spec(None));
+        registry.metadata.generation = Some(2);
+        let now = Time(k8s_openapi::jiff::Timestamp::from_second(1_000).unwrap());
+        let synced = |yielded: Vec<Yielded>| Synced {
+            info: RegistryInfo {
+                registry_id: "123456789012".into(),
+                identity: None,
+            },
+            changed: vec![],
+            yielded,
+        };
+        let yielding = synced(vec![Yielded {
+            setting: Setting::Scanning,
+            owner: "platform".into(),
+        }]);
+        assert!(conflict_warning(&registry, &yielding).is_some(), "new: a Warning");
+        let s = next_status(&registry, &Ok(yielding), &now);
+        assert_eq!(
+            s.conditions
+                .iter()
+                .map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                ("Ready", "True", "Succeeded"),
+                (SETTINGS_CONFLICT, "True", "Conflict")
+            ]
+        );
+        assert!(
+            s.conditions[0].message.contains("to Registry platform"),
+            "{}",
+            s.conditions[0].message
+        );
+        assert!(
+            s.conditions[1]
+                .message
+                .starts_with("Registry platform reaches the same registry"),
+            "{}",
+            s.conditions[1].message
+        );
+        registry.status = Some(s);
+        let again = synced(vec![Yielded {
+            setting: Setting::Scanning,
+            owner: "platform".into(),
+        }]);
+        assert!(
+            conflict_warning(&registry, &again).is_none(),
+            "unchanged: no Warning"
+        );
+        let other_owner = synced(vec![Yielded {
+            setting: Setting::Scanning,
+            owner: "other".into(),
+        }]);
+        assert!(
+            conflict_warning(&registry, &other_owner).is_some(),
+            "changed: a Warning"
+        );
+        let owning = next_status(&registry, &Ok(synced(vec![])), &now);
+        assert_eq!(
+            owning
+                .conditions
+                .iter()
+                .map(|c| c.type_.as_str())
+                .collect::<Vec<_>>(),
+            ["Ready"],
+            "no conflict, no condition"
+        );
+        assert!(conflict_warning(&registry, &synced(vec![])).is_none());
     }
 
     /// What admission could not refuse makes the Registry Stalled (never Ready) before any ECR
