@@ -216,11 +216,38 @@ pub fn write_local_examples(out_dir: &Path, endpoint: &str) -> Result<Vec<PathBu
                 path.display()
             )));
         }
-        let out = out_dir.join(name);
+        // Numbered so that `kubectl apply -f <dir>/`, which goes in file-name order, applies what
+        // is named before what names it (a LifecyclePolicy naming a Repository applied first
+        // would rightly warn that the Repository does not exist, until it does).
+        let out = out_dir.join(format!(
+            "{}-{}",
+            apply_rank(&name.to_string_lossy()),
+            name.to_string_lossy()
+        ));
         std::fs::write(&out, edited).map_err(io(format!("writing {}", out.display())))?;
         written.push(out);
     }
+    written.sort();
     Ok(written)
+}
+
+/// The apply order of an example by the kind its file name starts with: what is named comes
+/// before what names it.
+fn apply_rank(file_name: &str) -> u8 {
+    const ORDER: [&str; 6] = [
+        "registry",
+        "repository",
+        "replicationrule",
+        "lifecyclepolicy",
+        "pullsecret",
+        "clusterpullsecret",
+    ];
+    let kind = file_name.split('-').next().unwrap_or_default();
+    ORDER
+        .iter()
+        .position(|k| *k == kind)
+        .and_then(|i| u8::try_from(10 * (i + 1)).ok())
+        .unwrap_or(90)
 }
 
 /// Adds `  endpoint: <endpoint>` right after the top-level `spec:` line of every Registry
@@ -315,6 +342,25 @@ mod tests {
         assert_eq!(written.len(), examples.len() - 1, "all but {CHART_MADE_EXAMPLE}");
         assert!(!written.iter().any(|p| p.ends_with(CHART_MADE_EXAMPLE)));
         assert_eq!(yaml_files(&dir).unwrap(), written, "the stale file is gone");
+        // kubectl applies in file-name order: what is named comes before what names it.
+        let names: Vec<String> = written
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        let first = |kind: &str| {
+            names
+                .iter()
+                .position(|n| n.contains(&format!("-{kind}-")))
+                .unwrap()
+        };
+        let last = |kind: &str| {
+            names
+                .iter()
+                .rposition(|n| n.contains(&format!("-{kind}-")))
+                .unwrap()
+        };
+        assert!(last("repository") < first("lifecyclepolicy"), "{names:?}");
+        assert!(last("registry") < first("repository"), "{names:?}");
         let mut registries = 0;
         for path in &written {
             let text = std::fs::read_to_string(path).unwrap();
