@@ -1,5 +1,6 @@
 //! Property tests (proptest) for the pure cores that decide what the operator does to ECR: the
-//! lifecycle validator and evaluator, and the replication merge.
+//! lifecycle validator and evaluator, the replication merge, and the decoders (interval, region,
+//! label selectors) that must accept exactly what admission accepts.
 
 // Test code: helpers may unwrap (the standard forbids unwrap outside tests only).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -528,4 +529,219 @@ fn region_rule_in_the_crds_is_built_from_the_shared_pattern() {
     // Registry.spec.region and ReplicationRule.spec.destinations[].region.
     assert_eq!(crds.matches(rule.as_str()).count(), 2, "{rule}");
     assert_eq!(crds.matches(message.as_str()).count(), 2, "{message}");
+}
+
+// ---- label selectors: the operator's decoder accepts exactly what the admission rules admit ----
+
+/// One generated CEL rule of `api::selector::cel_rules`, read back from its text: the rule the
+/// API server runs on each `matchExpressions[]` requirement. Only the three shapes the module
+/// generates are understood; any other text fails the test (so a changed rule cannot be
+/// silently mis-read here).
+enum CelRule {
+    /// `self.operator in [..]`
+    OperatorIn(Vec<String>),
+    /// `!(self.operator in [..]) || (has(self.values) && size(self.values) > 0)`
+    ValuesRequired(Vec<String>),
+    /// `!(self.operator in [..]) || !has(self.values) || size(self.values) == 0`
+    ValuesForbidden(Vec<String>),
+}
+
+impl CelRule {
+    fn read(rule: &str) -> CelRule {
+        let list = |text: &str| -> Vec<String> {
+            let inner = text
+                .strip_prefix('[')
+                .and_then(|t| t.strip_suffix(']'))
+                .unwrap_or_else(|| panic!("not a CEL list: {text}"));
+            inner
+                .split(", ")
+                .map(|q| {
+                    q.strip_prefix('\'')
+                        .and_then(|q| q.strip_suffix('\''))
+                        .unwrap_or_else(|| panic!("not a quoted string: {q}"))
+                        .to_owned()
+                })
+                .collect()
+        };
+        if let Some(rest) = rule.strip_prefix("self.operator in ") {
+            return CelRule::OperatorIn(list(rest));
+        }
+        let guarded = |suffix: &str| {
+            rule.strip_prefix("!(self.operator in ")
+                .and_then(|r| r.strip_suffix(suffix))
+                .map(list)
+        };
+        if let Some(l) = guarded(") || (has(self.values) && size(self.values) > 0)") {
+            return CelRule::ValuesRequired(l);
+        }
+        if let Some(l) = guarded(") || !has(self.values) || size(self.values) == 0") {
+            return CelRule::ValuesForbidden(l);
+        }
+        panic!("a selector rule of an unknown shape: {rule}");
+    }
+
+    /// CEL's verdict on one requirement (`values: None` is an absent field, `has()` false).
+    fn admits(&self, operator: &str, values: Option<&Vec<String>>) -> bool {
+        let within = |l: &Vec<String>| l.iter().any(|o| o == operator);
+        match self {
+            CelRule::OperatorIn(l) => within(l),
+            CelRule::ValuesRequired(l) => !within(l) || values.is_some_and(|v| !v.is_empty()),
+            CelRule::ValuesForbidden(l) => !within(l) || values.is_none_or(Vec::is_empty),
+        }
+    }
+}
+
+/// Operators: the four valid ones, near misses (case, spaces, plurals, other APIs' spellings),
+/// the empty string, long strings and anything at all.
+fn selector_operator() -> impl Strategy<Value = String> {
+    use ecr_operator::api::selector::OPERATORS;
+    let valid: Vec<String> = OPERATORS.iter().map(|o| (*o).to_owned()).collect();
+    let near: Vec<String> = [
+        "in",
+        "IN",
+        "notin",
+        "NotIN",
+        "Not In",
+        "In ",
+        " In",
+        "Equals",
+        "=",
+        "!=",
+        "==",
+        "exists",
+        "DoesNotExists",
+        "DoesnotExist",
+        "Exist",
+        "Gt",
+        "Lt",
+        "",
+        "In\u{0}",
+        "Ιn",
+    ]
+    .iter()
+    .map(|o| (*o).to_owned())
+    .collect();
+    prop_oneof![
+        3 => proptest::sample::select(valid),
+        2 => proptest::sample::select(near),
+        1 => "[A-Za-z]{60,80}",
+        1 => (proptest::sample::select(OPERATORS.to_vec()), 2usize..40).prop_map(|(o, n)| o.repeat(n)),
+        1 => any::<String>(),
+    ]
+}
+
+/// Values: absent, empty, one, many; ordinary, empty, odd characters and long.
+fn selector_values() -> impl Strategy<Value = Option<Vec<String>>> {
+    let value = prop_oneof![
+        "[a-z0-9.-]{0,8}",
+        Just(String::new()),
+        any::<String>(),
+        "[a-z]{100,300}",
+    ];
+    prop_oneof![
+        Just(None),
+        Just(Some(vec![])),
+        proptest::collection::vec(value, 1..6).prop_map(Some),
+    ]
+}
+
+fn selector_key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z./-]{0,20}",
+        Just(String::new()),
+        any::<String>(),
+        "[a-z]{200,400}"
+    ]
+}
+
+fn label_selector() -> impl Strategy<Value = k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector> {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+    let requirement =
+        (selector_key(), selector_operator(), selector_values()).prop_map(|(key, operator, values)| {
+            LabelSelectorRequirement {
+                key,
+                operator,
+                values,
+            }
+        });
+    (
+        proptest::option::of(proptest::collection::btree_map(
+            selector_key(),
+            selector_key(),
+            0..3,
+        )),
+        proptest::option::of(proptest::collection::vec(requirement, 0..4)),
+    )
+        .prop_map(|(match_labels, match_expressions)| LabelSelector {
+            match_labels,
+            match_expressions,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// `api::selector::parse` never panics, and accepts a selector exactly when every
+    /// `matchExpressions[]` requirement passes every admission rule (the CEL rules' own text,
+    /// read back, plus the operator's `maxLength`); a refusal names the first requirement that
+    /// fails and starts with the message of the first rule it breaks, in admission's order.
+    #[test]
+    fn selector_decoder_never_panics_and_agrees_with_the_admission_rules(
+        selector in label_selector(),
+        labels in proptest::collection::btree_map(selector_key(), selector_key(), 0..4),
+    ) {
+        use ecr_operator::api::selector::{MAX_OPERATOR_LENGTH, SelectorError, cel_rules, parse};
+        use kube::core::SelectorExt;
+        let rules: Vec<(CelRule, &str)> = cel_rules()
+            .into_iter()
+            .map(|(rule, message)| (CelRule::read(&rule), message))
+            .collect();
+        // Per requirement: the message of the first rule it breaks, if any.
+        let broken: Vec<Option<&str>> = selector
+            .match_expressions
+            .iter()
+            .flatten()
+            .map(|r| {
+                let too_long = r.operator.chars().count() as u64 > MAX_OPERATOR_LENGTH;
+                rules
+                    .iter()
+                    .find(|(rule, _)| !rule.admits(&r.operator, r.values.as_ref()))
+                    .map(|(_, message)| *message)
+                    // Over maxLength is refused whatever CEL says (it is never a valid operator).
+                    .or(too_long.then_some(rules[0].1))
+            })
+            .collect();
+        let admitted = broken.iter().all(Option::is_none);
+        let decoded = parse(&selector);
+        prop_assert_eq!(decoded.is_ok(), admitted, "{:?}: {:?}", selector, decoded);
+        match decoded {
+            Ok(parsed) => {
+                // Matching never panics either.
+                let _ = parsed.matches(&labels);
+            }
+            Err(e) => {
+                let first = broken.iter().position(Option::is_some).unwrap();
+                let index = match &e {
+                    SelectorError::Operator { index, .. }
+                    | SelectorError::ValuesRequired { index, .. }
+                    | SelectorError::ValuesForbidden { index, .. } => *index,
+                };
+                prop_assert_eq!(index, first);
+                let text = e.to_string();
+                prop_assert!(text.starts_with(broken[first].unwrap()), "{} / {:?}", text, broken[first]);
+                // The message echoes bounded pieces of the input, however long it is.
+                prop_assert!(text.chars().count() < 400, "{}", text.chars().count());
+            }
+        }
+    }
+}
+
+#[test]
+fn selector_rules_read_back_as_the_operator_lists() {
+    use ecr_operator::api::selector::{KEY_OPERATORS, OPERATORS, SET_OPERATORS, cel_rules};
+    let owned = |l: &[&str]| l.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let rules: Vec<CelRule> = cel_rules().iter().map(|(r, _)| CelRule::read(r)).collect();
+    assert!(matches!(&rules[0], CelRule::OperatorIn(l) if *l == owned(&OPERATORS)));
+    assert!(matches!(&rules[1], CelRule::ValuesRequired(l) if *l == owned(&SET_OPERATORS)));
+    assert!(matches!(&rules[2], CelRule::ValuesForbidden(l) if *l == owned(&KEY_OPERATORS)));
 }

@@ -201,6 +201,8 @@ impl RegistryBackend for FakeBackend {
             }
             s.images.remove(name);
             s.tags.remove(name);
+            s.policies.remove(name);
+            s.lifecycle_policies.remove(name);
             Ok(s.repositories.remove(name).is_some())
         })?
     }
@@ -233,14 +235,28 @@ impl RegistryBackend for FakeBackend {
         self.with("PutReplicationConfiguration", |s| s.replication = rules.to_vec())
     }
 
+    // Like ECR: a repository that does not exist is RepositoryNotFoundException (NotFound).
     async fn get_lifecycle_policy(&self, _: &Target, repo: &str) -> BackendResult<Option<String>> {
-        self.with("GetLifecyclePolicy", |s| s.lifecycle_policies.get(repo).cloned())
+        self.with("GetLifecyclePolicy", |s| {
+            if !s.repositories.contains_key(repo) {
+                return Err(BackendError::NotFound(format!(
+                    "RepositoryNotFoundException: {repo}"
+                )));
+            }
+            Ok(s.lifecycle_policies.get(repo).cloned())
+        })?
     }
 
     async fn put_lifecycle_policy(&self, _: &Target, repo: &str, text: &str) -> BackendResult<()> {
         self.with("PutLifecyclePolicy", |s| {
+            if !s.repositories.contains_key(repo) {
+                return Err(BackendError::NotFound(format!(
+                    "RepositoryNotFoundException: {repo}"
+                )));
+            }
             s.lifecycle_policies.insert(repo.to_owned(), text.to_owned());
-        })
+            Ok(())
+        })?
     }
 
     async fn delete_lifecycle_policy(&self, _: &Target, repo: &str) -> BackendResult<bool> {

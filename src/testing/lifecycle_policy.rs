@@ -293,3 +293,166 @@ async fn a_selector_that_matches_nothing_is_ready_and_says_so_once() {
     let requests = h.take_requests();
     assert!(requests.iter().all(|r| !r.is_write()), "{requests:?}");
 }
+
+/// A deletion time, for a LifecyclePolicy being deleted.
+fn deleting(lp: &LifecyclePolicy) -> LifecyclePolicy {
+    let mut lp = lp.clone();
+    lp.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::from_second(2_000_000_000).unwrap(),
+    ));
+    lp
+}
+
+fn unready_registry() -> crate::api::v1alpha1::Registry {
+    let mut unready = ready_registry("default");
+    unready.status.as_mut().unwrap().conditions[0].status = "False".into();
+    unready
+}
+
+fn ecr_policy(h: &Harness) -> Option<String> {
+    h.backend
+        .state
+        .lock()
+        .unwrap()
+        .lifecycle_policies
+        .get("team-a/api")
+        .cloned()
+}
+
+fn finalizer_removed(requests: &[super::Recorded]) -> bool {
+    requests
+        .iter()
+        .any(|r| r.method == "PATCH" && !r.is_status_write())
+}
+
+/// Applied, then the Registry goes not Ready and the policy reconciles (its Repository changed):
+/// the entry waits and keeps the record of the put. Deleted then, the policy still waits for the
+/// Registry instead of dropping its finalizer with the policy left in ECR (the record used to be
+/// lost at this reconcile, so the deletion went through at once and forgot the policy).
+#[tokio::test]
+async fn a_reconcile_while_the_registry_is_not_ready_keeps_the_record_so_deletion_still_waits() {
+    let lp = policy(true);
+    let mut h = harness(vec![repository(true)], vec![serde_json::to_value(&lp).unwrap()]);
+    h.reconcile::<LifecyclePolicyController>(&lp).await.unwrap();
+    let applied = with_status(&lp, &Harness::status_writes(&h.take_requests())[0]);
+    let hash = applied.status.as_ref().unwrap().repositories[0].hash.clone();
+    assert!(hash.is_some());
+
+    h.set_registry(unready_registry());
+    h.reconcile::<LifecyclePolicyController>(&applied).await.unwrap();
+    let writes = Harness::status_writes(&h.take_requests());
+    let entry = &writes[0]["repositories"][0];
+    assert_eq!(entry["state"], "Pending");
+    assert_eq!(entry["hash"].as_str(), hash.as_deref(), "the record is kept");
+    assert_eq!(entry["ecrName"], "team-a/api");
+    assert_eq!(entry["registry"], "default");
+    let waiting = with_status(&applied, &writes[0]);
+
+    let result = h
+        .reconcile::<LifecyclePolicyController>(&deleting(&waiting))
+        .await;
+    assert_eq!(class(&result), Some(ErrorClass::Waiting));
+    assert!(!finalizer_removed(&h.take_requests()), "the finalizer stays");
+    assert!(ecr_policy(&h).is_some());
+
+    h.set_registry(ready_registry("default"));
+    h.reconcile::<LifecyclePolicyController>(&deleting(&waiting))
+        .await
+        .unwrap();
+    assert!(ecr_policy(&h).is_none(), "removed once the Registry is back");
+    assert!(finalizer_removed(&h.take_requests()));
+}
+
+/// Changed rules whose put fails keep the record of the earlier put, so a deletion before the
+/// next successful put still removes the policy that is in ECR.
+#[tokio::test]
+async fn a_failed_put_of_changed_rules_keeps_the_record_of_the_earlier_put() {
+    let lp = policy(true);
+    let h = harness(vec![repository(true)], vec![serde_json::to_value(&lp).unwrap()]);
+    h.reconcile::<LifecyclePolicyController>(&lp).await.unwrap();
+    let applied = with_status(&lp, &Harness::status_writes(&h.take_requests())[0]);
+    let hash = applied.status.as_ref().unwrap().repositories[0].hash.clone();
+
+    let mut changed = applied.clone();
+    changed.spec.rules[0].selection.count_number = 30;
+    h.backend
+        .fail_next("PutLifecyclePolicy", BackendError::Throttled("slow".into()));
+    let result = h.reconcile::<LifecyclePolicyController>(&changed).await;
+    assert_eq!(class(&result), Some(ErrorClass::Transient));
+    let writes = Harness::status_writes(&h.take_requests());
+    let entry = &writes[0]["repositories"][0];
+    assert_eq!(entry["state"], "Failed");
+    assert_eq!(
+        entry["hash"].as_str(),
+        hash.as_deref(),
+        "the earlier put's record"
+    );
+
+    let failed = with_status(&changed, &writes[0]);
+    h.reconcile::<LifecyclePolicyController>(&deleting(&failed))
+        .await
+        .unwrap();
+    assert!(ecr_policy(&h).is_none(), "the policy in ECR is removed");
+}
+
+/// `dryRun` set after a put previews the rules and leaves what was put in ECR, still recorded:
+/// deleting the LifecyclePolicy removes it.
+#[tokio::test]
+async fn dry_run_after_a_put_keeps_the_record_and_deletion_removes_the_policy() {
+    let lp = policy(true);
+    let h = harness(vec![repository(true)], vec![serde_json::to_value(&lp).unwrap()]);
+    h.reconcile::<LifecyclePolicyController>(&lp).await.unwrap();
+    let applied = with_status(&lp, &Harness::status_writes(&h.take_requests())[0]);
+
+    let mut preview = applied.clone();
+    preview.spec.dry_run = true;
+    h.reconcile::<LifecyclePolicyController>(&preview).await.unwrap();
+    let writes = Harness::status_writes(&h.take_requests());
+    let entry = &writes[0]["repositories"][0];
+    assert_eq!(entry["state"], "Previewed");
+    assert_eq!(entry["hash"].as_str().map(str::len), Some(64));
+    assert!(ecr_policy(&h).is_some(), "dryRun leaves what was put");
+
+    let previewed = with_status(&preview, &writes[0]);
+    h.reconcile::<LifecyclePolicyController>(&deleting(&previewed))
+        .await
+        .unwrap();
+    assert!(ecr_policy(&h).is_none());
+    assert!(finalizer_removed(&h.take_requests()));
+}
+
+/// The ECR repository was deleted (its Repository had `deletionPolicy: Delete`): ECR answers
+/// RepositoryNotFoundException, which means nothing is left to remove. The record goes, no ECR
+/// error is reported, and its deletion is not held (it used to retry forever, holding the
+/// namespace).
+#[tokio::test]
+async fn a_repository_deleted_from_ecr_leaves_nothing_to_remove_and_holds_nothing() {
+    let lp = policy(true);
+    let h = harness(vec![repository(true)], vec![serde_json::to_value(&lp).unwrap()]);
+    h.reconcile::<LifecyclePolicyController>(&lp).await.unwrap();
+    let applied = with_status(&lp, &Harness::status_writes(&h.take_requests())[0]);
+
+    // The Repository and its ECR repository are gone.
+    let h = harness(vec![], vec![serde_json::to_value(&applied).unwrap()]);
+    h.backend.state.lock().unwrap().repositories.remove("team-a/api");
+    h.reconcile::<LifecyclePolicyController>(&applied).await.unwrap();
+    let writes = Harness::status_writes(&h.take_requests());
+    // The record goes (the named Repository is reported missing, nothing is recorded for it),
+    // and ECR's answer is no error: the policy waits only for the name it lists.
+    let entries = writes[0]["repositories"].as_array().cloned().unwrap_or_default();
+    assert!(
+        entries.iter().all(|e| e.get("hash").is_none()),
+        "the record goes: {writes:?}"
+    );
+    assert_eq!(
+        condition(&writes[0], "Reconciling"),
+        Some(("True".into(), "NamedRepositoryNotFound".into()))
+    );
+    assert!(!h.backend.writes().contains(&"DeleteLifecyclePolicy"));
+
+    // Deleted while the record is still there: the finalizer goes at once.
+    h.reconcile::<LifecyclePolicyController>(&deleting(&applied))
+        .await
+        .unwrap();
+    assert!(finalizer_removed(&h.take_requests()));
+}

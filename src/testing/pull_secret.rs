@@ -509,3 +509,50 @@ async fn an_empty_selector_leaves_the_system_namespaces_alone_unless_included() 
     let paths: Vec<&str> = secret_writes(&requests).iter().map(|r| r.path.as_str()).collect();
     assert_eq!(paths, ["/api/v1/namespaces/kube-system/secrets/ecr-all"]);
 }
+
+/// The `auths` hosts of a written pull Secret.
+fn auths(written: &Recorded) -> Vec<String> {
+    use base64::Engine;
+    let encoded = written.body["data"][".dockerconfigjson"].as_str().unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
+    let config: Value = serde_json::from_slice(&bytes).unwrap();
+    config["auths"].as_object().unwrap().keys().cloned().collect()
+}
+
+/// `registries` names what the Secret holds: a Registry removed from the list leaves no `auths`
+/// entry behind (the Secret is rendered whole from the list and rewritten).
+#[tokio::test]
+async fn a_registry_removed_from_the_list_leaves_no_entry_in_the_secret() {
+    let mut west = ready_registry("west");
+    west.spec.region = "eu-west-1".into();
+    west.status.as_mut().unwrap().registry_host = Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com".into());
+    let mut h = Harness::new(Routes::default(), &[ready_registry("default"), west]);
+    let both = pull_secret(true, &["default", "west"]);
+    h.reconcile::<PullSecretController>(&both).await.unwrap();
+    let requests = h.take_requests();
+    let written = secret_writes(&requests);
+    assert_eq!(
+        auths(written[0]),
+        [
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+        ]
+    );
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(written[0].body.clone()).unwrap();
+    h.cache_secret(secret);
+    let status = Harness::status_writes(&requests)[0].clone();
+
+    let mut one = with_status(&both, &status);
+    one.spec.registries = vec!["default".into()];
+    one.metadata.generation = Some(2);
+    h.reconcile::<PullSecretController>(&one).await.unwrap();
+    let requests = h.take_requests();
+    let written = secret_writes(&requests);
+    assert_eq!(written.len(), 1, "rewritten");
+    assert_eq!(
+        auths(written[0]),
+        ["123456789012.dkr.ecr.us-east-1.amazonaws.com"]
+    );
+    let status = &Harness::status_writes(&requests)[0];
+    assert_eq!(status["registries"].as_array().map(Vec::len), Some(1));
+}

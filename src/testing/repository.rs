@@ -240,8 +240,8 @@ async fn a_registry_not_ready_yet_is_waited_for_without_a_warning_and_a_missing_
 }
 
 /// `deletionPolicy: Retain` (the default) keeps the repository but releases it: the owner tag
-/// goes, so a Repository elsewhere may adopt it. Without a reachable Registry the object still
-/// goes, and the event says how the next owner takes over.
+/// goes, so a Repository elsewhere may adopt it. A Registry that is not Ready is waited for; without
+/// a Registry at all the object still goes, and the event says how the next owner takes over.
 #[tokio::test]
 async fn a_retained_repository_is_released_and_another_object_may_take_it() {
     use crate::api::OWNER_TAG;
@@ -276,6 +276,38 @@ async fn a_retained_repository_is_released_and_another_object_may_take_it() {
     let tags = h.backend.list_tags(&target, &remote.arn).await.unwrap();
     assert!(!tags.contains_key(OWNER_TAG), "{tags:?}");
     assert_eq!(tags.get("team").map(String::as_str), Some("a"), "other tags stay");
+
+    // A Registry that exists but is not Ready (ECR unreachable): the release waits, the
+    // finalizer stays, the owner tag stays, until it is back (an outage never skips the release).
+    let h = harness();
+    h.reconcile::<RepositoryController>(&repo).await.unwrap();
+    let mut unready = ready_registry("default");
+    unready.status.as_mut().unwrap().conditions[0].status = "False".into();
+    let mut h = h;
+    h.set_registry(unready);
+    h.take_requests();
+    let result = h.reconcile::<RepositoryController>(&deleting).await;
+    assert_eq!(class(&result), Some(ErrorClass::Waiting));
+    let requests = h.take_requests();
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.method == "PATCH" && !r.is_status_write()),
+        "the finalizer stays: {requests:?}"
+    );
+    let writes = Harness::status_writes(&requests);
+    assert_eq!(
+        condition(&writes[0], "Reconciling"),
+        Some(("True".into(), "DependencyNotReady".into()))
+    );
+    assert!(!h.backend.writes().contains(&"UntagResource"));
+    h.set_registry(ready_registry("default"));
+    h.reconcile::<RepositoryController>(&deleting).await.unwrap();
+    assert!(h.backend.writes().contains(&"UntagResource"));
+    assert_eq!(
+        Harness::events(&h.take_requests()),
+        [("Normal".to_owned(), "Released".to_owned())]
+    );
 
     // No Registry: nothing can be released, the object still goes, and the event says what next.
     let h = Harness::new(Routes::default(), &[]);
@@ -317,4 +349,35 @@ async fn take_over_from_waits_for_the_previous_object_to_be_gone() {
     let tags = h.backend.list_tags(&target, &remote.arn).await.unwrap();
     assert_eq!(tags.get(OWNER_TAG).map(String::as_str), Some("c1/team-a/api"));
     assert!(Harness::events(&h.take_requests()).contains(&("Normal".to_owned(), "Adopted".to_owned())));
+}
+
+/// `managementPolicy: ObserveOnly` never writes, deletion included: even with
+/// `deletionPolicy: Delete` its deletion calls nothing in ECR and lets the object go.
+#[tokio::test]
+async fn an_observed_repository_is_never_touched_by_its_deletion() {
+    let h = harness();
+    h.backend.seed_repository("us-east-1", "team-a/api", vec![]);
+    let mut repo = repository(true);
+    repo.spec.management_policy = crate::api::v1alpha1::ManagementPolicy::ObserveOnly;
+    repo.spec.deletion_policy = crate::api::v1alpha1::DeletionPolicy::Delete;
+    repo.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::from_second(1).unwrap(),
+    ));
+    h.reconcile::<RepositoryController>(&repo).await.unwrap();
+    assert!(h.backend.calls().is_empty(), "{:?}", h.backend.calls());
+    assert!(
+        h.backend
+            .state
+            .lock()
+            .unwrap()
+            .repositories
+            .contains_key("team-a/api")
+    );
+    let requests = h.take_requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.method == "PATCH" && !r.is_status_write()),
+        "the finalizer goes: {requests:?}"
+    );
 }

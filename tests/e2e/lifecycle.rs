@@ -5,12 +5,15 @@
 
 use std::time::Duration;
 
-use ecr_operator::api::v1alpha1::{LifecyclePolicy, Repository};
-use kube::api::{Api, DeleteParams};
+use ecr_operator::api::RECONCILE_REQUESTED_AT;
+use ecr_operator::api::v1alpha1::{LifecyclePolicy, Registry, Repository};
+use ecr_operator_testenv::FaultPlan;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use crate::harness::env::{OperatorEnv, tail};
-use crate::harness::wait::wait_condition;
+use crate::harness::wait::{condition, has_condition, wait_condition};
 use crate::support::{apply, eventually, temp_namespace};
 
 fn rules() -> Value {
@@ -340,5 +343,220 @@ async fn a_policy_says_what_it_names_that_does_not_exist_and_when_it_selects_not
     repo(&env, &ns, "matched", json!({"lifecycle": "nothing-yet"})).await;
     wait_lp(&env, &ns, "selects-nothing", "Ready", "Succeeded").await;
     wait_policy(&env, &ns, "matched", true).await;
+}
+
+/// Asks the env's Registry to reconcile now (the reconcile-now annotation).
+async fn poke_registry(env: &OperatorEnv, value: &str) {
+    let patch = json!({"metadata": {"annotations": {RECONCILE_REQUESTED_AT: value}}});
+    Api::<Registry>::all(env.client.clone())
+        .patch(&env.registry, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+/// A LifecyclePolicy deleted while its Registry cannot reach ECR is never forgotten: it stays
+/// (its finalizer), waiting and saying so, with the policy still in ECR, until the Registry is
+/// back; then the policy is removed from ECR and only then the object goes. A Repository with
+/// `deletionPolicy: Retain` deleted during the outage likewise waits to release its repository. The policy re-checks
+/// once more while the Registry is not Ready (its interval): that reconcile used to drop the
+/// record of the put, so the deletion went through at once and the policy stayed in ECR for good.
+#[tokio::test]
+async fn a_policy_deleted_while_its_registry_is_unreachable_goes_only_once_removed_from_ecr() {
+    let env = OperatorEnv::start("e2e-lp-outage").await;
+    let ns = temp_namespace(&env.client, "lp-outage").await;
+    repo(&env, &ns, "app", json!({})).await;
+    wait_repos_ready(&env, &ns, &["app"]).await;
+    // Re-checked every 10 s: the outage below spans such a re-check.
+    apply_policy(
+        &env,
+        &ns,
+        "std",
+        json!({"repositories": ["app"], "rules": rules(), "interval": "10s"}),
+    )
+    .await;
+    wait_lp(&env, &ns, "std", "Ready", "Succeeded").await;
+    wait_policy(&env, &ns, "app", true).await;
+
+    // ECR becomes unreachable (every connection dropped at the proxy); the Registry notices.
+    env.proxy.set_plan(FaultPlan {
+        drop_percent: 100,
+        ..FaultPlan::default()
+    });
+    poke_registry(&env, "outage").await;
+    env.wait_registry(|r| has_condition(r, "Ready", "False", None))
+        .await;
+    // The policy's next re-check finds its Registry not Ready and waits for it.
+    let waiting = wait_lp(&env, &ns, "std", "Reconciling", "DependencyNotReady").await;
+    let entry = &waiting.status.unwrap().repositories[0];
+    assert!(entry.hash.is_some(), "the record of the put is kept: {entry:?}");
+
+    let policies: Api<LifecyclePolicy> = Api::namespaced(env.client.clone(), &ns);
+    policies.delete("std", &DeleteParams::default()).await.unwrap();
+    // The Repository (deletionPolicy Retain) too: its release (the owner tag) waits as well.
+    let repositories: Api<Repository> = Api::namespaced(env.client.clone(), &ns);
+    repositories
+        .delete("app", &DeleteParams::default())
+        .await
+        .unwrap();
+    let ecr_name = format!("{ns}/app");
+    // For 15 s: both objects stay, deleting and waiting, and ECR keeps the policy and the owner
+    // tag (moto is read directly, not through the failing proxy).
+    let outage = std::time::Instant::now();
+    while outage.elapsed() < Duration::from_secs(15) {
+        let lp = policies
+            .get_opt("std")
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("deleted with the policy still in ECR\n{}", tail(&env.logs(), 40)));
+        assert!(lp.metadata.deletion_timestamp.is_some());
+        assert!(
+            ecr_policy(&env, &ns, "app").await.is_some(),
+            "nothing can remove it while ECR is unreachable"
+        );
+        assert!(
+            repositories.get_opt("app").await.unwrap().is_some(),
+            "the Repository went without releasing its ECR repository\n{}",
+            tail(&env.logs(), 40)
+        );
+        assert!(
+            env.ecr_tags(&ecr_name)
+                .await
+                .contains_key(ecr_operator::api::OWNER_TAG)
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let lp = policies.get("std").await.unwrap();
+    let reconciling = condition(&lp, "Reconciling").cloned();
+    assert!(
+        reconciling
+            .as_ref()
+            .is_some_and(|c| c.status == "True" && c.reason == "DependencyNotReady"),
+        "it says what it waits for: {reconciling:?}"
+    );
+
+    // ECR is back: the policy is removed from ECR, and only then the object goes.
+    env.proxy.set_plan(FaultPlan::default());
+    poke_registry(&env, "back").await;
+    eventually(
+        Duration::from_secs(120),
+        "the LifecyclePolicy to go once ECR is back",
+        || async { policies.get_opt("std").await.unwrap().is_none().then_some(()) },
+    )
+    .await;
+    assert!(
+        ecr_policy(&env, &ns, "app").await.is_none(),
+        "removed from ECR before the object went"
+    );
+    assert!(
+        env.proxy.forwarded("DeleteLifecyclePolicy") >= 1,
+        "removed by the operator"
+    );
+    eventually(
+        Duration::from_secs(120),
+        "the Repository to go once ECR is back",
+        || async { repositories.get_opt("app").await.unwrap().is_none().then_some(()) },
+    )
+    .await;
+    assert!(env.ecr_exists(&ecr_name).await, "Retain keeps the repository");
+    assert!(
+        !env.ecr_tags(&ecr_name)
+            .await
+            .contains_key(ecr_operator::api::OWNER_TAG),
+        "and releases it"
+    );
+    env.delete_registry().await;
+}
+
+/// Deleting a namespace with everything in it finishes and leaves nothing of it in ECR: a
+/// Repository with `deletionPolicy: Delete` deletes its ECR repository, the LifecyclePolicy on it
+/// finds nothing left to remove (ECR answers RepositoryNotFoundException for a repository that is
+/// gone; that used to be retried forever, holding the policy and the namespace in Terminating),
+/// and the PullSecret's Secret goes with it.
+#[tokio::test]
+async fn a_namespace_deleted_with_everything_in_it_finishes_and_leaves_nothing_in_ecr() {
+    let env = OperatorEnv::start("e2e-lp-ns").await;
+    let ns = temp_namespace(&env.client, "lp-ns").await;
+    let doc = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Repository", "metadata": {"name": "gone", "labels": {"lifecycle": "std"}},
+        "spec": {"registryRef": {"name": env.registry}, "name": format!("{ns}/gone"), "deletionPolicy": "Delete"}});
+    apply(&env.client, &ns, &doc).await.unwrap();
+    repo(&env, &ns, "kept", json!({"lifecycle": "std"})).await;
+    wait_repos_ready(&env, &ns, &["gone", "kept"]).await;
+    apply_policy(
+        &env,
+        &ns,
+        "std",
+        json!({"repositorySelector": {"matchLabels": {"lifecycle": "std"}}, "rules": rules()}),
+    )
+    .await;
+    wait_lp(&env, &ns, "std", "Ready", "Succeeded").await;
+    wait_policy(&env, &ns, "gone", true).await;
+    let ps = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "PullSecret", "metadata": {"name": "pull"},
+        "spec": {"registries": [env.registry], "serviceAccounts": ["default"]}});
+    apply(&env.client, &ns, &ps).await.unwrap();
+    let pull: Api<ecr_operator::api::v1alpha1::PullSecret> = Api::namespaced(env.client.clone(), &ns);
+    wait_condition(
+        &pull,
+        "pull",
+        "Ready",
+        "True",
+        None,
+        Duration::from_secs(60),
+        || env.logs(),
+    )
+    .await;
+
+    // The Repository goes first, with its ECR repository: the policy has nothing left to remove
+    // there and is Ready again (not retrying a repository that no longer exists).
+    Api::<Repository>::namespaced(env.client.clone(), &ns)
+        .delete("gone", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(60), "the ECR repository to go", || async {
+        (!env.ecr_exists(&format!("{ns}/gone")).await).then_some(())
+    })
+    .await;
+    let lp = eventually(
+        Duration::from_secs(60),
+        "the policy to settle on one repository",
+        || async {
+            let lp = Api::<LifecyclePolicy>::namespaced(env.client.clone(), &ns)
+                .get("std")
+                .await
+                .ok()?;
+            let s = lp.status.clone()?;
+            (s.repositories.len() == 1 && has_condition(&lp, "Ready", "True", Some("Succeeded")))
+                .then_some(lp)
+        },
+    )
+    .await;
+    assert_eq!(lp.status.unwrap().repositories[0].name, "kept");
+
+    // Then the namespace, with everything left in it.
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    namespaces.delete(&ns, &DeleteParams::default()).await.unwrap();
+    let finished = tokio::time::timeout(
+        Duration::from_secs(120),
+        eventually(
+            Duration::from_secs(120),
+            "the namespace to finish deleting",
+            || async { namespaces.get_opt(&ns).await.unwrap().is_none().then_some(()) },
+        ),
+    )
+    .await;
+    if finished.is_err() {
+        panic!("the namespace is still Terminating\n{}", tail(&env.logs(), 40));
+    }
+    assert!(!env.ecr_exists(&format!("{ns}/gone")).await);
+    assert!(env.ecr_exists(&format!("{ns}/kept")).await, "Retain keeps it");
+    assert!(
+        ecr_policy(&env, &ns, "kept").await.is_none(),
+        "the policy is removed from the repository that stays"
+    );
+    assert!(
+        !env.ecr_tags(&format!("{ns}/kept"))
+            .await
+            .contains_key(ecr_operator::api::OWNER_TAG),
+        "and that repository is released"
+    );
     env.delete_registry().await;
 }

@@ -13,6 +13,7 @@ mod corpus;
 mod ecr;
 mod faults;
 mod harness;
+mod identities;
 mod in_memory;
 mod leader;
 mod lifecycle;

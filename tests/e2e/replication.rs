@@ -178,3 +178,32 @@ async fn the_eleventh_rule_is_stalled_until_one_is_removed() {
     }
     env.delete_registry().await;
 }
+
+/// Known gap 1 of docs/dev/cleanup.md, kept as a test to turn on with its fix: a ReplicationRule
+/// deleted while its Registry is itself being deleted (held by `InUse` for a Repository) should
+/// leave ECR's replication configuration, but the merge is keyed on the Registry and the driver
+/// skips a Registry with a deletion timestamp, so the entry stays for good.
+#[tokio::test]
+#[ignore = "known gap: the replication merge does not run for a Registry being deleted (docs/dev/cleanup.md, known gap 1)"]
+async fn a_rule_deleted_while_its_registry_is_being_deleted_leaves_the_document() {
+    use crate::harness::wait::has_condition;
+    use crate::support::temp_namespace;
+    let env = OperatorEnv::start("e2e-repl-deleting").await;
+    let ns = temp_namespace(&env.client, "repl-deleting").await;
+    env.apply_repository(&ns, "holder", json!({"name": "held/app"}))
+        .await;
+    env.wait_condition(&ns, "holder", "Ready", "True", None).await;
+    apply_rule(&env, "e2e-repl-deleting-r", 0, "held/", "us-west-2").await;
+    wait_document(&env, &["held/"]).await;
+
+    env.delete_registry().await;
+    env.wait_registry(|r| has_condition(r, "InUse", "True", Some("InUse")))
+        .await;
+    delete_rule(&env, "e2e-repl-deleting-r").await;
+    wait_document(&env, &[]).await;
+
+    Api::<ecr_operator::api::v1alpha1::Repository>::namespaced(env.client.clone(), &ns)
+        .delete("holder", &DeleteParams::default())
+        .await
+        .unwrap();
+}

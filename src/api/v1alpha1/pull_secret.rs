@@ -33,7 +33,9 @@ use crate::api::interval::Interval;
     ),
     printcolumn(name = "Secret", type_ = "string", json_path = ".status.secretName"),
     printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new("(has(self.spec.secretName) ? self.spec.secretName : self.metadata.name) == (has(oldSelf.spec.secretName) ? oldSelf.spec.secretName : oldSelf.metadata.name)")
+        .message("secretName is immutable: renaming would leave the old Secret and its ServiceAccount entries behind; create another PullSecret for the new name and delete this one")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PullSecretSpec {
@@ -44,7 +46,8 @@ pub struct PullSecretSpec {
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub registries: Vec<String>,
 
-    /// Name of the Secret to write. Defaults to `metadata.name`.
+    /// Name of the Secret to write. Defaults to `metadata.name`. Immutable (unset counts as
+    /// `metadata.name`): for another name, create another PullSecret and delete this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(min = 1, max = 253),
@@ -103,7 +106,9 @@ pub struct PullSecretSpec {
     ),
     printcolumn(name = "Namespaces", type_ = "integer", json_path = ".status.namespaceCount"),
     printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new("(has(self.spec.secretName) ? self.spec.secretName : self.metadata.name) == (has(oldSelf.spec.secretName) ? oldSelf.spec.secretName : oldSelf.metadata.name)")
+        .message("secretName is immutable: renaming would leave the old Secrets and their ServiceAccount entries behind; create another ClusterPullSecret for the new name and delete this one")
 )]
 #[x_kube(validation = Rule::new("has(self.namespaceSelector) || (has(self.namespaces) && has(self.namespaces.include))")
     .message("choose namespaces with namespaceSelector (use {} for every namespace) or namespaces.include"))]
@@ -130,7 +135,9 @@ pub struct ClusterPullSecretSpec {
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub registries: Vec<String>,
 
-    /// Name of the Secret written in each namespace. Defaults to `metadata.name`.
+    /// Name of the Secret written in each namespace. Defaults to `metadata.name`. Immutable
+    /// (unset counts as `metadata.name`): for another name, create another ClusterPullSecret and
+    /// delete this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(min = 1, max = 253),

@@ -18,7 +18,7 @@ use kube::api::Api;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
 
-pub use targets::{Applied, Plan, selects, targets, to_release, winner};
+pub use targets::{Applied, Plan, keep_record, selects, targets, to_release, winner};
 
 use super::context::{Context, object_key};
 use super::driver::{self, Note, Reconciler};
@@ -26,7 +26,7 @@ use super::triggers;
 use crate::api::v1alpha1::{
     LifecyclePolicy, LifecyclePolicyStatus, LifecyclePolicyTarget, Repository, TargetState,
 };
-use crate::backend::RegistryBackend;
+use crate::backend::{BackendError, RegistryBackend};
 use crate::error::{Error, Result};
 use crate::lifecycle::{self, evaluate};
 
@@ -208,11 +208,12 @@ async fn release<B: RegistryBackend>(record: &LifecyclePolicyTarget, ctx: &Conte
     };
     let registry = ctx.ready_registry(registry)?;
     let t = ctx.target(&registry).await?;
-    let current = ctx
-        .backend
-        .get_lifecycle_policy(&t, ecr)
-        .await
-        .map_err(Error::backend("GetLifecyclePolicy"))?;
+    let current = match ctx.backend.get_lifecycle_policy(&t, ecr).await {
+        Ok(current) => current,
+        // The ECR repository itself is gone (deleted with its Repository): nothing to remove.
+        Err(BackendError::NotFound(_)) => None,
+        Err(e) => return Err(Error::backend("GetLifecyclePolicy")(e)),
+    };
     if current.as_deref().is_none_or(|c| &lifecycle::hash(c) != hash) {
         return Ok(false); // gone, or changed by someone else: not ours to delete
     }
@@ -241,6 +242,9 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Res
         .map_err(Error::kube("list LifecyclePolicies"))?
         .items;
     let plans = targets(lp, &repos, &policies)?;
+    // The records of earlier puts (the same LIST also serves the legacy records): an entry that
+    // records no put this time keeps them, and what is no longer served is released below.
+    let previous = recorded(lp, &repos);
     let text = lifecycle::render(&lp.spec.rules);
     let hash = lifecycle::hash(&text);
     let now = SystemTime::now();
@@ -276,9 +280,9 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Res
         serving.push((registry.clone(), ecr.clone()));
         let Ok(resolved) = ctx.ready_registry(&registry) else {
             let message = format!("Registry {registry} is not Ready yet");
-            applied
-                .targets
-                .push(targets::entry(&name, TargetState::Pending, Some(message)));
+            let mut entry = targets::entry(&name, TargetState::Pending, Some(message));
+            keep_record(&mut entry, &previous, &registry, &ecr);
+            applied.targets.push(entry);
             continue;
         };
         let mut entry = targets::entry(&name, TargetState::Failed, None);
@@ -327,12 +331,11 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Res
                 failure.get_or_insert(e);
             }
         }
+        keep_record(&mut entry, &previous, &registry, &ecr);
         applied.targets.push(entry);
     }
     // What this policy put earlier and no longer serves: remove it, or keep the record (and
     // wait) while its Registry is not Ready.
-    // The same LIST serves the selection and the legacy records: one read per reconcile.
-    let previous = recorded(lp, &repos);
     for record in to_release(&previous, &serving) {
         match release(record, ctx).await {
             Ok(removed) => applied.removed += usize::from(removed),

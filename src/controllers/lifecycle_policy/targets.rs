@@ -120,6 +120,29 @@ pub fn to_release<'a>(
         .collect()
 }
 
+/// Pure: an entry that records no put this time (the read or the put failed, its Registry is not
+/// Ready, `dryRun`) keeps the record of what an earlier reconcile put on that ECR repository
+/// (`registry`, `ecr_name`): dropping it would leave the policy in ECR with nothing left to remove
+/// it when the LifecyclePolicy is deleted or stops selecting the repository.
+pub fn keep_record(
+    entry: &mut LifecyclePolicyTarget,
+    previous: &[LifecyclePolicyTarget],
+    registry: &str,
+    ecr_name: &str,
+) {
+    if entry.hash.is_some() {
+        return;
+    }
+    let earlier = previous.iter().find(|p| {
+        p.hash.is_some() && p.registry.as_deref() == Some(registry) && p.ecr_name.as_deref() == Some(ecr_name)
+    });
+    if let Some(p) = earlier {
+        entry.registry = p.registry.clone();
+        entry.ecr_name = p.ecr_name.clone();
+        entry.hash = p.hash.clone();
+    }
+}
+
 /// A `status.repositories[]` entry.
 pub fn entry(name: &str, state: TargetState, message: Option<String>) -> LifecyclePolicyTarget {
     LifecyclePolicyTarget {

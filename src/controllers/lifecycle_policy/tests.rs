@@ -490,3 +490,44 @@ fn notice_and_status_table_for_what_does_not_exist() {
         "{n}"
     );
 }
+
+/// An entry that records no put this time keeps the earlier record of the same ECR repository of
+/// the same Registry, and only that one; an entry that recorded a put keeps its own.
+#[test]
+fn keep_record_table() {
+    let record = |registry: &str, ecr: &str, hash: Option<&str>| LifecyclePolicyTarget {
+        name: "api".into(),
+        state: TargetState::Applied,
+        ecr_name: Some(ecr.into()),
+        registry: Some(registry.into()),
+        hash: hash.map(str::to_owned),
+        ..Default::default()
+    };
+    let previous = [
+        record("other", "ns/api", Some("h-other")),
+        record("default", "ns/old", Some("h-old")),
+        record("default", "ns/api", None),
+        record("default", "ns/api", Some("h1")),
+    ];
+    // (entry's own hash, registry, ecr name, expected hash)
+    let cases = [
+        (None, "default", "ns/api", Some("h1")),
+        (Some("h2"), "default", "ns/api", Some("h2")),
+        (None, "default", "ns/new", None),
+        (None, "third", "ns/api", None),
+    ];
+    for (own, registry, ecr, expected) in cases {
+        let mut entry = targets::entry("api", TargetState::Failed, Some("why".into()));
+        entry.hash = own.map(str::to_owned);
+        targets::keep_record(&mut entry, &previous, registry, ecr);
+        assert_eq!(entry.hash.as_deref(), expected, "{own:?} {registry} {ecr}");
+        assert_eq!(entry.state, TargetState::Failed, "the state is this reconcile's");
+        assert_eq!(entry.message.as_deref(), Some("why"));
+        if expected == Some("h1") {
+            assert_eq!(
+                (entry.registry.as_deref(), entry.ecr_name.as_deref()),
+                (Some("default"), Some("ns/api"))
+            );
+        }
+    }
+}

@@ -270,9 +270,11 @@ async fn sync<B: RegistryBackend>(repo: &Repository, ctx: &Context<B>) -> Result
 }
 
 /// `deletionPolicy: Retain`: the repository stays, released: its owner tag (when it is this
-/// object's) is removed, so another object may adopt it. A transient failure retries; anything
-/// else (the Registry gone or refusing) leaves the tag, says so, and lets the object go: the next
-/// owner then names this one in `spec.takeOverFrom`.
+/// object's) is removed, so another object may adopt it. A transient failure retries, and so does
+/// a Registry that exists but is not Ready (the finalizer stays, `DependencyNotReady`, until it is
+/// back: an outage never skips the release); anything else (the Registry does not exist, or ECR
+/// refuses) leaves the tag, says so, and lets the object go: the next owner then names this one
+/// in `spec.takeOverFrom`.
 async fn release<B: RegistryBackend>(repo: &Repository, ctx: &Context<B>) -> Result<Option<Note>> {
     let desired = desired(repo, &ctx.tunables.cluster_id)?;
     match untag_owner(repo, ctx, &desired).await {
@@ -285,6 +287,7 @@ async fn release<B: RegistryBackend>(repo: &Repository, ctx: &Context<B>) -> Res
         ))),
         Ok(false) => Ok(None),
         Err(e) if e.class() == crate::error::ErrorClass::Transient => Err(e),
+        Err(e @ Error::DependencyNotReady { .. }) => Err(e),
         Err(e) => Ok(Some((
             "Retained",
             format!(
