@@ -73,6 +73,10 @@ pub trait Reconciler: Send + Sync + 'static {
     const FINALIZER: bool = false;
     /// Whether a failed sync publishes a Warning event on the object (when its reason is new).
     const WARNING_EVENTS: bool = true;
+    /// Whether a controller without a finalizer keeps syncing an object that is being deleted
+    /// (held by another controller's finalizer): the replication merge must still remove the
+    /// entries of rules deleted meanwhile.
+    const SYNCS_WHILE_DELETING: bool = false;
     /// Whether this controller writes the kind's conditions, and so reports the objects of its
     /// kind that do not decode (see `quarantine`).
     const OWNS_CONDITIONS: bool = true;
@@ -177,7 +181,7 @@ pub async fn reconcile<R: Reconciler, B: RegistryBackend>(
         })
         .await
         .map_err(Error::from)
-    } else if obj.meta().deletion_timestamp.is_some() {
+    } else if obj.meta().deletion_timestamp.is_some() && !R::SYNCS_WHILE_DELETING {
         Ok(Action::await_change())
     } else {
         apply::<R, B>(&obj, &api, &ctx).await

@@ -126,6 +126,9 @@ impl Reconciler for ReplicationController {
     const WARNING_EVENTS: bool = false;
     // The Registry controller owns a Registry's conditions.
     const OWNS_CONDITIONS: bool = false;
+    // A Registry being deleted is held while its recorded rules are in ECR (registry/in_use.rs):
+    // the merge keeps running so that the deletion of those rules reaches ECR.
+    const SYNCS_WHILE_DELETING: bool = true;
 
     fn api(client: &kube::Client, _: &Registry) -> Api<Registry> {
         Api::all(client.clone())

@@ -179,12 +179,11 @@ async fn the_eleventh_rule_is_stalled_until_one_is_removed() {
     env.delete_registry().await;
 }
 
-/// Known gap 1 of docs/dev/cleanup.md, kept as a test to turn on with its fix: a ReplicationRule
-/// deleted while its Registry is itself being deleted (held by `InUse` for a Repository) should
-/// leave ECR's replication configuration, but the merge is keyed on the Registry and the driver
-/// skips a Registry with a deletion timestamp, so the entry stays for good.
+/// A ReplicationRule deleted while its Registry is itself being deleted (held by `InUse` for a
+/// Repository) leaves ECR's replication configuration: the merge keeps running for a Registry
+/// being deleted (it used to be skipped, and the entry stayed for good), and the rule's recorded
+/// entry holds the Registry until it is out of ECR.
 #[tokio::test]
-#[ignore = "known gap: the replication merge does not run for a Registry being deleted (docs/dev/cleanup.md, known gap 1)"]
 async fn a_rule_deleted_while_its_registry_is_being_deleted_leaves_the_document() {
     use crate::harness::wait::has_condition;
     use crate::support::temp_namespace;

@@ -85,6 +85,25 @@ pub fn users(name: &str, listed: &Listed) -> Vec<String> {
     users
 }
 
+/// Pure: adds the rules whose entries the replication controller recorded in ECR and has not
+/// removed yet (a rule deleted a moment ago): the Registry stays until the merge, which keeps
+/// running while the Registry is being deleted, has taken them out of ECR.
+pub fn with_recorded_rules(mut users: Vec<String>, registry: &Registry) -> Vec<String> {
+    let recorded = registry
+        .status
+        .iter()
+        .filter_map(|s| s.replication.as_ref())
+        .flat_map(|r| &r.rules);
+    for rule in recorded {
+        let user = format!("ReplicationRule {}", rule.name);
+        if !users.contains(&user) {
+            users.push(format!("{user} (its entry in ECR's replication configuration)"));
+        }
+    }
+    users.sort();
+    users
+}
+
 /// Pure: what the Registry's status says while users hold it.
 pub fn message(name: &str, users: &[String]) -> String {
     let mut named = users.iter().take(NAMED).cloned().collect::<Vec<_>>().join(", ");
@@ -134,7 +153,7 @@ pub async fn check<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) ->
         cluster_pull_secrets: list(ctx).await?,
     };
     let name = registry.name_any();
-    let users = users(&name, &listed);
+    let users = with_recorded_rules(users(&name, &listed), registry);
     if users.is_empty() {
         Ok(())
     } else {
@@ -257,6 +276,23 @@ mod tests {
         assert!(
             m.contains("4 object(s): LifecyclePolicy shop/keep, PullSecret shop/pull"),
             "{m}"
+        );
+        // A rule deleted a moment ago still has its entry recorded: it holds the Registry too.
+        let registry: Registry = parse(
+            json!({"metadata": {"name": "prod"}, "spec": {"region": "eu-west-1"},
+            "status": {"replication": {"rules": [{"name": "to-eu", "fingerprint": "a"}, {"name": "gone", "fingerprint": "b"}]}}}),
+        );
+        let held = with_recorded_rules(users.clone(), &registry);
+        assert_eq!(held.len(), 5, "{held:?}");
+        assert!(
+            held.contains(&"ReplicationRule gone (its entry in ECR's replication configuration)".to_owned())
+        );
+        assert!(
+            with_recorded_rules(
+                vec![],
+                &parse(json!({"metadata": {"name": "x"}, "spec": {"region": "eu-west-1"}}))
+            )
+            .is_empty()
         );
         let many: Vec<String> = (0..8).map(|i| format!("Repository ns/r{i}")).collect();
         assert!(message("prod", &many).contains("r4 and 3 more"));
