@@ -93,10 +93,36 @@ fn answer(routes: &Routes, r: &Recorded) -> (u16, Value) {
                 200,
                 json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items}),
             ),
+            // A collection without a list route lists the objects served under it, as the API
+            // server would (an empty list, never a 404).
+            (None, None) if is_collection(&r.path) => {
+                let prefix = format!("{}/", r.path);
+                let items: Vec<Value> = routes
+                    .objects
+                    .iter()
+                    .filter(|(k, _)| k.strip_prefix(&prefix).is_some_and(|rest| !rest.contains('/')))
+                    .map(|(_, v)| v.clone())
+                    .collect();
+                (
+                    200,
+                    json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items}),
+                )
+            }
             (None, None) => (404, status(404, "NotFound")),
         },
         "DELETE" => (200, status(200, "Success")),
         _ => (405, status(405, "MethodNotAllowed")),
+    }
+}
+
+/// Whether an API path names a collection (`/api/v1/namespaces/a/serviceaccounts`) rather than
+/// an object: core paths have an even number of `/`-separated parts, group paths an odd one.
+fn is_collection(path: &str) -> bool {
+    let parts = path.split('/').count();
+    if path.starts_with("/api/") {
+        parts.is_multiple_of(2)
+    } else {
+        path.starts_with("/apis/") && parts % 2 == 1
     }
 }
 

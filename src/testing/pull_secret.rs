@@ -556,3 +556,44 @@ async fn a_registry_removed_from_the_list_leaves_no_entry_in_the_secret() {
     let status = &Harness::status_writes(&requests)[0];
     assert_eq!(status["registries"].as_array().map(Vec::len), Some(1));
 }
+
+/// A ServiceAccount dropped from `serviceAccounts` loses the operator's entry (it used to keep
+/// it, even after the PullSecret was deleted), and deletion removes the entry from every
+/// ServiceAccount of the namespace that holds it, named or not; other entries are never touched.
+#[tokio::test]
+async fn a_service_account_dropped_from_the_list_loses_the_entry() {
+    let h = Harness::new(Routes::default(), &[ready_registry("default")]);
+    let sa = |name: &str, entries: &[&str]| {
+        let mut sa: k8s_openapi::api::core::v1::ServiceAccount =
+            serde_json::from_value(service_account("team-a", name)).unwrap();
+        sa.image_pull_secrets = Some(
+            entries
+                .iter()
+                .map(|n| k8s_openapi::api::core::v1::LocalObjectReference { name: (*n).into() })
+                .collect(),
+        );
+        sa
+    };
+    // builder was named before and holds our entry ("ecr") next to someone else's.
+    h.serve(&sa("builder", &["other", "ecr"]));
+    h.serve(&sa("runner", &[]));
+    let mut ps = pull_secret(true, &["default"]);
+    ps.spec.service_accounts = vec!["runner".into()];
+    h.reconcile::<PullSecretController>(&ps).await.unwrap();
+    let requests = h.take_requests();
+    let patches: Vec<&Recorded> = requests
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.contains("/serviceaccounts/"))
+        .collect();
+    assert_eq!(patches.len(), 2, "{patches:?}");
+    let builder = patches.iter().find(|r| r.path.ends_with("/builder")).unwrap();
+    assert_eq!(
+        builder.body[2],
+        json!({"op": "remove", "path": "/imagePullSecrets/1"}),
+        "only our entry, at its index, guarded by a test of its name: {}",
+        builder.body
+    );
+    assert_eq!(builder.body[1]["value"], "ecr");
+    let runner = patches.iter().find(|r| r.path.ends_with("/runner")).unwrap();
+    assert_eq!(runner.body[1]["op"], "add");
+}

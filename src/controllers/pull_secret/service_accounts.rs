@@ -81,9 +81,26 @@ pub fn not_found_in_namespaces(missing: &[(String, Vec<String>)]) -> Option<Erro
     )))
 }
 
-/// Adds (or removes) our Secret in the `imagePullSecrets` of the named ServiceAccounts (`*`: all)
-/// of a namespace, leaving every other entry alone; retries on a concurrent write. Returns the
-/// named ServiceAccounts that do not exist (never any for `*`), in the order given.
+/// Pure: whether a ServiceAccount should hold our entry: it is named (or `*` names all) and the
+/// entry is wanted at all (`present`). Every other ServiceAccount of the namespace loses it, so
+/// a name dropped from `serviceAccounts` does not keep it.
+pub fn wants_entry(names: &[String], service_account: &str, present: bool) -> bool {
+    present && names.iter().any(|n| n == "*" || n == service_account)
+}
+
+/// Pure: the named ServiceAccounts (never `*`) that are not among `existing`.
+pub fn missing_names(names: &[String], existing: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .filter(|n| *n != "*" && !existing.contains(n))
+        .cloned()
+        .collect()
+}
+
+/// Brings our Secret's entry in the `imagePullSecrets` of every ServiceAccount of a namespace to
+/// what the spec says: present in the named ones (`*`: all) when `present`, absent from every
+/// other one (and from all when `!present`), leaving every other entry alone; retries on a
+/// concurrent write. Returns the named ServiceAccounts that do not exist, in the order given.
 pub async fn sync_service_accounts<B: RegistryBackend>(
     ctx: &Context<B>,
     namespace: &str,
@@ -91,37 +108,23 @@ pub async fn sync_service_accounts<B: RegistryBackend>(
     secret: &str,
     present: bool,
 ) -> Result<Vec<String>> {
-    let mut missing = Vec::new();
-    if names.is_empty() {
-        return Ok(missing);
-    }
     let api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), namespace);
-    let all = names.iter().any(|n| n == "*");
-    let targets: Vec<String> = if all {
-        api.list(&Default::default())
-            .await
-            .map_err(Error::kube("list ServiceAccounts"))?
-            .items
-            .iter()
-            .map(|s| s.name_any())
-            .collect()
-    } else {
-        names.to_vec()
-    };
-    for name in targets {
+    let listed = api
+        .list(&Default::default())
+        .await
+        .map_err(Error::kube("list ServiceAccounts"))?
+        .items;
+    let existing: Vec<String> = listed.iter().map(ResourceExt::name_any).collect();
+    let missing = missing_names(names, &existing);
+    for listed_sa in listed {
+        let name = listed_sa.name_any();
+        let wanted = wants_entry(names, &name, present);
+        let mut sa = Some(listed_sa);
         for attempt in 0..3 {
-            let Some(sa) = api
-                .get_opt(&name)
-                .await
-                .map_err(Error::kube("read a ServiceAccount"))?
-            else {
-                // Gone between the list and the read (`*`) is not missing: it is not there to serve.
-                if !all {
-                    missing.push(name.clone());
-                }
+            let Some(current) = sa.take() else {
                 break;
             };
-            let Some(ops) = service_account_patch(&sa, secret, present) else {
+            let Some(ops) = service_account_patch(&current, secret, wanted) else {
                 break;
             };
             let patch: json_patch::Patch = serde_json::from_value(ops)
@@ -131,8 +134,14 @@ pub async fn sync_service_accounts<B: RegistryBackend>(
                 .await
             {
                 Ok(_) => break,
-                // The test op failed: someone wrote in between. Read again.
-                Err(kube::Error::Api(s)) if (s.code == 409 || s.code == 422) && attempt < 2 => continue,
+                // The test op failed: someone wrote in between. Read again (gone: nothing to do).
+                Err(kube::Error::Api(s)) if (s.code == 409 || s.code == 422) && attempt < 2 => {
+                    sa = api
+                        .get_opt(&name)
+                        .await
+                        .map_err(Error::kube("read a ServiceAccount"))?;
+                }
+                Err(kube::Error::Api(s)) if s.code == 404 => break,
                 Err(e) => return Err(Error::kube("patch a ServiceAccount's imagePullSecrets")(e)),
             }
         }
@@ -153,6 +162,26 @@ mod tests {
                 .collect()
         });
         sa
+    }
+
+    #[test]
+    fn only_named_service_accounts_keep_the_entry() {
+        let names = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let named = names(&["builder"]);
+        assert!(wants_entry(&named, "builder", true));
+        // Dropped from the list (or never named): the entry goes.
+        assert!(!wants_entry(&named, "runner", true));
+        assert!(wants_entry(&names(&["*"]), "runner", true));
+        // Deleting: from every one.
+        assert!(!wants_entry(&names(&["*"]), "runner", false));
+        assert!(!wants_entry(&[], "builder", true));
+        assert_eq!(
+            missing_names(
+                &names(&["builder", "*", "ghost"]),
+                &names(&["builder", "default"])
+            ),
+            ["ghost"]
+        );
     }
 
     #[test]
