@@ -1,9 +1,13 @@
 //! The developer and CI entry points: `cargo xtask test [--fast]`, `cargo xtask e2e [FILTER]`,
-//! `cargo xtask sandbox` and `cargo xtask bench`.
+//! `cargo xtask image [--smoke]`, `cargo xtask sandbox` and `cargo xtask bench`.
 //!
-//! Plain std on purpose: it compiles in seconds, then drives cargo and the project's install
+//! Small on purpose: it compiles in seconds, then drives cargo and the project's install
 //! scripts (`tests/testcluster/build.sh`, `tests/testcluster/helm.sh`, `tests/moto/install.sh`,
-//! `tests/kstatus/build.sh`), which cache what they build under `~/.cache/ecr-operator`.
+//! `tests/kstatus/build.sh`, `tests/image/install.sh`), which cache what they build under
+//! `~/.cache/ecr-operator`. Its only dependencies (tar, gzip, sha256, JSON) write the OCI image
+//! (`image.rs`).
+
+mod image;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -12,8 +16,9 @@ use std::time::Instant;
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  test      install and build what is needed (control plane, moto, kstatus, helm), then run
-            fmt --check, clippy -D warnings, and every test including the end-to-end tests
+  test      install and build what is needed (control plane, moto, kstatus, helm, runc and
+            umoci), then run fmt --check, clippy -D warnings, build the image (`image`), and run
+            every test including the end-to-end tests and the image smoke test
   test --fast
             fmt --check, clippy -D warnings, and every test that needs neither the control plane
             nor moto (no Go, no Python virtualenv): unit, property, CRD/CEL corpus, CLI, IAM,
@@ -23,6 +28,12 @@ commands:
             install what `test` installs, then run the end-to-end tests whose name contains
             FILTER (all when omitted): cargo test --features e2e --test e2e FILTER. Further
             arguments go to the test binary, e.g. --exact or --nocapture
+  image [--smoke]
+            build the operator's OCI image without a container engine: the release binary on a
+            base of Debian packages (glibc, libgcc, CA certificates; cached), reproducibly, as
+            target/image/ecr-operator-<version>.oci.tar; prints its digest, sizes, user and
+            entrypoint, and its path last. --smoke: then run the image smoke test (tests/image.rs:
+            read back with umoci, run with runc as uid 65532 on a read-only root filesystem)
   sandbox   the quick start: start the control plane and the local ECR endpoint, helm install the
             chart with a default Registry, run the operator as the chart's ServiceAccount, apply
             examples/quickstart/, wait until it is Ready, print the next step (every other
@@ -42,6 +53,11 @@ fn main() -> ExitCode {
             _ => Err(USAGE.to_owned()),
         },
         Some("e2e") => e2e(&args[1..]),
+        Some("image") => match &args[1..] {
+            [] => build_image().map(|path| println!("{}", path.display())),
+            [flag] if flag == "--smoke" => image_smoke(),
+            _ => Err(USAGE.to_owned()),
+        },
         Some("sandbox") => sandbox(&args[1..]),
         Some("bench") => bench(),
         Some("-h" | "--help" | "help") => {
@@ -142,10 +158,16 @@ fn count_before(line: &str, word: &str) -> u64 {
 
 /// Runs an install script that prints a path as the last line of its stdout.
 fn tool(name: &str, script: &str) -> Result<String, String> {
+    tool_with(name, script, &[])
+}
+
+/// [`tool`] with arguments to the script.
+fn tool_with(name: &str, script: &str, args: &[&str]) -> Result<String, String> {
     eprintln!("==> {name}");
     let start = Instant::now();
     let out = Command::new("bash")
         .arg(root().join(script))
+        .args(args)
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| format!("{script}: {e}"))?;
@@ -250,8 +272,11 @@ fn print_fault_report(path: &Path) {
 
 fn test() -> Result<(), String> {
     let start = Instant::now();
-    let env = tools(true)?;
+    let mut env = tools(true)?;
+    env.push(("ECR_OPERATOR_IMAGE_TOOLS", image_tools()?));
     lint()?;
+    // tests/image.rs runs this image with runc.
+    env.push(("ECR_OPERATOR_IMAGE", build_image()?.display().to_string()));
     let mut test = cargo();
     test.args([
         "test",
@@ -330,12 +355,15 @@ fn target_dir() -> PathBuf {
 fn run_harness(bin: &str, release: bool, args: &[String], extra_env: &[(&str, &str)]) -> Result<(), String> {
     let env = tools(true)?;
     let profile: &[&str] = if release { &["--release"] } else { &[] };
-    step(
-        &format!("build the {} operator", if release { "release" } else { "debug" }),
-        cargo()
-            .args(["build", "--locked", "--bin", "ecr-operator"])
-            .args(profile),
-    )?;
+    if release {
+        // The image's build (same flags, so the two share one build).
+        release_build()?;
+    } else {
+        step(
+            "build the debug operator",
+            cargo().args(["build", "--locked", "--bin", "ecr-operator"]),
+        )?;
+    }
     let operator = target_dir()
         .join(if release { "release" } else { "debug" })
         .join("ecr-operator");
@@ -358,4 +386,159 @@ fn run_harness(bin: &str, release: bool, args: &[String], extra_env: &[(&str, &s
             .envs(extra_env.iter().copied())
             .env("ECR_OPERATOR_BIN", operator),
     )
+}
+
+/// runc and umoci for the image smoke test (`tests/image/install.sh tools`): their directory.
+fn image_tools() -> Result<String, String> {
+    tool_with(
+        "runc and umoci (tests/image)",
+        "tests/image/install.sh",
+        &["tools"],
+    )
+}
+
+/// `cargo build --release --locked --bin ecr-operator`, with the Cargo home remapped in the
+/// paths rustc embeds (panic locations of dependencies), so the binary holds no path of the
+/// build machine: `/cargo/registry/src/...` instead of `$HOME/.cargo/registry/src/...`.
+/// Flags already in `RUSTFLAGS` or `CARGO_ENCODED_RUSTFLAGS` are kept.
+fn release_build() -> Result<PathBuf, String> {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .ok_or("neither CARGO_HOME nor HOME is set")?;
+    let mut flags: Vec<String> = match std::env::var("CARGO_ENCODED_RUSTFLAGS") {
+        Ok(f) if !f.is_empty() => f.split('\x1f').map(str::to_owned).collect(),
+        _ => std::env::var("RUSTFLAGS")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+    };
+    flags.push(format!("--remap-path-prefix={}=/cargo", cargo_home.display()));
+    step(
+        "build the release operator",
+        cargo()
+            .args(["build", "--release", "--locked", "--bin", "ecr-operator"])
+            .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"))
+            .env_remove("RUSTFLAGS"),
+    )?;
+    Ok(target_dir().join("release").join("ecr-operator"))
+}
+
+/// Runs a command in the repository and returns its trimmed stdout.
+fn output(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd
+        .current_dir(root())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("{cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{cmd:?} failed ({})", out.status));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// The labels' facts: the package's metadata from Cargo.toml, the git commit (with `-dirty` if
+/// tracked files changed since) and its time (or `SOURCE_DATE_EPOCH`).
+fn image_meta() -> Result<image::Meta, String> {
+    let metadata = output(cargo().args(["metadata", "--format-version", "1", "--no-deps", "--locked"]))?;
+    let metadata: serde_json::Value =
+        serde_json::from_str(&metadata).map_err(|e| format!("cargo metadata: {e}"))?;
+    let package = metadata["packages"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "ecr-operator"))
+        .ok_or("cargo metadata lists no ecr-operator package")?;
+    let field = |name: &str| {
+        package[name]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("Cargo.toml: package.{name} is not set"))
+    };
+    let revision = output(Command::new("git").args(["rev-parse", "HEAD"]))?;
+    let dirty =
+        !output(Command::new("git").args(["status", "--porcelain", "--untracked-files=no"]))?.is_empty();
+    let created = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(s) => s,
+        Err(_) => output(Command::new("git").args(["log", "-1", "--format=%ct", "HEAD"]))?,
+    };
+    Ok(image::Meta {
+        title: "ecr-operator".to_owned(),
+        description: field("description")?,
+        version: field("version")?,
+        revision: if dirty {
+            format!("{revision}-dirty")
+        } else {
+            revision
+        },
+        source: field("repository")?,
+        licenses: field("license")?,
+        created: created
+            .trim()
+            .parse()
+            .map_err(|e| format!("the commit time (or SOURCE_DATE_EPOCH) {created:?}: {e}"))?,
+    })
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+/// `cargo xtask image`: builds the image and returns the archive's path.
+fn build_image() -> Result<PathBuf, String> {
+    let base_dir = tool_with(
+        "image base: Debian packages (tests/image)",
+        "tests/image/install.sh",
+        &["base"],
+    )?;
+    let binary = release_build()?;
+    eprintln!("==> assemble the OCI image");
+    let start = Instant::now();
+    let meta = image_meta()?;
+    let base = image::Base::read(Path::new(&base_dir))?;
+    let binary = std::fs::read(&binary).map_err(|e| format!("{}: {e}", binary.display()))?;
+    let built = image::build(&meta, &base, binary)?;
+    let dir = target_dir().join("image");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let path = dir.join(format!("ecr-operator-{}.oci.tar", meta.version));
+    let tmp = dir.join(format!(".ecr-operator-{}.oci.tar.tmp", meta.version));
+    std::fs::write(&tmp, &built.archive).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let c = &built.config["config"];
+    eprintln!(
+        "==> image: {} ({:.1}s)\n    digest     {}\n    platform   {}\n    size       {} compressed (archive {}), {} uncompressed\n    user       {}\n    entrypoint {} cmd {}\n    version    {} revision {} created {}\n    base       {}",
+        path.display(),
+        start.elapsed().as_secs_f64(),
+        built.digest,
+        built.platform,
+        mb(built.compressed),
+        mb(built.archive.len() as u64),
+        mb(built.uncompressed),
+        c["User"],
+        c["Entrypoint"],
+        c["Cmd"],
+        meta.version,
+        meta.revision,
+        image::rfc3339(meta.created),
+        base.packages
+            .iter()
+            .map(|p| format!("{} {}", p.name, p.version))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    Ok(path)
+}
+
+/// `cargo xtask image --smoke`: builds the image, then runs tests/image.rs on it.
+fn image_smoke() -> Result<(), String> {
+    let tools = image_tools()?;
+    let image = build_image()?;
+    let (passed, failed) = counted_step(
+        "cargo test --features e2e --test image",
+        cargo()
+            .args(["test", "--locked", "--features", "e2e", "--test", "image"])
+            .env("ECR_OPERATOR_IMAGE", image)
+            .env("ECR_OPERATOR_IMAGE_TOOLS", tools),
+    )?;
+    println!("{passed} passed, {failed} failed");
+    Ok(())
 }
