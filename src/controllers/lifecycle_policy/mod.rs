@@ -372,4 +372,6 @@ fn image(i: crate::backend::ImageInfo, now: SystemTime) -> evaluate::Image {
 }
 
 #[cfg(test)]
+mod missing_tests;
+#[cfg(test)]
 mod tests;
