@@ -322,3 +322,103 @@ fn every_example_parses_into_the_rust_types() {
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     ecr_operator_testenv::yaml_files(dir).unwrap()
 }
+
+/// The spec fields of every kind, as (kind, dotted path, field name), from the CRD schema.
+fn spec_fields() -> Vec<(String, String, String)> {
+    fn walk(kind: &str, path: &str, schema: &Value, out: &mut Vec<(String, String, String)>) {
+        let props = schema
+            .get("properties")
+            .or_else(|| schema.get("items").and_then(|i| i.get("properties")));
+        for (name, sub) in props.and_then(Value::as_object).into_iter().flatten() {
+            let here = format!("{path}.{name}");
+            out.push((kind.to_owned(), here.clone(), name.clone()));
+            walk(kind, &here, sub, out);
+        }
+        if let Some(items) = schema.get("items")
+            && items.get("properties").is_none()
+        {
+            walk(kind, path, items, out);
+        }
+        if let Some(values) = schema.get("additionalProperties").filter(|v| v.is_object()) {
+            walk(kind, path, values, out);
+        }
+    }
+    let mut out = Vec::new();
+    for crd in api::crds() {
+        let kind = crd.spec.names.kind.clone();
+        let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap();
+        let spec = &schema["openAPIV3Schema"]["properties"]["spec"];
+        walk(&kind, "spec", spec, &mut out);
+    }
+    out
+}
+
+/// camelCase to the snake_case of the Rust field.
+fn snake(name: &str) -> String {
+    let mut s = String::new();
+    for c in name.chars() {
+        if c.is_ascii_uppercase() {
+            s.push('_');
+            s.push(c.to_ascii_lowercase());
+        } else {
+            s.push(c);
+        }
+    }
+    match s.as_str() {
+        "type" => "type_".to_owned(),
+        _ => s,
+    }
+}
+
+/// No field is accepted and ignored: every spec field of every kind is read by the operator
+/// outside the API types (`src/api/v1alpha1/` only declares them), or sits in a subtree sent to
+/// ECR whole. The check is by field name: a new field fails here until some code reads it (it
+/// caught a rule's `description` and a policy's `Statement`, which are sent whole), but a field
+/// whose name another kind also has (`interval`, `suspend`, `registryRef`) passes if either is
+/// read, so those are held by their kinds' own tests (for `ReplicationRule.interval`:
+/// `replication::tests::a_rules_interval_shortens_the_documents_recheck_never_lengthens_it`).
+#[test]
+fn every_spec_field_is_read_by_the_operator() {
+    let mut code = String::new();
+    let mut dirs = vec![root().join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && !path.starts_with(root().join("src/api/v1alpha1"))
+                && !path.starts_with(root().join("src/testing"))
+            {
+                code.push_str(&std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    // Subtrees sent to ECR whole, as the user wrote them: every field inside is read by the
+    // serialisation (the parent field itself must still be read).
+    const SENT_WHOLE: [(&str, &str); 3] = [
+        // lifecycle::render puts each rule into ECR's lifecycle policy document as it is.
+        ("LifecyclePolicy", "spec.rules."),
+        // The permissions policies are the user's IAM document, compared and put whole.
+        ("Registry", "spec.policy."),
+        ("Repository", "spec.policy."),
+    ];
+    let mut unread = Vec::new();
+    for (kind, path, name) in spec_fields() {
+        if SENT_WHOLE.iter().any(|(k, p)| *k == kind && path.starts_with(p)) {
+            continue;
+        }
+        let field = snake(&name);
+        let read = code.contains(&format!(".{field}"))
+            || code.contains(&format!("{field}:"))
+            || code.contains(&format!("{field},"))
+            || code.contains(&format!("{field} }}"));
+        if !read {
+            unread.push(format!("{kind} {path}"));
+        }
+    }
+    assert!(
+        unread.is_empty(),
+        "spec fields no operator code reads (wire them up, or remove them): {unread:?}"
+    );
+}
