@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Resource;
 use kube::api::Api;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
-use kube::{Resource, ResourceExt};
 
 use super::context::Context;
 use super::driver::{self, Note, Reconciler};
@@ -34,13 +34,7 @@ pub async fn controller<B: RegistryBackend>(
     let controller = Controller::for_stream(own, store.clone())
         // A Registry created or deleted changes whether its rules are reachable.
         .watches_stream(registries, move |registry| {
-            let name = registry.name_any();
-            store
-                .state()
-                .into_iter()
-                .filter(|r| r.spec.registry_ref.name == name)
-                .map(|r| ObjectRef::from_obj(r.as_ref()))
-                .collect::<Vec<_>>()
+            triggers::users_of(&store, &registry, |r: &ReplicationRule, name| r.spec.registry_ref.name == name)
         });
     driver::run::<ReplicationRuleController, B>(controller, ctx, shutdown).await;
 }

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use futures::{Stream, StreamExt, stream};
 use kube::api::{Api, ApiResource, DynamicObject};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, watcher as watch};
 use kube::{Resource, ResourceExt};
@@ -204,6 +204,25 @@ where
     )
     .reflect(writer);
     (reader, on_change(events, key, false))
+}
+
+/// The objects of `store` that use `registry` (`uses` says whether one names it): what a change
+/// of that Registry re-queues.
+pub fn users_of<K>(
+    store: &Store<K>,
+    registry: &Registry,
+    uses: impl Fn(&K, &str) -> bool,
+) -> Vec<ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    let name = registry.name_any();
+    store
+        .state()
+        .into_iter()
+        .filter(|obj| uses(obj, &name))
+        .map(|obj| ObjectRef::from_obj(obj.as_ref()))
+        .collect()
 }
 
 /// A secondary watch: the objects whose `key` changed, and deletions.

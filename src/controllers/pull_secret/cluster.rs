@@ -53,8 +53,7 @@ pub async fn controller<B: RegistryBackend>(
             ns_store.state().into_iter().map(|c| ObjectRef::from_obj(c.as_ref())).collect::<Vec<_>>()
         })
         .watches_stream(registries, move |registry| {
-            let name = registry.name_any();
-            store.state().into_iter().filter(|c| c.spec.registries.contains(&name)).map(|c| ObjectRef::from_obj(c.as_ref())).collect::<Vec<_>>()
+            triggers::users_of(&store, &registry, |c: &ClusterPullSecret, name| c.spec.registries.iter().any(|r| r == name))
         })
         .watches(Api::<ServiceAccount>::all(ctx.client.clone()), watcher::Config::default(), move |sa| {
             let name = sa.name_any();

@@ -45,8 +45,7 @@ pub async fn controller<B: RegistryBackend>(
             stored_owner(&owners, &secret, true)
         })
         .watches_stream(registries, move |registry| {
-            let name = registry.name_any();
-            store.state().into_iter().filter(|p| p.spec.registries.contains(&name)).map(|p| ObjectRef::from_obj(p.as_ref())).collect::<Vec<_>>()
+            triggers::users_of(&store, &registry, |p: &PullSecret, name| p.spec.registries.iter().any(|r| r == name))
         })
         // A ServiceAccount created later gets the entry too (and one reported missing is
         // re-checked the moment it appears); one deleted is reported missing.

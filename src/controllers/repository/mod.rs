@@ -13,7 +13,6 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::runtime::controller::Controller;
-use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
 pub use decide::{
@@ -45,13 +44,7 @@ pub async fn controller<B: RegistryBackend>(
     let controller = Controller::for_stream(own, store.clone())
         // A Registry that becomes Ready, changes host or spec, or goes re-queues every Repository on it.
         .watches_stream(registries, move |registry| {
-            let name = registry.name_any();
-            store
-                .state()
-                .into_iter()
-                .filter(|r| r.spec.registry_ref.name == name)
-                .map(|r| ObjectRef::from_obj(r.as_ref()))
-                .collect::<Vec<_>>()
+            triggers::users_of(&store, &registry, |r: &Repository, name| r.spec.registry_ref.name == name)
         });
     driver::run::<RepositoryController, B>(controller, ctx, shutdown).await;
 }
