@@ -8,6 +8,7 @@ pub mod backend;
 pub mod cache;
 pub mod cli;
 pub mod controllers;
+pub mod decide;
 pub mod error;
 pub mod jitter;
 pub mod leader;

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::ResourceExt;
 use kube::api::Api;
-use kube::core::SelectorExt;
 use kube::runtime::reflector::ObjectRef;
 use secrecy::SecretString;
 
@@ -17,7 +16,6 @@ use super::context::Context;
 use crate::api::v1alpha1::Registry;
 use crate::backend::{Credentials, RegistryBackend, StaticKeys, Target};
 use crate::error::{Error, Result};
-use crate::status::READY;
 
 /// A Ready Registry and how to reach it.
 pub struct Resolved {
@@ -125,54 +123,4 @@ impl<B: RegistryBackend> Context<B> {
     }
 }
 
-/// Pure: whether a Registry serves the objects that use it: Ready, with its registry ID, for its
-/// current generation. A Ready status of an earlier spec says nothing about the `endpoint` and
-/// `auth` the users would reach ECR with now: an edit that reaches another account is refused by
-/// the Registry controller (`AccountMismatch`) before any user acts on it, instead of their
-/// silently creating their ECR objects again in that account.
-pub fn serves(registry: &Registry) -> bool {
-    registry.status.as_ref().is_some_and(|s| {
-        s.registry_id.is_some()
-            && s.observed_generation == registry.metadata.generation
-            && s.conditions
-                .iter()
-                .any(|c| c.type_ == READY && c.status == "True")
-    })
-}
-
-/// Pure: whether the Registry lets `namespace` use it, and (for a Repository) place `repository`.
-pub fn check_tenancy(
-    registry: &Registry,
-    namespace: &str,
-    namespace_labels: &BTreeMap<String, String>,
-    repository: Option<&str>,
-) -> Result<()> {
-    if let Some(selector) = &registry.spec.allowed_namespaces {
-        let selector = crate::api::selector::parse(selector).map_err(|e| {
-            Error::InvalidSpec(format!(
-                "Registry {} has an invalid allowedNamespaces: {e}",
-                registry.name_any()
-            ))
-        })?;
-        if !selector.matches(namespace_labels) {
-            return Err(Error::NotAllowed(format!(
-                "Registry {} does not allow namespace {namespace} (allowedNamespaces)",
-                registry.name_any()
-            )));
-        }
-    }
-    if let Some(name) = repository
-        && registry
-            .spec
-            .repository_name_policy
-            .as_ref()
-            .is_some_and(|p| p.require_namespace_prefix)
-        && !name.starts_with(&format!("{namespace}/"))
-    {
-        return Err(Error::NotAllowed(format!(
-            "Registry {} requires repository names in namespace {namespace} to start with {namespace}/ (got {name})",
-            registry.name_any()
-        )));
-    }
-    Ok(())
-}
+pub use crate::decide::registry::{check_tenancy, serves};

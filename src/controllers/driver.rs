@@ -45,7 +45,7 @@ use crate::metrics::Metrics;
 use crate::status::{SUSPENDED, Summarized};
 
 /// A Normal event: reason and note.
-pub type Note = (&'static str, String);
+pub use crate::decide::Note;
 
 /// One controller: what the driver needs to know about it.
 pub trait Reconciler: Send + Sync + 'static {

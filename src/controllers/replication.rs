@@ -6,45 +6,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
-use kube::{Resource, ResourceExt};
 
 use super::context::{Context, object_key};
 use super::driver::{self, Note, Reconciler};
-use super::registry::owners::{self, Place, Setting};
+use super::registry::owners::{self, Place};
 use super::triggers;
-use crate::api::RECONCILE_REQUESTED_AT;
 use crate::api::interval::Interval;
-use crate::api::v1alpha1::{
-    AppliedReplicationRule, Registry, RegistryReplicationStatus, ReplicationRule, ReplicationRuleStatus,
-};
-use crate::backend::{RegistryBackend, ReplicationRuleSettings};
+use crate::api::v1alpha1::{AppliedReplicationRule, Registry, RegistryReplicationStatus, ReplicationRule};
+use crate::backend::RegistryBackend;
 use crate::error::{Error, Result};
 pub use crate::replication::{MAX_DESTINATIONS, MAX_RULES, Merge, RuleInput, Verdict, merge, same_document};
-use crate::status::{Outcome, summarize, write_if_changed};
-use serde::Serialize;
+use crate::status::write_if_changed;
 
 pub const CONTROLLER: &str = "replication";
 
-fn settings(rule: &ReplicationRule) -> ReplicationRuleSettings {
-    ReplicationRuleSettings {
-        destinations: rule
-            .spec
-            .destinations
-            .iter()
-            .map(|d| (d.region.clone(), d.registry_id.clone()))
-            .collect(),
-        filters: rule
-            .spec
-            .repository_filters
-            .iter()
-            .flatten()
-            .map(|f| f.filter.clone())
-            .collect(),
-    }
-}
+pub use crate::decide::replication::{
+    Bookkeeping, Replicated, recheck_every, replication_owner, rule_status, settings, shortest_interval,
+};
 
 /// Runs the replication controller (keyed on Registry) until shutdown.
 pub async fn controller<B: RegistryBackend>(
@@ -76,41 +58,6 @@ pub async fn controller<B: RegistryBackend>(
         driver::run::<ReplicationController, B>(controller, ctx.clone(), shutdown.clone()),
         super::replication_rule::controller(ctx, shutdown),
     );
-}
-
-/// The part of a Registry's status this controller owns: which rules of the registry's
-/// replication configuration it wrote. Applied under its own field manager; the Registry
-/// controller never sends this field, so each field of the status has one writer.
-#[derive(Serialize, Clone, Debug, Default, PartialEq)]
-pub struct Bookkeeping {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    replication: Option<RegistryReplicationStatus>,
-}
-
-/// Bookkeeping has no conditions of its own (each rule reports on itself), and this controller
-/// never suspends.
-impl crate::status::Summarized for Bookkeeping {
-    fn conditions(&self) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
-        &[]
-    }
-    fn summarize_as(
-        &mut self,
-        _: Option<i64>,
-        _: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
-    ) {
-    }
-}
-
-/// What one reconcile did.
-pub enum Replicated {
-    /// No rule names this registry, and none of ours is left in ECR.
-    Nothing,
-    /// The merged document (written when it differed) and the verdicts, and the shortest
-    /// `spec.interval` among the rules (the document is re-checked that often).
-    Merged(Merge, Option<Interval>),
-    /// An older Registry of the same registry owns its replication configuration: nothing was
-    /// read or written, and each rule says so.
-    Yielded,
 }
 
 /// The replication controller: keyed on Registry, writes the replication configuration, each
@@ -288,34 +235,6 @@ async fn replicate<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) ->
     result.map(|m| Replicated::Merged(m, shortest))
 }
 
-/// Pure: the older Registry of the same registry (`place`) that owns the replication
-/// configuration this Registry would write; `None` when this Registry owns it.
-fn replication_owner(
-    registry: &Registry,
-    place: &Place,
-    registries: &[Arc<Registry>],
-    ruled: &std::collections::BTreeSet<String>,
-) -> Option<String> {
-    owners::yielded(registry, place, registries, ruled)
-        .into_iter()
-        .find(|y| y.setting == Setting::Replication)
-        .map(|y| y.owner)
-}
-
-/// Pure: the shortest `spec.interval` among the rules (each rule's drift re-check).
-fn shortest_interval(rules: &[ReplicationRule]) -> Option<Interval> {
-    rules
-        .iter()
-        .filter_map(|r| r.spec.interval.clone())
-        .min_by_key(Interval::duration)
-}
-
-/// Pure: the registry's document is re-checked at the shorter of the Registry's interval (or the
-/// default) and its rules' shortest `spec.interval`.
-fn recheck_every(registry: Duration, rules: Option<&Interval>) -> Duration {
-    rules.map_or(registry, |r| r.duration().min(registry))
-}
-
 async fn sync<B: RegistryBackend>(
     registry: &Registry,
     rules: &[ReplicationRule],
@@ -360,51 +279,3 @@ async fn sync<B: RegistryBackend>(
     }
     Ok(merged)
 }
-
-/// Pure: the status of one rule.
-fn rule_status(
-    rule: &ReplicationRule,
-    verdict: std::result::Result<Verdict, &Error>,
-    registry_id: Option<String>,
-    registry: &str,
-    now: &Time,
-) -> ReplicationRuleStatus {
-    let prev = rule.status.clone().unwrap_or_default();
-    let generation = rule.meta().generation;
-    let mut status = ReplicationRuleStatus {
-        observed_generation: generation,
-        last_handled_reconcile_at: rule.annotations().get(RECONCILE_REQUESTED_AT).cloned(),
-        registry_id,
-        position: None,
-        ..prev.clone()
-    };
-    let failure;
-    let outcome = match verdict {
-        Ok(Verdict::Applied { position }) => {
-            status.position = i32::try_from(position).ok();
-            Outcome::InSync(format!(
-                "Rule {} of the replication configuration of Registry {registry}",
-                position + 1
-            ))
-        }
-        Ok(Verdict::Duplicate { of, position }) => {
-            status.position = i32::try_from(position).ok();
-            Outcome::InSync(format!("Identical to ReplicationRule {of}, which is applied"))
-        }
-        Ok(Verdict::LimitExceeded(m)) => {
-            failure = Error::LimitExceeded(m);
-            Outcome::Failed(&failure)
-        }
-        Ok(Verdict::InvalidDestination(m)) => {
-            failure = Error::InvalidDestination(m);
-            Outcome::Failed(&failure)
-        }
-        Ok(Verdict::Suspended) => Outcome::Suspended,
-        Err(e) => Outcome::Failed(e),
-    };
-    status.conditions = summarize(&prev.conditions, generation, &outcome, now);
-    status
-}
-
-#[cfg(test)]
-mod tests;

@@ -4,35 +4,32 @@
 //! (cached briefly) → [`first_step`] (pure: observe, or create) → tags and policy →
 //! [`decide`] (pure: ownership, adoption, the changes) → act. The driver writes the status.
 
-mod decide;
 mod handover;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Controller;
-use kube::{Resource, ResourceExt};
 
-pub use decide::{
-    Desired, First, Mode, Observed, Ownership, Step, check_desired, check_owner, decide, desired, first_step,
-    owner_id, plan,
+pub use crate::decide::repository::{
+    Desired, First, Mode, Observed, Ownership, Step, Synced, check_desired, check_owner, decide, desired,
+    first_step, owner_id, plan,
 };
 
 use super::context::{Context, object_key};
 use super::dereference::Resolved;
 use super::driver::{self, Note, Reconciler};
 use super::triggers;
-use crate::api::RECONCILE_REQUESTED_AT;
 use crate::api::v1alpha1::{DeletionPolicy, ManagementPolicy, Registry, Repository, RepositoryStatus};
-use crate::backend::{BackendError, RegistryBackend, RemoteRepository, RepositoryChange, Target};
+use crate::backend::{BackendError, RegistryBackend, RepositoryChange, Target};
+use crate::decide::repository as decide;
 use crate::error::{Error, Result};
-use crate::status::{Outcome, domain_condition, set_condition, summarize};
 
 pub const CONTROLLER: &str = "repository";
-/// Domain condition of `ObserveOnly` repositories: True while ECR differs from the spec.
-pub const DRIFTED: &str = "Drifted";
+pub use crate::decide::repository::DRIFTED;
 
 /// Runs the Repository controller until shutdown.
 pub async fn controller<B: RegistryBackend>(
@@ -47,17 +44,6 @@ pub async fn controller<B: RegistryBackend>(
             triggers::users_of(&store, &registry, |r: &Repository, name| r.spec.registry_ref.name == name)
         });
     driver::run::<RepositoryController, B>(controller, ctx, shutdown).await;
-}
-
-/// What a successful sync did and found.
-#[derive(Clone, Debug)]
-pub struct Synced {
-    repo: RemoteRepository,
-    created: bool,
-    adopted: bool,
-    /// Operations applied (Full) or that would be applied (ObserveOnly).
-    changes: Vec<&'static str>,
-    observe_only: bool,
 }
 
 /// The Repository controller.
@@ -79,11 +65,7 @@ impl Reconciler for RepositoryController {
     }
 
     fn stored_status(repo: &Repository) -> Option<RepositoryStatus> {
-        // `lifecyclePolicy` is the lifecycle controller's field: never sent, never compared.
-        repo.status.clone().map(|s| RepositoryStatus {
-            lifecycle_policy: None,
-            ..s
-        })
+        decide::stored_status(repo)
     }
 
     fn ready_reason(repo: &Repository) -> Option<String> {
@@ -105,25 +87,11 @@ impl Reconciler for RepositoryController {
     }
 
     fn next_status(repo: &Repository, outcome: &Result<Synced>, now: &Time) -> RepositoryStatus {
-        next_status(repo, outcome, now)
+        decide::next_status(repo, outcome, now)
     }
 
     fn event(_: &Repository, s: &Synced) -> Option<Note> {
-        if s.created {
-            Some(("Created", format!("Created ECR repository {}", s.repo.name)))
-        } else if s.adopted {
-            Some((
-                "Adopted",
-                format!("Adopted existing ECR repository {}", s.repo.name),
-            ))
-        } else if !s.observe_only && !s.changes.is_empty() {
-            Some((
-                "Updated",
-                format!("Updated ECR repository {}: {}", s.repo.name, s.changes.join(", ")),
-            ))
-        } else {
-            None
-        }
+        decide::event(s)
     }
 
     fn requeue<B: RegistryBackend>(repo: &Repository, _: &Synced, ctx: &Context<B>) -> Duration {
@@ -319,60 +287,3 @@ async fn delete<B: RegistryBackend>(repo: &Repository, ctx: &Context<B>) -> Resu
         format!("Deleted ECR repository {}", desired.name),
     )))
 }
-
-/// Pure: the next status.
-fn next_status(repo: &Repository, outcome: &Result<Synced>, now: &Time) -> RepositoryStatus {
-    let prev = RepositoryController::stored_status(repo).unwrap_or_default();
-    let generation = repo.meta().generation;
-    let mut status = RepositoryStatus {
-        observed_generation: generation,
-        last_handled_reconcile_at: repo.annotations().get(RECONCILE_REQUESTED_AT).cloned(),
-        ..prev.clone()
-    };
-    let summary = match outcome {
-        Ok(synced) => {
-            let r = &synced.repo;
-            status.repository_uri = Some(r.uri.clone());
-            status.repository_arn = Some(r.arn.clone());
-            status.registry_id = Some(r.registry_id.clone());
-            status.created_at = r.created_at.and_then(crate::status::stored_time);
-            if !synced.observe_only {
-                status.managed_tag_keys = repo.spec.tags.keys().cloned().collect();
-            }
-            let message = if synced.observe_only {
-                format!("Observing ECR repository {}", r.name)
-            } else {
-                format!("ECR repository {} is in sync", r.name)
-            };
-            Outcome::InSync(message)
-        }
-        Err(e) => Outcome::Failed(e),
-    };
-    let mut conditions = summarize(&prev.conditions, generation, &summary, now);
-    if let Ok(synced) = outcome
-        && synced.observe_only
-    {
-        let drifted = !synced.changes.is_empty();
-        let message = if drifted {
-            format!(
-                "ECR differs from the spec; Full management would call {}",
-                synced.changes.join(", ")
-            )
-        } else {
-            "ECR matches the spec".to_owned()
-        };
-        let reason = if drifted { "DriftDetected" } else { "NoDrift" };
-        set_condition(
-            &mut conditions,
-            &prev.conditions,
-            domain_condition(DRIFTED, drifted, reason, message, generation, now),
-        );
-    }
-    status.conditions = conditions;
-    status
-}
-
-#[cfg(test)]
-mod decide_tests;
-#[cfg(test)]
-mod tests;

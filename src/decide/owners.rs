@@ -11,7 +11,7 @@
 //! says so (`SettingsConflict`), while it stays Ready for what is per repository (Repositories,
 //! lifecycle policies, pull secrets). A Registry that claims nothing is no conflict at all.
 //!
-//! Everything here is pure: the controllers feed it the Registries of `ctx.registries` and the
+//! Everything here is pure (see [`crate::decide`]): the controllers feed it the Registries of `ctx.registries` and the
 //! names of the Registries that have ReplicationRules.
 
 use std::borrow::Borrow;

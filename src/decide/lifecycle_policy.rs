@@ -1,6 +1,6 @@
 //! Pure decisions of the LifecyclePolicy controller: which Repositories a policy selects, which
 //! of them it holds (the oldest policy wins), which wait, which records must be released, the
-//! preview, and the status. No I/O.
+//! preview, and the status. No I/O (see [`crate::decide`]).
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -352,3 +352,49 @@ fn summary(
         Outcome::InSync(format!("Applied to {applied} repositories"))
     }
 }
+
+/// Pure: the records of this policy's puts: its own status, plus (for objects written before the
+/// records moved here) the `status.lifecyclePolicy` of the namespace's Repositories.
+pub fn recorded(lp: &LifecyclePolicy, repos: &[Repository]) -> Vec<LifecyclePolicyTarget> {
+    let mut records = lp
+        .status
+        .as_ref()
+        .map(|s| s.repositories.clone())
+        .unwrap_or_default();
+    for repo in repos {
+        let Some(applied) = repo.status.as_ref().and_then(|s| s.lifecycle_policy.clone()) else {
+            continue;
+        };
+        let known = records
+            .iter()
+            .any(|r| r.name == repo.name_any() && r.hash.is_some());
+        if applied.name == lp.name_any() && !known {
+            records.push(LifecyclePolicyTarget {
+                name: repo.name_any(),
+                state: TargetState::Applied,
+                ecr_name: Some(repo.ecr_name()),
+                registry: Some(repo.spec.registry_ref.name.clone()),
+                hash: Some(applied.hash),
+                ..Default::default()
+            });
+        }
+    }
+    records
+}
+
+pub fn image(i: crate::backend::ImageInfo, now: SystemTime) -> evaluate::Image {
+    evaluate::Image {
+        digest: i.digest,
+        tags: i.tags,
+        pushed_at: i.pushed_at.unwrap_or(now),
+        last_pulled_at: i.last_pulled_at,
+        archived: i.archived,
+        archived_at: i.archived_at,
+        last_activated_at: i.last_activated_at,
+    }
+}
+
+#[cfg(test)]
+mod missing_tests;
+#[cfg(test)]
+mod tests;

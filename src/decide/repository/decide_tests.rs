@@ -2,6 +2,7 @@ use super::tests::{OWNER, remote, repo, tags};
 use super::*;
 use crate::api::OWNER_TAG;
 use crate::api::v1alpha1::Adoption;
+use crate::backend::BackendError;
 use crate::backend::EncryptionSettings;
 use serde_json::json;
 use std::collections::BTreeMap;

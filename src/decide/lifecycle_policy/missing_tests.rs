@@ -1,5 +1,5 @@
-use super::targets::{self, Applied};
 use super::tests::{at, policy};
+use super::{self as targets, Applied};
 use crate::api::v1alpha1::{LifecyclePolicy, LifecyclePolicyTarget, TargetState};
 use serde_json::json;
 

@@ -1,5 +1,6 @@
 use super::*;
 use crate::api::v1alpha1::{ScanningConfiguration, ScanningRule};
+use crate::decide::owners::Setting;
 use crate::error::ErrorClass;
 
 fn spec(scanning: Option<ScanningConfiguration>) -> RegistrySpec {

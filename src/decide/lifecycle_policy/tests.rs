@@ -3,7 +3,7 @@ use kube::ResourceExt;
 use serde_json::json;
 
 use super::recorded;
-use super::targets::{self, Applied, Plan, selects, targets, to_release, winner};
+use super::{self as targets, Applied, Plan, selects, targets, to_release, winner};
 use crate::api::v1alpha1::{LifecyclePolicy, LifecyclePolicyTarget, Repository, RulePreview, TargetState};
 
 pub(super) fn policy(name: &str, created: i64, spec: serde_json::Value) -> LifecyclePolicy {

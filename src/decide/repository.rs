@@ -1,16 +1,25 @@
 //! Pure decisions of the Repository controller: what ECR should hold ([`desired`]), what to do
 //! when the repository is missing ([`first_step`]), whose it is ([`check_owner`]), and what to
-//! change ([`decide`], [`plan`]). No I/O: table-tested in `tests.rs`.
+//! change ([`decide`], [`plan`]). No I/O: table-tested in `repository/tests.rs` and `repository/decide_tests.rs`. Also the status
+//! ([`next_status`]) and the event ([`event`]) of a sync.
 
 use std::collections::BTreeMap;
 
-use kube::ResourceExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{Resource, ResourceExt};
 use serde_json::Value;
 
-use crate::api::OWNER_TAG;
-use crate::api::v1alpha1::{Adoption, EncryptionType, ManagementPolicy, Repository, TagMutability};
+use super::Note;
+use crate::api::v1alpha1::{
+    Adoption, EncryptionType, ManagementPolicy, Repository, RepositoryStatus, TagMutability,
+};
+use crate::api::{OWNER_TAG, RECONCILE_REQUESTED_AT};
 use crate::backend::{EncryptionSettings, Mutability, NewRepository, RemoteRepository, RepositoryChange};
 use crate::error::{Error, Result};
+use crate::status::{Outcome, domain_condition, set_condition, summarize};
+
+/// Domain condition of `ObserveOnly` repositories: True while ECR differs from the spec.
+pub const DRIFTED: &str = "Drifted";
 
 /// The owner tag value: `<cluster-id>/<namespace>/<name>`.
 pub fn owner_id(cluster_id: &str, namespace: &str, name: &str) -> String {
@@ -311,3 +320,99 @@ pub fn decide(
         }
     })
 }
+
+/// What a successful sync did and found.
+#[derive(Clone, Debug)]
+pub struct Synced {
+    pub repo: RemoteRepository,
+    pub created: bool,
+    pub adopted: bool,
+    /// Operations applied (Full) or that would be applied (ObserveOnly).
+    pub changes: Vec<&'static str>,
+    pub observe_only: bool,
+}
+
+/// Pure: the status this controller owns, as stored.
+pub fn stored_status(repo: &Repository) -> Option<RepositoryStatus> {
+    // `lifecyclePolicy` is the lifecycle controller's field: never sent, never compared.
+    repo.status.clone().map(|s| RepositoryStatus {
+        lifecycle_policy: None,
+        ..s
+    })
+}
+
+/// Pure: the next status.
+pub fn next_status(repo: &Repository, outcome: &Result<Synced>, now: &Time) -> RepositoryStatus {
+    let prev = stored_status(repo).unwrap_or_default();
+    let generation = repo.meta().generation;
+    let mut status = RepositoryStatus {
+        observed_generation: generation,
+        last_handled_reconcile_at: repo.annotations().get(RECONCILE_REQUESTED_AT).cloned(),
+        ..prev.clone()
+    };
+    let summary = match outcome {
+        Ok(synced) => {
+            let r = &synced.repo;
+            status.repository_uri = Some(r.uri.clone());
+            status.repository_arn = Some(r.arn.clone());
+            status.registry_id = Some(r.registry_id.clone());
+            status.created_at = r.created_at.and_then(crate::status::stored_time);
+            if !synced.observe_only {
+                status.managed_tag_keys = repo.spec.tags.keys().cloned().collect();
+            }
+            let message = if synced.observe_only {
+                format!("Observing ECR repository {}", r.name)
+            } else {
+                format!("ECR repository {} is in sync", r.name)
+            };
+            Outcome::InSync(message)
+        }
+        Err(e) => Outcome::Failed(e),
+    };
+    let mut conditions = summarize(&prev.conditions, generation, &summary, now);
+    if let Ok(synced) = outcome
+        && synced.observe_only
+    {
+        let drifted = !synced.changes.is_empty();
+        let message = if drifted {
+            format!(
+                "ECR differs from the spec; Full management would call {}",
+                synced.changes.join(", ")
+            )
+        } else {
+            "ECR matches the spec".to_owned()
+        };
+        let reason = if drifted { "DriftDetected" } else { "NoDrift" };
+        set_condition(
+            &mut conditions,
+            &prev.conditions,
+            domain_condition(DRIFTED, drifted, reason, message, generation, now),
+        );
+    }
+    status.conditions = conditions;
+    status
+}
+
+/// Pure: the Normal event of a sync that changed something.
+pub fn event(s: &Synced) -> Option<Note> {
+    if s.created {
+        Some(("Created", format!("Created ECR repository {}", s.repo.name)))
+    } else if s.adopted {
+        Some((
+            "Adopted",
+            format!("Adopted existing ECR repository {}", s.repo.name),
+        ))
+    } else if !s.observe_only && !s.changes.is_empty() {
+        Some((
+            "Updated",
+            format!("Updated ECR repository {}: {}", s.repo.name, s.changes.join(", ")),
+        ))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod decide_tests;
+#[cfg(test)]
+mod tests;

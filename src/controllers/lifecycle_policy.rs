@@ -7,8 +7,6 @@
 //! Registry, hash), so removing it never depends on another object still existing, and this
 //! controller writes no other kind's status.
 
-mod targets;
-
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -18,7 +16,10 @@ use kube::api::Api;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
 
-pub use targets::{Applied, Plan, keep_record, selects, targets, to_release, winner};
+use crate::decide::lifecycle_policy as decide;
+pub use crate::decide::lifecycle_policy::{
+    Applied, Plan, image, keep_record, recorded, selects, targets, to_release, winner,
+};
 
 use super::context::{Context, object_key};
 use super::driver::{self, Note, Reconciler};
@@ -50,7 +51,7 @@ pub async fn controller<B: RegistryBackend>(
 }
 
 /// The outcome of one sync: what was done, the first failure on some repository, if any, and
-/// what it reports without failing ([`targets::notice`]: named Repositories that do not exist, a
+/// what it reports without failing ([`decide::notice`]: named Repositories that do not exist, a
 /// selector that matches none). The notice gets a Warning event when it starts, but is not
 /// retried on a timer: the Repository watch re-queues the policy the moment one appears.
 pub struct Synced {
@@ -107,8 +108,8 @@ impl Reconciler for LifecyclePolicyController {
 
     fn next_status(lp: &LifecyclePolicy, outcome: &Result<Synced>, now: &Time) -> LifecyclePolicyStatus {
         match outcome {
-            Ok(s) => targets::next_status(lp, Some(&s.applied), s.failure.as_ref(), now),
-            Err(e) => targets::next_status(lp, None, Some(e), now),
+            Ok(s) => decide::next_status(lp, Some(&s.applied), s.failure.as_ref(), now),
+            Err(e) => decide::next_status(lp, None, Some(e), now),
         }
     }
 
@@ -171,35 +172,6 @@ async fn list_repositories<B: RegistryBackend>(
     )
 }
 
-/// Pure: the records of this policy's puts: its own status, plus (for objects written before the
-/// records moved here) the `status.lifecyclePolicy` of the namespace's Repositories.
-pub fn recorded(lp: &LifecyclePolicy, repos: &[Repository]) -> Vec<LifecyclePolicyTarget> {
-    let mut records = lp
-        .status
-        .as_ref()
-        .map(|s| s.repositories.clone())
-        .unwrap_or_default();
-    for repo in repos {
-        let Some(applied) = repo.status.as_ref().and_then(|s| s.lifecycle_policy.clone()) else {
-            continue;
-        };
-        let known = records
-            .iter()
-            .any(|r| r.name == repo.name_any() && r.hash.is_some());
-        if applied.name == lp.name_any() && !known {
-            records.push(LifecyclePolicyTarget {
-                name: repo.name_any(),
-                state: TargetState::Applied,
-                ecr_name: Some(repo.ecr_name()),
-                registry: Some(repo.spec.registry_ref.name.clone()),
-                hash: Some(applied.hash),
-                ..Default::default()
-            });
-        }
-    }
-    records
-}
-
 /// Removes the policy recorded in `record` from ECR when ECR still holds exactly what was put.
 /// Returns whether it deleted one; waits (an error) while the Registry is not Ready.
 async fn release<B: RegistryBackend>(record: &LifecyclePolicyTarget, ctx: &Context<B>) -> Result<bool> {
@@ -257,21 +229,21 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Res
                 let message = format!("held by the older LifecyclePolicy {holder}");
                 applied
                     .targets
-                    .push(targets::entry(&name, TargetState::Conflict, Some(message)));
+                    .push(decide::entry(&name, TargetState::Conflict, Some(message)));
                 continue;
             }
             Plan::Pending => {
                 let message = "the Repository is not Ready yet".to_owned();
                 applied
                     .targets
-                    .push(targets::entry(&name, TargetState::Pending, Some(message)));
+                    .push(decide::entry(&name, TargetState::Pending, Some(message)));
                 continue;
             }
             Plan::Missing => {
                 let message = format!("no Repository {name} exists in this namespace yet");
                 applied
                     .targets
-                    .push(targets::entry(&name, TargetState::Pending, Some(message)));
+                    .push(decide::entry(&name, TargetState::Pending, Some(message)));
                 applied.missing.push(name);
                 continue;
             }
@@ -280,12 +252,12 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Res
         serving.push((registry.clone(), ecr.clone()));
         let Ok(resolved) = ctx.ready_registry(&registry) else {
             let message = format!("Registry {registry} is not Ready yet");
-            let mut entry = targets::entry(&name, TargetState::Pending, Some(message));
+            let mut entry = decide::entry(&name, TargetState::Pending, Some(message));
             keep_record(&mut entry, &previous, &registry, &ecr);
             applied.targets.push(entry);
             continue;
         };
-        let mut entry = targets::entry(&name, TargetState::Failed, None);
+        let mut entry = decide::entry(&name, TargetState::Failed, None);
         let result = async {
             let t = ctx.target(&resolved).await?;
             if !lp.spec.dry_run {
@@ -350,28 +322,11 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Res
             }
         }
     }
-    applied.preview = targets::preview(&lp.spec.rules, &images_all, now);
-    let notice = targets::notice(lp, &applied);
+    applied.preview = decide::preview(&lp.spec.rules, &images_all, now);
+    let notice = decide::notice(lp, &applied);
     Ok(Synced {
         applied,
         failure,
         notice,
     })
 }
-
-fn image(i: crate::backend::ImageInfo, now: SystemTime) -> evaluate::Image {
-    evaluate::Image {
-        digest: i.digest,
-        tags: i.tags,
-        pushed_at: i.pushed_at.unwrap_or(now),
-        last_pulled_at: i.last_pulled_at,
-        archived: i.archived,
-        archived_at: i.archived_at,
-        last_activated_at: i.last_activated_at,
-    }
-}
-
-#[cfg(test)]
-mod missing_tests;
-#[cfg(test)]
-mod tests;

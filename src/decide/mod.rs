@@ -1,0 +1,17 @@
+//! The controllers' pure decisions: from what was read (the object, its dependencies, what ECR
+//! holds) to what to do and what the status says. Nothing here does I/O: no Kubernetes client, no
+//! ECR backend, no clock beyond a `now` passed in (a test in `tests/architecture.rs` keeps it so).
+//! Each module is table-tested beside it; the controllers in [`crate::controllers`] read, call
+//! these, and act.
+
+pub mod in_use;
+pub mod lifecycle_policy;
+pub mod owners;
+pub mod quarantine;
+pub mod registry;
+pub mod replication;
+pub mod replication_rule;
+pub mod repository;
+
+/// A Normal event: reason and note.
+pub type Note = (&'static str, String);
