@@ -7,6 +7,7 @@
 pub mod in_use;
 pub mod lifecycle_policy;
 pub mod owners;
+pub mod pull_secret;
 pub mod quarantine;
 pub mod registry;
 pub mod replication;

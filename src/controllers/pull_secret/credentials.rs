@@ -3,23 +3,12 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use secrecy::SecretString;
-
 use crate::api::v1alpha1::PullSecretRegistry;
 use crate::backend::RegistryBackend;
 use crate::controllers::context::Context;
+pub use crate::decide::pull_secret::PullCredentials;
 use crate::error::{Error, Result};
 use crate::secrets::{dockerconfig, schedule};
-
-/// Pull credentials for a set of registries, ready to write (not `backend::Credentials`, which
-/// is how the operator reaches ECR).
-pub struct PullCredentials {
-    pub dockerconfigjson: SecretString,
-    pub registries: Vec<PullSecretRegistry>,
-    pub expires_at: SystemTime,
-    pub refreshed_at: SystemTime,
-    pub refresh_at: SystemTime,
-}
 
 /// Tokens for `registries` (one per region and identity, from the cache) rendered into one
 /// dockerconfigjson with one `auths` entry per registry host.

@@ -3,7 +3,7 @@ use crate::api::OWNER_TAG;
 use crate::api::v1alpha1::Registry;
 use crate::backend::EncryptionSettings;
 use crate::backend::Mutability;
-use crate::controllers::dereference::check_tenancy;
+use crate::decide::registry::check_tenancy;
 use serde_json::Value;
 use serde_json::json;
 use std::collections::BTreeMap;

@@ -1,5 +1,6 @@
+use std::time::SystemTime;
+
 use super::*;
-use crate::controllers::driver::Reconciler;
 use crate::error::ErrorClass;
 use serde_json::json;
 
@@ -228,20 +229,11 @@ fn status_table_in_sync_missing_and_failed() {
     );
     // The driver's Warning: the same error as the status reason.
     let f = fanned(vec![], missing());
-    assert_eq!(
-        ClusterPullSecretController::failure(&f).map(Error::reason),
-        Some("NamespaceNotFound")
-    );
-    assert!(
-        ClusterPullSecretController::into_result(f).is_ok(),
-        "not retried on a timer"
-    );
+    assert_eq!(failure(&f).map(Error::reason), Some("NamespaceNotFound"));
+    assert!(into_result(f).is_ok(), "not retried on a timer");
     let f = fanned(foreign(), missing());
-    assert_eq!(
-        ClusterPullSecretController::failure(&f).map(Error::reason),
-        Some("SecretExists")
-    );
-    assert!(ClusterPullSecretController::into_result(f).is_err());
+    assert_eq!(failure(&f).map(Error::reason), Some("SecretExists"));
+    assert!(into_result(f).is_err());
 }
 
 #[test]
