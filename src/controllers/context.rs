@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 
@@ -67,12 +68,18 @@ pub struct Context<B> {
     pub cache: crate::cache::Cached<B>,
     /// Only the Secrets this operator manages (label-selected watch).
     pub managed_secrets: Store<Secret>,
+    /// Every Namespace's metadata, fed by the ClusterPullSecret controller's Namespace watch
+    /// (never ready when that controller does not run, and then never read).
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
     /// One event recorder per controller.
     pub events: super::events::Events,
     /// `/readyz`: each controller marks whether its watch has listed its kind.
     pub readiness: crate::server::Readiness,
     /// The undecodable objects already reported.
     pub quarantine: super::quarantine::Quarantine,
+    /// Static AWS keys read from Registries' Secrets, shared for a short while
+    /// (`static_keys::STATIC_KEYS_TTL`).
+    pub static_keys: super::static_keys::KeyCache,
 }
 
 impl<B: RegistryBackend> Context<B> {

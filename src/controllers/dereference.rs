@@ -13,6 +13,7 @@ use kube::runtime::reflector::ObjectRef;
 use secrecy::SecretString;
 
 use super::context::Context;
+use super::static_keys::Stamp;
 use crate::api::v1alpha1::Registry;
 use crate::backend::{Credentials, RegistryBackend, StaticKeys, Target};
 use crate::error::{Error, Result};
@@ -53,9 +54,23 @@ impl<B: RegistryBackend> Context<B> {
         }
     }
 
-    /// How to reach a registry: region, endpoint, and credentials (static keys read from their
-    /// Secret on each call, so a rotated Secret takes effect at the next reconcile).
+    /// How to reach a registry: region, endpoint, and credentials. Static keys come from the
+    /// Registry's Secret through [`Context::static_keys`]: read once and shared by every
+    /// reconcile that reaches the Registry for at most
+    /// [`STATIC_KEYS_TTL`](super::static_keys::STATIC_KEYS_TTL) (60 s), so a rotated Secret is
+    /// used by every reconcile that starts more than 60 s after the change, and at once after
+    /// the Registry's own reconcile ([`Context::fresh_target`]).
     pub async fn target(&self, registry: &Registry) -> Result<Target> {
+        self.target_with(registry, false).await
+    }
+
+    /// [`Context::target`], reading the Registry's Secret now and replacing the cached keys with
+    /// what it holds: the Registry controller's read, once per Registry reconcile.
+    pub async fn fresh_target(&self, registry: &Registry) -> Result<Target> {
+        self.target_with(registry, true).await
+    }
+
+    async fn target_with(&self, registry: &Registry, fresh: bool) -> Result<Target> {
         let spec = &registry.spec;
         let auth = spec.auth.clone().unwrap_or_default();
         let credentials = if let Some(role) = auth.assume_role {
@@ -65,29 +80,16 @@ impl<B: RegistryBackend> Context<B> {
                 session_name: role.session_name,
             }
         } else if let Some(r) = auth.secret_ref {
-            let secret = Api::<Secret>::namespaced(self.client.clone(), &r.namespace)
-                .get_opt(&r.name)
-                .await
-                .map_err(Error::kube("read the Registry's credentials Secret"))?
-                .ok_or_else(|| Error::DependencyNotFound {
-                    kind: "Secret",
-                    name: format!("{}/{}", r.namespace, r.name),
-                })?;
-            let data = secret.data.unwrap_or_default();
-            let text = |key: &str| {
-                data.get(key)
-                    .map(|b| String::from_utf8_lossy(&b.0).trim().to_owned())
-                    .filter(|v| !v.is_empty())
+            let stamp = Stamp {
+                registry: super::context::object_key(registry),
+                generation: registry.metadata.generation,
+                secret: (r.namespace.clone(), r.name.clone()),
             };
-            let missing =
-                |key: &str| Error::InvalidSpec(format!("Secret {}/{} has no {key} key", r.namespace, r.name));
-            Credentials::Static(StaticKeys {
-                access_key_id: text("accessKeyId").ok_or_else(|| missing("accessKeyId"))?,
-                secret_access_key: SecretString::from(
-                    text("secretAccessKey").ok_or_else(|| missing("secretAccessKey"))?,
-                ),
-                session_token: text("sessionToken").map(SecretString::from),
-            })
+            let keys = self
+                .static_keys
+                .get(&stamp, fresh, || self.read_static_keys(&r.namespace, &r.name))
+                .await?;
+            Credentials::Static(keys)
         } else {
             Credentials::Default
         };
@@ -95,6 +97,32 @@ impl<B: RegistryBackend> Context<B> {
             region: spec.region.clone(),
             endpoint: spec.endpoint.clone(),
             credentials,
+        })
+    }
+
+    /// I/O: the static keys in the Secret `namespace/name` (one GET).
+    async fn read_static_keys(&self, namespace: &str, name: &str) -> Result<StaticKeys> {
+        let secret = Api::<Secret>::namespaced(self.client.clone(), namespace)
+            .get_opt(name)
+            .await
+            .map_err(Error::kube("read the Registry's credentials Secret"))?
+            .ok_or_else(|| Error::DependencyNotFound {
+                kind: "Secret",
+                name: format!("{namespace}/{name}"),
+            })?;
+        let data = secret.data.unwrap_or_default();
+        let text = |key: &str| {
+            data.get(key)
+                .map(|b| String::from_utf8_lossy(&b.0).trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let missing = |key: &str| Error::InvalidSpec(format!("Secret {namespace}/{name} has no {key} key"));
+        Ok(StaticKeys {
+            access_key_id: text("accessKeyId").ok_or_else(|| missing("accessKeyId"))?,
+            secret_access_key: SecretString::from(
+                text("secretAccessKey").ok_or_else(|| missing("secretAccessKey"))?,
+            ),
+            session_token: text("sessionToken").map(SecretString::from),
         })
     }
 }

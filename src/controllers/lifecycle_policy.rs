@@ -157,8 +157,11 @@ impl Reconciler for LifecyclePolicyController {
     }
 }
 
-/// The Repositories of the policy's namespace (a consistent LIST: the trigger may be a change
-/// the Repository watch's cache has not seen yet).
+/// The Repositories of the policy's namespace. A consistent LIST, kept on purpose (one per
+/// reconcile, whatever the number of repositories served): the reconcile is often triggered by a
+/// Repository change through a watch that keeps no store, and a separate store could still lack
+/// that change when the reconcile runs (a new or relabelled Repository left unserved, with no
+/// further trigger to fix it).
 async fn list_repositories<B: RegistryBackend>(
     lp: &LifecyclePolicy,
     ctx: &Context<B>,
@@ -208,6 +211,10 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Res
     }
     let ns = lp.namespace().unwrap_or_default();
     let repos = list_repositories(lp, ctx).await?;
+    // Every policy of the namespace, consistently listed (kept on purpose): which one holds a
+    // repository (the oldest) must be decided on all of them, including one created a moment
+    // ago that this controller's store may not show yet, or two policies could both put theirs
+    // on one repository and overwrite each other in turn.
     let policies = Api::<LifecyclePolicy>::namespaced(ctx.client.clone(), &ns)
         .list(&Default::default())
         .await

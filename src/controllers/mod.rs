@@ -12,6 +12,7 @@ pub mod registry;
 pub mod replication;
 pub mod replication_rule;
 pub mod repository;
+pub mod static_keys;
 pub mod triggers;
 
 use std::sync::Arc;
@@ -135,6 +136,10 @@ pub async fn run<B: RegistryBackend>(
         } else {
             (reflector::store::<Secret>().0, None)
         };
+    // Written by the ClusterPullSecret controller's Namespace watch (its triggers), read by its
+    // reconciles.
+    let (namespaces, namespace_writer) = reflector::store();
+    let mut namespace_writer = Some(namespace_writer);
     let ctx = Arc::new(Context {
         client: client.clone(),
         backend: backend.clone(),
@@ -149,9 +154,11 @@ pub async fn run<B: RegistryBackend>(
         backoff: backoff::ErrorBackoff::default(),
         registries: registries.clone(),
         managed_secrets: managed_secrets.clone(),
+        namespaces,
         events: events::Events::new(client.clone(), instance),
         readiness: readiness.clone(),
         quarantine: quarantine::Quarantine::default(),
+        static_keys: static_keys::KeyCache::default(),
     });
     let mut caches = vec![("Registry", registries.wait_until_ready().boxed())];
     if secret_reflector.is_some() {
@@ -190,7 +197,11 @@ pub async fn run<B: RegistryBackend>(
             ControllerName::LifecyclePolicy => lifecycle_policy::controller(ctx, shutdown).boxed(),
             ControllerName::Replication => replication::controller(ctx, shutdown).boxed(),
             ControllerName::PullSecret => pull_secret::namespaced::controller(ctx, shutdown).boxed(),
-            ControllerName::ClusterPullSecret => pull_secret::cluster::controller(ctx, shutdown).boxed(),
+            ControllerName::ClusterPullSecret => {
+                // Each controller runs once, so the writer is still here.
+                let writer = namespace_writer.take().unwrap_or_default();
+                pull_secret::cluster::controller(ctx, shutdown, writer).boxed()
+            }
         });
     }
     futures::future::join_all(running).await;

@@ -149,8 +149,10 @@ impl Reconciler for ReplicationController {
 /// writes each rule's status (this controller is their only writer).
 async fn replicate<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) -> Result<Replicated> {
     let name = registry.name_any();
-    // Read the Registry itself: which rules are ours is in its status, and the cached copy may
-    // not show this controller's last write yet.
+    // Read the Registry itself (one GET per reconcile of a Registry, kept on purpose): which
+    // rules are ours is in its `status.replication`, and the store may not show this
+    // controller's last write yet; a stale copy could miss a rule it put, which would then be
+    // taken for a foreign one and stay in ECR.
     let Some(registry) = Api::<Registry>::all(ctx.client.clone())
         .get_opt(&name)
         .await
@@ -158,8 +160,10 @@ async fn replicate<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) ->
     else {
         return Ok(Replicated::Nothing);
     };
-    // A consistent LIST rather than a second watch's cache: the trigger may arrive before that
-    // cache has seen the change that caused it.
+    // A consistent LIST rather than a second watch's cache (one per reconcile of a Registry, kept
+    // on purpose): the trigger, a rule created, edited or deleted, may arrive before that cache
+    // has seen it, and the document would be written without the new rule (or with the deleted
+    // one) until the next re-check.
     let (rules, others): (Vec<ReplicationRule>, Vec<ReplicationRule>) =
         Api::<ReplicationRule>::all(ctx.client.clone())
             .list(&Default::default())

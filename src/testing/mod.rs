@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod api_reads;
 mod lifecycle_policy;
 mod pull_secret;
 mod registry;
@@ -15,8 +16,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use http::{Request, Response};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::client::Body;
+use kube::core::{PartialObjectMeta, PartialObjectMetaExt};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::watcher;
@@ -134,12 +136,24 @@ pub struct Harness {
     pub routes: Arc<Mutex<Routes>>,
     registries: Writer<Registry>,
     secrets: Writer<Secret>,
+    namespaces: Writer<PartialObjectMeta<Namespace>>,
 }
 
 impl Harness {
     /// A harness whose store holds `registries`, answering from `routes`.
     pub fn new(routes: Routes, registries: &[Registry]) -> Self {
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        // The namespaces a scenario lists under `/api/v1/namespaces` are what the Namespace
+        // watch would have put in the store (the route stays, so a LIST would still be answered
+        // and counted).
+        let (namespace_store, mut namespace_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
+        namespace_writer.apply_watcher_event(&watcher::Event::Init);
+        for ns in routes.lists.get("/api/v1/namespaces").into_iter().flatten() {
+            let ns: Namespace = serde_json::from_value(ns.clone()).unwrap();
+            namespace_writer
+                .apply_watcher_event(&watcher::Event::InitApply(ns.metadata.into_response_partial()));
+        }
+        namespace_writer.apply_watcher_event(&watcher::Event::InitDone);
         let requests = Arc::new(Mutex::new(Vec::new()));
         let routes = Arc::new(Mutex::new(routes));
         let (log, table) = (requests.clone(), routes.clone());
@@ -188,9 +202,11 @@ impl Harness {
             backoff: crate::controllers::backoff::ErrorBackoff::default(),
             registries: registry_store,
             managed_secrets: secret_store,
+            namespaces: namespace_store,
             events: crate::controllers::events::Events::new(client, Some("test".into())),
             readiness: crate::server::Readiness::default(),
             quarantine: crate::controllers::quarantine::Quarantine::default(),
+            static_keys: crate::controllers::static_keys::KeyCache::default(),
         });
         Self {
             ctx,
@@ -199,6 +215,7 @@ impl Harness {
             routes,
             registries: registries_writer,
             secrets,
+            namespaces: namespace_writer,
         }
     }
 
@@ -214,6 +231,13 @@ impl Harness {
     /// Puts a Secret into the operator's label-selected cache (as the watch would).
     pub fn cache_secret(&mut self, secret: Secret) {
         self.secrets.apply_watcher_event(&watcher::Event::Apply(secret));
+    }
+
+    /// Puts a namespace into the namespace store, as the Namespace watch would.
+    pub fn add_namespace(&mut self, ns: &Value) {
+        let ns: Namespace = serde_json::from_value(ns.clone()).unwrap();
+        self.namespaces
+            .apply_watcher_event(&watcher::Event::Apply(ns.metadata.into_response_partial()));
     }
 
     /// Replaces a Registry in the store.

@@ -129,7 +129,11 @@ pub struct RegistryAuth {
     pub assume_role: Option<AssumeRole>,
 
     /// Static access keys from a Secret with the keys `accessKeyId`, `secretAccessKey` and
-    /// optionally `sessionToken`. Discouraged: use it only for clusters outside AWS.
+    /// optionally `sessionToken`. Discouraged: use it only for clusters outside AWS. The Secret is
+    /// read on every reconcile of the Registry, and the keys read are shared by the objects that
+    /// use it for at most 60 seconds: rotated keys are used by every reconcile that starts 60
+    /// seconds or more after the Secret changed, or right after a reconcile of the Registry
+    /// (request one with the `ecr-operator.dev/reconcile-requested-at` annotation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretReference>,
 }

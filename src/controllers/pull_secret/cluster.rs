@@ -4,13 +4,16 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, ListParams};
+use kube::api::{Api, DeleteParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::{WatchStreamExt, watcher};
 
 use super::credentials::credentials;
 use super::secret::{apply_secret, desired_secret};
@@ -33,9 +36,14 @@ pub use crate::decide::pull_secret::cluster::{
 };
 
 /// Runs the ClusterPullSecret controller until shutdown.
+///
+/// `namespaces` feeds `ctx.namespaces`: the Namespace watch that re-queues ClusterPullSecrets
+/// writes each change into that store before it passes the trigger on, so the reconcile it
+/// causes already reads the change (see [`namespace_triggers`]).
 pub async fn controller<B: RegistryBackend>(
     ctx: Arc<Context<B>>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    namespaces: Writer<PartialObjectMeta<Namespace>>,
 ) {
     let (store, own) = triggers::primary::<ClusterPullSecretController, B>(&ctx, triggers::own);
     let registries = triggers::dependency::<Registry>(&ctx.client, triggers::registry);
@@ -50,7 +58,7 @@ pub async fn controller<B: RegistryBackend>(
             stored_owner(&owners, &secret, false)
         })
         // A namespace that appears, changes labels or goes away re-queues every ClusterPullSecret.
-        .watches(Api::<Namespace>::all(ctx.client.clone()), watcher::Config::default(), move |_| {
+        .watches_stream(namespace_triggers(&ctx.client, namespaces), move |_| {
             ns_store.state().into_iter().map(|c| ObjectRef::from_obj(c.as_ref())).collect::<Vec<_>>()
         })
         .watches_stream(registries, move |registry| {
@@ -67,6 +75,51 @@ pub async fn controller<B: RegistryBackend>(
         });
     driver::run::<ClusterPullSecretController, B>(controller, ctx, shutdown).await;
 }
+
+/// The metadata-only Namespace watch, reflected into `store` (`ctx.namespaces`), as triggers:
+/// each change passes on only after the store holds it, so a reconcile it causes sees the new,
+/// relabelled or deleted namespace. A (re)list passes its objects on only once it is complete
+/// (one trigger, after the store has swapped in the new list): its objects before that would
+/// re-queue reconciles that still read the previous list, and a namespace created while the
+/// watch was down would then never be served. The trigger's object is ignored (every change
+/// re-queues every ClusterPullSecret), so a completed list passes a stand-in named
+/// `(every namespace listed)`.
+fn namespace_triggers(
+    client: &kube::Client,
+    store: Writer<PartialObjectMeta<Namespace>>,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<Namespace>, watcher::Error>> + Send + 'static {
+    // An `Api` of `PartialObjectMeta` lists and watches metadata only.
+    watcher(
+        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(store)
+    .filter_map(|event| {
+        std::future::ready(match event {
+            Ok(watcher::Event::Apply(ns) | watcher::Event::Delete(ns)) => Some(Ok(ns)),
+            // kube names the trigger's object in the reconcile reason, so it needs a name.
+            Ok(watcher::Event::InitDone) => Some(Ok(PartialObjectMeta {
+                metadata: ObjectMeta {
+                    name: Some("(every namespace listed)".into()),
+                    ..ObjectMeta::default()
+                },
+                ..PartialObjectMeta::default()
+            })),
+            Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => None,
+            Err(e) => Some(Err(e)),
+        })
+    })
+}
+
+/// How many namespaces one ClusterPullSecret reconcile writes at a time (its Secret, then its
+/// ServiceAccount entries): a fan-out over 1,000 namespaces neither waits for each in turn nor
+/// sends 1,000 requests at once. At most `--concurrency` ClusterPullSecrets reconcile at once.
+pub const NAMESPACE_WRITES: usize = 8;
+
+/// What serving one namespace did: whether its Secret was written, and the named
+/// ServiceAccounts missing there.
+type NamespaceServed = (bool, Vec<String>);
 
 /// Namespaces holding a Secret of this ClusterPullSecret (from the label-selected cache).
 fn namespaces_with_our_secrets<B: RegistryBackend>(
@@ -162,50 +215,68 @@ async fn fan_out<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) 
     let owner = owner_reference(cps).ok_or(Error::MissingMetadata("uid"))?;
     let uid = owner.uid.clone();
     let secret_name = secret_name(cps);
-    let mut matching = BTreeSet::new();
-    // A consistent LIST, not a cache: the Namespace event that triggered this reconcile may
-    // not have reached a separate cache yet, and the new namespace would wait for the next refresh.
-    let namespaces = Api::<Namespace>::all(ctx.client.clone())
-        .list(&ListParams::default())
+    // The namespace store, fed by the watch that re-queues this reconcile on a namespace change
+    // (see `namespace_triggers`): a namespace just created is in it before its trigger arrives.
+    // Never read before its first list: an empty store would remove every Secret below.
+    ctx.namespaces
+        .wait_until_ready()
         .await
-        .map_err(Error::kube("list namespaces"))?;
-    let existing: BTreeSet<String> = namespaces.items.iter().map(ResourceExt::name_any).collect();
-    for ns in namespaces.items {
-        if ctx.tunables.watches(&ns.name_any())
-            && namespace_matches(&ns, selector.as_ref(), cps.spec.namespaces.as_ref())
-        {
-            matching.insert(ns.name_any());
-        }
-    }
+        .map_err(|_| Error::Internal("the namespace cache stopped before it listed".into()))?;
+    let namespaces = ctx.namespaces.state();
+    let existing: BTreeSet<String> = namespaces.iter().map(|ns| ns.name_any()).collect();
+    let matching: BTreeSet<String> = namespaces
+        .iter()
+        .filter(|ns| {
+            ctx.tunables.watches(&ns.name_any())
+                && namespace_matches(ns.as_ref(), selector.as_ref(), cps.spec.namespaces.as_ref())
+        })
+        .map(|ns| ns.name_any())
+        .collect();
     let missing_namespaces = missing_namespaces(cps.spec.namespaces.as_ref(), &existing, |ns| {
         ctx.tunables.watches(ns)
     });
+    let owner_label = cps.name_any();
+    // At most NAMESPACE_WRITES namespaces at a time; the results are sorted by namespace again,
+    // so the status (its first failure, its lists) does not depend on which finished first.
+    let mut results: Vec<(String, Result<NamespaceServed>)> = futures::stream::iter(matching.iter().cloned())
+        .map(|ns: String| {
+            let secret = desired_secret(
+                &ns,
+                &secret_name,
+                owner.clone(),
+                (CLUSTER_PULL_SECRET_LABEL, &owner_label),
+                &credentials.dockerconfigjson,
+            );
+            let (uid, secret_name) = (&uid, &secret_name);
+            async move {
+                let result = async {
+                    let w =
+                        apply_secret(ctx, ClusterPullSecretController::FIELD_MANAGER, &secret, uid).await?;
+                    let missing =
+                        sync_service_accounts(ctx, &ns, &cps.spec.service_accounts, secret_name, true)
+                            .await?;
+                    Ok::<_, Error>((w, missing))
+                }
+                .await;
+                (ns, result)
+            }
+        })
+        .buffer_unordered(NAMESPACE_WRITES)
+        .collect()
+        .await;
+    results.sort_by(|a, b| a.0.cmp(&b.0));
     let mut missing_accounts = Vec::new();
     let (mut served, mut failed, mut written) = (BTreeSet::new(), Vec::new(), 0);
-    for ns in &matching {
-        let secret = desired_secret(
-            ns,
-            &secret_name,
-            owner.clone(),
-            (CLUSTER_PULL_SECRET_LABEL, &cps.name_any()),
-            &credentials.dockerconfigjson,
-        );
-        let result = async {
-            let w = apply_secret(ctx, ClusterPullSecretController::FIELD_MANAGER, &secret, &uid).await?;
-            let missing =
-                sync_service_accounts(ctx, ns, &cps.spec.service_accounts, &secret_name, true).await?;
-            Ok::<_, Error>((w, missing))
-        }
-        .await;
+    for (ns, result) in results {
         match result {
             Ok((w, missing)) => {
                 written += usize::from(w);
                 served.insert(ns.clone());
                 if !missing.is_empty() {
-                    missing_accounts.push((ns.clone(), missing));
+                    missing_accounts.push((ns, missing));
                 }
             }
-            Err(e) => failed.push((ns.clone(), e)),
+            Err(e) => failed.push((ns, e)),
         }
     }
     // Namespaces that stopped matching lose the Secret (only Secrets with our labels are seen).

@@ -100,7 +100,9 @@ impl Reconciler for RegistryController {
 
 async fn sync<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) -> Result<Synced> {
     check_spec(&registry.spec)?;
-    let target = ctx.target(registry).await?;
+    // The one reconcile that reads the credentials Secret every time: it refreshes the keys
+    // every user of this Registry shares (see `static_keys`).
+    let target = ctx.fresh_target(registry).await?;
     let info = ctx
         .backend
         .describe_registry(&target)

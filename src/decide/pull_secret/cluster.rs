@@ -3,7 +3,6 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use kube::core::{Selector, SelectorExt};
 use kube::{Resource, ResourceExt};
@@ -35,18 +34,17 @@ pub fn namespace_selector(selector: Option<&LabelSelector>) -> Result<Option<Sel
 /// workloads, not the control plane's).
 pub const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
 
-/// Pure: whether a namespace gets the Secret: not terminating, passes `namespaces` and the
-/// selector (parsed by [`namespace_selector`]), and is not one of the [`SYSTEM_NAMESPACES`]
-/// unless `namespaces.include` names it.
+/// Pure: whether a namespace gets the Secret: not terminating (a namespace is `Terminating`
+/// exactly when its `deletionTimestamp` is set, so its metadata suffices), passes `namespaces`
+/// and the selector (parsed by [`namespace_selector`]), and is not one of the
+/// [`SYSTEM_NAMESPACES`] unless `namespaces.include` names it.
 pub fn namespace_matches(
-    ns: &Namespace,
+    ns: &impl Resource,
     selector: Option<&Selector>,
     filter: Option<&NamespaceFilter>,
 ) -> bool {
     let name = ns.name_any();
-    let terminating = ns.metadata.deletion_timestamp.is_some()
-        || ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating");
-    if terminating {
+    if ns.meta().deletion_timestamp.is_some() {
         return false;
     }
     let included = filter

@@ -1,5 +1,7 @@
 use std::time::SystemTime;
 
+use k8s_openapi::api::core::v1::Namespace;
+
 use super::*;
 use crate::error::ErrorClass;
 use serde_json::json;
@@ -10,10 +12,10 @@ fn namespace_matching_table() {
         let mut n: Namespace =
             serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap();
         if terminating {
-            n.status = Some(k8s_openapi::api::core::v1::NamespaceStatus {
-                phase: Some("Terminating".into()),
-                ..Default::default()
-            });
+            // The namespace lifecycle marks it Terminating when its deletionTimestamp is set.
+            n.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ));
         }
         n
     };
