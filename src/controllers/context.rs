@@ -78,8 +78,8 @@ pub struct Context<B> {
     /// The undecodable objects already reported.
     pub quarantine: super::quarantine::Quarantine,
     /// Static AWS keys read from Registries' Secrets, shared for a short while
-    /// (`static_keys::STATIC_KEYS_TTL`).
-    pub static_keys: super::static_keys::KeyCache,
+    /// (`cache::static_keys::STATIC_KEYS_TTL`).
+    pub static_keys: crate::cache::static_keys::KeyCache,
 }
 
 impl<B: RegistryBackend> Context<B> {

@@ -13,9 +13,9 @@ use kube::runtime::reflector::ObjectRef;
 use secrecy::SecretString;
 
 use super::context::Context;
-use super::static_keys::Stamp;
 use crate::api::v1alpha1::Registry;
 use crate::backend::{Credentials, RegistryBackend, StaticKeys, Target};
+use crate::cache::static_keys::Stamp;
 use crate::error::{Error, Result};
 
 /// A Ready Registry and how to reach it.
@@ -57,7 +57,7 @@ impl<B: RegistryBackend> Context<B> {
     /// How to reach a registry: region, endpoint, and credentials. Static keys come from the
     /// Registry's Secret through [`Context::static_keys`]: read once and shared by every
     /// reconcile that reaches the Registry for at most
-    /// [`STATIC_KEYS_TTL`](super::static_keys::STATIC_KEYS_TTL) (60 s), so a rotated Secret is
+    /// [`STATIC_KEYS_TTL`](crate::cache::static_keys::STATIC_KEYS_TTL) (60 s), so a rotated Secret is
     /// used by every reconcile that starts more than 60 s after the change, and at once after
     /// the Registry's own reconcile ([`Context::fresh_target`]).
     pub async fn target(&self, registry: &Registry) -> Result<Target> {

@@ -12,7 +12,6 @@ pub mod registry;
 pub mod replication;
 pub mod replication_rule;
 pub mod repository;
-pub mod static_keys;
 pub mod triggers;
 
 use std::sync::Arc;
@@ -158,7 +157,7 @@ pub async fn run<B: RegistryBackend>(
         events: events::Events::new(client.clone(), instance),
         readiness: readiness.clone(),
         quarantine: quarantine::Quarantine::default(),
-        static_keys: static_keys::KeyCache::default(),
+        static_keys: crate::cache::static_keys::KeyCache::default(),
     });
     let mut caches = vec![("Registry", registries.wait_until_ready().boxed())];
     if secret_reflector.is_some() {

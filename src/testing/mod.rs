@@ -206,7 +206,7 @@ impl Harness {
             events: crate::controllers::events::Events::new(client, Some("test".into())),
             readiness: crate::server::Readiness::default(),
             quarantine: crate::controllers::quarantine::Quarantine::default(),
-            static_keys: crate::controllers::static_keys::KeyCache::default(),
+            static_keys: crate::cache::static_keys::KeyCache::default(),
         });
         Self {
             ctx,

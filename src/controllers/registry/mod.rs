@@ -101,7 +101,7 @@ impl Reconciler for RegistryController {
 async fn sync<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) -> Result<Synced> {
     check_spec(&registry.spec)?;
     // The one reconcile that reads the credentials Secret every time: it refreshes the keys
-    // every user of this Registry shares (see `static_keys`).
+    // every user of this Registry shares (see `cache::static_keys`).
     let target = ctx.fresh_target(registry).await?;
     let info = ctx
         .backend
