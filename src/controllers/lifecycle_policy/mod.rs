@@ -38,7 +38,7 @@ pub async fn controller<B: RegistryBackend>(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (store, own) = triggers::primary::<LifecyclePolicyController, B>(&ctx, triggers::own);
-    let repositories = triggers::dependency::<Repository>(&ctx.client, triggers::repository_for_policies);
+    let repositories = triggers::dependency::<Repository, B>(&ctx, triggers::repository_for_policies);
     let controller = Controller::for_stream(own, store.clone())
         // A Repository that appears, goes, becomes Ready or changes labels re-queues the policies
         // of its namespace; its status writes do not.
@@ -164,7 +164,7 @@ async fn list_repositories<B: RegistryBackend>(
 ) -> Result<Vec<Repository>> {
     Ok(
         Api::<Repository>::namespaced(ctx.client.clone(), &lp.namespace().unwrap_or_default())
-            .list(&Default::default())
+            .list(&ctx.tunables.watch_selector.list_params())
             .await
             .map_err(Error::kube("list Repositories"))?
             .items,
@@ -237,7 +237,7 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Res
     let ns = lp.namespace().unwrap_or_default();
     let repos = list_repositories(lp, ctx).await?;
     let policies = Api::<LifecyclePolicy>::namespaced(ctx.client.clone(), &ns)
-        .list(&Default::default())
+        .list(&ctx.tunables.watch_selector.list_params())
         .await
         .map_err(Error::kube("list LifecyclePolicies"))?
         .items;
