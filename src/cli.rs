@@ -81,6 +81,15 @@ pub struct RunArgs {
     #[arg(long, env = "ECR_OPERATOR_WATCH_NAMESPACES", value_delimiter = ',')]
     pub watch_namespaces: Vec<String>,
 
+    /// Serve only the Registries, Repositories, LifecyclePolicies, ReplicationRules, PullSecrets
+    /// and ClusterPullSecrets whose labels match this selector (Kubernetes label-selector syntax,
+    /// e.g. `sharding.ecr-operator.dev/key=a` or `!sharding.ecr-operator.dev/key`); all when
+    /// unset. Every watch, cache and list of those kinds carries it, so several instances can
+    /// split one cluster's objects between them (docs/sharding.md). Secrets, Namespaces and
+    /// ServiceAccounts are not filtered.
+    #[arg(long, env = "ECR_OPERATOR_WATCH_LABEL_SELECTOR")]
+    pub watch_label_selector: Option<crate::shard::WatchSelector>,
+
     /// Identifies this cluster in the ECR owner tag `<cluster-id>/<namespace>/<name>`, so two
     /// clusters never take over each other's repositories. Defaults to the UID of the
     /// kube-system namespace (stable for the life of the cluster).

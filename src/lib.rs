@@ -19,6 +19,7 @@ pub mod replication;
 pub mod runtime;
 pub mod secrets;
 pub mod server;
+pub mod shard;
 pub mod status;
 pub mod telemetry;
 #[cfg(test)]

@@ -42,11 +42,18 @@ async fn serve(args: RunArgs) -> Result<(), Error> {
         Some(id) => id,
         None => controllers::default_cluster_id(&client).await?,
     };
+    let watch_selector = args.watch_label_selector.clone().unwrap_or_default();
     tracing::info!(
         cluster_id,
         version = env!("CARGO_PKG_VERSION"),
+        watch_label_selector = %watch_selector,
         "starting ecr-operator"
     );
+    if watch_selector.selects_all() {
+        tracing::info!("serving every object of the operator's kinds (no --watch-label-selector)");
+    } else {
+        tracing::info!(selector = %watch_selector, "serving only the objects whose labels match --watch-label-selector");
+    }
     let limits = crate::backend::ecr::EcrLimits {
         requests_per_second: NonZeroU32::new(args.ecr_rate_limit)
             .ok_or_else(|| Error::Startup("--ecr-rate-limit must be positive".into()))?,
@@ -61,6 +68,7 @@ async fn serve(args: RunArgs) -> Result<(), Error> {
         repository_cache_ttl: args.repository_cache_ttl.into(),
         watch_namespaces: (!args.watch_namespaces.is_empty())
             .then(|| args.watch_namespaces.iter().cloned().collect()),
+        watch_selector,
         ..Tunables::default()
     };
     let token_lifetime = args.assume_token_lifetime.map(std::time::Duration::from);

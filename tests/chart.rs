@@ -7,7 +7,7 @@
 // Test code: helpers may unwrap (the standard forbids unwrap outside tests only).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -305,4 +305,119 @@ fn rendered_resources_and_image_reference() {
     assert!(refused.contains("digest"), "{refused}");
     let c = operator_container(&template(&["image.pullPolicy=Always"]));
     assert_eq!(c.image_pull_policy.as_deref(), Some("Always"));
+}
+
+/// The value of the env variable `name` of a Deployment's operator container, if set.
+fn deployment_env(deployment: &Deployment, name: &str) -> Option<String> {
+    let spec = deployment.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    spec.containers[0]
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.clone())
+}
+
+/// `sharding.shards` adds one Deployment per shard, each with its own Lease and selector, and the
+/// main one gets `!key` only then; no Deployment (nor PodDisruptionBudget, nor NetworkPolicy)
+/// selects another's pods. Without shards the install is exactly what it was.
+#[test]
+fn sharding_adds_one_deployment_per_shard_and_leaves_the_default_unchanged() {
+    use ecr_operator::shard::{SHARD_LABEL, WatchSelector};
+    let deployments = |docs: &[Value]| -> Vec<Deployment> {
+        of_kind(docs, "Deployment")
+            .into_iter()
+            .map(|d| serde_json::from_value(d).unwrap())
+            .collect()
+    };
+    let base = ["replicaCount=2", "networkPolicy.enabled=true"];
+    let plain = template(&base);
+    let [main_alone] = deployments(&plain).try_into().unwrap();
+    assert_eq!(
+        deployment_env(&main_alone, "ECR_OPERATOR_WATCH_LABEL_SELECTOR"),
+        None
+    );
+    // An empty list is the default.
+    assert_eq!(
+        try_template(&[&base[..], &["sharding.shards=null"]].concat()).unwrap(),
+        try_template(&base).unwrap()
+    );
+
+    let docs = template(&[&base[..], &["sharding.shards={a,b}"]].concat());
+    let all = deployments(&docs);
+    let names: Vec<String> = all.iter().map(|d| d.metadata.name.clone().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["ecr-operator", "ecr-operator-shard-a", "ecr-operator-shard-b"]
+    );
+    let selectors: Vec<String> = all
+        .iter()
+        .map(|d| deployment_env(d, "ECR_OPERATOR_WATCH_LABEL_SELECTOR").unwrap())
+        .collect();
+    assert_eq!(
+        selectors,
+        [
+            format!("!{SHARD_LABEL}"),
+            format!("{SHARD_LABEL}=a"),
+            format!("{SHARD_LABEL}=b")
+        ]
+    );
+    for s in &selectors {
+        s.parse::<WatchSelector>().unwrap_or_else(|e| panic!("{s}: {e}"));
+    }
+    let leases: BTreeSet<String> = all
+        .iter()
+        .map(|d| deployment_env(d, "ECR_OPERATOR_LEASE_NAME").unwrap())
+        .collect();
+    assert_eq!(leases.len(), 3, "one Lease each: {leases:?}");
+    // The main Deployment is the unsharded one plus its selector: same pod selector (immutable
+    // once installed), same everything else.
+    let mut main = all[0].clone();
+    let env = &mut main
+        .spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0]
+        .env;
+    env.as_mut()
+        .unwrap()
+        .retain(|e| e.name != "ECR_OPERATOR_WATCH_LABEL_SELECTOR");
+    assert_eq!(main, main_alone);
+    // Each pod selector (Deployment, PodDisruptionBudget, NetworkPolicy) matches the pods of
+    // exactly one Deployment.
+    let pod_labels: Vec<BTreeMap<String, String>> = all
+        .iter()
+        .map(|d| {
+            let template = &d.spec.as_ref().unwrap().template;
+            template.metadata.as_ref().unwrap().labels.clone().unwrap()
+        })
+        .collect();
+    let selects = |match_labels: &Value| -> Vec<usize> {
+        let wanted: BTreeMap<String, String> = serde_json::from_value(match_labels.clone()).unwrap();
+        (0..pod_labels.len())
+            .filter(|&i| wanted.iter().all(|(k, v)| pod_labels[i].get(k) == Some(v)))
+            .collect()
+    };
+    for (i, d) in all.iter().enumerate() {
+        let selector = serde_json::to_value(&d.spec.as_ref().unwrap().selector.match_labels).unwrap();
+        assert_eq!(selects(&selector), [i], "Deployment {}", names[i]);
+    }
+    for (kind, path) in [
+        ("PodDisruptionBudget", "/spec/selector/matchLabels"),
+        ("NetworkPolicy", "/spec/podSelector/matchLabels"),
+    ] {
+        let objects = of_kind(&docs, kind);
+        let covered: Vec<Vec<usize>> = objects
+            .iter()
+            .map(|o| selects(o.pointer(path).unwrap()))
+            .collect();
+        assert_eq!(covered, [[0], [1], [2]], "{kind}");
+    }
+    // Shard names are label values and parts of object names.
+    let err = try_template(&["sharding.shards={Team_A}"]).unwrap_err();
+    assert!(err.contains("does not match pattern"), "{err}");
 }

@@ -57,3 +57,53 @@ fn crd_command_writes_one_file_per_crd() {
         ]
     );
 }
+
+/// `--watch-label-selector` (and its variable) is parsed by clap before anything starts: a
+/// malformed selector ends the process at once with usage exit code 2 and says what is wrong;
+/// a good one parses into its canonical form.
+#[test]
+fn a_malformed_watch_label_selector_stops_the_start_with_its_reason() {
+    use clap::Parser;
+    use ecr_operator::cli::Command;
+    for (flag, env, reason) in [
+        (
+            Some("a in (b"),
+            None,
+            "expected values separated by commas and a closing ')'",
+        ),
+        (
+            None,
+            Some("Bad_Prefix/key=a"),
+            "the prefix before '/' must be a DNS subdomain",
+        ),
+        (Some("team=a b"), None, "expected a comma between requirements"),
+    ] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ecr-operator"));
+        cmd.arg("run").env_remove("ECR_OPERATOR_WATCH_LABEL_SELECTOR");
+        if let Some(flag) = flag {
+            cmd.args(["--watch-label-selector", flag]);
+        }
+        if let Some(env) = env {
+            cmd.env("ECR_OPERATOR_WATCH_LABEL_SELECTOR", env);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("--watch-label-selector"), "{stderr}");
+        assert!(stderr.contains(reason), "{stderr}");
+    }
+    let cli = Cli::try_parse_from([
+        "ecr-operator",
+        "run",
+        "--watch-label-selector",
+        "!sharding.ecr-operator.dev/key , env in (b,a)",
+    ])
+    .unwrap();
+    let Command::Run(args) = cli.command else {
+        panic!("not run")
+    };
+    assert_eq!(
+        args.watch_label_selector.unwrap().to_string(),
+        "!sharding.ecr-operator.dev/key,env in (a,b)"
+    );
+}

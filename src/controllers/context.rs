@@ -31,6 +31,9 @@ pub struct Tunables {
     pub repository_cache_ttl: Duration,
     /// Namespaces this instance serves; `None`: all.
     pub watch_namespaces: Option<std::collections::BTreeSet<String>>,
+    /// Which of the operator's own objects this instance serves (`--watch-label-selector`): every
+    /// watch, cache and LIST of its kinds carries it.
+    pub watch_selector: crate::shard::WatchSelector,
 }
 
 impl Tunables {
@@ -52,6 +55,7 @@ impl Default for Tunables {
             stalled_recheck: Duration::from_secs(3600),
             repository_cache_ttl: Duration::from_secs(60),
             watch_namespaces: None,
+            watch_selector: crate::shard::WatchSelector::default(),
         }
     }
 }

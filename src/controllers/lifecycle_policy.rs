@@ -39,7 +39,7 @@ pub async fn controller<B: RegistryBackend>(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (store, own) = triggers::primary::<LifecyclePolicyController, B>(&ctx, triggers::own);
-    let repositories = triggers::dependency::<Repository>(&ctx.client, triggers::repository_for_policies);
+    let repositories = triggers::dependency::<Repository, B>(&ctx, triggers::repository_for_policies);
     let controller = Controller::for_stream(own, store.clone())
         // A Repository that appears, goes, becomes Ready or changes labels re-queues the policies
         // of its namespace; its status writes do not.
@@ -168,7 +168,7 @@ async fn list_repositories<B: RegistryBackend>(
 ) -> Result<Vec<Repository>> {
     Ok(
         Api::<Repository>::namespaced(ctx.client.clone(), &lp.namespace().unwrap_or_default())
-            .list(&Default::default())
+            .list(&ctx.tunables.watch_selector.list_params())
             .await
             .map_err(Error::kube("list Repositories"))?
             .items,
@@ -216,7 +216,7 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Res
     // ago that this controller's store may not show yet, or two policies could both put theirs
     // on one repository and overwrite each other in turn.
     let policies = Api::<LifecyclePolicy>::namespaced(ctx.client.clone(), &ns)
-        .list(&Default::default())
+        .list(&ctx.tunables.watch_selector.list_params())
         .await
         .map_err(Error::kube("list LifecyclePolicies"))?
         .items;

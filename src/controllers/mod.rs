@@ -119,8 +119,10 @@ pub async fn run<B: RegistryBackend>(
         controllers,
     } = options;
     let shutdown = shutdown.boxed().shared();
+    // The Registries of this shard only: a Registry another instance serves is, to this one, a
+    // Registry that does not exist.
     let (registries, registry_reflector) =
-        reflected::<Registry>(&client, watcher::Config::default().any_semantic());
+        reflected::<Registry>(&client, tunables.watch_selector.watcher_config());
     let enabled = |name| controllers.is_empty() || controllers.contains(&name);
     // Only our own Secrets are cached: memory does not grow with the cluster's other Secrets.
     // Without the pull-secret controllers there is no Secret watch at all (nor RBAC for one).

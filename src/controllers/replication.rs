@@ -36,7 +36,7 @@ pub async fn controller<B: RegistryBackend>(
     // Keyed on Registry: its spec, readiness and ID matter, its status bookkeeping does not.
     let (store, registries) = triggers::primary::<ReplicationController, B>(&ctx, triggers::registry);
     // A rule's spec, finalizers or deletion matter; the status this controller writes does not.
-    let rules = triggers::dependency::<ReplicationRule>(&ctx.client, triggers::own);
+    let rules = triggers::dependency::<ReplicationRule, B>(&ctx, triggers::own);
     // A rule also matters to the other Registries of its Registry's registry (it may move the
     // ownership of the replication configuration), and so does another Registry of the same
     // registry appearing, changing its place or going (see `registry::owners`).
@@ -49,7 +49,7 @@ pub async fn controller<B: RegistryBackend>(
             refs
         })
         .watches_stream(
-            triggers::dependency::<Registry>(&ctx.client, owners::key),
+            triggers::dependency::<Registry, B>(&ctx, owners::key),
             move |changed| owners::neighbours(&by_registry.registries, &changed),
         );
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
@@ -160,13 +160,17 @@ async fn replicate<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) ->
     else {
         return Ok(Replicated::Nothing);
     };
+    // Relabelled into another shard since the trigger: that shard's instance writes it now.
+    if !ctx.tunables.watch_selector.matches(registry.labels()) {
+        return Ok(Replicated::Nothing);
+    }
     // A consistent LIST rather than a second watch's cache (one per reconcile of a Registry, kept
     // on purpose): the trigger, a rule created, edited or deleted, may arrive before that cache
     // has seen it, and the document would be written without the new rule (or with the deleted
     // one) until the next re-check.
     let (rules, others): (Vec<ReplicationRule>, Vec<ReplicationRule>) =
         Api::<ReplicationRule>::all(ctx.client.clone())
-            .list(&Default::default())
+            .list(&ctx.tunables.watch_selector.list_params())
             .await
             .map_err(Error::kube("list ReplicationRules"))?
             .items

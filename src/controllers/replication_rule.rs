@@ -29,7 +29,7 @@ pub async fn controller<B: RegistryBackend>(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (store, own) = triggers::primary::<ReplicationRuleController, B>(&ctx, triggers::own);
-    let registries = triggers::dependency::<Registry>(&ctx.client, triggers::registry);
+    let registries = triggers::dependency::<Registry, B>(&ctx, triggers::registry);
     let controller = Controller::for_stream(own, store.clone())
         // A Registry created or deleted changes whether its rules are reachable.
         .watches_stream(registries, move |registry| {

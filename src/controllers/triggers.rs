@@ -14,6 +14,8 @@
 //!
 //! Deletions of a watched dependency always pass.
 //!
+//! Every watch of the operator's own kinds carries the `--watch-label-selector` (see [`crate::shard`]).
+//!
 //! Every watch of the operator's own kinds also decodes object by object ([`watch_typed`]): an
 //! object stored in a shape the operator cannot decode (for example one written before an
 //! admission rule existed) is left out, instead of failing the list, and so the whole
@@ -199,7 +201,7 @@ where
     };
     let events = watch_typed::<R::Kind>(
         ctx.client.clone(),
-        watcher::Config::default().any_semantic(),
+        ctx.tunables.watch_selector.watcher_config(),
         observe,
     )
     .reflect(writer);
@@ -225,17 +227,18 @@ where
         .collect()
 }
 
-/// A secondary watch: the objects whose `key` changed, and deletions.
-pub fn dependency<K>(
-    client: &kube::Client,
+/// A secondary watch of one of the operator's own kinds (limited, like every such watch, to this
+/// instance's `--watch-label-selector`): the objects whose `key` changed, and deletions.
+pub fn dependency<K, B>(
+    ctx: &Context<B>,
     key: fn(&K) -> u64,
 ) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
-    let config = watcher::Config::default().any_semantic();
+    let config = ctx.tunables.watch_selector.watcher_config();
     on_change(
-        watch_typed::<K>(client.clone(), config, log_undecodable),
+        watch_typed::<K>(ctx.client.clone(), config, log_undecodable),
         key,
         true,
     )

@@ -15,7 +15,7 @@ use kube::discovery::{Scope, pinned_kind};
 use serde_json::{Value, json};
 
 use crate::harness::env::{OperatorEnv, tail};
-use crate::support::{apply, temp_namespace, yaml_documents};
+use crate::support::{temp_namespace, yaml_documents};
 
 async fn dynamic_api(client: &kube::Client, ns: &str, doc: &Value) -> Api<DynamicObject> {
     let api_version = doc["apiVersion"].as_str().unwrap();
@@ -94,7 +94,7 @@ async fn every_controller_fixture_gets_its_condition_and_reason() {
         }
         let (last, setup) = docs.split_last().unwrap();
         for doc in setup {
-            apply(&env.client, &ns, doc)
+            env.apply(&ns, doc)
                 .await
                 .unwrap_or_else(|e| panic!("{file}: set-up rejected: {e}"));
             let ours = doc["apiVersion"]
@@ -114,7 +114,7 @@ async fn every_controller_fixture_gets_its_condition_and_reason() {
                 );
             }
         }
-        apply(&env.client, &ns, last).await.unwrap_or_else(|e| {
+        env.apply(&ns, last).await.unwrap_or_else(|e| {
             panic!("{file}: must pass admission (the controller is what refuses it): {e}")
         });
         let api = dynamic_api(&env.client, &ns, last).await;

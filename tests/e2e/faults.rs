@@ -3,6 +3,9 @@
 //! its owner tag; none orphaned; none stuck). Each prints (and, under `cargo xtask test`, reports)
 //! how long it took. Leader failover is
 //! `leader::a_leader_killed_mid_create_hands_over_without_duplicate_repositories`.
+//!
+//! Every scenario runs alone (`OperatorEnv::start_exclusive`, `one_operator`): two of them
+//! restart an API server, and the times they report are of the scenario, not of its neighbours.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -11,7 +14,7 @@ use ecr_operator::api::OWNER_TAG;
 use ecr_operator::api::v1alpha1::Repository;
 use ecr_operator_testenv::{ControlPlane, FaultPlan, FaultProxy, Moto, Operator};
 use kube::api::Api;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::harness::env::{CLUSTER_ID, OperatorEnv, one_operator, tail};
 use crate::harness::wait;
@@ -41,12 +44,24 @@ pub async fn creates_under_way(proxy: &FaultProxy, n: usize) {
     .await;
 }
 
+/// The `i`th Repository of a mass create in `ns` on `registry`.
+fn repository(ns: &str, registry: &str, i: usize) -> Value {
+    json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Repository",
+        "metadata": {"name": format!("r{i:02}")},
+        "spec": {"registryRef": {"name": registry}, "name": format!("{ns}/r{i:02}")}})
+}
+
+/// A mass create of `n` Repositories in `ns`, for an operator without a label selector.
 pub async fn create_repositories(client: &kube::Client, ns: &str, registry: &str, n: usize) {
     for i in 0..n {
-        let repo = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Repository",
-            "metadata": {"name": format!("r{i:02}")},
-            "spec": {"registryRef": {"name": registry}, "name": format!("{ns}/r{i:02}")}});
-        apply(client, ns, &repo).await.unwrap();
+        apply(client, ns, &repository(ns, registry, i)).await.unwrap();
+    }
+}
+
+/// A mass create of `n` Repositories in `ns` on the env's Registry, in the env's shard.
+pub async fn create_env_repositories(env: &OperatorEnv, ns: &str, n: usize) {
+    for i in 0..n {
+        env.apply(ns, &repository(ns, &env.registry, i)).await.unwrap();
     }
 }
 
@@ -117,10 +132,10 @@ pub async fn assert_exactly_once(ecr: &aws_sdk_ecr::Client, ns: &str, n: usize) 
 #[tokio::test]
 async fn ecr_unreachable_for_thirty_seconds_mid_create() {
     const N: usize = 20;
-    let env = OperatorEnv::start("e2e-unreachable").await;
+    let env = OperatorEnv::start_exclusive("e2e-unreachable", &[]).await;
     let ns = temp_namespace(&env.client, "unreachable").await;
     env.wait_registry_ready().await;
-    create_repositories(&env.client, &ns, &env.registry, N).await;
+    create_env_repositories(&env, &ns, N).await;
     creates_under_way(&env.proxy, 3).await;
     // Every connection to ECR is dropped for 30 s.
     env.proxy.set_plan(FaultPlan {
@@ -170,10 +185,10 @@ async fn ecr_unreachable_for_thirty_seconds_mid_create() {
 #[tokio::test]
 async fn operator_killed_mid_create_and_restarted() {
     const N: usize = 30;
-    let mut env = OperatorEnv::start("e2e-sigkill").await;
+    let mut env = OperatorEnv::start_exclusive("e2e-sigkill", &[]).await;
     let ns = temp_namespace(&env.client, "sigkill").await;
     env.wait_registry_ready().await;
-    create_repositories(&env.client, &ns, &env.registry, N).await;
+    create_env_repositories(&env, &ns, N).await;
     creates_under_way(&env.proxy, 5).await;
     env.operator.as_ref().unwrap().signal("KILL");
     let killed = Instant::now();
@@ -308,7 +323,7 @@ async fn etcd_compaction_forces_watches_to_relist() {
 #[tokio::test]
 async fn ecr_throttling_storm_mid_create() {
     const N: usize = 30;
-    let env = OperatorEnv::start("e2e-storm").await;
+    let env = OperatorEnv::start_exclusive("e2e-storm", &[]).await;
     let ns = temp_namespace(&env.client, "storm").await;
     env.wait_registry_ready().await;
     // For 20 s, 60 % of ECR calls are answered with ThrottlingException.
@@ -317,7 +332,7 @@ async fn ecr_throttling_storm_mid_create() {
         ..FaultPlan::default()
     });
     let start = Instant::now();
-    create_repositories(&env.client, &ns, &env.registry, N).await;
+    create_env_repositories(&env, &ns, N).await;
     tokio::time::sleep(Duration::from_secs(20)).await;
     env.proxy.set_plan(FaultPlan::default());
     let throttled = env.proxy.calls().iter().filter(|c| c.injected.is_some()).count();

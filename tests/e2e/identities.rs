@@ -14,11 +14,12 @@ use serde_json::{Value, json};
 
 use crate::harness::env::OperatorEnv;
 use crate::harness::wait::wait_condition;
-use crate::support::{api_code, api_message, apply, eventually, temp_namespace};
+use crate::support::{api_code, api_message, eventually, quiet, temp_namespace};
 
 /// Applies `doc` and requires the API server to refuse it with 422 and `message`.
 async fn refused(env: &OperatorEnv, ns: &str, doc: &Value, message: &str) {
-    let err = apply(&env.client, ns, doc)
+    let err = env
+        .apply(ns, doc)
         .await
         .map(|_| ())
         .expect_err(&format!("an identity edit was accepted: {doc}"));
@@ -70,7 +71,7 @@ async fn identity_edits_are_refused_and_ecr_keeps_exactly_one_of_each() {
     let other = "e2e-identity-west";
     let west = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Registry", "metadata": {"name": other},
         "spec": {"region": "eu-west-1", "endpoint": env.proxy.endpoint}});
-    apply(&env.client, "", &west).await.unwrap();
+    env.apply("", &west).await.unwrap();
     let ns = temp_namespace(&env.client, "identity").await;
     let prefix = format!("{ns}/");
 
@@ -86,7 +87,7 @@ async fn identity_edits_are_refused_and_ecr_keeps_exactly_one_of_each() {
     );
     let plain = repository("plain", json!({"name": format!("{ns}/plain")}));
     for doc in [&app, &plain] {
-        apply(&env.client, &ns, doc).await.unwrap();
+        env.apply(&ns, doc).await.unwrap();
     }
     let api: Api<Repository> = Api::namespaced(env.client.clone(), &ns);
     for name in ["app", "plain"] {
@@ -111,7 +112,7 @@ async fn identity_edits_are_refused_and_ecr_keeps_exactly_one_of_each() {
     refused(&env, &ns, &encrypted, "encryption is immutable").await;
     // Unset spec.name means metadata.name; setting it to anything else is a rename too.
     let unnamed = repository("unnamed", json!({}));
-    apply(&env.client, &ns, &unnamed).await.unwrap();
+    env.apply(&ns, &unnamed).await.unwrap();
     env.wait_condition(&ns, "unnamed", "Ready", "True", None).await;
     let mut named = unnamed.clone();
     named["spec"]["name"] = json!(format!("{ns}/unnamed"));
@@ -123,7 +124,7 @@ async fn identity_edits_are_refused_and_ecr_keeps_exactly_one_of_each() {
         "no refused edit was stored"
     );
     // Let the operator look again: still one repository each, all in the Registry's region.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    quiet(Duration::from_secs(3)).await;
     assert_eq!(
         repositories(&env, "us-east-1", &prefix).await,
         [format!("{ns}/app"), format!("{ns}/plain")],
@@ -149,7 +150,7 @@ async fn identity_edits_are_refused_and_ecr_keeps_exactly_one_of_each() {
         "spec": {"registryRef": {"name": env.registry},
                  "destinations": [{"region": "us-west-2", "registryId": "111122223333"}],
                  "repositoryFilters": [{"filter": "identity/", "filterType": "PREFIX_MATCH"}]}});
-    apply(&env.client, "", &rule).await.unwrap();
+    env.apply("", &rule).await.unwrap();
     let rules: Api<ReplicationRule> = Api::all(env.client.clone());
     wait_condition(
         &rules,
@@ -170,11 +171,12 @@ async fn identity_edits_are_refused_and_ecr_keeps_exactly_one_of_each() {
         "registryRef is immutable: create another ReplicationRule",
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    quiet(Duration::from_secs(3)).await;
     assert_eq!(replication_filters(&env, "us-east-1").await, ["identity/"]);
     assert!(replication_filters(&env, "eu-west-1").await.is_empty());
 
-    // PullSecret and ClusterPullSecret: the Secret's name.
+    // PullSecret and ClusterPullSecret: the Secret's name. The Secrets are counted over the whole
+    // cluster, so both carry names no other test uses.
     let secrets: Api<Secret> = Api::all(env.client.clone());
     let labelled = |label: String| {
         let secrets = secrets.clone();
@@ -191,13 +193,13 @@ async fn identity_edits_are_refused_and_ecr_keeps_exactly_one_of_each() {
             names
         }
     };
-    let pull = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "PullSecret", "metadata": {"name": "pull"},
+    let pull = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "PullSecret", "metadata": {"name": "identity-pull"},
         "spec": {"registries": [env.registry]}});
-    apply(&env.client, &ns, &pull).await.unwrap();
+    env.apply(&ns, &pull).await.unwrap();
     let pulls: Api<PullSecret> = Api::namespaced(env.client.clone(), &ns);
     wait_condition(
         &pulls,
-        "pull",
+        "identity-pull",
         "Ready",
         "True",
         None,
@@ -211,7 +213,7 @@ async fn identity_edits_are_refused_and_ecr_keeps_exactly_one_of_each() {
     let cps_name = "e2e-identity-cps";
     let cps = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "ClusterPullSecret", "metadata": {"name": cps_name},
         "spec": {"registries": [env.registry], "namespaces": {"include": [ns]}, "secretName": "fleet"}});
-    apply(&env.client, "", &cps).await.unwrap();
+    env.apply("", &cps).await.unwrap();
     let clusters: Api<ClusterPullSecret> = Api::all(env.client.clone());
     wait_condition(
         &clusters,
@@ -229,10 +231,10 @@ async fn identity_edits_are_refused_and_ecr_keeps_exactly_one_of_each() {
     let mut unset = cps.clone();
     unset["spec"].as_object_mut().unwrap().remove("secretName");
     refused(&env, "", &unset, "secretName is immutable").await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    quiet(Duration::from_secs(2)).await;
     assert_eq!(
-        labelled("ecr-operator.dev/pullsecret=pull".into()).await,
-        [format!("{ns}/pull")]
+        labelled("ecr-operator.dev/pullsecret=identity-pull".into()).await,
+        [format!("{ns}/identity-pull")]
     );
     assert_eq!(
         labelled(format!("ecr-operator.dev/clusterpullsecret={cps_name}")).await,

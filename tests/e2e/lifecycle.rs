@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::harness::env::{OperatorEnv, tail};
 use crate::harness::wait::{condition, has_condition, wait_condition};
-use crate::support::{apply, eventually, temp_namespace};
+use crate::support::{eventually, temp_namespace};
 
 fn rules() -> Value {
     json!([
@@ -25,13 +25,13 @@ fn rules() -> Value {
 
 async fn apply_policy(env: &OperatorEnv, ns: &str, name: &str, spec: Value) {
     let doc = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "LifecyclePolicy", "metadata": {"name": name}, "spec": spec});
-    apply(&env.client, ns, &doc).await.unwrap();
+    env.apply(ns, &doc).await.unwrap();
 }
 
 async fn repo(env: &OperatorEnv, ns: &str, name: &str, labels: Value) {
     let doc = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Repository", "metadata": {"name": name, "labels": labels},
         "spec": {"registryRef": {"name": env.registry}, "name": format!("{ns}/{name}")}});
-    apply(&env.client, ns, &doc).await.unwrap();
+    env.apply(ns, &doc).await.unwrap();
 }
 
 async fn ecr_policy(env: &OperatorEnv, ns: &str, name: &str) -> Option<String> {
@@ -478,7 +478,7 @@ async fn a_namespace_deleted_with_everything_in_it_finishes_and_leaves_nothing_i
     let ns = temp_namespace(&env.client, "lp-ns").await;
     let doc = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Repository", "metadata": {"name": "gone", "labels": {"lifecycle": "std"}},
         "spec": {"registryRef": {"name": env.registry}, "name": format!("{ns}/gone"), "deletionPolicy": "Delete"}});
-    apply(&env.client, &ns, &doc).await.unwrap();
+    env.apply(&ns, &doc).await.unwrap();
     repo(&env, &ns, "kept", json!({"lifecycle": "std"})).await;
     wait_repos_ready(&env, &ns, &["gone", "kept"]).await;
     apply_policy(
@@ -492,7 +492,7 @@ async fn a_namespace_deleted_with_everything_in_it_finishes_and_leaves_nothing_i
     wait_policy(&env, &ns, "gone", true).await;
     let ps = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "PullSecret", "metadata": {"name": "pull"},
         "spec": {"registries": [env.registry], "serviceAccounts": ["default"]}});
-    apply(&env.client, &ns, &ps).await.unwrap();
+    env.apply(&ns, &ps).await.unwrap();
     let pull: Api<ecr_operator::api::v1alpha1::PullSecret> = Api::namespaced(env.client.clone(), &ns);
     wait_condition(
         &pull,

@@ -22,5 +22,6 @@ mod owners;
 mod pull_secrets;
 mod replication;
 mod runtime;
+mod sharding;
 mod support;
 mod triggers;

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::harness::env::{CLUSTER_ID, OperatorEnv, tail};
 use crate::harness::wait::{condition, has_condition, verdict};
-use crate::support::{apply, cluster, eventually, temp_namespace};
+use crate::support::{cluster, eventually, quiet, temp_namespace};
 
 #[tokio::test]
 async fn repository_converges_and_drift_is_reverted() {
@@ -369,7 +369,7 @@ async fn waits_for_its_registry_and_tenancy_rules_deny() {
     let ns = temp_namespace(&env.client, "tenancy").await;
     let mut spec = json!({"name": "late/app", "registryRef": {"name": "e2e-late"}});
     let doc = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Repository", "metadata": {"name": "late"}, "spec": spec.take()});
-    apply(&env.client, &ns, &doc).await.unwrap();
+    env.apply(&ns, &doc).await.unwrap();
     let r = env
         .wait_condition(&ns, "late", "Reconciling", "True", Some("DependencyNotReady"))
         .await;
@@ -377,7 +377,7 @@ async fn waits_for_its_registry_and_tenancy_rules_deny() {
     assert!(condition(&r, "Stalled").is_none());
     let registry = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Registry", "metadata": {"name": "e2e-late"},
         "spec": {"region": "us-east-1", "endpoint": env.proxy.endpoint}});
-    apply(&env.client, "", &registry).await.unwrap();
+    env.apply("", &registry).await.unwrap();
     env.wait_condition(&ns, "late", "Ready", "True", None).await;
 
     // Tenancy: only labelled namespaces, and names must start with the namespace.
@@ -398,7 +398,7 @@ async fn waits_for_its_registry_and_tenancy_rules_deny() {
             .contains("allowedNamespaces")
     );
     let labelled = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"ecr-tenant": "yes"}}});
-    apply(&env.client, "", &labelled).await.unwrap();
+    env.apply("", &labelled).await.unwrap();
     env.apply_repository(&ns, "bad-prefix", json!({"name": "other/app"}))
         .await;
     let r = env
@@ -443,7 +443,7 @@ async fn hostile_intervals_are_refused_and_the_operator_keeps_reconciling() {
                 "spec": {"registries": [env.registry], "interval": interval}}),
         ];
         for doc in docs {
-            let err = apply(&env.client, &ns, &doc).await.expect_err(&format!(
+            let err = env.apply(&ns, &doc).await.expect_err(&format!(
                 "{} with interval {interval:?} was admitted",
                 doc["kind"]
             ));
@@ -626,7 +626,7 @@ async fn registry_settings_are_written_once_reverted_on_drift_and_the_account_is
                "spec": {"region": "us-east-1", "endpoint": env.proxy.endpoint, "scanning": settings["scanning"], "policy": settings["policy"]}})
     };
     env.proxy.clear();
-    apply(&env.client, "", &reconcile_now("1")).await.unwrap();
+    env.apply("", &reconcile_now("1")).await.unwrap();
     env.wait_registry(|r| {
         r.status
             .as_ref()
@@ -660,7 +660,7 @@ async fn registry_settings_are_written_once_reverted_on_drift_and_the_account_is
         .send()
         .await
         .unwrap();
-    apply(&env.client, "", &reconcile_now("2")).await.unwrap();
+    env.apply("", &reconcile_now("2")).await.unwrap();
     env.wait_registry(|r| {
         r.status
             .as_ref()
@@ -810,12 +810,12 @@ async fn watch_namespaces_and_controllers_limit_what_an_instance_serves() {
         .await;
     let pull = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "PullSecret",
         "metadata": {"name": "not-served"}, "spec": {"registries": ["e2e-scoped"]}});
-    apply(&client, &served, &pull).await.unwrap();
+    env.apply(&served, &pull).await.unwrap();
 
     env.wait_condition(&served, "inside", "Ready", "True", None).await;
     assert!(env.ecr_exists(&format!("{served}/inside")).await);
     // Give the instance time to (wrongly) act on the rest.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    quiet(Duration::from_secs(3)).await;
     let outside = Api::<Repository>::namespaced(client.clone(), &other)
         .get("outside")
         .await
@@ -868,7 +868,7 @@ async fn suspension_is_reported_and_edits_wait_for_resume() {
     for other in ["Ready", "Reconciling", "Stalled"] {
         assert!(condition(&r, other).is_none(), "{other}: {:?}", r.status);
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    quiet(Duration::from_secs(2)).await;
     assert_eq!(
         env.ecr_tags("suspend/web").await.get("team").map(String::as_str),
         Some("a")

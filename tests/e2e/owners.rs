@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::harness::env::{OperatorEnv, tail};
 use crate::harness::wait::{condition, has_condition, wait_condition, wait_for};
-use crate::support::{apply, eventually, temp_namespace};
+use crate::support::{eventually, quiet, temp_namespace};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -35,7 +35,7 @@ async fn apply_registry(env: &OperatorEnv, name: &str, extra: Value) {
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
     let doc = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Registry", "metadata": {"name": name}, "spec": spec});
-    apply(&env.client, "", &doc).await.unwrap();
+    env.apply("", &doc).await.unwrap();
 }
 
 async fn apply_rule(env: &OperatorEnv, name: &str, registry: &str, filter: &str) {
@@ -43,7 +43,7 @@ async fn apply_rule(env: &OperatorEnv, name: &str, registry: &str, filter: &str)
         "spec": {"registryRef": {"name": registry}, "interval": "10s",
                  "destinations": [{"region": "us-west-2", "registryId": "111122223333"}],
                  "repositoryFilters": [{"filter": filter, "filterType": "PREFIX_MATCH"}]}});
-    apply(&env.client, "", &doc).await.unwrap();
+    env.apply("", &doc).await.unwrap();
 }
 
 /// What ECR holds: the scanning filter, the policy's principal account, the replication filters.
@@ -275,7 +275,7 @@ async fn an_edit_that_reaches_another_account_stalls_until_the_account_is_set() 
     );
     env.wait_condition(&ns, "app", "Reconciling", "True", Some("DependencyNotReady"))
         .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    quiet(Duration::from_secs(3)).await;
     assert_eq!(
         env.proxy.forwarded("CreateRepository"),
         1,

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::harness::env::OperatorEnv;
 use crate::harness::wait::{Conditioned, wait_condition};
-use crate::support::{apply, eventually, temp_namespace};
+use crate::support::{eventually, quiet, temp_namespace};
 
 /// moto's token for account 123456789012: base64("AWS:123456789012-auth-token").
 const MOTO_PASSWORD: &str = "123456789012-auth-token";
@@ -79,13 +79,13 @@ async fn pull_secret_over_two_registries_patches_only_its_service_account_entrie
     // A second Registry in another region (moto keeps regions apart, like ECR).
     let west = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Registry", "metadata": {"name": "e2e-ps-west"},
         "spec": {"region": "eu-west-1", "endpoint": env.proxy.endpoint}});
-    apply(&env.client, "", &west).await.unwrap();
+    env.apply("", &west).await.unwrap();
     let ns = temp_namespace(&env.client, "pullsecret").await;
     service_account(&env.client, &ns, "builder", &["theirs"]).await;
 
     let ps = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "PullSecret", "metadata": {"name": "ecr-login"},
         "spec": {"registries": ["e2e-ps-east", "e2e-ps-west"], "serviceAccounts": ["builder", "runner"]}});
-    apply(&env.client, &ns, &ps).await.unwrap();
+    env.apply(&ns, &ps).await.unwrap();
     let api: Api<PullSecret> = Api::namespaced(env.client.clone(), &ns);
     // `runner` does not exist yet: the Secret is written and `builder` gets it, but the
     // PullSecret is not Ready, names `runner`, and says so once in a Warning event.
@@ -199,7 +199,7 @@ async fn pull_secret_over_two_registries_patches_only_its_service_account_entrie
         .unwrap();
     let taken = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "PullSecret", "metadata": {"name": "second"},
         "spec": {"registries": ["e2e-ps-east"], "secretName": "taken"}});
-    apply(&env.client, &ns, &taken).await.unwrap();
+    env.apply(&ns, &taken).await.unwrap();
     eventually(Duration::from_secs(60), "SecretExists", || async {
         let p = api.get("second").await.ok()?;
         p.status?
@@ -261,7 +261,7 @@ async fn cluster_pull_secret_fans_out_to_fifty_namespaces_with_one_token_call() 
         .await;
     let cps = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "ClusterPullSecret", "metadata": {"name": "e2e-teams"},
         "spec": {"namespaceSelector": {"matchLabels": {label: "yes"}}, "registries": ["e2e-cps"], "secretName": "ecr-pull"}});
-    apply(&env.client, "", &cps).await.unwrap();
+    env.apply("", &cps).await.unwrap();
     let api: Api<ClusterPullSecret> = Api::all(env.client.clone());
     eventually(Duration::from_secs(120), "50 namespaces served", || async {
         let c = api.get("e2e-teams").await.ok()?;
@@ -295,7 +295,7 @@ async fn cluster_pull_secret_fans_out_to_fifty_namespaces_with_one_token_call() 
     .await;
     eprintln!("new namespace served after {:?}", start.elapsed());
     let unlabel = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "cps-0", "labels": {label: "no"}}});
-    apply(&env.client, "", &unlabel).await.unwrap();
+    env.apply("", &unlabel).await.unwrap();
     let gone: Api<Secret> = Api::namespaced(env.client.clone(), "cps-0");
     eventually(
         Duration::from_secs(30),
@@ -354,7 +354,7 @@ async fn cluster_pull_secret_names_missing_namespaces_and_serves_system_namespac
                 .is_some()
         }
     };
-    apply(&env.client, "", &cps(None)).await.unwrap();
+    env.apply("", &cps(None)).await.unwrap();
     let api: Api<ClusterPullSecret> = Api::all(env.client.clone());
     let ready = wait_ready(&api, "e2e-cps-edges", &env).await;
     assert_eq!(ready.status.unwrap().namespace_count, Some(1), "only {ns}");
@@ -364,7 +364,7 @@ async fn cluster_pull_secret_names_missing_namespaces_and_serves_system_namespac
     }
 
     // `include` names kube-public (served, by name) and a namespace that does not exist yet.
-    apply(&env.client, "", &cps(Some(vec![&ns, &late, "kube-public"])))
+    env.apply("", &cps(Some(vec![&ns, &late, "kube-public"])))
         .await
         .unwrap();
     let waiting = wait_condition(
@@ -421,7 +421,7 @@ async fn cluster_pull_secret_names_missing_namespaces_and_serves_system_namespac
     // kube's `owns` named the owner within each Secret's namespace
     // (`ClusterPullSecret.v1alpha1.ecr-operator.dev/e2e-cps-edges.<namespace>`), an object no
     // store holds, and every garbage-collected Secret was logged as a controller error.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    quiet(Duration::from_secs(2)).await;
     let logs = env.logs();
     let namespaced_reference = "ClusterPullSecret.v1alpha1.ecr-operator.dev/e2e-cps-edges.";
     let errors: Vec<&str> = logs
@@ -457,7 +457,7 @@ async fn tokens_refresh_on_schedule_secrets_are_written_only_on_change_and_never
         .await;
     let ps = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "PullSecret", "metadata": {"name": "fresh"},
         "spec": {"registries": ["e2e-refresh"]}});
-    apply(&env.client, &ns, &ps).await.unwrap();
+    env.apply(&ns, &ps).await.unwrap();
     let api: Api<PullSecret> = Api::namespaced(env.client.clone(), &ns);
     let first = wait_ready(&api, "fresh", &env).await.status.unwrap();
     let rv = secrets.get("fresh").await.unwrap().resource_version();
@@ -486,7 +486,7 @@ async fn tokens_refresh_on_schedule_secrets_are_written_only_on_change_and_never
 
     // A Secret edited behind the operator's back is restored.
     let broken = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "fresh"}, "data": {".dockerconfigjson": "e30="}});
-    apply(&env.client, &ns, &broken).await.unwrap();
+    env.apply(&ns, &broken).await.unwrap();
     eventually(Duration::from_secs(40), "the Secret to be restored", || async {
         let s = secrets.get("fresh").await.ok()?;
         dockerconfig(&s)["auths"]

@@ -14,14 +14,14 @@ use serde_json::json;
 
 use crate::harness::env::{OperatorEnv, tail};
 use crate::harness::wait::wait_condition;
-use crate::support::{apply, eventually};
+use crate::support::eventually;
 
 async fn apply_rule(env: &OperatorEnv, name: &str, priority: i32, filter: &str, region: &str) {
     let doc = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "ReplicationRule", "metadata": {"name": name},
         "spec": {"registryRef": {"name": env.registry}, "priority": priority,
                  "destinations": [{"region": region, "registryId": "111122223333"}],
                  "repositoryFilters": [{"filter": filter, "filterType": "PREFIX_MATCH"}]}});
-    apply(&env.client, "", &doc).await.unwrap();
+    env.apply("", &doc).await.unwrap();
 }
 
 /// The first filter of each rule in ECR's document, in order.

@@ -78,3 +78,12 @@ where
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// Gives the operator time to (wrongly) act before a test checks that nothing happened: at least
+/// `base`, which is what the check needs on an idle machine. Tests run side by side (several
+/// operators, moto servers and the API server share a few cores), so the operator may take
+/// longer to act than alone: the window is twice `base`. A quiet window may grow under load; it
+/// never shrinks, so a check that follows it asserts no less than before.
+pub async fn quiet(base: Duration) {
+    tokio::time::sleep(base * 2).await;
+}

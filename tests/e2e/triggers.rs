@@ -9,7 +9,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 
 use crate::harness::env::OperatorEnv;
-use crate::support::{apply, eventually, temp_namespace};
+use crate::support::{eventually, quiet, temp_namespace};
 
 const REPOSITORIES: usize = 5;
 /// The ECR operations only a Repository reconcile makes.
@@ -39,7 +39,7 @@ async fn status_writes_by_the_operator_cause_no_repository_reconciles() {
         "spec": {"repositories": (0..REPOSITORIES).map(|i| format!("r{i}")).collect::<Vec<_>>(),
             "rules": [{"rulePriority": 1, "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed",
                 "countUnit": "days", "countNumber": 14}, "action": {"type": "expire"}}]}});
-    apply(&env.client, &ns, &lp).await.unwrap();
+    env.apply(&ns, &lp).await.unwrap();
     let policies: Api<LifecyclePolicy> = Api::namespaced(env.client.clone(), &ns);
     eventually(
         Duration::from_secs(60),
@@ -56,13 +56,13 @@ async fn status_writes_by_the_operator_cause_no_repository_reconciles() {
     )
     .await;
     // Let the Repositories settle (the policy's arrival is not a Repository change).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    quiet(Duration::from_secs(3)).await;
     env.proxy.clear();
 
     // 1. A ReplicationRule makes the replication controller write the Registry's status.
     let rule = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "ReplicationRule", "metadata": {"name": "e2e-triggers-rule"},
         "spec": {"registryRef": {"name": env.registry}, "destinations": [{"region": "us-west-2", "registryId": "111122223333"}]}});
-    apply(&env.client, "", &rule).await.unwrap();
+    env.apply("", &rule).await.unwrap();
     let registries: Api<Registry> = Api::all(env.client.clone());
     eventually(
         Duration::from_secs(60),
@@ -97,7 +97,7 @@ async fn status_writes_by_the_operator_cause_no_repository_reconciles() {
     .await;
 
     // Both status writes happened; give any re-queued reconcile time to call ECR.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    quiet(Duration::from_secs(5)).await;
     assert!(
         env.proxy.forwarded("PutReplicationConfiguration") >= 1,
         "the Registry's status was written"

@@ -27,7 +27,8 @@ commands:
   e2e [FILTER] [TEST-ARGS...]
             install what `test` installs, then run the end-to-end tests whose name contains
             FILTER (all when omitted): cargo test --features e2e --test e2e FILTER. Further
-            arguments go to the test binary, e.g. --exact or --nocapture
+            arguments go to the test binary, e.g. --exact or --nocapture. Tests run 6 at a
+            time (ECR_OPERATOR_TEST_THREADS, or --test-threads N, overrides it)
   image [--smoke]
             build the operator's OCI image without a container engine: the release binary on a
             base of Debian packages (glibc, libgcc, CA certificates; cached), reproducibly, as
@@ -287,6 +288,9 @@ fn test() -> Result<(), String> {
     ])
     .envs(env.iter().map(|(k, v)| (*k, v)));
     // The fault suite reports each scenario's time here; printed after the run.
+    // The end-to-end tests run side by side (each in its own shard); more threads than cores,
+    // because they mostly wait on the control plane, moto and the operators.
+    test.args(["--", "--test-threads", &test_threads()?]);
     let fault_report = fault_report();
     test.env("ECR_OPERATOR_FAULT_REPORT", &fault_report);
     let result = counted_step("cargo test (unit, schema, CLI and end-to-end)", &mut test);
@@ -295,6 +299,22 @@ fn test() -> Result<(), String> {
     println!("{passed} passed, {failed} failed");
     eprintln!("==> all checks passed in {:.0}s", start.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// How many tests each test binary runs at once: `ECR_OPERATOR_TEST_THREADS`, else 6. libtest's
+/// default is the number of cores; the end-to-end tests spend most of their time waiting, and
+/// their harness serializes what cannot run side by side (tests/e2e/harness/env.rs).
+fn test_threads() -> Result<String, String> {
+    const DEFAULT: usize = 6;
+    match std::env::var("ECR_OPERATOR_TEST_THREADS") {
+        Err(_) => Ok(DEFAULT.to_string()),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n.to_string()),
+            _ => Err(format!(
+                "ECR_OPERATOR_TEST_THREADS must be a positive number, not {v:?}"
+            )),
+        },
+    }
 }
 
 /// `test` without the end-to-end tests: no control plane (Go) and no moto (Python virtualenv).
@@ -326,6 +346,9 @@ fn e2e(args: &[String]) -> Result<(), String> {
     test.args(["test", "--locked", "--features", "e2e", "--test", "e2e", "--"])
         .args(args)
         .envs(env.iter().map(|(k, v)| (*k, v)));
+    if !args.iter().any(|a| a.starts_with("--test-threads")) {
+        test.args(["--test-threads", &test_threads()?]);
+    }
     let fault_report = fault_report();
     test.env("ECR_OPERATOR_FAULT_REPORT", &fault_report);
     let result = counted_step("cargo test --features e2e --test e2e", &mut test);

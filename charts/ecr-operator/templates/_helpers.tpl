@@ -46,3 +46,42 @@ app.kubernetes.io/part-of: ecr-operator
 {{- "registry,repository,lifecycle-policy,replication" }}
 {{- end }}
 {{- end }}
+
+{{/*
+Sharding (docs/sharding.md). The argument of these is a dict: "root" (the chart's context) and
+"shard" ("" for the main instance).
+*/}}
+
+{{/* The name of an instance's objects: the full name, with -shard-<shard> for a shard. */}}
+{{- define "ecr-operator.instanceName" -}}
+{{- if .shard }}
+{{- printf "%s-shard-%s" (include "ecr-operator.fullname" .root) .shard | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- include "ecr-operator.fullname" .root }}
+{{- end }}
+{{- end }}
+
+{{/*
+An instance's pod selector labels: the main instance's are the chart's selector labels (unchanged
+by sharding); a shard's name differs, so no Deployment's selector matches another's pods.
+*/}}
+{{- define "ecr-operator.podSelectorLabels" -}}
+{{- if .shard -}}
+app.kubernetes.io/name: {{ printf "%s-shard-%s" (include "ecr-operator.name" .root) .shard | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- else }}
+{{- include "ecr-operator.selectorLabels" .root }}
+{{- end }}
+{{- end }}
+
+{{/*
+An instance's --watch-label-selector: a shard serves the objects labelled with its name; the main
+instance, only when there are shards, serves the objects without the label; else nothing (all).
+*/}}
+{{- define "ecr-operator.watchLabelSelector" -}}
+{{- if .shard }}
+{{- printf "sharding.ecr-operator.dev/key=%s" .shard }}
+{{- else if .root.Values.sharding.shards }}
+{{- "!sharding.ecr-operator.dev/key" }}
+{{- end }}
+{{- end }}

@@ -46,7 +46,7 @@ pub async fn controller<B: RegistryBackend>(
     namespaces: Writer<PartialObjectMeta<Namespace>>,
 ) {
     let (store, own) = triggers::primary::<ClusterPullSecretController, B>(&ctx, triggers::own);
-    let registries = triggers::dependency::<Registry>(&ctx.client, triggers::registry);
+    let registries = triggers::dependency::<Registry, B>(&ctx, triggers::registry);
     let controller = Controller::for_stream(own, store.clone());
     let ns_store = store.clone();
     let sa_store = store.clone();

@@ -36,7 +36,7 @@ pub async fn controller<B: RegistryBackend>(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (store, own) = triggers::primary::<PullSecretController, B>(&ctx, triggers::own);
-    let registries = triggers::dependency::<Registry>(&ctx.client, triggers::registry);
+    let registries = triggers::dependency::<Registry, B>(&ctx, triggers::registry);
     let controller = Controller::for_stream(own, store.clone());
     let sa_store = store.clone();
     let owners = store.clone();

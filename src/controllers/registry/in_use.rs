@@ -26,9 +26,10 @@ async fn list<K>(ctx: &Context<impl RegistryBackend>) -> Result<Vec<K>>
 where
     K: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    // Consistent LISTs: a user created a moment ago must not be missed.
+    // Consistent LISTs: a user created a moment ago must not be missed. Only this shard's: a
+    // user in another shard cannot name this Registry (to its own instance, it does not exist).
     Ok(Api::<K>::all(ctx.client.clone())
-        .list(&Default::default())
+        .list(&ctx.tunables.watch_selector.list_params())
         .await
         .map_err(Error::kube("list the Registry's users"))?
         .items)
@@ -77,13 +78,12 @@ pub fn watch_users<B: RegistryBackend>(
     fn gone<K>(_: &K) -> u64 {
         0
     }
-    let client = &ctx.client;
     let (c1, c2, c3, c4, c5) = (ctx.clone(), ctx.clone(), ctx.clone(), ctx.clone(), ctx.clone());
     controller
-        .watches_stream(triggers::dependency::<Repository>(client, gone), move |r| {
+        .watches_stream(triggers::dependency::<Repository, B>(ctx, gone), move |r| {
             deleting_registry(&c1, std::slice::from_ref(&r.spec.registry_ref.name))
         })
-        .watches_stream(triggers::dependency::<ReplicationRule>(client, gone), move |r| {
+        .watches_stream(triggers::dependency::<ReplicationRule, B>(ctx, gone), move |r| {
             let name = &r.spec.registry_ref.name;
             let mut refs = deleting_registry(&c2, std::slice::from_ref(name));
             // A rule created or deleted may move the ownership of the replication configuration
@@ -95,14 +95,14 @@ pub fn watch_users<B: RegistryBackend>(
             }
             refs
         })
-        .watches_stream(triggers::dependency::<PullSecret>(client, gone), move |p| {
+        .watches_stream(triggers::dependency::<PullSecret, B>(ctx, gone), move |p| {
             deleting_registry(&c3, &p.spec.registries)
         })
         .watches_stream(
-            triggers::dependency::<ClusterPullSecret>(client, gone),
+            triggers::dependency::<ClusterPullSecret, B>(ctx, gone),
             move |p| deleting_registry(&c4, &p.spec.registries),
         )
-        .watches_stream(triggers::dependency::<LifecyclePolicy>(client, gone), move |p| {
+        .watches_stream(triggers::dependency::<LifecyclePolicy, B>(ctx, gone), move |p| {
             let names: Vec<String> = p
                 .status
                 .iter()

@@ -38,7 +38,7 @@ pub async fn controller<B: RegistryBackend>(
     // may move the ownership of the registry-wide settings (see `owners`).
     let neighbours = ctx.clone();
     let controller = controller.watches_stream(
-        triggers::dependency::<Registry>(&ctx.client, owners::key),
+        triggers::dependency::<Registry, B>(&ctx, owners::key),
         move |changed| owners::neighbours(&neighbours.registries, &changed),
     );
     driver::run::<RegistryController, B>(controller, ctx, shutdown).await;
@@ -174,7 +174,7 @@ async fn yielded<B: RegistryBackend>(
 async fn ruled<B: RegistryBackend>(ctx: &Context<B>) -> Result<std::collections::BTreeSet<String>> {
     Ok(
         Api::<crate::api::v1alpha1::ReplicationRule>::all(ctx.client.clone())
-            .list(&Default::default())
+            .list(&ctx.tunables.watch_selector.list_params())
             .await
             .map_err(Error::kube("list ReplicationRules"))?
             .items

@@ -37,7 +37,7 @@ pub async fn controller<B: RegistryBackend>(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (store, own) = triggers::primary::<RepositoryController, B>(&ctx, triggers::own);
-    let registries = triggers::dependency::<Registry>(&ctx.client, triggers::registry);
+    let registries = triggers::dependency::<Registry, B>(&ctx, triggers::registry);
     let controller = Controller::for_stream(own, store.clone())
         // A Registry that becomes Ready, changes host or spec, or goes re-queues every Repository on it.
         .watches_stream(registries, move |registry| {

@@ -1,25 +1,47 @@
 //! [`OperatorEnv`]: moto behind the counting fault proxy, a Registry pointing at the proxy, and
 //! the operator as a process against the shared control plane.
+//!
+//! Tests run side by side: each `OperatorEnv` is its own shard. Its operator runs with
+//! `--watch-label-selector sharding.ecr-operator.dev/key=<the env's Registry name>`, and every
+//! object of the operator's kinds the test creates goes through [`OperatorEnv::apply`] (or
+//! `apply_registry` / `apply_repository`), which adds that label. So an operator sees only its
+//! own test's objects, and tests need not wait for each other. What cannot be sharded is
+//! serialized by [`SERIAL`]: a sharded test holds it shared; a test whose effects or assertions
+//! reach across the whole cluster holds it exclusively (see [`one_operator`] and
+//! [`OperatorEnv::start_exclusive`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ecr_operator::api::v1alpha1::{Registry, Repository};
+use ecr_operator::shard::SHARD_LABEL;
 use ecr_operator_testenv::{ControlPlane, FaultProxy, Moto, Operator};
-use kube::api::{Api, DeleteParams};
+use kube::api::{Api, DeleteParams, DynamicObject};
 use serde_json::{Value, json};
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::wait::{wait_condition, wait_for};
 use crate::support::{apply, cluster, eventually};
 
 pub const CLUSTER_ID: &str = "e2e";
 
-/// Only one operator process runs at a time: two would reconcile the same objects.
-static ONE_OPERATOR: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Sharded tests hold it shared (any number at once); a cluster-wide test holds it exclusively
+/// (alone). tokio's lock is fair: a waiting exclusive test holds back later shared ones, so it
+/// is never starved.
+static SERIAL: RwLock<()> = RwLock::const_new(());
 
-/// Holds the one-operator lock (for tests that run the controllers in-process).
-pub async fn one_operator() -> tokio::sync::MutexGuard<'static, ()> {
-    ONE_OPERATOR.lock().await
+/// Runs alone: for tests whose operator (in-process controllers or a process) has no
+/// `--watch-label-selector` and would reconcile every test's objects, and for tests whose effects
+/// or assertions are cluster-wide (leader election, the fault suite, which restarts the API
+/// server, events or objects counted over the whole cluster).
+pub async fn one_operator() -> RwLockWriteGuard<'static, ()> {
+    SERIAL.write().await
+}
+
+/// The lock an [`OperatorEnv`] holds.
+enum Serial {
+    Shared { _guard: RwLockReadGuard<'static, ()> },
+    Exclusive { _guard: RwLockWriteGuard<'static, ()> },
 }
 
 pub struct OperatorEnv {
@@ -31,7 +53,7 @@ pub struct OperatorEnv {
     extra_args: Vec<String>,
     // Dropped last, in this order: the operator stops before moto.
     pub moto: Moto,
-    _serial: tokio::sync::MutexGuard<'static, ()>,
+    _serial: Serial,
 }
 
 impl OperatorEnv {
@@ -42,7 +64,31 @@ impl OperatorEnv {
 
     /// Like [`OperatorEnv::start`] with extra operator flags.
     pub async fn start_with(registry: &str, extra_args: &[&str]) -> Self {
-        let serial = ONE_OPERATOR.lock().await;
+        Self::start_serial(
+            registry,
+            extra_args,
+            Serial::Shared {
+                _guard: SERIAL.read().await,
+            },
+        )
+        .await
+    }
+
+    /// Like [`OperatorEnv::start_with`], but alone (see [`one_operator`]): for a sharded test
+    /// whose effects reach beyond its shard (a ClusterPullSecret writing into every namespace,
+    /// the fault suite) or that counts what the whole cluster holds.
+    pub async fn start_exclusive(registry: &str, extra_args: &[&str]) -> Self {
+        Self::start_serial(
+            registry,
+            extra_args,
+            Serial::Exclusive {
+                _guard: one_operator().await,
+            },
+        )
+        .await
+    }
+
+    async fn start_serial(registry: &str, extra_args: &[&str], serial: Serial) -> Self {
         let cp = cluster();
         let client = cp.client().await.unwrap();
         let moto = Moto::start().unwrap();
@@ -66,6 +112,7 @@ impl OperatorEnv {
 
     pub fn start_operator(&mut self) {
         let cp: &ControlPlane = cluster();
+        let selector = format!("{SHARD_LABEL}={}", self.shard());
         let mut args = vec![
             "--cluster-id",
             CLUSTER_ID,
@@ -74,6 +121,7 @@ impl OperatorEnv {
             "--log-filter",
             "info,ecr_operator=debug",
         ];
+        args.extend(["--watch-label-selector", &selector]);
         args.extend(self.extra_args.iter().map(String::as_str));
         let bin = std::path::Path::new(env!("CARGO_BIN_EXE_ecr-operator"));
         let op = Operator::start(bin, cp, &self.moto.endpoint, &args).unwrap();
@@ -93,6 +141,31 @@ impl OperatorEnv {
         })
         .await;
         tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+
+    /// This env's shard: the value of the shard label on every object the test creates (its
+    /// Registry's name, unique per test).
+    pub fn shard(&self) -> &str {
+        &self.registry
+    }
+
+    /// `doc` with this env's shard label, when it is an object of the operator's kinds.
+    pub fn labelled(&self, doc: &Value) -> Value {
+        let mut doc = doc.clone();
+        let ours = doc["apiVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("ecr-operator.dev/"));
+        if ours {
+            doc["metadata"]["labels"][SHARD_LABEL] = json!(self.shard());
+        }
+        doc
+    }
+
+    /// Server-side applies one document as the test field manager, in this env's shard (see
+    /// [`OperatorEnv::labelled`]); namespaced objects go to `namespace`. Every object of the
+    /// operator's kinds a test creates goes through here, or the test's operator never sees it.
+    pub async fn apply(&self, namespace: &str, doc: &Value) -> Result<DynamicObject, kube::Error> {
+        apply(&self.client, namespace, &self.labelled(doc)).await
     }
 
     pub fn stop_operator(&mut self) {
@@ -135,14 +208,14 @@ impl OperatorEnv {
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
         let doc = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Registry", "metadata": {"name": self.registry}, "spec": spec});
-        apply(&self.client, "", &doc).await.unwrap();
+        self.apply("", &doc).await.unwrap();
     }
 
     /// Applies a Repository on this env's Registry.
     pub async fn apply_repository(&self, ns: &str, name: &str, mut spec: Value) {
         spec["registryRef"] = json!({"name": self.registry});
         let doc = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Repository", "metadata": {"name": name}, "spec": spec});
-        apply(&self.client, ns, &doc).await.unwrap();
+        self.apply(ns, &doc).await.unwrap();
     }
 
     /// Waits (at most 90 s) until the Repository's condition `type_` has `status` (and `reason`,
