@@ -1,5 +1,6 @@
 //! Registry and replication reconciles against the mock API server and the in-memory backend.
 
+use crate::controllers::replication_rule::ReplicationRuleController;
 use serde_json::json;
 
 use super::{Harness, Routes, class, condition, ready_registry, with_status};
@@ -314,10 +315,9 @@ async fn rules_beyond_ecrs_limit_stall_and_the_others_are_applied() {
     assert_eq!(stalled, ["rule-10"], "the newest by (priority, name) is left out");
 }
 
+/// A rule whose Registry does not exist: only the ReplicationRule controller can report on it.
 #[tokio::test]
-async fn a_rule_whose_registry_is_missing_waits_and_a_suspended_rule_says_so() {
-    use crate::controllers::replication_rule::ReplicationRuleController;
-    // No Registry at all.
+async fn a_rule_whose_registry_is_missing_waits_with_one_warning_and_no_ecr_call() {
     let h = Harness::new(Routes::default(), &[]);
     let result = h.reconcile::<ReplicationRuleController>(&rule("lost")).await;
     assert_eq!(class(&result), Some(ErrorClass::Waiting));
@@ -334,7 +334,28 @@ async fn a_rule_whose_registry_is_missing_waits_and_a_suspended_rule_says_so() {
         [("Warning".to_owned(), "DependencyNotReady".to_owned())]
     );
     assert!(h.backend.calls().is_empty());
+}
 
+/// Still waiting, with that status stored: the next reconcile writes nothing and warns no more.
+#[tokio::test]
+async fn a_rule_still_waiting_for_its_registry_writes_and_warns_nothing_more() {
+    let h = Harness::new(Routes::default(), &[]);
+    let lost = rule("lost");
+    let _ = h.reconcile::<ReplicationRuleController>(&lost).await;
+    let writes = Harness::status_writes(&h.take_requests());
+    let result = h
+        .reconcile::<ReplicationRuleController>(&with_status(&lost, &writes[0]))
+        .await;
+    assert_eq!(class(&result), Some(ErrorClass::Waiting));
+    let requests = h.take_requests();
+    assert!(requests.iter().all(|r| !r.is_write()), "{requests:?}");
+    assert!(Harness::events(&requests).is_empty());
+    assert!(h.backend.calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_suspended_rule_says_so_and_calls_nothing() {
+    let h = Harness::new(Routes::default(), &[]);
     let mut suspended = rule("paused");
     suspended.spec.suspend = true;
     h.reconcile::<ReplicationRuleController>(&suspended)
@@ -345,13 +366,18 @@ async fn a_rule_whose_registry_is_missing_waits_and_a_suspended_rule_says_so() {
         condition(&writes[0], "Suspended"),
         Some(("True".into(), "Suspended".into()))
     );
+    assert!(h.backend.calls().is_empty());
+}
 
-    // With its Registry, the rule is the replication controller's to report on: no write here.
+/// With its Registry, the rule is the replication controller's to report on: no write here.
+#[tokio::test]
+async fn a_rule_with_its_registry_is_left_to_the_replication_controller() {
     let h = Harness::new(Routes::default(), &[ready_registry("default")]);
     h.reconcile::<ReplicationRuleController>(&rule("served"))
         .await
         .unwrap();
     assert!(h.take_requests().iter().all(|r| !r.is_write()));
+    assert!(h.backend.calls().is_empty());
 }
 
 /// Deleting a Registry that objects still use: it stays (finalizer), keeps Ready (their cleanup
