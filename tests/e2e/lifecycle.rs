@@ -254,6 +254,22 @@ async fn warnings(env: &OperatorEnv, ns: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Waits (at most 30 s) until the policy `name` has a Warning event with `reason`.
+async fn wait_warning(env: &OperatorEnv, ns: &str, name: &str, reason: &str) {
+    eventually(
+        Duration::from_secs(30),
+        &format!("a Warning {reason}"),
+        || async {
+            warnings(env, ns, name)
+                .await
+                .iter()
+                .any(|r| r == reason)
+                .then_some(())
+        },
+    )
+    .await;
+}
+
 async fn ready_message(env: &OperatorEnv, ns: &str, name: &str) -> String {
     let p = Api::<LifecyclePolicy>::namespaced(env.client.clone(), ns)
         .get(name)
@@ -295,18 +311,7 @@ async fn a_policy_says_what_it_names_that_does_not_exist_and_when_it_selects_not
         )),
         "{message}"
     );
-    eventually(
-        Duration::from_secs(30),
-        "a Warning NamedRepositoryNotFound",
-        || async {
-            warnings(&env, &ns, "named")
-                .await
-                .iter()
-                .any(|r| r == "NamedRepositoryNotFound")
-                .then_some(())
-        },
-    )
-    .await;
+    wait_warning(&env, &ns, "named", "NamedRepositoryNotFound").await;
     // The Repository is created: the watch brings the policy to it, and the policy is Ready.
     repo(&env, &ns, "later", json!({})).await;
     wait_lp(&env, &ns, "named", "Ready", "Succeeded").await;
@@ -327,18 +332,7 @@ async fn a_policy_says_what_it_names_that_does_not_exist_and_when_it_selects_not
         )),
         "{message}"
     );
-    eventually(
-        Duration::from_secs(30),
-        "a Warning NoRepositorySelected",
-        || async {
-            warnings(&env, &ns, "selects-nothing")
-                .await
-                .iter()
-                .any(|r| r == "NoRepositorySelected")
-                .then_some(())
-        },
-    )
-    .await;
+    wait_warning(&env, &ns, "selects-nothing", "NoRepositorySelected").await;
     // A Repository gets matching labels: it gets the policy and the reason is Succeeded.
     repo(&env, &ns, "matched", json!({"lifecycle": "nothing-yet"})).await;
     wait_lp(&env, &ns, "selects-nothing", "Ready", "Succeeded").await;
