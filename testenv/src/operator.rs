@@ -5,6 +5,23 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 
 use crate::{ControlPlane, Error, Result};
 
+/// Where the operator process's default AWS credential chain finds its credentials (what a
+/// Registry without `spec.auth` uses).
+#[derive(Clone, Debug, Default)]
+pub enum AwsIdentity {
+    /// Static test keys in `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+    #[default]
+    StaticKeys,
+    /// IRSA: what the EKS Pod Identity webhook injects, `AWS_ROLE_ARN` and
+    /// `AWS_WEB_IDENTITY_TOKEN_FILE` (a projected ServiceAccount token with audience
+    /// `sts.amazonaws.com`); the SDK exchanges it with STS `AssumeRoleWithWebIdentity`.
+    WebIdentity { role_arn: String, token_file: PathBuf },
+    /// EKS Pod Identity: `AWS_CONTAINER_CREDENTIALS_FULL_URI` (the agent's endpoint) and
+    /// `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE` (a projected ServiceAccount token the SDK sends as
+    /// the `Authorization` header).
+    ContainerCredentials { full_uri: String, token_file: PathBuf },
+}
+
 /// A running `ecr-operator run`. It is stopped (SIGTERM, then SIGKILL after 20 s) when dropped,
 /// and also when this test process dies: a small shell wrapper kills it once its stdin closes.
 pub struct Operator {
@@ -24,6 +41,19 @@ impl Operator {
         Self::start_with_kubeconfig(bin, &cp.kubeconfig, &cp.dir, sts_endpoint, args)
     }
 
+    /// Like [`Operator::start`], with `identity` instead of static keys in the environment.
+    pub fn start_as(
+        bin: &Path,
+        cp: &ControlPlane,
+        sts_endpoint: &str,
+        args: &[&str],
+        identity: &AwsIdentity,
+    ) -> Result<Self> {
+        let n = next_log();
+        let log = cp.dir.join(format!("operator-{n}.log"));
+        Self::spawn(bin, &cp.kubeconfig, &log, sts_endpoint, args, identity)
+    }
+
     /// Like [`Operator::start`] with another kubeconfig (e.g. a ServiceAccount's); the log is
     /// `operator-<n>.log` in `dir`.
     pub fn start_with_kubeconfig(
@@ -33,9 +63,7 @@ impl Operator {
         sts_endpoint: &str,
         args: &[&str],
     ) -> Result<Self> {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let n = next_log();
         Self::start_logging_to(
             bin,
             kubeconfig,
@@ -54,6 +82,17 @@ impl Operator {
         sts_endpoint: &str,
         args: &[&str],
     ) -> Result<Self> {
+        Self::spawn(bin, kubeconfig, log, sts_endpoint, args, &AwsIdentity::StaticKeys)
+    }
+
+    fn spawn(
+        bin: &Path,
+        kubeconfig: &Path,
+        log: &Path,
+        sts_endpoint: &str,
+        args: &[&str],
+        identity: &AwsIdentity,
+    ) -> Result<Self> {
         let log = log.to_path_buf();
         let pid_file = log.with_extension("pid");
         let out = std::fs::File::create(&log).map_err(|source| Error::Io {
@@ -69,7 +108,8 @@ impl Operator {
         let script = r#"exec 3<&0; pidf="$1"; shift; "$@" </dev/null & pid=$!; echo $pid > "$pidf"; (cat <&3 >/dev/null; kill -TERM $pid 2>/dev/null) & exec 3<&-; wait $pid"#;
         let http_port = crate::free_port()?;
         let http_addr = format!("127.0.0.1:{http_port}");
-        let mut child = Command::new("bash")
+        let mut command = Command::new("bash");
+        command
             .arg("-c")
             .arg(script)
             .arg("operator-wrapper")
@@ -79,20 +119,43 @@ impl Operator {
             .args(["--http-addr", &http_addr])
             .args(args)
             .env("KUBECONFIG", kubeconfig)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_ROLE_ARN")
+            .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+            .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+            .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+            .env_remove("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ENDPOINT_URL_STS", sts_endpoint)
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env_remove("RUST_LOG")
             .stdin(Stdio::piped())
             .stdout(out)
-            .stderr(err)
-            .spawn()
-            .map_err(|source| Error::Io {
-                action: "starting the operator".into(),
-                source,
-            })?;
+            .stderr(err);
+        match identity {
+            AwsIdentity::StaticKeys => {
+                command
+                    .env("AWS_ACCESS_KEY_ID", "test")
+                    .env("AWS_SECRET_ACCESS_KEY", "test");
+            }
+            AwsIdentity::WebIdentity { role_arn, token_file } => {
+                command
+                    .env("AWS_ROLE_ARN", role_arn)
+                    .env("AWS_WEB_IDENTITY_TOKEN_FILE", token_file)
+                    .env("AWS_ROLE_SESSION_NAME", "ecr-operator");
+            }
+            AwsIdentity::ContainerCredentials { full_uri, token_file } => {
+                command
+                    .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", full_uri)
+                    .env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token_file);
+            }
+        }
+        let mut child = command.spawn().map_err(|source| Error::Io {
+            action: "starting the operator".into(),
+            source,
+        })?;
         let stdin = child.stdin.take();
         Ok(Self {
             child,
@@ -164,4 +227,11 @@ impl Drop for Operator {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The number of the next operator log of this test process (`operator-<n>.log`).
+fn next_log() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }

@@ -178,6 +178,16 @@ impl Drop for FaultProxy {
     }
 }
 
+/// The `Action` of a form-encoded (query protocol) request body, e.g. STS's
+/// `Action=AssumeRoleWithWebIdentity&...`.
+fn form_action(body: &[u8]) -> Option<String> {
+    std::str::from_utf8(body)
+        .ok()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("Action="))
+        .map(str::to_owned)
+}
+
 fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
     let body = format!(r#"{{"__type":"{code}","message":"{message}"}}"#);
     let mut resp = Response::new(Full::new(Bytes::from(body)));
@@ -199,13 +209,18 @@ async fn handle(
     client: Client<HttpConnector, Full<Bytes>>,
     upstream: String,
 ) -> Result<Response<Full<Bytes>>, std::io::Error> {
-    let operation = req
-        .headers()
+    // JSON protocols (ECR) name the operation in `X-Amz-Target`; query protocols (STS) in the
+    // form body's `Action`. Only the operation's name is kept: a body may carry a token.
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.map_err(std::io::Error::other)?.to_bytes();
+    let operation = parts
+        .headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .and_then(|t| t.rsplit('.').next())
-        .unwrap_or("unknown")
-        .to_owned();
+        .map(str::to_owned)
+        .or_else(|| form_action(&body))
+        .unwrap_or_else(|| "unknown".to_owned());
     let n = state.counter.fetch_add(1, Ordering::Relaxed);
     let plan = state.plan.lock().map(|p| p.clone()).unwrap_or_default();
     // A fixed scramble of the call number: deterministic, but spread over the calls.
@@ -246,8 +261,6 @@ async fn handle(
     if !plan.delay.is_zero() {
         tokio::time::sleep(plan.delay).await;
     }
-    let (parts, body) = req.into_parts();
-    let body = body.collect().await.map_err(std::io::Error::other)?.to_bytes();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let uri: hyper::Uri = format!("{upstream}{path}")
         .parse()

@@ -25,3 +25,4 @@ mod runtime;
 mod sharding;
 mod support;
 mod triggers;
+mod workload_identity;

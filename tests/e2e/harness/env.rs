@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use ecr_operator::api::v1alpha1::{Registry, Repository};
 use ecr_operator::shard::SHARD_LABEL;
-use ecr_operator_testenv::{ControlPlane, FaultProxy, Moto, Operator};
+use ecr_operator_testenv::{AwsIdentity, ControlPlane, FaultProxy, Moto, Operator};
 use kube::api::{Api, DeleteParams, DynamicObject};
 use serde_json::{Value, json};
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -51,6 +51,10 @@ pub struct OperatorEnv {
     pub proxy: FaultProxy,
     pub operator: Option<Operator>,
     extra_args: Vec<String>,
+    /// Where the operator's default credential chain finds credentials (static test keys unless
+    /// [`OperatorEnv::start_as`]), and the STS endpoint it uses.
+    identity: AwsIdentity,
+    sts_endpoint: Option<String>,
     // Dropped last, in this order: the operator stops before moto.
     pub moto: Moto,
     _serial: Serial,
@@ -88,7 +92,27 @@ impl OperatorEnv {
         .await
     }
 
+    /// Like [`OperatorEnv::start`], with the operator's default credential chain given
+    /// `identity` (IRSA, Pod Identity) and STS at `sts_endpoint` (e.g. a counting proxy).
+    pub async fn start_as(registry: &str, identity: AwsIdentity, sts_endpoint: &str) -> Self {
+        let serial = Serial::Shared {
+            _guard: SERIAL.read().await,
+        };
+        let mut env = Self::prepare(registry, &[], serial).await;
+        env.identity = identity;
+        env.sts_endpoint = Some(sts_endpoint.to_owned());
+        env.start_operator();
+        env
+    }
+
     async fn start_serial(registry: &str, extra_args: &[&str], serial: Serial) -> Self {
+        let mut env = Self::prepare(registry, extra_args, serial).await;
+        env.start_operator();
+        env
+    }
+
+    /// moto, the proxy and the Registry, without the operator.
+    async fn prepare(registry: &str, extra_args: &[&str], serial: Serial) -> Self {
         let cp = cluster();
         let client = cp.client().await.unwrap();
         let moto = Moto::start().unwrap();
@@ -102,11 +126,11 @@ impl OperatorEnv {
             operator: None,
             moto,
             extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
+            identity: AwsIdentity::StaticKeys,
+            sts_endpoint: None,
             _serial: serial,
         };
         env.apply_registry(json!({})).await;
-        let mut env = env;
-        env.start_operator();
         env
     }
 
@@ -124,7 +148,8 @@ impl OperatorEnv {
         args.extend(["--watch-label-selector", &selector]);
         args.extend(self.extra_args.iter().map(String::as_str));
         let bin = std::path::Path::new(env!("CARGO_BIN_EXE_ecr-operator"));
-        let op = Operator::start(bin, cp, &self.moto.endpoint, &args).unwrap();
+        let sts = self.sts_endpoint.as_deref().unwrap_or(&self.moto.endpoint);
+        let op = Operator::start_as(bin, cp, sts, &args, &self.identity).unwrap();
         self.operator = Some(op);
     }
 

@@ -1,0 +1,212 @@
+//! A local stand-in for the EKS Pod Identity agent, for tests only.
+//!
+//! On EKS, the agent (a DaemonSet listening on 169.254.170.23) serves the container-credentials
+//! protocol: the SDK reads `AWS_CONTAINER_CREDENTIALS_FULL_URI`, sends `GET` there with the
+//! content of `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE` (a projected ServiceAccount token) as the
+//! `Authorization` header, and gets back JSON credentials (`AccessKeyId`, `SecretAccessKey`,
+//! `Token`, `Expiration`). The real agent exchanges the token with the EKS Auth API
+//! (`AssumeRoleForPodIdentity`), which moto does not serve. This stand-in serves the same
+//! protocol on 127.0.0.1 (the SDK accepts loopback over plain HTTP) and, for a request carrying
+//! the expected token, asks STS at the local endpoint for the role's credentials with
+//! `AssumeRole`. A request with another token gets 401. It counts what it served and refused,
+//! and never logs a token or a key.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use crate::{Error, Result};
+
+struct State {
+    token: String,
+    role_arn: String,
+    sts: String,
+    served: AtomicUsize,
+    refused: AtomicUsize,
+    /// The secret access keys handed out, so a test can check none reaches a log.
+    issued: Mutex<Vec<String>>,
+}
+
+/// A running stand-in. Dropping it stops it.
+pub struct PodIdentityAgent {
+    /// `http://127.0.0.1:<port>/v1/credentials`: the `AWS_CONTAINER_CREDENTIALS_FULL_URI`.
+    pub uri: String,
+    state: Arc<State>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PodIdentityAgent {
+    /// Serves credentials for `role_arn`, obtained from STS at `sts_endpoint`, to requests whose
+    /// `Authorization` header is `token`.
+    pub fn start(sts_endpoint: &str, role_arn: &str, token: &str) -> Result<Self> {
+        let io = |action: &str| {
+            let action = action.to_owned();
+            move |source| Error::Io { action, source }
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("binding the agent"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(io("configuring the agent"))?;
+        let addr: SocketAddr = listener.local_addr().map_err(io("binding the agent"))?;
+        let state = Arc::new(State {
+            token: token.trim().to_owned(),
+            role_arn: role_arn.to_owned(),
+            sts: sts_endpoint.trim_end_matches('/').to_owned(),
+            served: AtomicUsize::new(0),
+            refused: AtomicUsize::new(0),
+            issued: Mutex::new(Vec::new()),
+        });
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let st = state.clone();
+        let thread = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                let client: Client<HttpConnector, Full<Bytes>> =
+                    Client::builder(TokioExecutor::new()).build_http();
+                loop {
+                    let accepted = tokio::select! {
+                        a = listener.accept() => a,
+                        _ = &mut stopped => return,
+                    };
+                    let Ok((stream, _)) = accepted else { continue };
+                    let (st, client) = (st.clone(), client.clone());
+                    tokio::spawn(async move {
+                        let service =
+                            hyper::service::service_fn(move |req| handle(req, st.clone(), client.clone()));
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+        });
+        Ok(Self {
+            uri: format!("http://{addr}/v1/credentials"),
+            state,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Credential requests answered with credentials.
+    pub fn served(&self) -> usize {
+        self.state.served.load(Ordering::Relaxed)
+    }
+
+    /// Requests refused (wrong or missing token).
+    pub fn refused(&self) -> usize {
+        self.state.refused.load(Ordering::Relaxed)
+    }
+
+    /// The secret access keys handed out so far (for checking that none reaches a log).
+    pub fn issued_secrets(&self) -> Vec<String> {
+        self.state.issued.lock().map(|i| i.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for PodIdentityAgent {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// The text of the first `<tag>...</tag>` in an STS XML response.
+fn xml_value(xml: &str, tag: &str) -> Option<String> {
+    let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
+    let end = xml[start..].find(&format!("</{tag}>"))? + start;
+    Some(xml[start..end].to_owned())
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    state: Arc<State>,
+    client: Client<HttpConnector, Full<Bytes>>,
+) -> std::result::Result<Response<Full<Bytes>>, std::io::Error> {
+    let presented = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or_default();
+    if presented.is_empty() || presented != state.token {
+        state.refused.fetch_add(1, Ordering::Relaxed);
+        return Ok(reply(
+            StatusCode::UNAUTHORIZED,
+            r#"{"code":"AccessDeniedException","message":"invalid token"}"#.into(),
+        ));
+    }
+    // moto does not check signatures: a query-protocol AssumeRole with an unsigned SigV4-shaped
+    // Authorization header (moto routes by the service named in its credential scope) is enough.
+    let form = format!(
+        "Action=AssumeRole&Version=2011-06-15&RoleSessionName=eks-pod-identity&DurationSeconds=3600&RoleArn={}",
+        state.role_arn.replace(':', "%3A").replace('/', "%2F")
+    );
+    let sts = Request::post(format!("{}/", state.sts))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body(Full::new(Bytes::from(form)))
+        .map_err(std::io::Error::other)?;
+    let resp = client.request(sts).await.map_err(std::io::Error::other)?;
+    let ok = resp.status().is_success();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
+    let xml = String::from_utf8_lossy(&body);
+    let fields = ["AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration"].map(|t| xml_value(&xml, t));
+    let [Some(key), Some(secret), Some(token), Some(expiration)] = fields else {
+        let status = if ok {
+            StatusCode::BAD_GATEWAY
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        return Ok(reply(
+            status,
+            r#"{"code":"ServiceUnavailable","message":"STS did not answer"}"#.into(),
+        ));
+    };
+    if let Ok(mut issued) = state.issued.lock() {
+        issued.push(secret.clone());
+    }
+    state.served.fetch_add(1, Ordering::Relaxed);
+    let account = state.role_arn.split(':').nth(4).unwrap_or_default().to_owned();
+    let body = serde_json::json!({
+        "AccessKeyId": key, "SecretAccessKey": secret, "Token": token, "AccountId": account,
+        "Expiration": expiration,
+    });
+    Ok(reply(StatusCode::OK, body.to_string()))
+}
