@@ -341,6 +341,16 @@ fn the_release_publishes_what_the_chart_installs() {
     assert_eq!(build["with"]["tags"], "${{ env.IMAGE }}:${{ env.VERSION }}");
     assert_eq!(build["with"]["platforms"], "linux/amd64,linux/arm64");
     assert_eq!(build["with"]["file"], "Dockerfile");
+    assert_eq!(build["with"]["push"], true);
+    assert_eq!(build["with"]["sbom"], true, "an SBOM per platform in the index");
+    // What is signed is the digest that was pushed.
+    let sign = step(&workflow, "image", "Sign the image (keyless) and check its SBOMs");
+    assert_eq!(sign["env"]["DIGEST"], "${{ steps.build.outputs.digest }}");
+    assert!(run_of(&sign).contains("cosign sign --yes \"$IMAGE@$DIGEST\""));
+    assert_eq!(
+        workflow["jobs"]["image"]["outputs"]["digest"],
+        "${{ steps.build.outputs.digest }}"
+    );
     let args = build["with"]["build-args"].as_str().unwrap();
     for arg in [
         "VERSION=${{ env.VERSION }}",
