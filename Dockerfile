@@ -1,17 +1,22 @@
 # syntax=docker/dockerfile:1
 # The ecr-operator image: a release build on Debian bookworm, run from distroless/cc as non-root
-# (uid 65532), with no shell. Build: docker build -t <registry>/ecr-operator:0.1.0 .
-# (see docs/install.md). Without a container engine, `cargo xtask image` builds the same image
-# (same user, entrypoint, command, environment, labels, binary and CA bundle paths, on a base of
-# the same Debian packages) as an OCI archive; tests/image.rs compares it with this file and
-# runs it with runc (docs/image.md).
+# (uid 65532), with no shell. Build: docker build -t <registry>/ecr-operator:<version> .
+# (see docs/install.md); the release workflow (.github/workflows/release.yml) builds it for
+# linux/amd64 and linux/arm64 with the VERSION, REVISION and CREATED below set from the tag.
+# Without a container engine, `cargo xtask image` builds the same image (same user, entrypoint,
+# command, environment, labels, binary and CA bundle paths, on a base of the same Debian
+# packages) as an OCI archive; tests/image.rs compares it with this file and runs it with runc
+# (docs/image.md).
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
 # As `cargo xtask image` builds it: dependencies' source paths in the binary read /cargo/...
 ENV CARGO_ENCODED_RUSTFLAGS=--remap-path-prefix=/usr/local/cargo=/cargo
-RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    --mount=type=cache,target=/src/target \
+# sharing=locked: a multi-platform build (the release workflow builds linux/amd64 and linux/arm64
+# at once) runs this step once per platform on the same caches; locked, each platform builds and
+# copies its own binary before the other starts, so neither copies the other's.
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,target=/src/target,sharing=locked \
     cargo build --release --locked --bin ecr-operator \
  && cp target/release/ecr-operator /ecr-operator
 

@@ -42,12 +42,109 @@ fn chart_crds_are_byte_identical_to_the_generated_ones() {
     assert_eq!(found, expected, "orphan files in charts/ecr-operator/files/crds");
 }
 
+/// One version (`cargo xtask version X.Y.Z` sets them all): the chart's `version` and
+/// `appVersion` and the Dockerfile's `ARG VERSION` (the image's version label) are the crate's.
 #[test]
-fn chart_version_and_app_version_follow_the_crate() {
+fn chart_version_app_version_and_dockerfile_follow_the_crate() {
     let text = std::fs::read_to_string(chart().join("Chart.yaml")).unwrap();
     let chart: Value = serde_saphyr::from_str(&text).unwrap();
     assert_eq!(chart["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(chart["appVersion"], env!("CARGO_PKG_VERSION"));
+    let dockerfile =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Dockerfile")).unwrap();
+    let args: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("ARG VERSION="))
+        .collect();
+    assert_eq!(args, [env!("CARGO_PKG_VERSION")], "the Dockerfile's ARG VERSION");
+}
+
+/// `helm package`, as the release workflow runs it: the archive is named after the chart and the
+/// crate's version, and holds Chart.yaml at that version, the values and their schema, the
+/// templates and every generated CRD (byte-identical), and nothing from outside the chart.
+#[test]
+fn helm_package_builds_the_release_archive() {
+    let helm = ecr_operator_testenv::helm_bin().unwrap();
+    let dir = std::env::temp_dir().join(format!("ecr-operator-helm-package-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new(helm)
+        .arg("package")
+        .arg(chart())
+        .arg("--destination")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "helm package: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let version = env!("CARGO_PKG_VERSION");
+    let archive = dir.join(format!("ecr-operator-{version}.tgz"));
+    let listed: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(listed, [format!("ecr-operator-{version}.tgz")]);
+
+    // Read it back with tar (the files under ecr-operator/).
+    let extract = dir.join("x");
+    std::fs::create_dir_all(&extract).unwrap();
+    let status = Command::new("tar")
+        .arg("-xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&extract)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let packaged = extract.join("ecr-operator");
+    let packaged_chart: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(packaged.join("Chart.yaml")).unwrap()).unwrap();
+    assert_eq!(packaged_chart["name"], "ecr-operator");
+    assert_eq!(packaged_chart["version"], version);
+    assert_eq!(packaged_chart["appVersion"], version);
+    for file in [
+        "values.yaml",
+        "values.schema.json",
+        "templates/crds.yaml",
+        "templates/deployment.yaml",
+    ] {
+        assert_eq!(
+            std::fs::read(packaged.join(file)).unwrap(),
+            std::fs::read(chart().join(file)).unwrap(),
+            "{file} in the archive"
+        );
+    }
+    let mut crds = BTreeSet::new();
+    for crd in api::crds() {
+        let name = api::crd_file_name(&crd);
+        let copy = std::fs::read_to_string(packaged.join("files/crds").join(&name)).unwrap_or_default();
+        assert!(
+            copy == api::render_crd(&crd).unwrap(),
+            "files/crds/{name} in the archive"
+        );
+        crds.insert(name);
+    }
+    assert_eq!(crds.len(), api::crds().len());
+    let mut top: Vec<String> = std::fs::read_dir(&packaged)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    top.sort();
+    assert_eq!(
+        top,
+        [
+            "Chart.yaml",
+            "files",
+            "templates",
+            "values.schema.json",
+            "values.yaml"
+        ],
+        "the archive holds the chart and nothing else"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `helm template` with `--set` values, as parsed documents. Helm comes from `ECR_OPERATOR_HELM`

