@@ -67,8 +67,17 @@ fn actionlint() -> Option<PathBuf> {
 }
 
 fn lint(actionlint: &Path, dir: &Path, files: &[PathBuf]) -> (bool, String) {
+    // The shellcheck tests/actionlint/build.sh unpacks beside actionlint: `run:` scripts are
+    // checked on every machine, not only where shellcheck happens to be installed.
+    let shellcheck = actionlint.with_file_name("shellcheck");
+    assert!(
+        shellcheck.is_file(),
+        "no shellcheck beside {}",
+        actionlint.display()
+    );
     let out = Command::new(actionlint)
-        .args(["-no-color"])
+        .args(["-no-color", "-shellcheck"])
+        .arg(&shellcheck)
         .args(files)
         .current_dir(dir)
         .output()
