@@ -18,20 +18,26 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ecr_operator_testenv::chart::{RELEASE, RELEASE_NAMESPACE, helm, run_output};
 use ecr_operator_testenv::{ControlPlane, FaultProxy, Moto, repo_root};
+use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams};
+use kube::runtime::watcher;
 
 /// The chart's default image repository: `ctr images import --base-name` names the image
 /// `<this>:<version>`, the chart's default reference.
 const IMAGE_REPOSITORY: &str = "ghcr.io/ecr-operator/ecr-operator";
 const LEASE: &str = "ecr-operator-leader";
 const SELECTOR: &str = "app.kubernetes.io/name=ecr-operator";
+
+/// A Lease write seen by the watch: when, and who held it (none: released).
+type Holder = (Duration, Option<String>);
 
 /// `$ECR_OPERATOR_IMAGE`, or a fresh `cargo xtask image`.
 fn image_archive() -> PathBuf {
@@ -401,7 +407,34 @@ async fn the_chart_runs_the_operator_image_on_a_real_node() {
     eprintln!("[node] leader {leader}, standby {standby}");
 
     // Deleting the leader Pod: the kubelet sends SIGTERM, the operator releases the Lease, and
-    // the standby takes over (a new Pod replaces the deleted one).
+    // the standby takes over (a new Pod replaces the deleted one). A watch on the Lease sees
+    // every write, the release (no holder) included, however quickly it is taken again.
+    let seen: Arc<Mutex<Vec<Holder>>> = Arc::default();
+    let t = Instant::now();
+    let watch = {
+        let seen = seen.clone();
+        let config = watcher::Config::default().fields(&format!("metadata.name={LEASE}"));
+        let stream = watcher::watcher(leases.clone(), config);
+        tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            while let Some(event) = stream.next().await {
+                if let Ok(watcher::Event::Apply(lease) | watcher::Event::InitApply(lease)) = event {
+                    let holder = lease
+                        .spec
+                        .and_then(|s| s.holder_identity)
+                        .filter(|h| !h.is_empty());
+                    seen.lock().unwrap().push((t.elapsed(), holder));
+                }
+            }
+        })
+    };
+    eventually(
+        &cp,
+        Duration::from_secs(10),
+        "the Lease watch to start",
+        || async { (!seen.lock().unwrap().is_empty()).then_some(()) },
+    )
+    .await;
     let t = Instant::now();
     pods.delete(&leader, &DeleteParams::default()).await.unwrap();
     let released = eventually(
@@ -433,9 +466,21 @@ async fn the_chart_runs_the_operator_image_on_a_real_node() {
     eprintln!(
         "[node] leader Pod deleted -> Lease left it: {released:?}; {who} {new_leader} holds it: {failover:?}"
     );
+    watch.abort();
+    let seen = seen.lock().unwrap().clone();
+    let released_at = seen
+        .iter()
+        .position(|(_, h)| h.is_none())
+        .unwrap_or_else(|| panic!("the Lease was never released (holders seen: {seen:?})"));
+    assert_eq!(
+        seen[..released_at].last().and_then(|(_, h)| h.clone()).as_deref(),
+        Some(leader.as_str()),
+        "the deleted leader released it: {seen:?}"
+    );
+    eprintln!("[node] Lease holders seen: {seen:?}");
     assert!(
         failover < Duration::from_secs(15),
-        "the Lease was released on SIGTERM, not left to expire (15 s): {failover:?}"
+        "taken over before the Lease would have expired (15 s): {failover:?}"
     );
     let t = Instant::now();
     apply(&cp, &repository("node-shop", "worker"));
