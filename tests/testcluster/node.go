@@ -53,6 +53,11 @@ const (
 	kubernetesServiceIP = "10.0.0.1"
 	// pauseImage is the sandbox image: Debian's catatonit in pause mode (-P), built here.
 	pauseImage = "localhost/testcluster/pause:catatonit"
+	// natChain holds the two NAT rules; PREROUTING jumps to it for packets from the bridge.
+	natChain = "ECROP-NODE"
+	// nodeLock is held by the running node supervisor: the bridge, its subnet and the NAT chain
+	// are fixed, so one node cluster runs per machine at a time.
+	nodeLock = "/tmp/ecr-operator-testcluster-node.lock"
 )
 
 func init() {
@@ -174,12 +179,30 @@ type node struct {
 	apiPort                       int
 	cgroup                        string
 	containerd, kubelet           *exec.Cmd
-	natRules                      [][]string
+	// lock is kept open (and referenced, or a finalizer would close it) for the process's life.
+	lock   *os.File
+	locked bool // this supervisor owns the bridge, the NAT chain and the cgroups
 }
 
 func (n *node) bin(name string) string { return filepath.Join(n.tools, "bin", name) }
 
 func (n *node) run(ctx context.Context) error {
+	lock, err := os.OpenFile(nodeLock, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(nodeLock)
+		return fmt.Errorf("another node cluster is running on this machine (%s held by %s): one at a time",
+			nodeLock, strings.TrimSpace(string(holder)))
+	}
+	n.lock, n.locked = lock, true // the lock is released when this process exits
+	previous, _ := os.ReadFile(nodeLock)
+	if _, dir, ok := strings.Cut(strings.TrimSpace(string(previous)), ", "); ok {
+		removeLeftovers(dir) // a supervisor that was killed could not clean up
+	}
+	_ = lock.Truncate(0)
+	_, _ = lock.WriteAt([]byte(fmt.Sprintf("pid %d, %s\n", os.Getpid(), n.dir)), 0)
 	// Nothing mounted here propagates to the host's mount namespace.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("making / private in the node's mount namespace: %w", err)
@@ -211,7 +234,6 @@ func (n *node) run(ctx context.Context) error {
 	if err := n.writeConfigs(); err != nil {
 		return err
 	}
-	var err error
 	env := append(os.Environ(), "PATH="+filepath.Join(n.tools, "bin")+":"+os.Getenv("PATH"))
 	n.containerd, err = n.start("containerd", env, n.bin("containerd"), "--config", filepath.Join(n.state, "containerd.toml"))
 	if err != nil {
@@ -305,18 +327,55 @@ func (n *node) network() error {
 	if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+bridge+"/route_localnet", []byte("1"), 0o644); err != nil {
 		return err
 	}
-	n.natRules = [][]string{
-		{"PREROUTING", "-i", bridge, "-d", kubernetesServiceIP + "/32", "-p", "tcp", "--dport", "443",
+	n.removeNAT() // left by a run that was killed
+	for _, r := range [][]string{
+		{"-N", natChain},
+		{"-A", natChain, "-d", kubernetesServiceIP + "/32", "-p", "tcp", "--dport", "443",
 			"-j", "DNAT", "--to-destination", "127.0.0.1:" + strconv.Itoa(n.apiPort)},
-		{"PREROUTING", "-i", bridge, "-d", gateway + "/32", "-p", "tcp", "-j", "DNAT", "--to-destination", "127.0.0.1"},
-	}
-	for _, r := range n.natRules {
-		_ = exec.Command(n.bin("iptables"), append([]string{"-t", "nat", "-D"}, r...)...).Run()
-		if out, err := exec.Command(n.bin("iptables"), append([]string{"-t", "nat", "-A"}, r...)...).CombinedOutput(); err != nil {
-			return fmt.Errorf("iptables -t nat -A %s: %v: %s", strings.Join(r, " "), err, out)
+		{"-A", natChain, "-d", gateway + "/32", "-p", "tcp", "-j", "DNAT", "--to-destination", "127.0.0.1"},
+		{"-A", "PREROUTING", "-i", bridge, "-j", natChain},
+	} {
+		if out, err := exec.Command(n.bin("iptables"), append([]string{"-t", "nat"}, r...)...).CombinedOutput(); err != nil {
+			return fmt.Errorf("iptables -t nat %s: %v: %s", strings.Join(r, " "), err, out)
 		}
 	}
 	return nil
+}
+
+// removeNAT removes the jump to the NAT chain and the chain.
+func (n *node) removeNAT() {
+	for i := 0; i < 5; i++ {
+		if exec.Command(n.bin("iptables"), "-t", "nat", "-D", "PREROUTING", "-i", bridge, "-j", natChain).Run() != nil {
+			break
+		}
+	}
+	_ = exec.Command(n.bin("iptables"), "-t", "nat", "-F", natChain).Run()
+	_ = exec.Command(n.bin("iptables"), "-t", "nat", "-X", natChain).Run()
+}
+
+// removeLeftovers kills what a killed supervisor of the cluster in dir left running (the
+// containers in its cgroup root, its containerd shims, re-parented to init) and removes its
+// cgroups. Its bridge and NAT chain are replaced by network().
+func removeLeftovers(dir string) {
+	root := "/" + filepath.Base(dir)
+	sock := filepath.Join(dir, "node", "containerd", "containerd.sock")
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if bytes.Contains(cmdline, []byte("containerd-shim")) && bytes.Contains(cmdline, []byte(sock)) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	for i := 0; i < 50 && killCgroup(root) > 0; i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, h := range cgroupHierarchies() {
+		removeCgroupTree(filepath.Join(h, root))
+	}
 }
 
 // cgroupHierarchies lists the mounted cgroup v1 hierarchies (cpu, memory, pids, ...).
@@ -548,6 +607,9 @@ func (n *node) pauseArchive() (string, error) {
 // stops containerd, kills the shims left as this process's children, and removes the cgroups,
 // the NAT rules and the bridge. The mounts go with the mount namespace.
 func (n *node) cleanup() {
+	if !n.locked {
+		return
+	}
 	stopCmd(n.kubelet, 5*time.Second)
 	for i := 0; i < 50; i++ {
 		if killCgroup(n.cgroup) == 0 {
@@ -560,9 +622,7 @@ func (n *node) cleanup() {
 	for _, h := range cgroupHierarchies() {
 		removeCgroupTree(filepath.Join(h, n.cgroup))
 	}
-	for _, r := range n.natRules {
-		_ = exec.Command(n.bin("iptables"), append([]string{"-t", "nat", "-D"}, r...)...).Run()
-	}
+	n.removeNAT()
 	_ = exec.Command("ip", "link", "del", bridge).Run()
 }
 
