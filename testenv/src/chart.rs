@@ -45,8 +45,9 @@ pub fn run_output(cmd: &mut Command, what: &str) -> Result<String> {
 }
 
 /// `helm install` of `charts/ecr-operator` as [`RELEASE`] into [`RELEASE_NAMESPACE`] with
-/// `--set` values. Nothing runs the Deployment (there is no kubelet): the operator is started as
-/// a process with the chart ServiceAccount's token instead, see [`service_account_kubeconfig`].
+/// `--set` values. On a control plane without a node nothing runs the Deployment: the operator is
+/// started as a process with the chart ServiceAccount's token instead, see
+/// [`service_account_kubeconfig`] (`tests/node/` installs the chart on a real node).
 pub fn install_chart(cp: &ControlPlane, values: &[(&str, &str)]) -> Result<String> {
     let mut cmd = helm(cp)?;
     cmd.args(["install", RELEASE])

@@ -16,7 +16,7 @@ use kube::runtime::wait::{await_condition, conditions};
 use crate::TEST_FIELD_MANAGER;
 use crate::error::{Error, Result, error_chain, io, kube_err};
 use crate::tether::Tethered;
-use crate::tools::{repo_root, testcluster_bin_dir};
+use crate::tools::{node_tools, repo_root, testcluster_bin_dir, testcluster_node_bin_dir};
 use crate::yaml::yaml_files;
 
 /// A running control plane. Dropping it stops every component and removes its directory.
@@ -32,13 +32,48 @@ pub struct ControlPlane {
     pub etcd: String,
     /// Directory of the `testcluster` binary and its `kubectl`, `kube-apiserver`, ... links.
     pub bin_dir: PathBuf,
+    /// The Node, when started with [`ControlPlane::start_with_node`].
+    pub node: Option<NodeInfo>,
+}
+
+/// The Node of a control plane started with [`ControlPlane::start_with_node`]
+/// (tests/testcluster/README.md, "The node").
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    /// The Node's name (`localhost`).
+    pub name: String,
+    /// Directory of `tests/node/install.sh`: `bin/ctr`, `bin/runc`, ...
+    pub tools: PathBuf,
+    /// containerd's socket.
+    pub containerd: PathBuf,
+    /// The Pod network's gateway: a Pod reaches `127.0.0.1:<port>` of the host at
+    /// `<pod_gateway>:<port>`.
+    pub pod_gateway: String,
 }
 
 impl ControlPlane {
     /// Builds (if needed) and starts a control plane with kube-controller-manager, and waits
     /// until it is ready.
     pub fn start() -> Result<Self> {
-        let bin_dir = testcluster_bin_dir()?;
+        Self::start_up(testcluster_bin_dir()?, "testcluster", &["--with-kcm"], 180)
+    }
+
+    /// Like [`ControlPlane::start`], plus one Node that really runs Pods: kube-scheduler, and
+    /// containerd and the kubelet under `testcluster-node`'s node supervisor (built with
+    /// `tests/testcluster/build.sh --node`; the Debian tools from `tests/node/install.sh`).
+    /// Returns once the Node is Ready. Needs root.
+    pub fn start_with_node() -> Result<Self> {
+        let tools = node_tools()?;
+        let tools = tools.to_string_lossy().into_owned();
+        Self::start_up(
+            testcluster_node_bin_dir()?,
+            "testcluster-node",
+            &["--with-node", "--node-tools", &tools],
+            300,
+        )
+    }
+
+    fn start_up(bin_dir: PathBuf, binary: &str, flags: &[&str], timeout_secs: u64) -> Result<Self> {
         remove_stale_dirs();
         let dir = std::env::temp_dir().join(format!(
             "ecr-operator-test-{}-{}",
@@ -48,8 +83,10 @@ impl ControlPlane {
         std::fs::create_dir_all(&dir).map_err(io("creating the control-plane directory"))?;
         let log = std::fs::File::create(dir.join("up.log")).map_err(io("creating up.log"))?;
         let log2 = log.try_clone().map_err(io("creating up.log"))?;
-        let child = Command::new(bin_dir.join("testcluster"))
-            .args(["up", "--with-kcm", "--exit-on-stdin-eof", "--dir"])
+        let child = Command::new(bin_dir.join(binary))
+            .arg("up")
+            .args(flags)
+            .args(["--exit-on-stdin-eof", "--dir"])
             .arg(&dir)
             .stdin(Stdio::piped())
             .stdout(log)
@@ -59,14 +96,14 @@ impl ControlPlane {
         let mut proc = Tethered::new("testcluster", child);
 
         let ready = dir.join("ready");
-        let deadline = Instant::now() + Duration::from_secs(180);
+        let deadline = Instant::now() + Duration::from_secs(timeout_secs);
         while !ready.exists() {
             if let Some(why) = proc.exited() {
                 return Err(Error::Setup(format!("{why}\n{}", tail_logs(&dir))));
             }
             if Instant::now() > deadline {
                 return Err(Error::Setup(format!(
-                    "control plane not ready after 180s\n{}",
+                    "control plane not ready after {timeout_secs}s\n{}",
                     tail_logs(&dir)
                 )));
             }
@@ -79,6 +116,15 @@ impl ControlPlane {
                 .map(str::to_owned)
                 .ok_or_else(|| Error::Setup(format!("ready file has no {key}")))
         };
+        let node = match field("node") {
+            Ok(name) => Some(NodeInfo {
+                name,
+                tools: PathBuf::from(field("node_tools")?),
+                containerd: PathBuf::from(field("containerd")?),
+                pod_gateway: field("pod_gateway")?,
+            }),
+            Err(_) => None,
+        };
         Ok(Self {
             server: field("server")?,
             kubeconfig: PathBuf::from(field("kubeconfig")?),
@@ -86,7 +132,43 @@ impl ControlPlane {
             proc,
             dir,
             bin_dir,
+            node,
         })
+    }
+
+    /// `ctr` against the Node's containerd, in the namespace the kubelet uses (`k8s.io`).
+    pub fn ctr(&self) -> Result<Command> {
+        let node = self
+            .node
+            .as_ref()
+            .ok_or_else(|| Error::Setup("this control plane has no node".into()))?;
+        let mut cmd = Command::new(node.tools.join("bin/ctr"));
+        cmd.arg("--address").arg(&node.containerd).args(["-n", "k8s.io"]);
+        Ok(cmd)
+    }
+
+    /// Imports an OCI archive into the Node's containerd without a registry, naming the image
+    /// `<base_name>:<the archive's org.opencontainers.image.ref.name>`; returns ctr's output.
+    pub fn import_image(&self, archive: &Path, base_name: &str) -> Result<String> {
+        let out = self
+            .ctr()?
+            .args(["images", "import", "--base-name", base_name])
+            .arg(archive)
+            .output()
+            .map_err(io("running ctr images import"))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(Error::Setup(format!(
+                "ctr images import failed ({}): {text}",
+                out.status
+            )))
+        }
     }
 
     /// Restarts kube-apiserver (same port and certificates; etcd keeps running with its data)
@@ -293,6 +375,10 @@ fn tail_logs(dir: &Path) -> String {
         "kube-apiserver.log",
         "kube-controller-manager.log",
         "etcd.log",
+        "kube-scheduler.log",
+        "node.log",
+        "containerd.log",
+        "kubelet.log",
     ] {
         let Ok(text) = std::fs::read_to_string(dir.join(name)) else {
             continue;

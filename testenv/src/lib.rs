@@ -3,7 +3,8 @@
 //! - [`ControlPlane`]: kube-apiserver + etcd + kube-controller-manager (garbage-collector,
 //!   namespace, serviceaccount, serviceaccount-token and clusterrole-aggregation controllers),
 //!   built from the Kubernetes Go modules by `tests/testcluster/build.sh`, RBAC on, on free
-//!   127.0.0.1 ports with generated PKI and an admin kubeconfig.
+//!   127.0.0.1 ports with generated PKI and an admin kubeconfig. [`ControlPlane::start_with_node`]
+//!   adds one Node (kube-scheduler, containerd and the kubelet) on which Pods really run.
 //! - [`Moto`]: moto's server (the local ECR endpoint), pinned in `tests/moto/requirements.txt`
 //!   and installed into a cached virtualenv by `tests/moto/install.sh`.
 //! - [`Operator`]: the operator binary as a process; [`FaultProxy`]: a counting, fault-injecting
@@ -27,13 +28,16 @@ mod tether;
 mod tools;
 mod yaml;
 
-pub use control_plane::{ControlPlane, install_crds, shared_control_plane};
+pub use control_plane::{ControlPlane, NodeInfo, install_crds, shared_control_plane};
 pub use error::{Error, Result, error_chain};
 pub use moto::Moto;
 pub use operator::{AwsIdentity, Operator};
 pub use pod_identity::PodIdentityAgent;
 pub use proxy::{Call, Fault, FaultPlan, FaultProxy, is_write};
-pub use tools::{free_port, helm_bin, kstatus_bin, moto_python, repo_root, testcluster_bin_dir};
+pub use tools::{
+    free_port, helm_bin, kstatus_bin, moto_python, node_tools, repo_root, testcluster_bin_dir,
+    testcluster_node_bin_dir,
+};
 pub use yaml::{apply_document, yaml_documents, yaml_files};
 
 pub(crate) use error::{io, kube_err};

@@ -27,9 +27,15 @@ pub fn repo_root() -> PathBuf {
 
 /// Runs an install/build script of the repository that prints a path as its last stdout line.
 fn script_output(script: &str) -> Result<PathBuf> {
+    script_output_with(script, &[])
+}
+
+/// [`script_output`] with arguments to the script.
+fn script_output_with(script: &str, args: &[&str]) -> Result<PathBuf> {
     let path = repo_root().join(script);
     let out = Command::new("bash")
         .arg(&path)
+        .args(args)
         .stderr(Stdio::inherit())
         .output()
         .map_err(io(format!("running {script}")))?;
@@ -50,6 +56,25 @@ pub fn testcluster_bin_dir() -> Result<PathBuf> {
     match std::env::var_os("ECR_OPERATOR_TESTCLUSTER_DIR") {
         Some(dir) => Ok(PathBuf::from(dir)),
         None => script_output("tests/testcluster/build.sh"),
+    }
+}
+
+/// Directory holding `testcluster-node` (the control plane plus the kubelet, kube-scheduler and
+/// the node supervisor): `$ECR_OPERATOR_TESTCLUSTER_DIR` when it has that binary, else the
+/// output of `tests/testcluster/build.sh --node` (built on first use, then cached).
+pub fn testcluster_node_bin_dir() -> Result<PathBuf> {
+    match std::env::var_os("ECR_OPERATOR_TESTCLUSTER_DIR").map(PathBuf::from) {
+        Some(dir) if dir.join("testcluster-node").exists() => Ok(dir),
+        _ => script_output_with("tests/testcluster/build.sh", &["--node"]),
+    }
+}
+
+/// The node's Debian tools (containerd, runc, CNI plugins, iptables, catatonit):
+/// `$ECR_OPERATOR_NODE_TOOLS` or the output of `tests/node/install.sh`.
+pub fn node_tools() -> Result<PathBuf> {
+    match std::env::var_os("ECR_OPERATOR_NODE_TOOLS") {
+        Some(dir) => Ok(PathBuf::from(dir)),
+        None => script_output("tests/node/install.sh"),
     }
 }
 

@@ -1,20 +1,25 @@
 // Command testcluster is a real Kubernetes control plane for ecr-operator's tests, built from the
 // Kubernetes Go modules: kube-apiserver, an embedded etcd, kube-controller-manager (limited to the
 // garbage-collector, namespace, serviceaccount, serviceaccount-token and clusterrole-aggregation
-// controllers) and kubectl, in one multi-call binary.
+// controllers) and kubectl, in one multi-call binary. Built with `-tags node` (testcluster-node)
+// it also has kube-scheduler, the kubelet and a node supervisor, and `up --with-node` runs one
+// Node on containerd (node.go).
 //
 // Usage:
 //
 //	testcluster up --dir DIR [--with-kcm] [--exit-on-stdin-eof]
+//	testcluster-node up --dir DIR --with-node --node-tools TOOLS [--exit-on-stdin-eof]
 //	testcluster kube-apiserver|kube-controller-manager|kubectl|etcd ARGS...
+//	testcluster-node kubelet|kube-scheduler|node ARGS...
 //
 // (or call the binary through a symlink named after the component).
 //
 // `up` writes DIR/pki, DIR/admin.kubeconfig and DIR/*.log, starts everything on free 127.0.0.1
 // ports, and writes DIR/ready (holding the server URL) once the apiserver answers /readyz and,
-// with --with-kcm, the serviceaccount controller has created default/default. It runs until
-// SIGINT/SIGTERM, or until its standard input closes with --exit-on-stdin-eof (so a test harness
-// that dies, even by SIGKILL, leaves no stray processes).
+// with --with-kcm, the serviceaccount controller has created default/default (and, with
+// --with-node, the Node is Ready). It runs until SIGINT/SIGTERM, or until its standard input
+// closes with --exit-on-stdin-eof (so a test harness that dies, even by SIGKILL, leaves no stray
+// processes).
 package main
 
 import (
@@ -56,7 +61,7 @@ import (
 
 func main() {
 	name, args := filepath.Base(os.Args[0]), os.Args[1:]
-	if name == "testcluster" {
+	if name == "testcluster" || name == "testcluster-node" {
 		if len(args) == 0 {
 			fmt.Fprintln(os.Stderr, "usage: testcluster up|kube-apiserver|kube-controller-manager|kubectl|etcd ...")
 			os.Exit(2)
@@ -83,15 +88,24 @@ func main() {
 	case "etcd":
 		etcdmain.Main(append([]string{"etcd"}, args...))
 	default:
+		if f, ok := nodeCommands[name]; ok {
+			os.Exit(f(args))
+		}
 		fmt.Fprintf(os.Stderr, "unknown subcommand %q\n", name)
 		os.Exit(2)
 	}
 }
 
+// nodeCommands holds the node's components (kubelet, kube-scheduler, the node supervisor); only
+// the binary built with `-tags node` (testcluster-node) has them.
+var nodeCommands = map[string]func(args []string) int{}
+
 func up(argv []string) int {
 	fs := flag.NewFlagSet("up", flag.ExitOnError) // never the global flag set (klog and cobra share it)
 	dir := fs.String("dir", "", "state directory (required)")
 	withKCM := fs.Bool("with-kcm", false, "run kube-controller-manager (garbage collector, namespace and service-account controllers)")
+	withNode := fs.Bool("with-node", false, "also run kube-scheduler, containerd and the kubelet: one Node (implies --with-kcm; testcluster-node only)")
+	nodeTools := fs.String("node-tools", "", "with --with-node: the directory tests/node/install.sh prints")
 	stdinEOF := fs.Bool("exit-on-stdin-eof", false, "shut down when standard input closes")
 	_ = fs.Parse(argv)
 	if *dir == "" {
@@ -118,14 +132,34 @@ func up(argv []string) int {
 		}()
 	}
 
-	if err := run(ctx, *dir, *withKCM); err != nil {
+	o := options{withKCM: *withKCM || *withNode, withNode: *withNode, nodeTools: *nodeTools}
+	if o.withNode && startNode == nil {
+		fmt.Fprintln(os.Stderr, "up: --with-node needs testcluster-node (tests/testcluster/build.sh --node)")
+		return 2
+	}
+	if o.withNode && o.nodeTools == "" {
+		fmt.Fprintln(os.Stderr, "up: --with-node needs --node-tools (the directory tests/node/install.sh prints)")
+		return 2
+	}
+	if err := run(ctx, *dir, o); err != nil {
 		fmt.Fprintln(os.Stderr, "testcluster:", err)
 		return 1
 	}
 	return 0
 }
 
-func run(ctx context.Context, dir string, withKCM bool) error {
+// options of `up`.
+type options struct {
+	withKCM, withNode bool
+	nodeTools         string
+}
+
+// startNode starts the node's components (kube-scheduler, containerd, kubelet) and waits until
+// the Node is Ready; it returns their processes and lines for the ready file. Set by node.go,
+// which only the testcluster-node binary (`-tags node`) has.
+var startNode func(ctx context.Context, dir, tools, server string, apiPort int, p *PKI) ([]*exec.Cmd, string, error)
+
+func run(ctx context.Context, dir string, o options) error {
 	pki, err := writePKI(filepath.Join(dir, "pki"))
 	if err != nil {
 		return fmt.Errorf("pki: %w", err)
@@ -146,7 +180,7 @@ func run(ctx context.Context, dir string, withKCM bool) error {
 		}
 	}()
 
-	api, err := child(dir, "kube-apiserver", apiserverArgs(dir, etcdPort, apiPort, withKCM)...)
+	api, err := child(dir, "kube-apiserver", nil, apiserverArgs(dir, etcdPort, apiPort, o)...)
 	if err != nil {
 		return err
 	}
@@ -159,8 +193,8 @@ func run(ctx context.Context, dir string, withKCM bool) error {
 	if err := waitReady(ctx, server+"/readyz", pki, 120*time.Second); err != nil {
 		return fmt.Errorf("kube-apiserver: %w (see %s)", err, filepath.Join(dir, "kube-apiserver.log"))
 	}
-	if withKCM {
-		kcm, err := child(dir, "kube-controller-manager", kcmArgs(dir, kubeconfig)...)
+	if o.withKCM {
+		kcm, err := child(dir, "kube-controller-manager", nil, kcmArgs(dir, kubeconfig, o.withNode)...)
 		if err != nil {
 			return err
 		}
@@ -171,6 +205,14 @@ func run(ctx context.Context, dir string, withKCM bool) error {
 		}
 	}
 	env := fmt.Sprintf("server=%s\nkubeconfig=%s\netcd=http://127.0.0.1:%d\n", server, kubeconfig, etcdPort)
+	if o.withNode {
+		started, info, err := startNode(ctx, dir, o.nodeTools, server, apiPort, pki)
+		children = append(children, started...)
+		if err != nil {
+			return err
+		}
+		env += info
+	}
 	if err := os.WriteFile(filepath.Join(dir, "ready"), []byte(env), 0o644); err != nil {
 		return err
 	}
@@ -185,7 +227,7 @@ func run(ctx context.Context, dir string, withKCM bool) error {
 		c   *exec.Cmd
 		err error
 	}
-	exited := make(chan exit, 2*len(children)+2)
+	exited := make(chan exit, 2*len(children)+4)
 	wait := func(c *exec.Cmd) { go func() { exited <- exit{c, c.Wait()} }() }
 	for _, c := range children {
 		wait(c)
@@ -214,7 +256,7 @@ func run(ctx context.Context, dir string, withKCM bool) error {
 					_ = old.Process.Kill()
 				}
 			}
-			api, err := child(dir, "kube-apiserver", apiserverArgs(dir, etcdPort, apiPort, withKCM)...)
+			api, err := child(dir, "kube-apiserver", nil, apiserverArgs(dir, etcdPort, apiPort, o)...)
 			if err != nil {
 				return err
 			}
@@ -228,7 +270,7 @@ func run(ctx context.Context, dir string, withKCM bool) error {
 	}
 }
 
-func apiserverArgs(dir string, etcdPort, apiPort int, withKCM bool) []string {
+func apiserverArgs(dir string, etcdPort, apiPort int, o options) []string {
 	p := filepath.Join(dir, "pki")
 	args := []string{
 		"--etcd-servers=http://127.0.0.1:" + strconv.Itoa(etcdPort),
@@ -243,25 +285,43 @@ func apiserverArgs(dir string, etcdPort, apiPort int, withKCM bool) []string {
 		"--service-account-key-file=" + filepath.Join(p, "sa.key"),
 		"--service-account-signing-key-file=" + filepath.Join(p, "sa.key"),
 		"--service-cluster-ip-range=10.0.0.0/24",
-		"--authorization-mode=RBAC",
 		"--allow-privileged=true",
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
 		"--v=0",
 	}
-	if !withKCM {
+	if !o.withKCM {
 		// Without the serviceaccount controller no default ServiceAccount exists.
 		args = append(args, "--disable-admission-plugins=ServiceAccount")
+	}
+	if o.withNode {
+		// The kubelet authenticates as system:node:localhost and is authorized as a node is; the
+		// API server reaches it (logs, exec) by its Hostname address, localhost.
+		args = append(args,
+			"--authorization-mode=Node,RBAC",
+			"--enable-admission-plugins=NodeRestriction",
+			"--kubelet-preferred-address-types=Hostname",
+			"--kubelet-client-certificate="+filepath.Join(p, "admin.crt"),
+			"--kubelet-client-key="+filepath.Join(p, "admin.key"))
+	} else {
+		args = append(args, "--authorization-mode=RBAC")
 	}
 	return args
 }
 
-func kcmArgs(dir, kubeconfig string) []string {
+func kcmArgs(dir, kubeconfig string, withNode bool) []string {
 	p := filepath.Join(dir, "pki")
+	controllers := "garbage-collector-controller,namespace-controller,serviceaccount-controller," +
+		"serviceaccount-token-controller,clusterrole-aggregation-controller"
+	if withNode {
+		// Deployments make Pods; the node lifecycle controller lifts the not-ready taint; Pods'
+		// token volumes need the kube-root-ca.crt ConfigMap in their namespace.
+		controllers += ",deployment-controller,replicaset-controller,node-lifecycle-controller," +
+			"root-ca-certificate-publisher-controller"
+	}
 	return []string{
 		"--kubeconfig=" + kubeconfig,
-		"--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller," +
-			"serviceaccount-token-controller,clusterrole-aggregation-controller",
+		"--controllers=" + controllers,
 		"--service-account-private-key-file=" + filepath.Join(p, "sa.key"),
 		"--root-ca-file=" + filepath.Join(p, "ca.crt"),
 		"--use-service-account-credentials=false",
@@ -273,8 +333,8 @@ func kcmArgs(dir, kubeconfig string) []string {
 }
 
 // child starts this same binary as NAME in its own process, logging to DIR/NAME.log; it gets
-// SIGTERM if the supervisor dies.
-func child(dir, name string, args ...string) (*exec.Cmd, error) {
+// SIGTERM if the supervisor dies. attr, if given, adds to the process attributes (namespaces).
+func child(dir, name string, attr *syscall.SysProcAttr, args ...string) (*exec.Cmd, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -286,7 +346,11 @@ func child(dir, name string, args ...string) (*exec.Cmd, error) {
 	}
 	cmd := exec.Command(self, append([]string{name}, args...)...)
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if attr == nil {
+		attr = &syscall.SysProcAttr{}
+	}
+	attr.Pdeathsig = syscall.SIGTERM
+	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
@@ -302,7 +366,7 @@ func terminate(c *exec.Cmd) {
 	go func() { _, _ = c.Process.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(15 * time.Second):
+	case <-time.After(18 * time.Second): // the node's clean-up takes a few seconds
 		_ = c.Process.Kill()
 	}
 }
@@ -335,6 +399,16 @@ func startEtcd(dir string, clientPort, peerPort int) (*embed.Etcd, error) {
 	}
 }
 
+// writeKubeconfigFor writes a kubeconfig naming the client certificate and key files.
+func writeKubeconfigFor(path, server string, ca []byte, cert, key string) error {
+	c := clientcmdapi.NewConfig()
+	c.Clusters["testcluster"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: ca}
+	c.AuthInfos["user"] = &clientcmdapi.AuthInfo{ClientCertificate: cert, ClientKey: key}
+	c.Contexts["testcluster"] = &clientcmdapi.Context{Cluster: "testcluster", AuthInfo: "user"}
+	c.CurrentContext = "testcluster"
+	return clientcmd.WriteToFile(*c, path)
+}
+
 func writeKubeconfig(path, server string, p *PKI) error {
 	c := clientcmdapi.NewConfig()
 	c.Clusters["testcluster"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: p.CACert}
@@ -344,15 +418,23 @@ func writeKubeconfig(path, server string, p *PKI) error {
 	return clientcmd.WriteToFile(*c, path)
 }
 
-func waitReady(ctx context.Context, u string, p *PKI, timeout time.Duration) error {
+// adminHTTP is an HTTP client for the API server with the admin certificate.
+func adminHTTP(p *PKI) (*http.Client, error) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(p.CACert)
 	kp, err := tls.X509KeyPair(p.AdminCert, p.AdminKey)
 	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{kp}}}}, nil
+}
+
+func waitReady(ctx context.Context, u string, p *PKI, timeout time.Duration) error {
+	hc, err := adminHTTP(p)
+	if err != nil {
 		return err
 	}
-	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{kp}}}}
 	deadline := time.Now().Add(timeout)
 	last := "no answer"
 	for time.Now().Before(deadline) {

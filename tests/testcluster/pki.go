@@ -86,6 +86,16 @@ func writePKI(dir string) (*PKI, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The node's components (only `up --with-node` uses them).
+	kubeletCert, kubeletKey, err := issue(4, pkix.Name{CommonName: "system:node:localhost", Organization: []string{"system:nodes"}},
+		x509.ExtKeyUsageClientAuth, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	schedCert, schedKey, err := issue(5, pkix.Name{CommonName: "system:kube-scheduler"}, x509.ExtKeyUsageClientAuth, nil, nil)
+	if err != nil {
+		return nil, err
+	}
 	saKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -102,6 +112,10 @@ func writePKI(dir string) (*PKI, error) {
 		"admin.crt":     admCert,
 		"admin.key":     admKey,
 		"sa.key":        pemBlock("EC PRIVATE KEY", saDER),
+		"kubelet.crt":   kubeletCert,
+		"kubelet.key":   kubeletKey,
+		"scheduler.crt": schedCert,
+		"scheduler.key": schedKey,
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {

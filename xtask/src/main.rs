@@ -5,9 +5,9 @@
 //!
 //! Small on purpose: it compiles in seconds, then drives cargo and the project's install
 //! scripts (`tests/testcluster/build.sh`, `tests/testcluster/helm.sh`, `tests/moto/install.sh`,
-//! `tests/kstatus/build.sh`, `tests/actionlint/build.sh`, `tests/image/install.sh`), which cache
-//! what they build under `~/.cache/ecr-operator`. Its only dependencies (tar, gzip, sha256, JSON)
-//! write the OCI image (`image.rs`).
+//! `tests/kstatus/build.sh`, `tests/actionlint/build.sh`, `tests/image/install.sh`,
+//! `tests/node/install.sh`), which cache what they build under `~/.cache/ecr-operator`. Its only
+//! dependencies (tar, gzip, sha256, JSON) write the OCI image (`image.rs`).
 
 mod image;
 mod release;
@@ -21,7 +21,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   test      install and build what is needed (control plane, moto, kstatus, helm, runc and
             umoci), then run fmt --check, clippy -D warnings, build the image (`image`), and run
-            every test including the end-to-end tests and the image smoke test
+            every test including the end-to-end tests and the image smoke test; then, as a
+            step of its own, the chart on a real node (`node`)
   test --fast
             fmt --check, clippy -D warnings, and every test that needs neither the control plane
             nor moto (no Python virtualenv): unit, property, CRD/CEL corpus, CLI, IAM, GitOps,
@@ -39,6 +40,10 @@ commands:
             target/image/ecr-operator-<version>.oci.tar; prints its digest, sizes, user and
             entrypoint, and its path last. --smoke: then run the image smoke test (tests/image.rs:
             read back with umoci, run with runc as uid 65532 on a read-only root filesystem)
+  node      the chart installed for real (tests/node): build testcluster-node (control plane
+            plus kube-scheduler and the kubelet), fetch containerd, runc, the CNI plugins and
+            iptables from Debian (cached), build the image, start one Node, import the image into
+            containerd and run the Helm chart's operator Pod on it (needs root)
   sandbox   the quick start: start the control plane and the local ECR endpoint, helm install the
             chart with a default Registry, run the operator as the chart's ServiceAccount, apply
             examples/quickstart/, wait until it is Ready, print the next step (every other
@@ -72,6 +77,7 @@ fn main() -> ExitCode {
             [flag] if flag == "--smoke" => image_smoke(),
             _ => Err(USAGE.to_owned()),
         },
+        Some("node") if args.len() == 1 => node(),
         Some("sandbox") => sandbox(&args[1..]),
         Some("version") => match &args[1..] {
             [version] => set_version(version),
@@ -325,7 +331,10 @@ fn test() -> Result<(), String> {
     let result = counted_step("cargo test (unit, schema, CLI and end-to-end)", &mut test);
     print_fault_report(&fault_report);
     let (passed, failed) = result?;
-    println!("{passed} passed, {failed} failed");
+    // The chart on a real node: its own step, after the rest, so that building testcluster-node
+    // and fetching containerd never delay the other tests.
+    let (node_passed, node_failed) = node_step(&env)?;
+    println!("{} passed, {} failed", passed + node_passed, failed + node_failed);
     eprintln!("==> all checks passed in {:.0}s", start.elapsed().as_secs_f64());
     Ok(())
 }
@@ -344,6 +353,53 @@ fn test_threads() -> Result<String, String> {
             )),
         },
     }
+}
+
+/// `cargo xtask node`: the chart on a real node alone, with what it needs.
+fn node() -> Result<(), String> {
+    let mut env = tools(true)?;
+    env.push(("ECR_OPERATOR_IMAGE", build_image()?.display().to_string()));
+    let (passed, failed) = node_step(&env)?;
+    println!("{passed} passed, {failed} failed");
+    Ok(())
+}
+
+/// Builds testcluster-node and fetches the node's Debian tools, then runs `tests/node` (ignored
+/// in the ordinary run) with `env` (which must hold `ECR_OPERATOR_IMAGE`).
+fn node_step(env: &[(&'static str, String)]) -> Result<(u64, u64), String> {
+    let node_env = [
+        (
+            "ECR_OPERATOR_TESTCLUSTER_DIR",
+            tool_with(
+                "control plane with a node (tests/testcluster --node)",
+                "tests/testcluster/build.sh",
+                &["--node"],
+            )?,
+        ),
+        (
+            "ECR_OPERATOR_NODE_TOOLS",
+            tool(
+                "node tools: Debian packages (tests/node)",
+                "tests/node/install.sh",
+            )?,
+        ),
+    ];
+    counted_step(
+        "cargo test --features e2e --test node (the chart on a real node)",
+        cargo()
+            .args([
+                "test",
+                "--locked",
+                "--features",
+                "e2e",
+                "--test",
+                "node",
+                "--",
+                "--include-ignored",
+            ])
+            .envs(env.iter().map(|(k, v)| (*k, v)))
+            .envs(node_env.iter().map(|(k, v)| (*k, v))),
+    )
 }
 
 /// `test` without the end-to-end tests: no control plane (Go) and no moto (Python virtualenv).
