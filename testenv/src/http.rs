@@ -73,3 +73,75 @@ pub(crate) fn request(
         .map_err(|_| failed(std::io::Error::other("the HTTP client thread panicked")))?
     })
 }
+
+/// A small HTTP/1.1 server on a free 127.0.0.1 port, on a thread and runtime of its own: the
+/// fault proxy and the Pod Identity stand-in. Each request is answered by `handler`, which gets a
+/// plain-HTTP client for calls of its own. Dropping the server stops it.
+pub(crate) struct LoopbackServer {
+    pub(crate) addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The client a [`LoopbackServer`] handler gets.
+pub(crate) type PlainClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+impl LoopbackServer {
+    /// Binds and starts serving; `what` names it in errors (e.g. "the proxy").
+    pub(crate) fn start<H, F>(what: &str, handler: H) -> Result<Self>
+    where
+        H: Fn(hyper::Request<hyper::body::Incoming>, PlainClient) -> F + Clone + Send + 'static,
+        F: Future<Output = std::result::Result<hyper::Response<Full<Bytes>>, std::io::Error>>
+            + Send
+            + 'static,
+    {
+        let io = |action: String| move |source| Error::Io { action, source };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io(format!("binding {what}")))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(io(format!("configuring {what}")))?;
+        let addr = listener.local_addr().map_err(io(format!("binding {what}")))?;
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let thread = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                let client: PlainClient = Client::builder(TokioExecutor::new()).build_http();
+                loop {
+                    let accepted = tokio::select! {
+                        a = listener.accept() => a,
+                        _ = &mut stopped => return,
+                    };
+                    let Ok((stream, _)) = accepted else { continue };
+                    let (handler, client) = (handler.clone(), client.clone());
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |req| handler(req, client.clone()));
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+        });
+        Ok(Self {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for LoopbackServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

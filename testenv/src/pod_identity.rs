@@ -11,7 +11,6 @@
 //! `AssumeRole`. A request with another token gets 401. It counts what it served and refused,
 //! and never logs a token or a key.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -19,11 +18,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use crate::{Error, Result};
+use crate::Result;
+use crate::http::{LoopbackServer, PlainClient};
 
 struct State {
     token: String,
@@ -40,23 +37,13 @@ pub struct PodIdentityAgent {
     /// `http://127.0.0.1:<port>/v1/credentials`: the `AWS_CONTAINER_CREDENTIALS_FULL_URI`.
     pub uri: String,
     state: Arc<State>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: LoopbackServer,
 }
 
 impl PodIdentityAgent {
     /// Serves credentials for `role_arn`, obtained from STS at `sts_endpoint`, to requests whose
     /// `Authorization` header is `token`.
     pub fn start(sts_endpoint: &str, role_arn: &str, token: &str) -> Result<Self> {
-        let io = |action: &str| {
-            let action = action.to_owned();
-            move |source| Error::Io { action, source }
-        };
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("binding the agent"))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(io("configuring the agent"))?;
-        let addr: SocketAddr = listener.local_addr().map_err(io("binding the agent"))?;
         let state = Arc::new(State {
             token: token.trim().to_owned(),
             role_arn: role_arn.to_owned(),
@@ -65,40 +52,14 @@ impl PodIdentityAgent {
             refused: AtomicUsize::new(0),
             issued: Mutex::new(Vec::new()),
         });
-        let (stop, mut stopped) = tokio::sync::oneshot::channel();
         let st = state.clone();
-        let thread = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-                return;
-            };
-            rt.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                    return;
-                };
-                let client: Client<HttpConnector, Full<Bytes>> =
-                    Client::builder(TokioExecutor::new()).build_http();
-                loop {
-                    let accepted = tokio::select! {
-                        a = listener.accept() => a,
-                        _ = &mut stopped => return,
-                    };
-                    let Ok((stream, _)) = accepted else { continue };
-                    let (st, client) = (st.clone(), client.clone());
-                    tokio::spawn(async move {
-                        let service =
-                            hyper::service::service_fn(move |req| handle(req, st.clone(), client.clone()));
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            });
-        });
+        let server = LoopbackServer::start("the Pod Identity stand-in", move |req, client| {
+            handle(req, st.clone(), client)
+        })?;
         Ok(Self {
-            uri: format!("http://{addr}/v1/credentials"),
+            uri: format!("http://{}/v1/credentials", server.addr),
             state,
-            stop: Some(stop),
-            thread: Some(thread),
+            _server: server,
         })
     }
 
@@ -115,17 +76,6 @@ impl PodIdentityAgent {
     /// The secret access keys handed out so far (for checking that none reaches a log).
     pub fn issued_secrets(&self) -> Vec<String> {
         self.state.issued.lock().map(|i| i.clone()).unwrap_or_default()
-    }
-}
-
-impl Drop for PodIdentityAgent {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -149,7 +99,7 @@ fn xml_value(xml: &str, tag: &str) -> Option<String> {
 async fn handle(
     req: Request<Incoming>,
     state: Arc<State>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: PlainClient,
 ) -> std::result::Result<Response<Full<Bytes>>, std::io::Error> {
     let presented = req
         .headers()

@@ -2,7 +2,6 @@
 //! sees (an independent count of the operator's ECR calls) and can answer a deterministic share
 //! of calls with `ThrottlingException`, HTTP 500, a delay, or a dropped connection.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,11 +10,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use crate::{Error, Result};
+use crate::Result;
+use crate::http::{LoopbackServer, PlainClient};
 
 /// What to inject, as shares of calls (percent) chosen deterministically by call number.
 #[derive(Clone, Debug, Default)]
@@ -71,62 +68,22 @@ pub struct FaultProxy {
     /// `http://127.0.0.1:<port>`: use it as the Registry's `spec.endpoint`.
     pub endpoint: String,
     state: Arc<State>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: LoopbackServer,
 }
 
 impl FaultProxy {
     /// Starts a proxy on a free 127.0.0.1 port forwarding to `upstream` (e.g. moto's endpoint).
     pub fn start(upstream: &str) -> Result<Self> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|source| Error::Io {
-            action: "binding the proxy".into(),
-            source,
-        })?;
-        listener.set_nonblocking(true).map_err(|source| Error::Io {
-            action: "configuring the proxy".into(),
-            source,
-        })?;
-        let addr: SocketAddr = listener.local_addr().map_err(|source| Error::Io {
-            action: "binding the proxy".into(),
-            source,
-        })?;
         let state = Arc::new(State::default());
-        let (stop, mut stopped) = tokio::sync::oneshot::channel();
         let upstream = upstream.trim_end_matches('/').to_owned();
         let st = state.clone();
-        let thread = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-                return;
-            };
-            rt.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                    return;
-                };
-                let client: Client<HttpConnector, Full<Bytes>> =
-                    Client::builder(TokioExecutor::new()).build_http();
-                loop {
-                    let accepted = tokio::select! {
-                        a = listener.accept() => a,
-                        _ = &mut stopped => return,
-                    };
-                    let Ok((stream, _)) = accepted else { continue };
-                    let (st, client, upstream) = (st.clone(), client.clone(), upstream.clone());
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |req| {
-                            handle(req, st.clone(), client.clone(), upstream.clone())
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            });
-        });
+        let server = LoopbackServer::start("the proxy", move |req, client| {
+            handle(req, st.clone(), client, upstream.clone())
+        })?;
         Ok(Self {
-            endpoint: format!("http://{addr}"),
+            endpoint: format!("http://{}", server.addr),
             state,
-            stop: Some(stop),
-            thread: Some(thread),
+            _server: server,
         })
     }
 
@@ -167,17 +124,6 @@ impl FaultProxy {
     }
 }
 
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// The `Action` of a form-encoded (query protocol) request body, e.g. STS's
 /// `Action=AssumeRoleWithWebIdentity&...`.
 fn form_action(body: &[u8]) -> Option<String> {
@@ -206,7 +152,7 @@ fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Full<By
 async fn handle(
     req: Request<Incoming>,
     state: Arc<State>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: PlainClient,
     upstream: String,
 ) -> Result<Response<Full<Bytes>>, std::io::Error> {
     // JSON protocols (ECR) name the operation in `X-Amz-Target`; query protocols (STS) in the
