@@ -373,7 +373,7 @@ func removeLeftovers(dir string) {
 	for i := 0; i < 50 && killCgroup(root) > 0; i++ {
 		time.Sleep(100 * time.Millisecond)
 	}
-	for _, h := range cgroupHierarchies() {
+	for _, h := range cgroupTrees() {
 		removeCgroupTree(filepath.Join(h, root))
 	}
 }
@@ -390,6 +390,17 @@ func cgroupHierarchies() []string {
 		}
 	}
 	return out
+}
+
+// cgroupTrees lists where the containers' cgroups are made: the v1 hierarchies, and the cgroup2
+// hierarchy at /sys/fs/cgroup/unified of a hybrid setup, where runc creates them too.
+func cgroupTrees() []string {
+	trees := cgroupHierarchies()
+	var st unix.Statfs_t
+	if unix.Statfs("/sys/fs/cgroup/unified", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+		trees = append(trees, "/sys/fs/cgroup/unified")
+	}
+	return trees
 }
 
 // cgroupRoot creates the kubelet's cgroup root in every hierarchy (the kubelet requires it to
@@ -619,7 +630,7 @@ func (n *node) cleanup() {
 	}
 	stopCmd(n.containerd, 5*time.Second)
 	killChildren()
-	for _, h := range cgroupHierarchies() {
+	for _, h := range cgroupTrees() {
 		removeCgroupTree(filepath.Join(h, n.cgroup))
 	}
 	n.removeNAT()
