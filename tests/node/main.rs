@@ -21,13 +21,18 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ecr_operator::api::v1alpha1::Registry;
 use ecr_operator_testenv::chart::{RELEASE, RELEASE_NAMESPACE, helm, run_output};
 use ecr_operator_testenv::{ControlPlane, FaultProxy, Moto, repo_root};
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{
+    EnvVar, Node, Pod, ProjectedVolumeSource, ServiceAccountTokenProjection, Volume, VolumeMount,
+    VolumeProjection,
+};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, ListParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::watcher;
 
 /// The chart's default image repository: `ctr images import --base-name` names the image
@@ -568,6 +573,121 @@ async fn the_chart_runs_the_operator_image_on_a_real_node() {
         ecr_repositories(&moto).await,
         ["node-shop/web", "node-shop/worker"]
     );
+
+    // IRSA in the Pod. On EKS, the Pod Identity webhook injects into a Pod whose ServiceAccount
+    // names a role: AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE and a projected ServiceAccount token
+    // with audience sts.amazonaws.com, which the kubelet writes and rotates. No webhook runs
+    // here, so the test puts exactly that into the Deployment's Pod template (and takes the static
+    // test keys out); the kubelet projects the token and the SDK's default chain exchanges it with
+    // STS AssumeRoleWithWebIdentity (moto's STS, behind the counting proxy; moto does not verify
+    // the token's signature or audience). The Registry's status.identity then names the role.
+    let irsa_role = "arn:aws:iam::123456789012:role/ecr-operator-irsa";
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), RELEASE_NAMESPACE);
+    let mut deployment = deployments
+        .list(&ListParams::default().labels(SELECTOR))
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let pod_spec = deployment.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
+    let token_dir = "/var/run/secrets/eks.amazonaws.com/serviceaccount";
+    let container = &mut pod_spec.containers[0];
+    let env = container.env.get_or_insert_with(Vec::new);
+    env.retain(|e| !e.name.starts_with("AWS_ACCESS_KEY_ID") && e.name != "AWS_SECRET_ACCESS_KEY");
+    for (name, value) in [
+        ("AWS_ROLE_ARN", irsa_role.to_owned()),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", format!("{token_dir}/token")),
+        ("AWS_STS_REGIONAL_ENDPOINTS", "regional".to_owned()),
+    ] {
+        env.push(EnvVar {
+            name: name.into(),
+            value: Some(value),
+            ..Default::default()
+        });
+    }
+    container
+        .volume_mounts
+        .get_or_insert_with(Vec::new)
+        .push(VolumeMount {
+            name: "aws-iam-token".into(),
+            mount_path: token_dir.into(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    pod_spec.volumes.get_or_insert_with(Vec::new).push(Volume {
+        name: "aws-iam-token".into(),
+        projected: Some(ProjectedVolumeSource {
+            sources: Some(vec![VolumeProjection {
+                service_account_token: Some(ServiceAccountTokenProjection {
+                    audience: Some("sts.amazonaws.com".into()),
+                    expiration_seconds: Some(86_400),
+                    path: "token".into(),
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let before: Vec<String> = ready_pods(&pods).await;
+    let name = deployment.metadata.name.clone().unwrap();
+    let t = Instant::now();
+    deployments
+        .replace(&name, &PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    eventually(
+        &cp,
+        Duration::from_secs(180),
+        "the Pods with the IRSA injection to replace the others",
+        || async {
+            let r = ready_pods(&pods).await;
+            let all = pods
+                .list(&ListParams::default().labels(SELECTOR))
+                .await
+                .unwrap()
+                .items
+                .len();
+            (r.len() == 2 && all == 2 && r.iter().all(|p| !before.contains(p))).then_some(())
+        },
+    )
+    .await;
+    // Nudge the Registry so the new leader reconciles it at once (it would at its interval).
+    kubectl(
+        &cp,
+        &[
+            "annotate",
+            "--overwrite",
+            "registry/default",
+            "ecr-operator.dev/reconcile-requested-at=irsa",
+        ],
+    );
+    let registries: Api<Registry> = Api::all(admin.clone());
+    let identity = eventually(
+        &cp,
+        Duration::from_secs(120),
+        "the Registry's identity to be the IRSA role",
+        || async {
+            registries
+                .get("default")
+                .await
+                .ok()
+                .and_then(|r| r.status)
+                .and_then(|s| s.identity)
+                .filter(|i| i.starts_with("arn:aws:sts::123456789012:assumed-role/ecr-operator-irsa/"))
+        },
+    )
+    .await;
+    assert!(
+        proxy.forwarded("AssumeRoleWithWebIdentity") >= 1,
+        "{:?}",
+        proxy.calls()
+    );
+    eprintln!(
+        "[node] IRSA: {identity} after {:?} (template change to identity)",
+        t.elapsed()
+    );
+    assert_eq!(proxy.forwarded("CreateRepository"), 2);
 
     // helm uninstall: the CRDs stay (helm.sh/resource-policy: keep), and so do the ECR
     // repositories (the Repositories are not deleted with the release).
