@@ -47,6 +47,16 @@ pub enum ControllerName {
     ClusterPullSecret,
 }
 
+/// `--ecr-background-share`: a number from 0 to 0.9 (background must leave users a part).
+fn background_share(text: &str) -> Result<f64, String> {
+    let share: f64 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
+    if (0.0..=0.9).contains(&share) {
+        Ok(share)
+    } else {
+        Err(format!("{share} is not between 0 and 0.9"))
+    }
+}
+
 impl ControllerName {
     /// Every controller, in start order.
     pub const ALL: [Self; 6] = [
@@ -112,6 +122,14 @@ pub struct RunArgs {
     /// ECR API calls allowed in a burst above the rate limit.
     #[arg(long, env = "ECR_OPERATOR_ECR_BURST", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
     pub ecr_burst: u32,
+
+    /// The part of the ECR rate limit (0 to 0.9) kept for background drift checks while
+    /// user-driven calls (new objects, spec changes, deletions, requested reconciles) wait;
+    /// when none waits, background checks use the whole limit. It also sets how often objects
+    /// can be re-checked: when the share cannot check each object once per interval, the
+    /// effective interval stretches (shown in the Registry's `status.driftCheckInterval`).
+    #[arg(long, env = "ECR_OPERATOR_ECR_BACKGROUND_SHARE", default_value_t = 0.5, value_parser = background_share)]
+    pub ecr_background_share: f64,
 
     /// How long one listing of a registry's repositories serves reconciles (Go duration syntax).
     #[arg(long, env = "ECR_OPERATOR_REPOSITORY_CACHE_TTL", default_value = "60s")]

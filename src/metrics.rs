@@ -33,6 +33,11 @@ struct OperationLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LaneLabels {
+    lane: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     operation: &'static str,
     outcome: &'static str,
@@ -46,6 +51,10 @@ pub struct Metrics {
     reconcile_duration: Family<ControllerLabels, Histogram>,
     backend_requests: Family<OutcomeLabels, Counter>,
     backend_duration: Family<OperationLabels, Histogram>,
+    lane_calls: Family<LaneLabels, Counter>,
+    lane_wait: Family<LaneLabels, Histogram>,
+    drift_interval: Family<RegistryLabels, Gauge>,
+    drift_objects: Family<RegistryLabels, Gauge>,
     leader: Gauge,
     token_fetches: Counter,
     secret_writes: Family<ControllerLabels, Counter>,
@@ -70,6 +79,12 @@ impl Default for Metrics {
         let backend_duration = Family::<OperationLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.005, 2.0, 12))
         });
+        let lane_calls = Family::<LaneLabels, Counter>::default();
+        let lane_wait = Family::<LaneLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 4.0, 10))
+        });
+        let drift_interval = Family::<RegistryLabels, Gauge>::default();
+        let drift_objects = Family::<RegistryLabels, Gauge>::default();
         let leader = Gauge::default();
         let token_fetches = Counter::default();
         let secret_writes = Family::<ControllerLabels, Counter>::default();
@@ -122,6 +137,27 @@ impl Default for Metrics {
             "ECR API call duration by operation",
             backend_duration.clone(),
         );
+        backend.register(
+            "lane_calls",
+            "ECR API calls by lane (user: new objects, spec changes, deletions, requested reconciles; background: drift checks)",
+            lane_calls.clone(),
+        );
+        backend.register(
+            "lane_wait_seconds",
+            "Time an ECR call waited for the rate limit, by lane",
+            lane_wait.clone(),
+        );
+        let drift = registry.sub_registry_with_prefix("drift");
+        drift.register(
+            "interval_seconds",
+            "Effective drift-check interval of objects on the default interval, per Registry (stretched when the background share of the ECR budget cannot check each object once per interval)",
+            drift_interval.clone(),
+        );
+        drift.register(
+            "objects",
+            "Objects with periodic drift checks, per Registry",
+            drift_objects.clone(),
+        );
         registry.register(
             "leader",
             "1 while this process holds the leader lease",
@@ -139,6 +175,10 @@ impl Default for Metrics {
             reconcile_duration,
             backend_requests,
             backend_duration,
+            lane_calls,
+            lane_wait,
+            drift_interval,
+            drift_objects,
             leader,
             token_fetches,
             secret_writes,
@@ -182,6 +222,29 @@ impl Metrics {
         self.backend_duration
             .get_or_create(&OperationLabels { operation })
             .observe(duration.as_secs_f64());
+    }
+
+    /// One ECR call let through the rate limit in `lane` after waiting `waited`.
+    pub fn lane_call(&self, lane: &'static str, waited: Duration) {
+        let labels = LaneLabels { lane };
+        self.lane_calls.get_or_create(&labels).inc();
+        self.lane_wait
+            .get_or_create(&labels)
+            .observe(waited.as_secs_f64());
+    }
+
+    /// The drift-check schedule of a Registry (label bounded by the number of Registries):
+    /// the effective interval of its objects on the default interval, and how many it checks.
+    pub fn drift_schedule(&self, registry: &str, interval: Duration, objects: usize) {
+        let labels = RegistryLabels {
+            registry: registry.to_owned(),
+        };
+        self.drift_interval
+            .get_or_create(&labels)
+            .set(i64::try_from(interval.as_secs()).unwrap_or(i64::MAX));
+        self.drift_objects
+            .get_or_create(&labels)
+            .set(i64::try_from(objects).unwrap_or(i64::MAX));
     }
 
     /// One GetAuthorizationToken call for pull secrets.

@@ -59,6 +59,7 @@ async fn serve(args: RunArgs) -> Result<(), Error> {
             .ok_or_else(|| Error::Startup("--ecr-rate-limit must be positive".into()))?,
         burst: NonZeroU32::new(args.ecr_burst)
             .ok_or_else(|| Error::Startup("--ecr-burst must be positive".into()))?,
+        background_share: args.ecr_background_share,
     };
     let backend = Arc::new(crate::backend::ecr::EcrBackend::new(limits, metrics.clone()));
     let tunables = Tunables {
@@ -66,6 +67,8 @@ async fn serve(args: RunArgs) -> Result<(), Error> {
         default_interval: args.default_interval.duration(),
         concurrency: args.concurrency,
         repository_cache_ttl: args.repository_cache_ttl.into(),
+        ecr_rate_limit: args.ecr_rate_limit,
+        background_share: args.ecr_background_share,
         watch_namespaces: (!args.watch_namespaces.is_empty())
             .then(|| args.watch_namespaces.iter().cloned().collect()),
         watch_selector,

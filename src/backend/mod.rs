@@ -4,6 +4,7 @@
 pub mod ecr;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
+pub mod lanes;
 
 use std::collections::BTreeMap;
 use std::fmt;

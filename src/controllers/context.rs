@@ -11,7 +11,8 @@ use kube::{Client, ResourceExt};
 use crate::api::interval::Interval;
 use crate::api::v1alpha1::Registry;
 use crate::backend::RegistryBackend;
-use crate::jitter::jittered;
+use crate::decide::drift::next_slot;
+use crate::jitter::unit_fraction;
 use crate::metrics::Metrics;
 
 /// Tunables fixed at start-up.
@@ -34,6 +35,10 @@ pub struct Tunables {
     /// Which of the operator's own objects this instance serves (`--watch-label-selector`): every
     /// watch, cache and LIST of its kinds carries it.
     pub watch_selector: crate::shard::WatchSelector,
+    /// `--ecr-rate-limit`: what drift checks are budgeted against.
+    pub ecr_rate_limit: u32,
+    /// `--ecr-background-share`: the part of it drift checks can count on.
+    pub background_share: f64,
 }
 
 impl Tunables {
@@ -56,6 +61,8 @@ impl Default for Tunables {
             repository_cache_ttl: Duration::from_secs(60),
             watch_namespaces: None,
             watch_selector: crate::shard::WatchSelector::default(),
+            ecr_rate_limit: 20,
+            background_share: 0.5,
         }
     }
 }
@@ -84,6 +91,11 @@ pub struct Context<B> {
     /// Static AWS keys read from Registries' Secrets, shared for a short while
     /// (`cache::static_keys::STATIC_KEYS_TTL`).
     pub static_keys: crate::cache::static_keys::KeyCache,
+    /// Drift checks per Registry, and the interval they stretch to.
+    pub drift: super::drift::DriftBudget,
+    /// The objects this process has reconciled (by controller and key): a Background reconcile
+    /// of one it has not is resumed at its slot instead of checked at once.
+    pub seen: std::sync::Mutex<std::collections::HashSet<(&'static str, String)>>,
 }
 
 impl<B: RegistryBackend> Context<B> {
@@ -92,12 +104,51 @@ impl<B: RegistryBackend> Context<B> {
         format!("{}/{controller}", crate::api::OPERATOR_NAME)
     }
 
-    /// The drift re-check delay: `spec.interval` or the default, ± 10 % per object.
+    /// The drift re-check delay after a check: until the object's next slot of `spec.interval`
+    /// or the default (`decide::drift::next_slot`: evenly spread, the same in every process),
+    /// at least half an interval away.
     pub fn interval(&self, spec_interval: Option<&Interval>, key: &str) -> Duration {
         // Admission and the decoder hold every interval within its documented range, so nothing
         // is clamped here.
         let base = spec_interval.map_or(self.tunables.default_interval, Interval::duration);
-        jittered(base, key)
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        next_slot(now, base, unit_fraction(key), base / 2)
+    }
+
+    /// Like [`Context::interval`] for an object whose drift checks cost `calls` ECR calls on
+    /// `registry`: the interval stretches when the Registry's checks do not fit the background
+    /// share of the ECR budget ([`super::drift::DriftBudget`]). `min_gap` is half the interval
+    /// after a check, zero when resuming a schedule.
+    pub fn drift_delay(
+        &self,
+        spec_interval: Option<&Interval>,
+        registry: &str,
+        key: &str,
+        calls: u32,
+        min_gap: bool,
+    ) -> Duration {
+        let base = spec_interval.map_or(self.tunables.default_interval, Interval::duration);
+        let gap = if min_gap { base / 2 } else { Duration::ZERO };
+        self.drift.schedule(registry, key, base, calls, gap)
+    }
+
+    /// Whether this process reconciles the object for the first time (and records that it has).
+    pub fn first_sight(&self, controller: &'static str, key: &str) -> bool {
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert((controller, key.to_owned()))
+    }
+
+    /// Forgets a deleted object.
+    pub fn forget(&self, controller: &'static str, key: &str) {
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&(controller, key.to_owned()));
+        self.drift.forget(key);
     }
 }
 

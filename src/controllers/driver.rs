@@ -20,6 +20,12 @@
 //!    logged, and the sync's error is returned;
 //! 7. metrics on drop of a timer (a panic or an early return is still counted), the per-object
 //!    backoff reset on success, and the requeue.
+//!
+//! `sync` runs in the ECR budget's lane the object's state calls for ([`crate::decide::lane`]:
+//! background for a re-check of an object in sync, user for everything else), `cleanup` in the
+//! user lane. The first reconcile in this process of an object in sync, for a controller whose
+//! checks are scheduled ([`Reconciler::drift`]), resumes its schedule: it is re-queued to its
+//! slot and makes no call, so a restart or a new leader does not re-read everything at once.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -38,11 +44,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::context::{Context, object_key};
-use crate::api::FINALIZER;
+use crate::api::interval::Interval;
+use crate::api::{FINALIZER, RECONCILE_REQUESTED_AT};
 use crate::backend::RegistryBackend;
+use crate::backend::lanes::{self, Lane};
+use crate::decide::lane::{LaneFacts, lane};
 use crate::error::{Error, ErrorClass, Result, error_chain};
 use crate::metrics::Metrics;
-use crate::status::{SUSPENDED, Summarized};
+use crate::status::{READY, SUSPENDED, Summarized};
 
 /// A Normal event: reason and note.
 pub use crate::decide::Note;
@@ -137,6 +146,48 @@ pub trait Reconciler: Send + Sync + 'static {
 
     /// When to look again after a successful sync.
     fn requeue<B: RegistryBackend>(obj: &Self::Kind, synced: &Self::Synced, ctx: &Context<B>) -> Duration;
+
+    /// The object's periodic drift check, when its schedule is budgeted per Registry and resumed
+    /// after a restart (see the module documentation); `None` (the default): it is checked
+    /// whenever it is due, a restart included.
+    fn drift(obj: &Self::Kind) -> Option<Drift> {
+        let _ = obj;
+        None
+    }
+}
+
+/// What one drift check of an object costs, and where.
+pub struct Drift {
+    /// The Registry its ECR calls go to.
+    pub registry: String,
+    /// ECR calls per check.
+    pub calls: u32,
+    /// `spec.interval`.
+    pub interval: Option<Interval>,
+}
+
+/// Pure: the lane of a reconcile of `obj`, from its metadata and stored status.
+pub fn lane_of<R: Reconciler>(obj: &R::Kind) -> Lane {
+    let status = R::stored_status(obj);
+    let ready_at = status.as_ref().and_then(|s| {
+        s.conditions()
+            .iter()
+            .find(|c| c.type_ == READY && c.status == "True")
+            .and_then(|c| c.observed_generation)
+    });
+    let meta = obj.meta();
+    lane(&LaneFacts {
+        generation: meta.generation,
+        observed_generation: status.as_ref().and_then(Summarized::observed_generation),
+        ready_at,
+        deleting: meta.deletion_timestamp.is_some(),
+        requested: meta
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(RECONCILE_REQUESTED_AT))
+            .map(String::as_str),
+        handled: status.as_ref().and_then(Summarized::last_handled_reconcile_at),
+    })
 }
 
 /// Records one reconcile in the metrics when dropped, whatever path ended it.
@@ -202,7 +253,19 @@ async fn apply<R: Reconciler, B: RegistryBackend>(
     if R::suspended(obj) {
         return suspend::<R, B>(obj, api, ctx).await;
     }
-    let outcome = R::sync(obj, ctx).await;
+    let lane = lane_of::<R>(obj);
+    let key = object_key(obj);
+    let first = ctx.first_sight(R::CONTROLLER, &key);
+    if lane == Lane::Background
+        && first
+        && let Some(drift) = R::drift(obj)
+    {
+        // In sync when last checked (by this process or another): wait for its slot.
+        let delay = ctx.drift_delay(drift.interval.as_ref(), &drift.registry, &key, drift.calls, false);
+        tracing::debug!(controller = R::CONTROLLER, object = %obj.name_any(), ?delay, "resumed the drift-check schedule");
+        return Ok(Action::requeue(delay));
+    }
+    let outcome = lanes::scope(lane, R::sync(obj, ctx)).await;
     let status = R::next_status(obj, &outcome, &now());
     let written = write_status::<R>(api, obj, &status, &ctx.field_manager(R::FIELD_MANAGER)).await;
     let (note, failure) = match &outcome {
@@ -254,10 +317,11 @@ async fn cleanup<R: Reconciler, B: RegistryBackend>(
     api: &Api<R::Kind>,
     ctx: &Context<B>,
 ) -> Result<Action> {
-    match R::cleanup(obj, ctx).await {
+    match lanes::scope(Lane::User, R::cleanup(obj, ctx)).await {
         Ok(note) => {
             publish::<R, B>(ctx, obj, note, None, "Cleanup").await;
             ctx.backoff.reset(&object_key(obj));
+            ctx.forget(R::CONTROLLER, &object_key(obj));
             Ok(Action::await_change())
         }
         Err(e) => {

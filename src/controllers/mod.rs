@@ -3,6 +3,7 @@
 pub mod backoff;
 pub mod context;
 pub mod dereference;
+pub mod drift;
 pub mod driver;
 pub mod events;
 pub mod lifecycle_policy;
@@ -150,6 +151,13 @@ pub async fn run<B: RegistryBackend>(
             token_lifetime,
             metrics.clone(),
         ),
+        drift: drift::DriftBudget::new(
+            tunables.ecr_rate_limit,
+            tunables.background_share,
+            tunables.default_interval,
+            metrics.clone(),
+        ),
+        seen: std::sync::Mutex::default(),
         metrics,
         tunables,
         backoff: backoff::ErrorBackoff::default(),

@@ -4,7 +4,9 @@
 //! Each module is table-tested beside it; the controllers in [`crate::controllers`] read, call
 //! these, and act.
 
+pub mod drift;
 pub mod in_use;
+pub mod lane;
 pub mod lifecycle_policy;
 pub mod owners;
 pub mod pull_secret;

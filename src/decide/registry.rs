@@ -26,6 +26,10 @@ pub struct Synced {
     /// The registry-wide settings this Registry sets but leaves to an older Registry of the same
     /// registry (it wrote none of them).
     pub yielded: Vec<Yielded>,
+    /// How often objects on the default interval are drift-checked on this Registry now
+    /// (`1h2m3s`): the default, or longer when the background share of the ECR budget cannot
+    /// check each once per interval.
+    pub drift_check_interval: Option<String>,
 }
 
 /// Pure: the status this controller owns, as stored (`status.replication` is the replication
@@ -156,6 +160,7 @@ pub fn next_status(registry: &Registry, outcome: &Result<Synced>, now: &Time) ->
             status.registry_id = Some(synced.info.registry_id.clone());
             status.registry_host = Some(registry_host(&synced.info.registry_id, &registry.spec.region));
             status.identity = synced.info.identity.clone();
+            status.drift_check_interval = synced.drift_check_interval.clone();
             conflict = conflict_message(registry, synced);
             let mut message = format!(
                 "Registry {} in {} is reachable",

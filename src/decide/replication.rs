@@ -57,6 +57,14 @@ impl crate::status::Summarized for Bookkeeping {
         _: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
     ) {
     }
+    /// None: the merge runs in the user lane (one per Registry, and it is what a rule's author
+    /// waits for).
+    fn observed_generation(&self) -> Option<i64> {
+        None
+    }
+    fn last_handled_reconcile_at(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// What one reconcile did.

@@ -52,6 +52,10 @@ pub trait Summarized: Default {
     fn conditions(&self) -> &[Condition];
     /// Replaces `observedGeneration` and `conditions`.
     fn summarize_as(&mut self, generation: Option<i64>, conditions: Vec<Condition>);
+    /// The stored `observedGeneration`.
+    fn observed_generation(&self) -> Option<i64>;
+    /// The stored `lastHandledReconcileAt`.
+    fn last_handled_reconcile_at(&self) -> Option<&str>;
 }
 
 /// Pure: the status of a suspended object: what was last written, at this generation, with

@@ -194,6 +194,13 @@ impl Harness {
                 None,
                 metrics.clone(),
             ),
+            drift: crate::controllers::drift::DriftBudget::new(
+                20,
+                0.5,
+                std::time::Duration::from_secs(600),
+                metrics.clone(),
+            ),
+            seen: std::sync::Mutex::default(),
             metrics,
             tunables: Tunables {
                 cluster_id: "c1".into(),

@@ -526,7 +526,9 @@ async fn throttling_and_errors_converge_without_duplicates_and_a_restart_writes_
         .collect();
     assert_eq!(created.len(), names.len(), "every repository exists once");
 
-    // Restart: in-sync objects cause no ECR write and no Kubernetes write.
+    // Restart: the new process resumes the drift-check schedule (each Repository in its slot of
+    // the 10-minute interval) instead of re-reading every in-sync object at once, and writes
+    // nothing to ECR or Kubernetes.
     let before: Vec<(String, String)> = api
         .list(&Default::default())
         .await
@@ -535,7 +537,34 @@ async fn throttling_and_errors_converge_without_duplicates_and_a_restart_writes_
         .iter()
         .map(|r| (r.name_any(), r.resource_version().unwrap()))
         .collect();
-    env.restart_and_settle("ListTagsForResource", names.len()).await;
+    env.stop_operator();
+    env.proxy.clear();
+    env.start_operator();
+    let reconciled = |metrics: &str| -> usize {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with(r#"ecr_operator_reconcile_total{controller="repository",result="success"}"#)
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as usize
+    };
+    eventually(
+        Duration::from_secs(60),
+        "the restarted operator to reconcile every Repository",
+        || async {
+            let (code, metrics) = env.operator.as_ref()?.http_get("/metrics").ok()?;
+            (code == 200 && reconciled(&metrics) >= names.len()).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let reads = env.proxy.forwarded("ListTagsForResource");
+    assert!(
+        reads < names.len(),
+        "the restarted operator re-read {reads} of {} in-sync repositories at once instead of resuming their slots",
+        names.len()
+    );
     assert_eq!(
         env.proxy.forwarded_writes(),
         Vec::<String>::new(),
@@ -564,7 +593,11 @@ async fn throttling_and_errors_converge_without_duplicates_and_a_restart_writes_
     let (code, metrics) = op.http_get("/metrics").unwrap();
     assert_eq!(code, 200);
     for needle in [
-        r#"ecr_operator_backend_requests_total{operation="ListTagsForResource",outcome="ok"}"#,
+        // The Registry's own re-check (DescribeRegistry) is a background call.
+        r#"ecr_operator_backend_requests_total{operation="DescribeRegistry",outcome="ok"}"#,
+        r#"ecr_operator_backend_lane_calls_total{lane="background"}"#,
+        "ecr_operator_backend_lane_wait_seconds_bucket",
+        r#"ecr_operator_drift_objects{registry="e2e-faults"}"#,
         r#"ecr_operator_reconcile_total{controller="repository",result="success"}"#,
         "ecr_operator_backend_request_duration_seconds_bucket",
         "ecr_operator_reconcile_duration_seconds_bucket",

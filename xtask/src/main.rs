@@ -61,7 +61,10 @@ commands:
             print the CHANGELOG.md section of X.Y.Z (the GitHub Release's notes)
   bench     build the release operator and measure it against the control plane and moto:
             1,000 Repositories, a ClusterPullSecret over 1,000 namespaces, memory with 20,000
-            unrelated Secrets, apply-to-Ready latency; writes bench/results/<time>.json and .md";
+            unrelated Secrets, apply-to-Ready latency, and apply-to-Ready while 10,000
+            Repositories resync; writes bench/results/<time>.json and .md. BENCH_SCENARIOS
+            picks scenarios, BENCH_RESYNC_REPOSITORIES the resyncing Repositories,
+            BENCH_OPERATOR_BIN another operator binary (see bench/README.md)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -509,7 +512,11 @@ fn target_dir() -> PathBuf {
 fn run_harness(bin: &str, release: bool, args: &[String], extra_env: &[(&str, &str)]) -> Result<(), String> {
     let env = tools(true)?;
     let profile: &[&str] = if release { &["--release"] } else { &[] };
-    if release {
+    // A given operator binary (e.g. an earlier commit's release build, to compare with).
+    let given = std::env::var_os("BENCH_OPERATOR_BIN").filter(|_| bin == "bench");
+    if given.is_some() {
+        // Nothing to build.
+    } else if release {
         // The image's build (same flags, so the two share one build).
         release_build()?;
     } else {
@@ -518,9 +525,11 @@ fn run_harness(bin: &str, release: bool, args: &[String], extra_env: &[(&str, &s
             cargo().args(["build", "--locked", "--bin", "ecr-operator"]),
         )?;
     }
-    let operator = target_dir()
-        .join(if release { "release" } else { "debug" })
-        .join("ecr-operator");
+    let operator = given.map(PathBuf::from).unwrap_or_else(|| {
+        target_dir()
+            .join(if release { "release" } else { "debug" })
+            .join("ecr-operator")
+    });
     step(
         bin,
         cargo()

@@ -31,6 +31,12 @@ macro_rules! summarized {
                 self.observed_generation = generation;
                 self.conditions = conditions;
             }
+            fn observed_generation(&self) -> Option<i64> {
+                self.observed_generation
+            }
+            fn last_handled_reconcile_at(&self) -> Option<&str> {
+                self.last_handled_reconcile_at.as_deref()
+            }
         }
     )*};
 }

@@ -271,6 +271,15 @@ pub struct RegistryStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,
 
+    /// How often the operator re-checks objects on this Registry that use the default interval
+    /// (`--default-interval`), as of the Registry's last reconcile, e.g. `10m`. Longer than the
+    /// default when the Repositories' drift checks would need more ECR calls per second than
+    /// the background share of the rate limit (`--ecr-rate-limit` × `--ecr-background-share`):
+    /// the interval then stretches so that every object is still checked, evenly spread.
+    /// Objects with their own `spec.interval` stretch by the same factor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_check_interval: Option<String>,
+
     /// The replication rules ecr-operator wrote into this registry's replication configuration
     /// (so that a deleted ReplicationRule is removed from ECR and a rule written by someone else
     /// never is). Written by the replication controller.

@@ -11,10 +11,10 @@ use std::time::Instant;
 use aws_config::BehaviorVersion;
 use aws_config::sts::AssumeRoleProvider;
 use aws_sdk_ecr::config::{Region, SharedCredentialsProvider};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use secrecy::ExposeSecret;
 use tokio::sync::OnceCell;
 
+use super::lanes::{self, LaneLimiter};
 use super::{
     AuthToken, BackendError, BackendResult, Credentials, NewRepository, RegistryBackend, RegistryInfo,
     RemoteRepository, ReplicationRuleSettings, RepositoryChange, ScanningSettings, Target,
@@ -29,12 +29,15 @@ pub struct EcrLimits {
     pub requests_per_second: NonZeroU32,
     /// Calls allowed in a burst above the sustained rate.
     pub burst: NonZeroU32,
+    /// The part of the rate (0 to 1) kept for background calls while user calls wait
+    /// (`super::lanes`); background calls get all of it when no user call waits.
+    pub background_share: f64,
 }
 
 struct Clients {
     ecr: aws_sdk_ecr::Client,
     sts: aws_sdk_sts::Client,
-    limiter: DefaultDirectRateLimiter,
+    limiter: LaneLimiter,
 }
 
 /// ECR through aws-sdk-ecr: one SDK client and one token-bucket rate limiter per
@@ -103,16 +106,26 @@ impl EcrBackend {
         if let Some(endpoint) = &target.endpoint {
             ecr = ecr.endpoint_url(endpoint);
         }
-        let quota = Quota::per_second(self.limits.requests_per_second).allow_burst(self.limits.burst);
         Ok(Arc::new(Clients {
             ecr: aws_sdk_ecr::Client::from_conf(ecr.build()),
             sts: aws_sdk_sts::Client::from_conf(sts.build()),
-            limiter: RateLimiter::direct(quota),
+            limiter: LaneLimiter::new(
+                self.limits.requests_per_second,
+                self.limits.burst,
+                self.limits.background_share,
+            ),
         }))
     }
 
-    /// Runs one ECR call: waits for the rate limiter, times it, records the outcome, and
-    /// classifies the error.
+    /// Waits for the rate limiter in the running task's lane and records the wait.
+    async fn admit(&self, clients: &Clients) {
+        let lane = lanes::current();
+        let waited = clients.limiter.until_ready(lane).await;
+        self.metrics.lane_call(lane.as_str(), waited);
+    }
+
+    /// Runs one ECR call: waits for the rate limiter (in the lane of the running task), times
+    /// it, records the outcome, and classifies the error.
     async fn call<T, E, F, Fut>(&self, target: &Target, operation: &'static str, f: F) -> BackendResult<T>
     where
         F: FnOnce(Arc<Clients>) -> Fut,
@@ -122,7 +135,7 @@ impl EcrBackend {
         E: aws_sdk_ecr::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         let clients = self.clients(target).await?;
-        clients.limiter.until_ready().await;
+        self.admit(&clients).await;
         let start = Instant::now();
         let result = f(clients).await.map_err(|e| classify(operation, e));
         let outcome = match &result {
@@ -150,7 +163,7 @@ impl RegistryBackend for EcrBackend {
             .ok_or_else(|| BackendError::Unavailable("DescribeRegistry returned no registryId".into()))?;
         // The caller's ARN is informative only: a failure (no STS endpoint reachable) is not an error.
         let clients = self.clients(target).await?;
-        clients.limiter.until_ready().await;
+        self.admit(&clients).await;
         let identity = match clients.sts.get_caller_identity().send().await {
             Ok(out) => out.arn().map(str::to_owned),
             Err(e) => {

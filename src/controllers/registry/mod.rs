@@ -149,6 +149,9 @@ async fn sync<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) -> Resu
         info,
         changed,
         yielded,
+        drift_check_interval: Some(crate::controllers::drift::humantime(
+            ctx.drift.effective_interval(&registry.name_any()),
+        )),
     })
 }
 

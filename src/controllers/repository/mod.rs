@@ -21,7 +21,7 @@ pub use crate::decide::repository::{
 
 use super::context::{Context, object_key};
 use super::dereference::Resolved;
-use super::driver::{self, Note, Reconciler};
+use super::driver::{self, Drift, Note, Reconciler};
 use super::triggers;
 use crate::api::v1alpha1::{DeletionPolicy, ManagementPolicy, Registry, Repository, RepositoryStatus};
 use crate::backend::{BackendError, RegistryBackend, RepositoryChange, Target};
@@ -95,7 +95,22 @@ impl Reconciler for RepositoryController {
     }
 
     fn requeue<B: RegistryBackend>(repo: &Repository, _: &Synced, ctx: &Context<B>) -> Duration {
-        ctx.interval(repo.spec.interval.as_ref(), &object_key(repo))
+        let drift = Self::drift(repo);
+        match &drift {
+            Some(d) => ctx.drift_delay(d.interval.as_ref(), &d.registry, &object_key(repo), d.calls, true),
+            None => ctx.interval(repo.spec.interval.as_ref(), &object_key(repo)),
+        }
+    }
+
+    /// A check reads the repository's tags (ListTagsForResource) and, when the spec sets one,
+    /// its policy (GetRepositoryPolicy); the registry's listing (DescribeRepositories, pages of
+    /// 1,000, once per `--repository-cache-ttl`) is shared by all and not counted per object.
+    fn drift(repo: &Repository) -> Option<Drift> {
+        Some(Drift {
+            registry: repo.spec.registry_ref.name.clone(),
+            calls: 1 + u32::from(repo.spec.policy.is_some()),
+            interval: repo.spec.interval.clone(),
+        })
     }
 }
 

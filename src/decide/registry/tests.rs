@@ -64,6 +64,7 @@ fn next_status_reports_the_registry_or_the_error() {
         },
         changed: vec![],
         yielded: vec![],
+        drift_check_interval: Some("16m40s".into()),
     });
     let s = next_status(&registry, &ok, &now);
     assert_eq!(s.observed_generation, Some(4));
@@ -72,6 +73,7 @@ fn next_status_reports_the_registry_or_the_error() {
         Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com")
     );
     assert_eq!(s.conditions[0].status, "True");
+    assert_eq!(s.drift_check_interval.as_deref(), Some("16m40s"));
     registry.status = Some(s.clone());
     let failed: Result<Synced> = Err(Error::AccountMismatch {
         expected: "1".into(),
@@ -79,6 +81,7 @@ fn next_status_reports_the_registry_or_the_error() {
     });
     let s2 = next_status(&registry, &failed, &now);
     assert_eq!(s2.registry_id, s.registry_id, "keeps what it knew");
+    assert_eq!(s2.drift_check_interval, s.drift_check_interval);
     assert_eq!(
         s2.conditions.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(),
         ["Ready", "Stalled"]
@@ -145,6 +148,7 @@ fn a_yielding_registry_is_ready_with_a_settings_conflict() {
         },
         changed: vec![],
         yielded,
+        drift_check_interval: None,
     };
     let yielding = synced(vec![Yielded {
         setting: Setting::Scanning,

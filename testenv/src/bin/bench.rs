@@ -5,7 +5,9 @@
 //! Scenarios: cold converge of 1,000 Repositories; one full steady-state resync of them; a
 //! ClusterPullSecret over 1,000 namespaces (and its resync); peak RSS without and with 20,000
 //! unrelated Secrets; apply-to-Ready latency of 100 Repositories; one LifecyclePolicy over 500
-//! Repositories (ECR calls per policy reconcile, and whether status writes cause more work).
+//! Repositories (ECR calls per policy reconcile, and whether status writes cause more work);
+//! apply-to-Ready latency of new Repositories while N others resync (`BENCH_RESYNC_REPOSITORIES`,
+//! default 10,000). `BENCH_SCENARIOS` (comma-separated names, default all) picks scenarios.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -28,6 +30,21 @@ const NAMESPACES: usize = 1000;
 const UNRELATED_SECRETS: usize = 20_000;
 const LATENCY_REPOSITORIES: usize = 100;
 const POLICY_REPOSITORIES: usize = 500;
+/// Repositories resyncing in the resync-latency scenario, unless `BENCH_RESYNC_REPOSITORIES` says.
+const RESYNC_REPOSITORIES: usize = 10_000;
+/// New Repositories applied one by one while they resync, one every `RESYNC_APPLY_EVERY`.
+const RESYNC_APPLIED: usize = 60;
+const RESYNC_APPLY_EVERY: Duration = Duration::from_secs(2);
+/// Every scenario, in the order they run.
+const SCENARIOS: [&str; 7] = [
+    "cold-converge",
+    "steady-state",
+    "fan-out",
+    "memory",
+    "latency",
+    "lifecycle-policy",
+    "resync-latency",
+];
 
 type Res<T> = Result<T, String>;
 
@@ -157,12 +174,22 @@ struct BenchReport {
     date: String,
     machine: Machine,
     operator: OperatorBuild,
-    cold_converge: ColdConverge,
-    steady_state: SteadyState,
-    fan_out: FanOut,
-    memory: Memory,
-    latency: Latency,
-    lifecycle_policy: LifecyclePolicyScenario,
+    /// The scenarios that ran (`BENCH_SCENARIOS`); the others are absent.
+    scenarios: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cold_converge: Option<ColdConverge>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    steady_state: Option<SteadyState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fan_out: Option<FanOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory: Option<Memory>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency: Option<Latency>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lifecycle_policy: Option<LifecyclePolicyScenario>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resync_latency: Option<ResyncLatency>,
     total_seconds: f64,
 }
 
@@ -179,6 +206,9 @@ struct OperatorBuild {
     version: &'static str,
     flags: &'static str,
     env: String,
+    /// `BENCH_OPERATOR_BIN` when the bench ran a given binary (e.g. an earlier commit's).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    binary: String,
 }
 
 /// ECR calls that reached moto, by operation.
@@ -249,6 +279,34 @@ struct LifecyclePolicyScenario {
     repository_reads: u64,
 }
 
+/// New Repositories applied one by one while many others resync at the default ECR budget: are
+/// users served before background drift checks?
+#[derive(Serialize)]
+struct ResyncLatency {
+    /// Repositories created for this scenario (`BENCH_RESYNC_REPOSITORIES`).
+    resyncing_repositories: usize,
+    /// Every Repository in the cluster when the window opened (earlier scenarios' too).
+    repositories_total: usize,
+    /// Creating them, with the operator at a high rate limit (not measured further).
+    setup_seconds: f64,
+    /// `--default-interval` of the measured operator: `resyncing_repositories` × 60 ms, so the
+    /// drift checks cost what 10,000 Repositories at the default 10 minutes cost (16.7/s).
+    default_interval_seconds: u64,
+    /// New Repositories applied, one every `apply_every_ms`, from the (re)start of the operator.
+    applied: usize,
+    apply_every_ms: u64,
+    p50_ms: f64,
+    p95_ms: f64,
+    max_ms: f64,
+    /// From the operator's start until the last new Repository was Ready.
+    window_seconds: f64,
+    /// ECR calls in that window, by operation (ListTagsForResource: drift checks).
+    ecr_calls: EcrCalls,
+    /// The operator's background wait per lane in the window, where it reports one
+    /// (`ecr_operator_backend_lane_wait_seconds_sum`); empty for operators without lanes.
+    lane_wait_seconds: BTreeMap<String, f64>,
+}
+
 /// A scenario's (or the report's) JSON on one line, keys sorted as in the result files.
 fn json_text(v: &impl Serialize) -> String {
     serde_json::to_value(v).map(|v| v.to_string()).unwrap_or_default()
@@ -305,15 +363,33 @@ impl Bench {
     }
 
     fn start_operator(&mut self) -> Res<()> {
-        let op = Operator::start(
-            &self.bin,
-            &self.cp,
-            &self.moto.endpoint,
-            &["--cluster-id", "bench"],
-        )
-        .map_err(|e| error_chain(&e))?;
+        self.start_operator_with(&[])
+    }
+
+    /// Starts the operator with its defaults and `extra` flags.
+    fn start_operator_with(&mut self, extra: &[&str]) -> Res<()> {
+        let mut args = vec!["--cluster-id", "bench"];
+        args.extend_from_slice(extra);
+        let op =
+            Operator::start(&self.bin, &self.cp, &self.moto.endpoint, &args).map_err(|e| error_chain(&e))?;
         self.operator = Some(op);
         Ok(())
+    }
+
+    /// Restarts the operator with `extra` flags and waits until it is ready.
+    async fn restart_with(&mut self, extra: &[&str]) -> Res<()> {
+        self.stop_operator();
+        self.start_operator_with(extra)?;
+        let start = Instant::now();
+        loop {
+            if let Ok((200, _)) = self.op()?.http_get("/readyz") {
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(120) {
+                return Err("the operator was not ready after 120 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     fn stop_operator(&mut self) {
@@ -586,6 +662,115 @@ impl Bench {
         })
     }
 
+    /// Scenario 7: `n` Repositories resync at the default ECR budget (the operator just
+    /// (re)started, as after a rollout or a leader change, with an interval that makes their
+    /// drift checks cost what 10,000 cost at 10 minutes) while new Repositories are applied one
+    /// by one: apply -> Ready of the new ones.
+    async fn resync_latency(&mut self, n: usize) -> Res<ResyncLatency> {
+        let start = Instant::now();
+        let mut docs = Vec::new();
+        for ns_index in 0..n.div_ceil(1000) {
+            let ns = format!("bench-resync-{ns_index}");
+            create_namespace(&self.client, &ns, BTreeMap::new()).await?;
+            for i in ns_index * 1000..((ns_index + 1) * 1000).min(n) {
+                docs.push(repository(&ns, &format!("r-{i:05}")));
+            }
+        }
+        create_namespace(&self.client, "bench-resync-new", BTreeMap::new()).await?;
+        // Setting up is not measured: a high rate limit and more workers make it quick.
+        self.restart_with(&[
+            "--ecr-rate-limit",
+            "1000",
+            "--ecr-burst",
+            "1000",
+            "--concurrency",
+            "16",
+        ])
+        .await?;
+        apply_all(&self.client, docs).await?;
+        let seen = self.seen.clone();
+        let setup_done = |s: &Seen| {
+            s.ready_at
+                .keys()
+                .filter(|k| k.starts_with("bench-resync-") && !k.starts_with("bench-resync-new/"))
+                .count()
+                >= n
+        };
+        wait_until(
+            "the resyncing Repositories Ready",
+            Duration::from_secs(3600),
+            || seen.lock().map(|s| setup_done(&s)).unwrap_or(false),
+        )
+        .await?;
+        let setup_seconds = start.elapsed().as_secs_f64();
+        eprintln!("bench: {n} Repositories Ready in {setup_seconds:.0} s");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let repositories_total = self.seen.lock().map(|s| s.versions.len()).unwrap_or(0);
+
+        let interval = Duration::from_millis(60 * n as u64).max(Duration::from_secs(10));
+        let interval_flag = format!("{}s", interval.as_secs());
+        self.proxy.clear();
+        let window = Instant::now();
+        self.restart_with(&["--default-interval", &interval_flag]).await?;
+        let mut applied_at = HashMap::new();
+        for i in 0..RESYNC_APPLIED {
+            let tick = Instant::now();
+            let (ns, doc) = repository("bench-resync-new", &format!("n-{i:03}"));
+            applied_at.insert(format!("{ns}/n-{i:03}"), Instant::now());
+            apply_document(&self.client, &ns, &doc, MANAGER)
+                .await
+                .map_err(err)?;
+            tokio::time::sleep(RESYNC_APPLY_EVERY.saturating_sub(tick.elapsed())).await;
+        }
+        wait_until("the new Repositories Ready", Duration::from_secs(3600), || {
+            seen.lock()
+                .map(|s| applied_at.keys().all(|k| s.ready_at.contains_key(k)))
+                .unwrap_or(false)
+        })
+        .await?;
+        let window_seconds = window.elapsed().as_secs_f64();
+        let ecr_calls = ecr_calls(&self.proxy);
+        let lane_wait_seconds = self.lane_waits()?;
+        let millis = {
+            let s = seen.lock().map_err(err)?;
+            applied_at
+                .iter()
+                .map(|(k, t)| s.ready_at[k].duration_since(*t).as_secs_f64() * 1000.0)
+                .collect()
+        };
+        let (p50_ms, p95_ms, max_ms) = percentiles(millis);
+        Ok(ResyncLatency {
+            resyncing_repositories: n,
+            repositories_total,
+            setup_seconds,
+            default_interval_seconds: interval.as_secs(),
+            applied: RESYNC_APPLIED,
+            apply_every_ms: RESYNC_APPLY_EVERY.as_millis() as u64,
+            p50_ms,
+            p95_ms,
+            max_ms,
+            window_seconds,
+            ecr_calls,
+            lane_wait_seconds,
+        })
+    }
+
+    /// `ecr_operator_backend_lane_wait_seconds_sum` by lane, from the operator's /metrics.
+    fn lane_waits(&self) -> Res<BTreeMap<String, f64>> {
+        let (_, text) = self.op()?.http_get("/metrics").map_err(|e| error_chain(&e))?;
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with("ecr_operator_backend_lane_wait_seconds_sum"))
+            .filter_map(|l| {
+                let lane = l.split("lane=\"").nth(1)?.split('"').next()?.to_owned();
+                Some((lane, l.rsplit(' ').next()?.parse::<f64>().ok()?))
+            })
+            .fold(BTreeMap::new(), |mut m, (lane, v)| {
+                *m.entry(lane).or_insert(0.0) += v;
+                m
+            }))
+    }
+
     async fn latency(&mut self) -> Res<Latency> {
         create_namespace(&self.client, "bench-latency", BTreeMap::new()).await?;
         let mut applied_at = HashMap::new();
@@ -603,25 +788,75 @@ impl Bench {
                 .unwrap_or(false)
         })
         .await?;
-        let mut millis: Vec<f64> = {
+        let millis = {
             let s = seen.lock().map_err(err)?;
             applied_at
                 .iter()
                 .map(|(k, t)| s.ready_at[k].duration_since(*t).as_secs_f64() * 1000.0)
                 .collect()
         };
-        millis.sort_by(f64::total_cmp);
-        let pct = |p: f64| {
-            millis[((millis.len() as f64 * p).ceil() as usize)
-                .saturating_sub(1)
-                .min(millis.len() - 1)]
-        };
+        let (p50_ms, p95_ms, max_ms) = percentiles(millis);
         Ok(Latency {
             repositories: LATENCY_REPOSITORIES,
-            p50_ms: pct(0.5),
-            p95_ms: pct(0.95),
-            max_ms: pct(1.0),
+            p50_ms,
+            p95_ms,
+            max_ms,
         })
+    }
+}
+
+/// p50, p95 and max of `millis` (nearest rank); NaN when empty.
+fn percentiles(mut millis: Vec<f64>) -> (f64, f64, f64) {
+    if millis.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    millis.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        millis[((millis.len() as f64 * p).ceil() as usize)
+            .saturating_sub(1)
+            .min(millis.len() - 1)]
+    };
+    (pct(0.5), pct(0.95), pct(1.0))
+}
+
+/// The scenarios `BENCH_SCENARIOS` names (all by default), checked against what each needs.
+fn selected_scenarios() -> Res<Vec<&'static str>> {
+    let Ok(list) = std::env::var("BENCH_SCENARIOS") else {
+        return Ok(SCENARIOS.to_vec());
+    };
+    let mut chosen = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let known = SCENARIOS.iter().find(|s| **s == name).ok_or_else(|| {
+            format!(
+                "BENCH_SCENARIOS: unknown scenario {name:?} (known: {})",
+                SCENARIOS.join(", ")
+            )
+        })?;
+        chosen.push(*known);
+    }
+    // The resyncs of steady-state and memory wait for the 1,000 Repositories of cold-converge;
+    // memory counts the namespaces of fan-out.
+    for (needs, needed) in [
+        ("steady-state", "cold-converge"),
+        ("fan-out", "cold-converge"),
+        ("memory", "cold-converge"),
+        ("memory", "fan-out"),
+    ] {
+        if chosen.contains(&needs) && !chosen.contains(&needed) {
+            return Err(format!("BENCH_SCENARIOS: {needs} needs {needed}"));
+        }
+    }
+    Ok(SCENARIOS.iter().copied().filter(|s| chosen.contains(s)).collect())
+}
+
+fn resync_repositories() -> Res<usize> {
+    match std::env::var("BENCH_RESYNC_REPOSITORIES") {
+        Ok(v) => v
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("BENCH_RESYNC_REPOSITORIES: {v:?} is not a positive number")),
+        Err(_) => Ok(RESYNC_REPOSITORIES),
     }
 }
 
@@ -662,21 +897,54 @@ fn watch_secret_writes(secrets: Api<Secret>) -> Arc<Mutex<SecretWrites>> {
 async fn run() -> Res<()> {
     let bin = std::env::var_os("ECR_OPERATOR_BIN")
         .ok_or("ECR_OPERATOR_BIN is not set (run `cargo xtask bench`)")?;
+    let scenarios = selected_scenarios()?;
+    let resync_n = resync_repositories()?;
+    let runs = |name: &str| scenarios.contains(&name);
     let started = Instant::now();
     let mut bench = Bench::start(bin.into()).await?;
 
-    let cold_converge = bench.cold_converge().await?;
-    eprintln!("bench: cold converge {}", json_text(&cold_converge));
-    let steady_state = bench.steady_state().await?;
-    eprintln!("bench: steady state {}", json_text(&steady_state));
-    let fan_out = bench.fan_out().await?;
-    eprintln!("bench: fan-out {}", json_text(&fan_out));
-    let memory = bench.memory().await?;
-    eprintln!("bench: memory {}", json_text(&memory));
-    let latency = bench.latency().await?;
-    eprintln!("bench: latency {}", json_text(&latency));
-    let lifecycle_policy = bench.lifecycle_policy().await?;
-    eprintln!("bench: lifecycle policy {}", json_text(&lifecycle_policy));
+    let mut cold_converge = None;
+    if runs("cold-converge") {
+        let c = bench.cold_converge().await?;
+        eprintln!("bench: cold converge {}", json_text(&c));
+        cold_converge = Some(c);
+    }
+    let mut steady_state = None;
+    if runs("steady-state") {
+        let s = bench.steady_state().await?;
+        eprintln!("bench: steady state {}", json_text(&s));
+        steady_state = Some(s);
+    }
+    let mut fan_out = None;
+    if runs("fan-out") {
+        let f = bench.fan_out().await?;
+        eprintln!("bench: fan-out {}", json_text(&f));
+        fan_out = Some(f);
+    }
+    let mut memory = None;
+    if runs("memory") {
+        let m = bench.memory().await?;
+        eprintln!("bench: memory {}", json_text(&m));
+        memory = Some(m);
+    }
+    let mut latency = None;
+    if runs("latency") {
+        let l = bench.latency().await?;
+        eprintln!("bench: latency {}", json_text(&l));
+        latency = Some(l);
+    }
+    let mut lifecycle_policy = None;
+    if runs("lifecycle-policy") {
+        let lp = bench.lifecycle_policy().await?;
+        eprintln!("bench: lifecycle policy {}", json_text(&lp));
+        lifecycle_policy = Some(lp);
+    }
+    let mut resync_latency = None;
+    if runs("resync-latency") {
+        let r = bench.resync_latency(resync_n).await?;
+        eprintln!("bench: resync latency {}", json_text(&r));
+        resync_latency = Some(r);
+    }
 
     let report = BenchReport {
         date: timestamp(),
@@ -688,13 +956,16 @@ async fn run() -> Res<()> {
             env: std::env::var("MALLOC_ARENA_MAX")
                 .map(|v| format!("MALLOC_ARENA_MAX={v}"))
                 .unwrap_or_default(),
+            binary: std::env::var("BENCH_OPERATOR_LABEL").unwrap_or_default(),
         },
+        scenarios,
         cold_converge,
         steady_state,
         fan_out,
         memory,
         latency,
         lifecycle_policy,
+        resync_latency,
         total_seconds: started.elapsed().as_secs_f64(),
     };
     write_results(&report)?;
@@ -782,99 +1053,141 @@ fn calls_text(calls: &EcrCalls) -> String {
 /// The markdown report.
 impl std::fmt::Display for BenchReport {
     fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (m, c, s, f, mem, l) = (
-            &self.machine,
-            &self.cold_converge,
-            &self.steady_state,
-            &self.fan_out,
-            &self.memory,
-            &self.latency,
-        );
+        let m = &self.machine;
         // `{:?}` prints memory_gib as the JSON has it (`24.0`, not `24`).
         write!(
             out,
-            "# ecr-operator bench {}\n\nMachine: {} cores, {:?} GiB ({}). Release build, default flags, {} (as the image and chart set); ECR is moto behind a counting proxy (calls counted there, not by the operator), Kubernetes is the test control plane (kube-apiserver + etcd on the same machine).\n\n| scenario | measurement | value |\n| --- | --- | --- |\n",
+            "# ecr-operator bench {}\n\nMachine: {} cores, {:?} GiB ({}). Release build, default flags, {} (as the image and chart set); ECR is moto behind a counting proxy (calls counted there, not by the operator), Kubernetes is the test control plane (kube-apiserver + etcd on the same machine).\n\n",
             self.date, m.cores, m.memory_gib, m.cpu, self.operator.env
         )?;
+        if !self.operator.binary.is_empty() {
+            writeln!(out, "Operator: {}.\n", self.operator.binary)?;
+        }
+        writeln!(out, "| scenario | measurement | value |\n| --- | --- | --- |")?;
         let mut row = |a: &str, b: &str, v: String| writeln!(out, "| {a} | {b} | {v} |");
-        row(
-            "cold converge (1,000 Repositories applied at once)",
-            "all Ready after",
-            format!(
-                "{:.1} s (apply took {:.1} s)",
-                c.all_ready_seconds, c.apply_seconds
-            ),
-        )?;
-        row("", "ECR calls", calls_text(&c.ecr_calls))?;
-        row(
-            "",
-            "Kubernetes writes (changes to the Repositories)",
-            c.kubernetes_writes.to_string(),
-        )?;
-        row(
-            "steady state (one full resync of the 1,000)",
-            "ECR calls",
-            calls_text(&s.ecr_calls),
-        )?;
-        row(
-            "",
-            "ECR writes / Kubernetes writes",
-            format!("{} / {}", s.ecr_writes, s.kubernetes_writes),
-        )?;
-        row(
-            "",
-            "DescribeRepositories per Repository",
-            format!("{:.3}", s.describe_repositories_per_repository),
-        )?;
-        row("", "resync took", format!("{:.1} s", s.resync_seconds))?;
-        row(
-            "fan-out (ClusterPullSecret, 1,000 namespaces)",
-            "token calls",
-            f.token_calls.to_string(),
-        )?;
-        row("", "Secret writes", f.secret_writes.to_string())?;
-        row(
-            "",
-            "every Secret exists after",
-            format!("{:.1} s", f.seconds_until_every_secret_exists),
-        )?;
-        row(
-            "",
-            "next resync: Secret writes / token calls",
-            format!("{} / {}", f.resync_secret_writes, f.resync_token_calls),
-        )?;
-        row(
-            "memory (1,000 Repositories, 1,010 namespaces)",
-            "peak RSS without unrelated Secrets",
-            format!("{:.1} MiB", mem.peak_rss_mib_without_unrelated_secrets),
-        )?;
-        row(
-            "",
-            "peak RSS with 20,000 unrelated Secrets",
-            format!("{:.1} MiB", mem.peak_rss_mib_with_unrelated_secrets),
-        )?;
-        row(
-            "latency (100 Repositories applied one after another)",
-            "apply -> Ready p50 / p95 / max",
-            format!("{:.0} / {:.0} / {:.0} ms", l.p50_ms, l.p95_ms, l.max_ms),
-        )?;
-        let lp = &self.lifecycle_policy;
-        row(
-            "lifecycle policy (one LifecyclePolicy over 500 Ready Repositories)",
-            "Ready after / ECR quiet after",
-            format!("{:.1} s / {:.1} s", lp.ready_seconds, lp.settled_seconds),
-        )?;
-        row("", "ECR calls until quiet", calls_text(&lp.ecr_calls))?;
-        row(
-            "",
-            "policy reconciles / policy calls per reconcile",
-            format!("{} / {:.0}", lp.policy_reconciles, lp.policy_calls_per_reconcile),
-        )?;
-        row(
-            "",
-            "Repository reads it caused (ListTagsForResource)",
-            lp.repository_reads.to_string(),
-        )?;
+        if let Some(c) = &self.cold_converge {
+            row(
+                "cold converge (1,000 Repositories applied at once)",
+                "all Ready after",
+                format!(
+                    "{:.1} s (apply took {:.1} s)",
+                    c.all_ready_seconds, c.apply_seconds
+                ),
+            )?;
+            row("", "ECR calls", calls_text(&c.ecr_calls))?;
+            row(
+                "",
+                "Kubernetes writes (changes to the Repositories)",
+                c.kubernetes_writes.to_string(),
+            )?;
+        }
+        if let Some(s) = &self.steady_state {
+            row(
+                "steady state (one full resync of the 1,000)",
+                "ECR calls",
+                calls_text(&s.ecr_calls),
+            )?;
+            row(
+                "",
+                "ECR writes / Kubernetes writes",
+                format!("{} / {}", s.ecr_writes, s.kubernetes_writes),
+            )?;
+            row(
+                "",
+                "DescribeRepositories per Repository",
+                format!("{:.3}", s.describe_repositories_per_repository),
+            )?;
+            row("", "resync took", format!("{:.1} s", s.resync_seconds))?;
+        }
+        if let Some(f) = &self.fan_out {
+            row(
+                "fan-out (ClusterPullSecret, 1,000 namespaces)",
+                "token calls",
+                f.token_calls.to_string(),
+            )?;
+            row("", "Secret writes", f.secret_writes.to_string())?;
+            row(
+                "",
+                "every Secret exists after",
+                format!("{:.1} s", f.seconds_until_every_secret_exists),
+            )?;
+            row(
+                "",
+                "next resync: Secret writes / token calls",
+                format!("{} / {}", f.resync_secret_writes, f.resync_token_calls),
+            )?;
+        }
+        if let Some(mem) = &self.memory {
+            row(
+                "memory (1,000 Repositories, 1,010 namespaces)",
+                "peak RSS without unrelated Secrets",
+                format!("{:.1} MiB", mem.peak_rss_mib_without_unrelated_secrets),
+            )?;
+            row(
+                "",
+                "peak RSS with 20,000 unrelated Secrets",
+                format!("{:.1} MiB", mem.peak_rss_mib_with_unrelated_secrets),
+            )?;
+        }
+        if let Some(l) = &self.latency {
+            row(
+                "latency (100 Repositories applied one after another)",
+                "apply -> Ready p50 / p95 / max",
+                format!("{:.0} / {:.0} / {:.0} ms", l.p50_ms, l.p95_ms, l.max_ms),
+            )?;
+        }
+        if let Some(lp) = &self.lifecycle_policy {
+            row(
+                "lifecycle policy (one LifecyclePolicy over 500 Ready Repositories)",
+                "Ready after / ECR quiet after",
+                format!("{:.1} s / {:.1} s", lp.ready_seconds, lp.settled_seconds),
+            )?;
+            row("", "ECR calls until quiet", calls_text(&lp.ecr_calls))?;
+            row(
+                "",
+                "policy reconciles / policy calls per reconcile",
+                format!("{} / {:.0}", lp.policy_reconciles, lp.policy_calls_per_reconcile),
+            )?;
+            row(
+                "",
+                "Repository reads it caused (ListTagsForResource)",
+                lp.repository_reads.to_string(),
+            )?;
+        }
+        if let Some(r) = &self.resync_latency {
+            row(
+                &format!(
+                    "resync latency ({} new Repositories applied one every {} ms while {} resync, --default-interval {} s)",
+                    r.applied, r.apply_every_ms, r.repositories_total, r.default_interval_seconds
+                ),
+                "apply -> Ready p50 / p95 / max",
+                format!("{:.0} / {:.0} / {:.0} ms", r.p50_ms, r.p95_ms, r.max_ms),
+            )?;
+            row(
+                "",
+                "window (operator start to the last new one Ready)",
+                format!("{:.1} s", r.window_seconds),
+            )?;
+            row("", "ECR calls in the window", calls_text(&r.ecr_calls))?;
+            row(
+                "",
+                "time waited on the ECR budget, by lane",
+                if r.lane_wait_seconds.is_empty() {
+                    "(no lanes)".to_owned()
+                } else {
+                    r.lane_wait_seconds
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v:.1} s"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            )?;
+            row(
+                "",
+                "set-up (not measured further)",
+                format!("{:.0} s", r.setup_seconds),
+            )?;
+        }
         write!(out, "\nTotal bench time: {:.0} s.\n", self.total_seconds)
     }
 }
