@@ -7,8 +7,19 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use crate::api::interval::Interval;
 use crate::decide::drift::{next_slot, stretch};
 use crate::metrics::Metrics;
+
+/// What one drift check of an object costs, and where.
+pub struct Drift {
+    /// The Registry its ECR calls go to.
+    pub registry: String,
+    /// ECR calls per check.
+    pub calls: u32,
+    /// `spec.interval`.
+    pub interval: Option<Interval>,
+}
 
 /// The drift checks of every Registry (see the module documentation).
 pub struct DriftBudget {

@@ -31,29 +31,27 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
-use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::context::{Context, object_key};
-use crate::api::interval::Interval;
-use crate::api::{FINALIZER, RECONCILE_REQUESTED_AT};
+use crate::api::FINALIZER;
 use crate::backend::RegistryBackend;
 use crate::backend::lanes::{self, Lane};
-use crate::decide::lane::{LaneFacts, lane};
-use crate::error::{Error, ErrorClass, Result, error_chain};
+use crate::decide::lane::lane_of;
+use crate::error::{Error, Result, error_chain};
 use crate::metrics::Metrics;
-use crate::status::{READY, SUSPENDED, Summarized};
+use crate::status::{SUSPENDED, Summarized};
 
 /// A Normal event: reason and note.
+pub use super::drift::Drift;
+pub use super::runner::{error_policy, report, run};
 pub use crate::decide::Note;
 
 /// One controller: what the driver needs to know about it.
@@ -156,40 +154,6 @@ pub trait Reconciler: Send + Sync + 'static {
     }
 }
 
-/// What one drift check of an object costs, and where.
-pub struct Drift {
-    /// The Registry its ECR calls go to.
-    pub registry: String,
-    /// ECR calls per check.
-    pub calls: u32,
-    /// `spec.interval`.
-    pub interval: Option<Interval>,
-}
-
-/// Pure: the lane of a reconcile of `obj`, from its metadata and stored status.
-pub fn lane_of<R: Reconciler>(obj: &R::Kind) -> Lane {
-    let status = R::stored_status(obj);
-    let ready_at = status.as_ref().and_then(|s| {
-        s.conditions()
-            .iter()
-            .find(|c| c.type_ == READY && c.status == "True")
-            .and_then(|c| c.observed_generation)
-    });
-    let meta = obj.meta();
-    lane(&LaneFacts {
-        generation: meta.generation,
-        observed_generation: status.as_ref().and_then(Summarized::observed_generation),
-        ready_at,
-        deleting: meta.deletion_timestamp.is_some(),
-        requested: meta
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(RECONCILE_REQUESTED_AT))
-            .map(String::as_str),
-        handled: status.as_ref().and_then(Summarized::last_handled_reconcile_at),
-    })
-}
-
 /// Records one reconcile in the metrics when dropped, whatever path ended it.
 struct Timer {
     metrics: Arc<Metrics>,
@@ -253,7 +217,7 @@ async fn apply<R: Reconciler, B: RegistryBackend>(
     if R::suspended(obj) {
         return suspend::<R, B>(obj, api, ctx).await;
     }
-    let lane = lane_of::<R>(obj);
+    let lane = lane_of(obj.meta(), R::stored_status(obj).as_ref());
     let key = object_key(obj);
     let first = ctx.first_sight(R::CONTROLLER, &key);
     if lane == Lane::Background
@@ -399,68 +363,6 @@ async fn publish<R: Reconciler, B: RegistryBackend>(
                 action,
             )
             .await;
-    }
-}
-
-/// Runs the controller `R` over `controller` (its watches already set up) until `shutdown`:
-/// bounded concurrency (`--concurrency`), the driver's reconcile and error policy, and every
-/// result logged.
-pub async fn run<R: Reconciler, B: RegistryBackend>(
-    controller: Controller<R::Kind>,
-    ctx: Arc<Context<B>>,
-    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-) {
-    let concurrency = ctx.tunables.concurrency;
-    controller
-        .with_config(ControllerConfig::default().concurrency(concurrency))
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile::<R, B>, error_policy::<R, B>, ctx)
-        .for_each(|r| report(R::CONTROLLER, r))
-        .await;
-}
-
-/// How a failed reconcile is retried: transient errors back off per object, waiting retries
-/// soon, stalled re-checks slowly (a spec change triggers at once anyway).
-pub fn error_policy<R: Reconciler, B: RegistryBackend>(
-    obj: Arc<R::Kind>,
-    err: &Error,
-    ctx: Arc<Context<B>>,
-) -> Action {
-    match err.class() {
-        ErrorClass::Transient => Action::requeue(ctx.backoff.next_delay(&object_key(obj.as_ref()))),
-        ErrorClass::Waiting => Action::requeue(ctx.tunables.waiting_requeue),
-        ErrorClass::Stalled => Action::requeue(ctx.tunables.stalled_recheck),
-    }
-}
-
-/// Logs what a controller stream yields; nothing is dropped silently.
-pub async fn report<K: Resource>(
-    controller: &'static str,
-    result: std::result::Result<
-        (ObjectRef<K>, Action),
-        kube::runtime::controller::Error<Error, watcher::Error>,
-    >,
-) {
-    use kube::runtime::controller::Error as C;
-    match result {
-        Ok((obj, _)) => tracing::debug!(controller, object = %obj, "reconciled"),
-        Err(C::ReconcilerFailed(err, obj)) => {
-            let chain = error_chain(&err);
-            match err.class() {
-                ErrorClass::Stalled => {
-                    tracing::warn!(controller, object = %obj, reason = err.reason(), error = %chain, "reconcile stalled")
-                }
-                _ => {
-                    tracing::info!(controller, object = %obj, reason = err.reason(), error = %chain, "reconcile failed, will retry")
-                }
-            }
-        }
-        // A trigger for an object deleted meanwhile (a mapper read the store just before the
-        // deletion reached it): nothing to do, and nothing wrong.
-        Err(C::ObjectNotFound(obj)) => {
-            tracing::debug!(controller, object = %obj, "object gone before its reconcile")
-        }
-        Err(e) => tracing::warn!(controller, error = %error_chain(&e), "controller error"),
     }
 }
 

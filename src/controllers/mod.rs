@@ -13,6 +13,7 @@ pub mod registry;
 pub mod replication;
 pub mod replication_rule;
 pub mod repository;
+pub mod runner;
 pub mod triggers;
 
 use std::sync::Arc;

@@ -1,6 +1,10 @@
 //! Which lane of the ECR budget a reconcile's calls draw on ([`crate::backend::lanes`]).
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::api::RECONCILE_REQUESTED_AT;
 use crate::backend::lanes::Lane;
+use crate::status::{READY, Summarized};
 
 /// What the lane is decided from, read off the object and its stored status.
 #[derive(Clone, Copy, Debug, Default)]
@@ -33,6 +37,29 @@ pub fn lane(facts: &LaneFacts) -> Lane {
     } else {
         Lane::User
     }
+}
+
+/// Pure: the lane of a reconcile of an object, from its metadata and its stored status (the part
+/// its controller owns).
+pub fn lane_of(meta: &ObjectMeta, status: Option<&impl Summarized>) -> Lane {
+    let ready_at = status.and_then(|s| {
+        s.conditions()
+            .iter()
+            .find(|c| c.type_ == READY && c.status == "True")
+            .and_then(|c| c.observed_generation)
+    });
+    lane(&LaneFacts {
+        generation: meta.generation,
+        observed_generation: status.and_then(Summarized::observed_generation),
+        ready_at,
+        deleting: meta.deletion_timestamp.is_some(),
+        requested: meta
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(RECONCILE_REQUESTED_AT))
+            .map(String::as_str),
+        handled: status.and_then(Summarized::last_handled_reconcile_at),
+    })
 }
 
 #[cfg(test)]
