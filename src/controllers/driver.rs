@@ -98,7 +98,10 @@ pub trait Reconciler: Send + Sync + 'static {
     fn stored_status(obj: &Self::Kind) -> Option<Self::Status>;
 
     /// The reason of the stored Ready condition (events fire when it changes).
-    fn ready_reason(obj: &Self::Kind) -> Option<String>;
+    fn ready_reason(obj: &Self::Kind) -> Option<String> {
+        let status = Self::stored_status(obj)?;
+        crate::status::ready_reason(Some(status.conditions()))
+    }
 
     /// I/O: dereference → decide (pure) → act.
     fn sync<B: RegistryBackend>(

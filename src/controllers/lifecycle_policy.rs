@@ -82,10 +82,6 @@ impl Reconciler for LifecyclePolicyController {
         lp.status.clone()
     }
 
-    fn ready_reason(lp: &LifecyclePolicy) -> Option<String> {
-        crate::status::ready_reason(lp.status.as_ref().map(|s| s.conditions.as_slice()))
-    }
-
     async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Result<Synced> {
         sync(lp, ctx).await
     }

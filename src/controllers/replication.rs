@@ -93,10 +93,6 @@ impl Reconciler for ReplicationController {
         })
     }
 
-    fn ready_reason(_: &Registry) -> Option<String> {
-        None
-    }
-
     async fn sync<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) -> Result<Replicated> {
         replicate(registry, ctx).await
     }

@@ -62,10 +62,6 @@ impl Reconciler for ReplicationRuleController {
         Some(rule.status.clone().unwrap_or_default())
     }
 
-    fn ready_reason(rule: &ReplicationRule) -> Option<String> {
-        crate::status::ready_reason(rule.status.as_ref().map(|s| s.conditions.as_slice()))
-    }
-
     async fn sync<B: RegistryBackend>(rule: &ReplicationRule, ctx: &Context<B>) -> Result<Delegated> {
         let name = &rule.spec.registry_ref.name;
         if ctx.registries.get(&ObjectRef::new(name)).is_some() {

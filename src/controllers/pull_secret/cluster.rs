@@ -160,10 +160,6 @@ impl Reconciler for ClusterPullSecretController {
         cps.status.clone()
     }
 
-    fn ready_reason(cps: &ClusterPullSecret) -> Option<String> {
-        crate::status::ready_reason(cps.status.as_ref().map(|s| s.conditions.as_slice()))
-    }
-
     async fn sync<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) -> Result<Fanned> {
         fan_out(cps, ctx).await
     }

@@ -86,10 +86,6 @@ impl Reconciler for PullSecretController {
         ps.status.clone()
     }
 
-    fn ready_reason(ps: &PullSecret) -> Option<String> {
-        crate::status::ready_reason(ps.status.as_ref().map(|s| s.conditions.as_slice()))
-    }
-
     async fn sync<B: RegistryBackend>(ps: &PullSecret, ctx: &Context<B>) -> Result<Served> {
         serve(ps, ctx).await
     }

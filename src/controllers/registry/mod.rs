@@ -68,10 +68,6 @@ impl Reconciler for RegistryController {
         decide::stored_status(registry)
     }
 
-    fn ready_reason(registry: &Registry) -> Option<String> {
-        crate::status::ready_reason(registry.status.as_ref().map(|s| s.conditions.as_slice()))
-    }
-
     async fn sync<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) -> Result<Synced> {
         sync(registry, ctx).await
     }

@@ -68,10 +68,6 @@ impl Reconciler for RepositoryController {
         decide::stored_status(repo)
     }
 
-    fn ready_reason(repo: &Repository) -> Option<String> {
-        crate::status::ready_reason(repo.status.as_ref().map(|s| s.conditions.as_slice()))
-    }
-
     async fn sync<B: RegistryBackend>(repo: &Repository, ctx: &Context<B>) -> Result<Synced> {
         sync(repo, ctx).await
     }
