@@ -115,6 +115,22 @@ async fn ready_pods(pods: &Api<Pod>) -> Vec<String> {
         .collect()
 }
 
+/// Waits (at most 180 s) until exactly two operator Pods exist, both Ready and none of
+/// `before`: a rollout has replaced them all.
+async fn wait_replaced(cp: &ControlPlane, pods: &Api<Pod>, before: &[String], what: &str) {
+    eventually(cp, Duration::from_secs(180), what, || async {
+        let r = ready_pods(pods).await;
+        let all = pods
+            .list(&ListParams::default().labels(SELECTOR))
+            .await
+            .unwrap()
+            .items
+            .len();
+        (r.len() == 2 && all == 2 && r.iter().all(|p| !before.contains(p))).then_some(())
+    })
+    .await;
+}
+
 async fn lease_holder(leases: &Api<Lease>) -> Option<String> {
     leases
         .get_opt(LEASE)
@@ -307,46 +323,29 @@ async fn the_chart_runs_the_operator_image_on_a_real_node() {
     );
     // From inside, through kubectl exec: the binary cannot write into / (read-only), and the
     // ServiceAccount token is mounted where the in-cluster configuration reads it.
-    let exec = cp
-        .kubectl()
-        .args([
-            "exec",
-            "-n",
-            RELEASE_NAMESPACE,
-            &first,
-            "--",
-            "/ecr-operator",
-            "crd",
-            "--out-dir",
-            "/",
-        ])
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&exec.stderr);
-    assert!(
-        !exec.status.success() && said.contains("Read-only file system"),
-        "{said}"
-    );
-    let exec = cp
-        .kubectl()
-        .args([
-            "exec",
-            "-n",
-            RELEASE_NAMESPACE,
-            &first,
-            "--",
-            "/ecr-operator",
-            "crd",
-            "--out-dir",
-            "/var/run/secrets/kubernetes.io/serviceaccount",
-        ])
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&exec.stderr);
-    assert!(
-        !exec.status.success() && said.contains("Read-only file system"),
-        "the token volume exists and is read-only: {said}"
-    );
+    // The token volume exists and is read-only too.
+    for dir in ["/", "/var/run/secrets/kubernetes.io/serviceaccount"] {
+        let exec = cp
+            .kubectl()
+            .args([
+                "exec",
+                "-n",
+                RELEASE_NAMESPACE,
+                &first,
+                "--",
+                "/ecr-operator",
+                "crd",
+                "--out-dir",
+                dir,
+            ])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&exec.stderr);
+        assert!(
+            !exec.status.success() && said.contains("Read-only file system"),
+            "writing into {dir}: {said}"
+        );
+    }
     let volumes = spec.volumes.clone().unwrap_or_default();
     assert!(
         volumes.iter().any(|v| v.name.starts_with("kube-api-access-")),
@@ -521,22 +520,7 @@ async fn the_chart_runs_the_operator_image_on_a_real_node() {
     ]);
     let t = Instant::now();
     run_output(&mut upgrade, "helm upgrade (rolling)").unwrap();
-    eventually(
-        &cp,
-        Duration::from_secs(180),
-        "the rollout to replace both Pods",
-        || async {
-            let r = ready_pods(&pods).await;
-            let all = pods
-                .list(&ListParams::default().labels(SELECTOR))
-                .await
-                .unwrap()
-                .items
-                .len();
-            (r.len() == 2 && all == 2 && r.iter().all(|p| !before.contains(p))).then_some(())
-        },
-    )
-    .await;
+    wait_replaced(&cp, &pods, &before, "the rollout to replace both Pods").await;
     let holder = eventually(
         &cp,
         Duration::from_secs(60),
@@ -636,20 +620,11 @@ async fn the_chart_runs_the_operator_image_on_a_real_node() {
         .replace(&name, &PostParams::default(), &deployment)
         .await
         .unwrap();
-    eventually(
+    wait_replaced(
         &cp,
-        Duration::from_secs(180),
+        &pods,
+        &before,
         "the Pods with the IRSA injection to replace the others",
-        || async {
-            let r = ready_pods(&pods).await;
-            let all = pods
-                .list(&ListParams::default().labels(SELECTOR))
-                .await
-                .unwrap()
-                .items
-                .len();
-            (r.len() == 2 && all == 2 && r.iter().all(|p| !before.contains(p))).then_some(())
-        },
     )
     .await;
     // Nudge the Registry so the new leader reconciles it at once (it would at its interval).
