@@ -75,6 +75,8 @@ pub struct Context<B> {
     pub tunables: Tunables,
     pub backoff: super::backoff::ErrorBackoff,
     pub registries: Store<Registry>,
+    /// Moves after each change of `registries` (see `triggers::registry_changes`).
+    pub registry_changes: tokio::sync::watch::Receiver<u64>,
     /// The backend's cached reads: repository listings and ECR tokens.
     pub cache: crate::cache::Cached<B>,
     /// Only the Secrets this operator manages (label-selected watch).

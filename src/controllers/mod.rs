@@ -25,7 +25,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::Client;
 use kube::api::Api;
 use kube::runtime::wait::{await_condition, conditions};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::{reflector, watcher};
 
 use crate::api::v1alpha1::Registry;
 use crate::backend::RegistryBackend;
@@ -56,11 +56,18 @@ pub async fn default_cluster_id(client: &Client) -> Result<String, Error> {
     ns.metadata.uid.ok_or(Error::MissingMetadata("uid"))
 }
 
-/// A reflector store of `api`, kept up to date by a background task.
+/// A reflector store of `api`, kept up to date by a background task, and a counter that moves
+/// after each change of the store (an object applied or deleted, a re-list swapped in): what
+/// [`triggers::registry_changes`] reads the store on, so a reconcile it re-queues finds there what
+/// re-queued it.
 fn reflected<K>(
     client: &Client,
     config: watcher::Config,
-) -> (reflector::Store<K>, tokio::task::JoinHandle<()>)
+) -> (
+    reflector::Store<K>,
+    tokio::sync::watch::Receiver<u64>,
+    tokio::task::JoinHandle<()>,
+)
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
@@ -71,13 +78,18 @@ where
         + 'static,
 {
     let (store, writer) = reflector::store::<K>();
+    let (changed, changes) = tokio::sync::watch::channel(0_u64);
     let stream = reflector(
         writer,
         triggers::watch_typed::<K>(client.clone(), config, triggers::log_undecodable),
     )
-    .applied_objects()
-    .for_each(|_| std::future::ready(()));
-    (store, tokio::spawn(stream))
+    .for_each(move |event| {
+        if let Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone) = event {
+            changed.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        std::future::ready(())
+    });
+    (store, changes, tokio::spawn(stream))
 }
 
 /// The `/readyz` parts of a controller: the `CONTROLLER` names of the watches it lists.
@@ -123,7 +135,7 @@ pub async fn run<B: RegistryBackend>(
     let shutdown = shutdown.boxed().shared();
     // The Registries of this shard only: a Registry another instance serves is, to this one, a
     // Registry that does not exist.
-    let (registries, registry_reflector) =
+    let (registries, registry_changes, registry_reflector) =
         reflected::<Registry>(&client, tunables.watch_selector.watcher_config());
     let enabled = |name| controllers.is_empty() || controllers.contains(&name);
     // Only our own Secrets are cached: memory does not grow with the cluster's other Secrets.
@@ -131,7 +143,7 @@ pub async fn run<B: RegistryBackend>(
     let (managed_secrets, secret_reflector) =
         if enabled(ControllerName::PullSecret) || enabled(ControllerName::ClusterPullSecret) {
             let selector = pull_secret::managed_secrets_selector();
-            let (store, task) = reflected::<Secret>(
+            let (store, _, task) = reflected::<Secret>(
                 &client,
                 watcher::Config::default().labels(&selector).any_semantic(),
             );
@@ -163,6 +175,7 @@ pub async fn run<B: RegistryBackend>(
         tunables,
         backoff: backoff::ErrorBackoff::default(),
         registries: registries.clone(),
+        registry_changes,
         managed_secrets: managed_secrets.clone(),
         namespaces,
         events: events::Events::new(client.clone(), instance),

@@ -48,10 +48,9 @@ pub async fn controller<B: RegistryBackend>(
             refs.extend(owners::neighbours_of(&by_rule.registries, name));
             refs
         })
-        .watches_stream(
-            triggers::dependency::<Registry, B>(&ctx, owners::key),
-            move |changed| owners::neighbours(&by_registry.registries, &changed),
-        );
+        .watches_stream(triggers::registry_changes(&ctx, owners::key), move |changed| {
+            owners::neighbours(&by_registry.registries, &changed)
+        });
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
     // The rules this controller cannot reach (no Registry, or suspended) report on themselves.
     futures::join!(

@@ -16,7 +16,7 @@ use kube::runtime::reflector::ObjectRef;
 use super::context::Context;
 use super::driver::{self, Note, Reconciler};
 use super::triggers;
-use crate::api::v1alpha1::{Registry, ReplicationRule, ReplicationRuleStatus};
+use crate::api::v1alpha1::{ReplicationRule, ReplicationRuleStatus};
 use crate::backend::RegistryBackend;
 pub use crate::decide::replication_rule::{Delegated, next_status};
 use crate::error::{Error, Result};
@@ -29,7 +29,7 @@ pub async fn controller<B: RegistryBackend>(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (store, own) = triggers::primary::<ReplicationRuleController, B>(&ctx, triggers::own);
-    let registries = triggers::dependency::<Registry, B>(&ctx, triggers::registry);
+    let registries = triggers::registry_changes(&ctx, triggers::registry);
     let controller = Controller::for_stream(own, store.clone())
         // A Registry created or deleted changes whether its rules are reachable.
         .watches_stream(registries, move |registry| {

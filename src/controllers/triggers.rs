@@ -244,6 +244,53 @@ where
     )
 }
 
+/// Dependants of a Registry: the Registries whose `key` changed since last seen, and those that
+/// went, read off the shared Registry cache (`Context::registries`) each time it changes. Unlike a
+/// watch of its own, a Registry passed on here is already in the cache every reconcile reads, so
+/// the reconcile it re-queues never reads the Registry as it was before. What the cache holds when
+/// this starts counts as seen: the controllers start after it has listed, and each of their
+/// objects is reconciled once anyway, so a restart re-queues nothing a second time.
+pub fn registry_changes<B>(
+    ctx: &Context<B>,
+    key: fn(&Registry) -> u64,
+) -> impl Stream<Item = Result<Registry, watcher::Error>> + Send + 'static {
+    let store = ctx.registries.clone();
+    let mut seen = LastSeen::default();
+    changed(&mut seen, &store.state(), key);
+    let changes = ctx.registry_changes.clone();
+    stream::unfold((changes, seen), move |(mut changes, mut seen)| {
+        let store = store.clone();
+        async move {
+            changes.changed().await.ok()?;
+            let passed = changed(&mut seen, &store.state(), key);
+            Some((stream::iter(passed.into_iter().map(Ok)), (changes, seen)))
+        }
+    })
+    .flatten()
+}
+
+/// The key last seen of each object, and the object (to pass on when it goes), by namespace and
+/// name.
+type LastSeen<K> = HashMap<(Option<String>, String), (u64, Arc<K>)>;
+
+/// Pure: the objects of `now` whose key differs from `seen` (or that are new), then those of
+/// `seen` no longer in `now` (as last seen); `seen` becomes `now`.
+fn changed<K: Resource + Clone>(seen: &mut LastSeen<K>, now: &[Arc<K>], key: fn(&K) -> u64) -> Vec<K> {
+    let mut passed = Vec::new();
+    let mut next = LastSeen::with_capacity(now.len());
+    for obj in now {
+        let id = (obj.namespace(), obj.name_any());
+        let k = key(obj);
+        if seen.remove(&id).is_none_or(|(old, _)| old != k) {
+            passed.push(K::clone(obj));
+        }
+        next.insert(id, (k, obj.clone()));
+    }
+    passed.extend(seen.drain().map(|(_, (_, gone))| K::clone(&gone)));
+    *seen = next;
+    passed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +344,55 @@ mod tests {
             block_on(on_change(stream::iter(events()), repository_for_policies, true).collect::<Vec<_>>())
                 .len();
         assert_eq!(lp_passed, 4, "first sight, Ready, generation 2, deletion");
+    }
+
+    #[test]
+    fn registry_changes_pass_what_changed_and_what_went_and_nothing_else() {
+        let registry = |name: &str, generation: i64| -> Arc<Registry> {
+            Arc::new(
+                serde_json::from_value(json!({
+                    "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Registry",
+                    "metadata": {"name": name, "generation": generation},
+                    "spec": {"accountId": "123456789012", "region": "eu-west-1"},
+                }))
+                .unwrap(),
+            )
+        };
+        let names = |passed: Vec<Registry>| -> Vec<String> {
+            let mut names: Vec<String> = passed.iter().map(|r| r.name_any()).collect();
+            names.sort();
+            names
+        };
+        let mut seen = LastSeen::default();
+        // Seeding: what the cache holds at start.
+        let start = [registry("a", 1), registry("b", 1)];
+        assert_eq!(names(changed(&mut seen, &start, super::registry)), ["a", "b"]);
+        let cases = [
+            ("unchanged (a status write of either)", start.to_vec(), &[][..]),
+            (
+                "a's spec changed",
+                vec![registry("a", 2), registry("b", 1)],
+                &["a"],
+            ),
+            (
+                "c is new",
+                vec![registry("a", 2), registry("b", 1), registry("c", 1)],
+                &["c"],
+            ),
+            (
+                "b went (as last seen)",
+                vec![registry("a", 2), registry("c", 1)],
+                &["b"],
+            ),
+            ("the same again", vec![registry("a", 2), registry("c", 1)], &[]),
+        ];
+        for (case, now, expected) in cases {
+            assert_eq!(
+                names(changed(&mut seen, &now, super::registry)),
+                expected,
+                "{case}"
+            );
+        }
     }
 
     #[test]

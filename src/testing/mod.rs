@@ -208,6 +208,7 @@ impl Harness {
             },
             backoff: crate::controllers::backoff::ErrorBackoff::default(),
             registries: registry_store,
+            registry_changes: tokio::sync::watch::channel(0).1,
             managed_secrets: secret_store,
             namespaces: namespace_store,
             events: crate::controllers::events::Events::new(client, Some("test".into())),

@@ -19,7 +19,7 @@ use super::credentials::credentials;
 use super::secret::{apply_secret, desired_secret};
 use super::service_accounts::sync_service_accounts;
 use super::{CLUSTER_PULL_SECRET_LABEL, counted, managed_secrets_selector, owner_reference, stored_owner};
-use crate::api::v1alpha1::{ClusterPullSecret, ClusterPullSecretStatus, Registry};
+use crate::api::v1alpha1::{ClusterPullSecret, ClusterPullSecretStatus};
 use crate::backend::RegistryBackend;
 use crate::controllers::context::{Context, object_key};
 use crate::controllers::driver::{self, Note, Reconciler};
@@ -46,7 +46,7 @@ pub async fn controller<B: RegistryBackend>(
     namespaces: Writer<PartialObjectMeta<Namespace>>,
 ) {
     let (store, own) = triggers::primary::<ClusterPullSecretController, B>(&ctx, triggers::own);
-    let registries = triggers::dependency::<Registry, B>(&ctx, triggers::registry);
+    let registries = triggers::registry_changes(&ctx, triggers::registry);
     let controller = Controller::for_stream(own, store.clone());
     let ns_store = store.clone();
     let sa_store = store.clone();

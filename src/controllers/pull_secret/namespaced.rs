@@ -16,7 +16,7 @@ use super::credentials::credentials;
 use super::secret::{apply_secret, desired_secret};
 use super::service_accounts::{not_found, sync_service_accounts};
 use super::{PULL_SECRET_LABEL, counted, managed_secrets_selector, owner_reference, stored_owner};
-use crate::api::v1alpha1::{PullSecret, PullSecretStatus, Registry};
+use crate::api::v1alpha1::{PullSecret, PullSecretStatus};
 use crate::backend::RegistryBackend;
 use crate::controllers::context::{Context, object_key};
 use crate::controllers::dereference::check_tenancy;
@@ -36,7 +36,7 @@ pub async fn controller<B: RegistryBackend>(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (store, own) = triggers::primary::<PullSecretController, B>(&ctx, triggers::own);
-    let registries = triggers::dependency::<Registry, B>(&ctx, triggers::registry);
+    let registries = triggers::registry_changes(&ctx, triggers::registry);
     let controller = Controller::for_stream(own, store.clone());
     let sa_store = store.clone();
     let owners = store.clone();

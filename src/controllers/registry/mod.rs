@@ -37,10 +37,10 @@ pub async fn controller<B: RegistryBackend>(
     // Another Registry of the same registry appearing, changing its place or claims, or going
     // may move the ownership of the registry-wide settings (see `owners`).
     let neighbours = ctx.clone();
-    let controller = controller.watches_stream(
-        triggers::dependency::<Registry, B>(&ctx, owners::key),
-        move |changed| owners::neighbours(&neighbours.registries, &changed),
-    );
+    let controller = controller
+        .watches_stream(triggers::registry_changes(&ctx, owners::key), move |changed| {
+            owners::neighbours(&neighbours.registries, &changed)
+        });
     driver::run::<RegistryController, B>(controller, ctx, shutdown).await;
 }
 

@@ -23,7 +23,7 @@ use super::context::{Context, object_key};
 use super::dereference::Resolved;
 use super::driver::{self, Drift, Note, Reconciler};
 use super::triggers;
-use crate::api::v1alpha1::{DeletionPolicy, ManagementPolicy, Registry, Repository, RepositoryStatus};
+use crate::api::v1alpha1::{DeletionPolicy, ManagementPolicy, Repository, RepositoryStatus};
 use crate::backend::{BackendError, RegistryBackend, RepositoryChange, Target};
 use crate::decide::repository as decide;
 use crate::error::{Error, Result};
@@ -37,7 +37,7 @@ pub async fn controller<B: RegistryBackend>(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (store, own) = triggers::primary::<RepositoryController, B>(&ctx, triggers::own);
-    let registries = triggers::dependency::<Registry, B>(&ctx, triggers::registry);
+    let registries = triggers::registry_changes(&ctx, triggers::registry);
     let controller = Controller::for_stream(own, store.clone())
         // A Registry that becomes Ready, changes host or spec, or goes re-queues every Repository on it.
         .watches_stream(registries, move |registry| {
