@@ -7,7 +7,9 @@
 //! unrelated Secrets; apply-to-Ready latency of 100 Repositories; one LifecyclePolicy over 500
 //! Repositories (ECR calls per policy reconcile, and whether status writes cause more work);
 //! apply-to-Ready latency of new Repositories while N others resync (`BENCH_RESYNC_REPOSITORIES`,
-//! default 10,000). `BENCH_SCENARIOS` (comma-separated names, default all) picks scenarios.
+//! default 10,000); paced apply-to-Ready latency, one Repository at a time; and a cost table at
+//! 1,000 / 5,000 / 10,000 Repositories (`BENCH_SCALE`): ECR calls, Kubernetes writes, CPU
+//! seconds and peak RSS. `BENCH_SCENARIOS` (comma-separated names, default all) picks scenarios.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -35,15 +37,23 @@ const RESYNC_REPOSITORIES: usize = 10_000;
 /// New Repositories applied one by one while they resync, one every `RESYNC_APPLY_EVERY`.
 const RESYNC_APPLIED: usize = 60;
 const RESYNC_APPLY_EVERY: Duration = Duration::from_secs(2);
+/// Repositories applied one at a time (each after the previous is Ready) in paced-latency.
+const PACED_REPOSITORIES: usize = 50;
+/// The sizes of the cost table, unless `BENCH_SCALE` says (comma-separated).
+const SCALE_SIZES: [usize; 3] = [1000, 5000, 10_000];
+/// The shard label that keeps each size's objects to its own operator.
+const SHARD_LABEL: &str = "sharding.ecr-operator.dev/key";
 /// Every scenario, in the order they run.
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 9] = [
     "cold-converge",
     "steady-state",
     "fan-out",
     "memory",
     "latency",
+    "paced-latency",
     "lifecycle-policy",
     "resync-latency",
+    "scale",
 ];
 
 type Res<T> = Result<T, String>;
@@ -190,6 +200,10 @@ struct BenchReport {
     lifecycle_policy: Option<LifecyclePolicyScenario>,
     #[serde(skip_serializing_if = "Option::is_none")]
     resync_latency: Option<ResyncLatency>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paced_latency: Option<Latency>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    scale: Vec<ScaleRow>,
     total_seconds: f64,
 }
 
@@ -305,6 +319,27 @@ struct ResyncLatency {
     /// The operator's background wait per lane in the window, where it reports one
     /// (`ecr_operator_backend_lane_wait_seconds_sum`); empty for operators without lanes.
     lane_wait_seconds: BTreeMap<String, f64>,
+}
+
+/// One size of the cost table: a fresh operator (all its defaults but `--ecr-rate-limit 1000`
+/// and `--ecr-burst 1000`, so moto and the operator are measured, not the budget) converging
+/// `repositories` new Repositories, one per namespace, with as many namespaces in the cluster.
+#[derive(Serialize)]
+struct ScaleRow {
+    repositories: usize,
+    /// Namespaces in the cluster (the operator caches their metadata).
+    namespaces: usize,
+    /// From the first apply until every one is Ready.
+    all_ready_seconds: f64,
+    ecr_calls: EcrCalls,
+    ecr_calls_per_repository: f64,
+    /// Changes the operator made to the Repositories (finalizer, status).
+    kubernetes_writes: u64,
+    kubernetes_writes_per_repository: f64,
+    /// The operator's user + system CPU time from its start until 10 s after the last was Ready.
+    cpu_seconds: f64,
+    /// `VmHWM` of the operator then.
+    peak_rss_mib: f64,
 }
 
 /// A scenario's (or the report's) JSON on one line, keys sorted as in the result files.
@@ -805,6 +840,175 @@ impl Bench {
     }
 }
 
+impl Bench {
+    /// Paced latency: on a settled operator, `PACED_REPOSITORIES` Repositories applied one at a
+    /// time, each after the previous one is Ready: what one `kubectl apply` waits.
+    async fn paced_latency(&mut self) -> Res<Latency> {
+        let ns = "bench-paced";
+        create_namespace(&self.client, ns, BTreeMap::new()).await?;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let mut millis = Vec::with_capacity(PACED_REPOSITORIES);
+        for i in 0..PACED_REPOSITORIES {
+            let name = format!("p-{i:03}");
+            let (ns, doc) = repository(ns, &name);
+            let key = format!("{ns}/{name}");
+            let applied = Instant::now();
+            apply_document(&self.client, &ns, &doc, MANAGER)
+                .await
+                .map_err(err)?;
+            let seen = &self.seen;
+            wait_until(&format!("{key} Ready"), Duration::from_secs(120), || {
+                seen.lock().is_ok_and(|s| s.ready_at.contains_key(&key))
+            })
+            .await?;
+            let ready = self.seen.lock().map_err(err)?.ready_at[&key];
+            millis.push(ready.duration_since(applied).as_secs_f64() * 1000.0);
+        }
+        let (p50_ms, p95_ms, max_ms) = percentiles(millis);
+        Ok(Latency {
+            repositories: PACED_REPOSITORIES,
+            p50_ms,
+            p95_ms,
+            max_ms,
+        })
+    }
+
+    /// The cost table: for each size, a fresh operator that serves only that size's shard (its
+    /// Registry and Repositories carry the shard label; earlier sizes' objects stay, unserved)
+    /// converges that many new Repositories, one per namespace, with as many namespaces in the
+    /// cluster. The bench's own operator is stopped first and stays stopped.
+    async fn scale(&mut self, sizes: &[usize]) -> Res<Vec<ScaleRow>> {
+        self.stop_operator();
+        let ticks = clock_ticks()?;
+        let mut namespaces = 0;
+        let mut rows = Vec::new();
+        for &n in sizes {
+            let start = Instant::now();
+            futures::stream::iter(namespaces..n)
+                .map(|i| {
+                    let client = self.client.clone();
+                    async move { create_namespace(&client, &format!("scale-{i:05}"), BTreeMap::new()).await }
+                })
+                .buffer_unordered(32)
+                .try_collect::<Vec<_>>()
+                .await?;
+            namespaces = namespaces.max(n);
+            eprintln!(
+                "bench: {namespaces} scale namespaces ready in {:?}",
+                start.elapsed()
+            );
+            let shard = format!("scale-{n}");
+            let selector = format!("{SHARD_LABEL}={shard}");
+            let registry = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Registry",
+                "metadata": {"name": shard, "labels": {SHARD_LABEL: shard}},
+                "spec": {"region": "us-east-1", "endpoint": self.proxy.endpoint}});
+            apply_document(&self.client, "", &registry, MANAGER)
+                .await
+                .map_err(err)?;
+            let docs: Vec<_> = (0..n)
+                .map(|i| {
+                    let ns = format!("scale-{i:05}");
+                    let name = format!("s{n}");
+                    let doc = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Repository",
+                        "metadata": {"name": name, "labels": {SHARD_LABEL: shard}},
+                        "spec": {"name": format!("{ns}/{name}"), "registryRef": {"name": shard}}});
+                    (ns, doc)
+                })
+                .collect();
+            let keys: Vec<String> = docs.iter().map(|(ns, _)| format!("{ns}/s{n}")).collect();
+            self.start_operator_with(&[
+                "--watch-label-selector",
+                &selector,
+                "--ecr-rate-limit",
+                "1000",
+                "--ecr-burst",
+                "1000",
+            ])?;
+            self.proxy.clear();
+            let writes_before = self.kubernetes_writes();
+            let start = Instant::now();
+            apply_all(&self.client, docs).await?;
+            let seen = &self.seen;
+            let converged = wait_until(
+                &format!("{n} Repositories Ready"),
+                Duration::from_secs(3600),
+                || {
+                    seen.lock()
+                        .is_ok_and(|s| keys.iter().all(|k| s.ready_at.contains_key(k)))
+                },
+            )
+            .await;
+            let all_ready = start.elapsed();
+            converged?;
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            let op = self.op()?;
+            let cpu_seconds = cpu_seconds(op, ticks)?;
+            let peak_rss_mib = peak_rss_mib(op)?;
+            let ecr_calls = ecr_calls(&self.proxy);
+            let kubernetes_writes = self.kubernetes_writes() - writes_before;
+            let total: u64 = ecr_calls.values().sum();
+            let row = ScaleRow {
+                repositories: n,
+                namespaces,
+                all_ready_seconds: all_ready.as_secs_f64(),
+                ecr_calls_per_repository: total as f64 / n as f64,
+                ecr_calls,
+                kubernetes_writes,
+                kubernetes_writes_per_repository: kubernetes_writes as f64 / n as f64,
+                cpu_seconds,
+                peak_rss_mib,
+            };
+            eprintln!("bench: scale {}", json_text(&row));
+            rows.push(row);
+            self.stop_operator();
+        }
+        Ok(rows)
+    }
+}
+
+/// The kernel's clock ticks per second (`getconf CLK_TCK`), the unit of `/proc/<pid>/stat`'s
+/// CPU times.
+fn clock_ticks() -> Res<f64> {
+    let out = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .map_err(err)?;
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .map_err(|e| format!("getconf CLK_TCK: {e}"))
+}
+
+/// The operator's user + system CPU seconds so far (`/proc/<pid>/stat`, fields 14 and 15).
+fn cpu_seconds(op: &Operator, ticks: f64) -> Res<f64> {
+    let pid = op.pid().ok_or("no operator pid")?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(err)?;
+    // The command name (field 2) may hold spaces; the fields after its `)` are fixed.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |n: usize| -> Res<f64> {
+        fields
+            .get(n - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .ok_or_else(|| format!("/proc/{pid}/stat: no field {n}"))
+    };
+    Ok((field(14)? + field(15)?) / ticks)
+}
+
+fn scale_sizes() -> Res<Vec<usize>> {
+    match std::env::var("BENCH_SCALE") {
+        Ok(v) => v
+            .split(',')
+            .map(|n| n.trim().parse().ok().filter(|n| *n > 0))
+            .collect::<Option<Vec<usize>>>()
+            .filter(|sizes| sizes.is_sorted())
+            .ok_or_else(|| format!("BENCH_SCALE: {v:?} is not increasing positive numbers, comma-separated")),
+        Err(_) => Ok(SCALE_SIZES.to_vec()),
+    }
+}
+
 /// p50, p95 and max of `millis` (nearest rank); NaN when empty.
 fn percentiles(mut millis: Vec<f64>) -> (f64, f64, f64) {
     if millis.is_empty() {
@@ -899,6 +1103,7 @@ async fn run() -> Res<()> {
         .ok_or("ECR_OPERATOR_BIN is not set (run `cargo xtask bench`)")?;
     let scenarios = selected_scenarios()?;
     let resync_n = resync_repositories()?;
+    let sizes = scale_sizes()?;
     let runs = |name: &str| scenarios.contains(&name);
     let started = Instant::now();
     let mut bench = Bench::start(bin.into()).await?;
@@ -933,6 +1138,12 @@ async fn run() -> Res<()> {
         eprintln!("bench: latency {}", json_text(&l));
         latency = Some(l);
     }
+    let mut paced_latency = None;
+    if runs("paced-latency") {
+        let l = bench.paced_latency().await?;
+        eprintln!("bench: paced latency {}", json_text(&l));
+        paced_latency = Some(l);
+    }
     let mut lifecycle_policy = None;
     if runs("lifecycle-policy") {
         let lp = bench.lifecycle_policy().await?;
@@ -945,6 +1156,11 @@ async fn run() -> Res<()> {
         eprintln!("bench: resync latency {}", json_text(&r));
         resync_latency = Some(r);
     }
+    let scale = if runs("scale") {
+        bench.scale(&sizes).await?
+    } else {
+        Vec::new()
+    };
 
     let report = BenchReport {
         date: timestamp(),
@@ -966,6 +1182,8 @@ async fn run() -> Res<()> {
         latency,
         lifecycle_policy,
         resync_latency,
+        paced_latency,
+        scale,
         total_seconds: started.elapsed().as_secs_f64(),
     };
     write_results(&report)?;
@@ -1187,6 +1405,41 @@ impl std::fmt::Display for BenchReport {
                 "set-up (not measured further)",
                 format!("{:.0} s", r.setup_seconds),
             )?;
+        }
+        if let Some(l) = &self.paced_latency {
+            row(
+                &format!(
+                    "paced latency ({} Repositories, each applied once the previous is Ready)",
+                    l.repositories
+                ),
+                "apply -> Ready p50 / p95 / max",
+                format!("{:.0} / {:.0} / {:.0} ms", l.p50_ms, l.p95_ms, l.max_ms),
+            )?;
+        }
+        if !self.scale.is_empty() {
+            writeln!(
+                out,
+                "\nCost table: per size, a fresh operator with its defaults but `--ecr-rate-limit 1000 --ecr-burst 1000` (so moto and the operator are measured, not the ECR budget) converges that many new Repositories, one per namespace, with as many namespaces in the cluster; CPU time and peak RSS are the operator's from its start until 10 s after the last was Ready.\n"
+            )?;
+            writeln!(
+                out,
+                "| Repositories | namespaces | all Ready after | ECR calls (per Repository) | Kubernetes writes (per Repository) | CPU | peak RSS |\n| --- | --- | --- | --- | --- | --- | --- |"
+            )?;
+            for r in &self.scale {
+                writeln!(
+                    out,
+                    "| {} | {} | {:.1} s | {} ({:.2}) | {} ({:.2}) | {:.1} s | {:.1} MiB |",
+                    r.repositories,
+                    r.namespaces,
+                    r.all_ready_seconds,
+                    calls_text(&r.ecr_calls),
+                    r.ecr_calls_per_repository,
+                    r.kubernetes_writes,
+                    r.kubernetes_writes_per_repository,
+                    r.cpu_seconds,
+                    r.peak_rss_mib
+                )?;
+            }
         }
         write!(out, "\nTotal bench time: {:.0} s.\n", self.total_seconds)
     }
