@@ -136,6 +136,13 @@ impl<B: RegistryBackend> Context<B> {
         self.drift.schedule(registry, key, base, calls, gap)
     }
 
+    /// Counts the drift checks of an object in its Registry's budget without scheduling it
+    /// (the whole store, before the first reconcile of a controller with drift checks).
+    pub fn drift_expect(&self, spec_interval: Option<&Interval>, registry: &str, key: &str, calls: u32) {
+        let base = spec_interval.map_or(self.tunables.default_interval, Interval::duration);
+        self.drift.expect(registry, key, base, calls);
+    }
+
     /// Whether this process reconciles the object for the first time (and records that it has).
     pub fn first_sight(&self, controller: &'static str, key: &str) -> bool {
         self.seen

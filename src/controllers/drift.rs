@@ -71,6 +71,12 @@ impl DriftBudget {
         next_slot(now, stretched, crate::jitter::unit_fraction(key), min_gap)
     }
 
+    /// Records that object `key` on `registry` is checked every `interval` at `calls` ECR calls a
+    /// check, without scheduling it.
+    pub fn expect(&self, registry: &str, key: &str, interval: Duration, calls: u32) {
+        self.register(registry, key, interval, calls);
+    }
+
     /// The interval objects on the default interval get on `registry` now.
     pub fn effective_interval(&self, registry: &str) -> Duration {
         let map = self.registries.lock().unwrap_or_else(PoisonError::into_inner);
@@ -177,6 +183,27 @@ mod tests {
         // A check costing two calls counts twice, and the delay is within the stretched interval.
         let delay = budget.schedule("c", "x", ten_minutes, 2, Duration::ZERO);
         assert!(delay < ten_minutes, "{delay:?}");
+    }
+
+    #[test]
+    fn objects_counted_before_the_first_reconcile_stretch_the_first_slots() {
+        let budget = DriftBudget::new(20, 0.5, Duration::from_secs(600), Arc::new(Metrics::default()));
+        let ten_minutes = Duration::from_secs(600);
+        for i in 0..12_000 {
+            budget.expect("a", &format!("uid-{i}"), ten_minutes, 1);
+        }
+        assert_eq!(budget.effective_interval("a"), Duration::from_secs(1200));
+        // The first object scheduled (already counted) is not counted twice, and its slot may lie
+        // anywhere in the stretched 20 minutes.
+        let delays: Vec<Duration> = (0..200)
+            .map(|i| budget.schedule("a", &format!("uid-{i}"), ten_minutes, 1, Duration::ZERO))
+            .collect();
+        assert_eq!(budget.effective_interval("a"), Duration::from_secs(1200));
+        assert!(delays.iter().all(|d| *d < Duration::from_secs(1200)));
+        assert!(
+            delays.iter().any(|d| *d > ten_minutes),
+            "some slots lie beyond the unstretched interval"
+        );
     }
 
     #[test]

@@ -23,10 +23,30 @@ pub async fn run<R: Reconciler, B: RegistryBackend>(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let concurrency = ctx.tunables.concurrency;
+    // kube holds the first reconcile until the store has listed, so the first reconcile sees
+    // every object: the drift budget learns each Registry's whole count then, and even the
+    // first resumed slots after a restart use the interval the count stretches to.
+    let store = controller.store();
+    let primed = std::sync::Once::new();
+    let reconcile = move |obj, ctx: Arc<Context<B>>| {
+        primed.call_once(|| {
+            for obj in store.state() {
+                if let Some(drift) = R::drift(&obj) {
+                    ctx.drift_expect(
+                        drift.interval.as_ref(),
+                        &drift.registry,
+                        &object_key(obj.as_ref()),
+                        drift.calls,
+                    );
+                }
+            }
+        });
+        reconcile::<R, B>(obj, ctx)
+    };
     controller
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile::<R, B>, error_policy::<R, B>, ctx)
+        .run(reconcile, error_policy::<R, B>, ctx)
         .for_each(|r| report(R::CONTROLLER, r))
         .await;
 }
