@@ -79,6 +79,12 @@ pub enum Error {
     /// served, and each gets the Secret when it is created (the operator watches Namespaces).
     #[error("{0}")]
     NamespaceNotFound(String),
+    /// An Argo CD format's Secret was written in a namespace where Argo CD does not run (no
+    /// ServiceAccount labelled `app.kubernetes.io/part-of=argocd`): Argo CD reads repository
+    /// Secrets only in its own namespace. Reported, not retried on a timer: the ServiceAccount
+    /// watch re-queues the object when Argo CD is installed there.
+    #[error("{0}")]
+    ArgoCdNotFound(String),
     /// Repositories a LifecyclePolicy names in `spec.repositories` do not exist in its namespace:
     /// the others get the policy, and each gets it once it exists and is Ready. Not to be
     /// confused with `RepositoryNotFound`, an ECR repository missing under `ObserveOnly`.
@@ -141,6 +147,7 @@ impl Error {
             | Error::DependencyNotReady { .. }
             | Error::ServiceAccountNotFound(_)
             | Error::NamespaceNotFound(_)
+            | Error::ArgoCdNotFound(_)
             | Error::NamedRepositoryNotFound(_)
             | Error::NoRepositorySelected(_)
             | Error::InUse(_) => ErrorClass::Waiting,
@@ -184,6 +191,7 @@ impl Error {
             Error::SecretExists(_) => "SecretExists",
             Error::ServiceAccountNotFound(_) => "ServiceAccountNotFound",
             Error::NamespaceNotFound(_) => "NamespaceNotFound",
+            Error::ArgoCdNotFound(_) => "ArgoCdNotFound",
             Error::NamedRepositoryNotFound(_) => "NamedRepositoryNotFound",
             Error::NoRepositorySelected(_) => "NoRepositorySelected",
             Error::LimitExceeded(_) => "LimitExceeded",
@@ -424,6 +432,11 @@ mod tests {
                 Error::NamespaceNotFound("x".into()),
                 ErrorClass::Waiting,
                 "NamespaceNotFound",
+            ),
+            (
+                Error::ArgoCdNotFound("x".into()),
+                ErrorClass::Waiting,
+                "ArgoCdNotFound",
             ),
             (
                 Error::NamedRepositoryNotFound("x".into()),

@@ -285,6 +285,7 @@ fn every_example_parses_into_the_rust_types() {
     let mut kinds = BTreeSet::new();
     let mut files = yaml_files(&root().join("examples"));
     files.extend(yaml_files(&root().join("examples/quickstart")));
+    files.extend(yaml_files(&root().join("examples/argocd")));
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
         for value in ecr_operator_testenv::yaml_documents(&text).unwrap() {

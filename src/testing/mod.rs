@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api_reads;
+mod argocd;
 mod lifecycle_policy;
 mod pull_secret;
 mod registry;

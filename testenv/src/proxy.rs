@@ -25,6 +25,10 @@ pub struct FaultPlan {
     pub drop_percent: u64,
     /// Delay every forwarded call.
     pub delay: Duration,
+    /// Make every `GetAuthorizationToken` answer a new password (moto's is the same every
+    /// time): the proxy appends `-<call number>` to each password moto returns, so a refresh
+    /// changes what the Secrets hold, as it does with ECR.
+    pub rotate_tokens: bool,
 }
 
 /// A fault the proxy injected.
@@ -168,6 +172,7 @@ async fn handle(
         .or_else(|| form_action(&body))
         .unwrap_or_else(|| "unknown".to_owned());
     let n = state.counter.fetch_add(1, Ordering::Relaxed);
+    let is_token = operation == "GetAuthorizationToken";
     let plan = state.plan.lock().map(|p| p.clone()).unwrap_or_default();
     // A fixed scramble of the call number: deterministic, but spread over the calls.
     let roll = (n.wrapping_mul(2_654_435_761) >> 8) % 100;
@@ -217,7 +222,32 @@ async fn handle(
     }
     let forward = forward.body(Full::new(body)).map_err(std::io::Error::other)?;
     let resp = client.request(forward).await.map_err(std::io::Error::other)?;
-    let (parts, body) = resp.into_parts();
-    let body = body.collect().await.map_err(std::io::Error::other)?.to_bytes();
+    let (mut parts, body) = resp.into_parts();
+    let mut body = body.collect().await.map_err(std::io::Error::other)?.to_bytes();
+    if plan.rotate_tokens && parts.status.is_success() && is_token {
+        body = rotated(&body, n);
+        parts.headers.remove(hyper::header::CONTENT_LENGTH);
+    }
     Ok(Response::from_parts(parts, Full::new(body)))
+}
+
+/// moto's `GetAuthorizationToken` answer with `-<n>` appended to every password.
+fn rotated(body: &Bytes, n: u64) -> Bytes {
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return body.clone();
+    };
+    if let Some(items) = json["authorizationData"].as_array_mut() {
+        for item in items {
+            let decoded = item["authorizationToken"]
+                .as_str()
+                .and_then(|t| engine.decode(t).ok())
+                .and_then(|raw| String::from_utf8(raw).ok());
+            if let Some(login) = decoded {
+                item["authorizationToken"] = serde_json::Value::String(engine.encode(format!("{login}-{n}")));
+            }
+        }
+    }
+    Bytes::from(json.to_string())
 }

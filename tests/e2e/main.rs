@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admission;
+mod argocd;
 mod chart;
 mod cluster;
 mod conformance;

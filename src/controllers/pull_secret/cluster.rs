@@ -17,13 +17,14 @@ use kube::runtime::{WatchStreamExt, watcher};
 
 use super::credentials::credentials;
 use super::secret::{apply_secret, desired_secret};
-use super::service_accounts::sync_service_accounts;
+use super::service_accounts::{argocd_runs_in, sync_service_accounts};
 use super::{CLUSTER_PULL_SECRET_LABEL, counted, managed_secrets_selector, owner_reference, stored_owner};
 use crate::api::v1alpha1::{ClusterPullSecret, ClusterPullSecretStatus};
 use crate::backend::RegistryBackend;
 use crate::controllers::context::{Context, object_key};
 use crate::controllers::driver::{self, Note, Reconciler};
 use crate::controllers::triggers;
+use crate::decide::pull_secret::format::{argocd_not_found, is_argocd_account, secret_body};
 use crate::error::{Error, Result};
 use crate::secrets::schedule;
 
@@ -66,10 +67,14 @@ pub async fn controller<B: RegistryBackend>(
         })
         .watches(Api::<ServiceAccount>::all(ctx.client.clone()), watcher::Config::default(), move |sa| {
             let name = sa.name_any();
+            let argocd = is_argocd_account(sa.labels());
             sa_store
                 .state()
                 .into_iter()
-                .filter(|c| c.spec.service_accounts.iter().any(|s| s == "*" || *s == name))
+                .filter(|c| {
+                    (argocd && c.spec.format.is_argocd())
+                        || c.spec.service_accounts.iter().any(|s| s == "*" || *s == name)
+                })
                 .map(|c| ObjectRef::from_obj(c.as_ref()))
                 .collect::<Vec<_>>()
         });
@@ -117,9 +122,9 @@ fn namespace_triggers(
 /// sends 1,000 requests at once. At most `--concurrency` ClusterPullSecrets reconcile at once.
 pub const NAMESPACE_WRITES: usize = 8;
 
-/// What serving one namespace did: whether its Secret was written, and the named
-/// ServiceAccounts missing there.
-type NamespaceServed = (bool, Vec<String>);
+/// What serving one namespace did: whether its Secret was written, the named ServiceAccounts
+/// missing there, and (Argo CD formats) whether Argo CD does not run there.
+type NamespaceServed = (bool, Vec<String>, bool);
 
 /// Namespaces holding a Secret of this ClusterPullSecret (from the label-selected cache).
 fn namespaces_with_our_secrets<B: RegistryBackend>(
@@ -208,9 +213,15 @@ async fn fan_out<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) 
     // Before any ECR call, and whether or not a namespace would reach the selector.
     let selector = namespace_selector(cps.spec.namespace_selector.as_ref())?;
     let credentials = credentials(ctx, &cps.spec.registries, cps.spec.refresh_fraction).await?;
+    let secret_name = secret_name(cps);
+    let body = secret_body(
+        cps.spec.format,
+        cps.spec.argocd.as_ref(),
+        &secret_name,
+        &credentials.logins,
+    )?;
     let owner = owner_reference(cps).ok_or(Error::MissingMetadata("uid"))?;
     let uid = owner.uid.clone();
-    let secret_name = secret_name(cps);
     // The namespace store, fed by the watch that re-queues this reconcile on a namespace change
     // (see `namespace_triggers`): a namespace just created is in it before its trigger arrives.
     // Never read before its first list: an empty store would remove every Secret below.
@@ -241,17 +252,21 @@ async fn fan_out<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) 
                 &secret_name,
                 owner.clone(),
                 (CLUSTER_PULL_SECRET_LABEL, &owner_label),
-                &credentials.dockerconfigjson,
+                &body,
             );
             let (uid, secret_name) = (&uid, &secret_name);
             async move {
                 let result = async {
                     let w =
                         apply_secret(ctx, ClusterPullSecretController::FIELD_MANAGER, &secret, uid).await?;
+                    // An Argo CD Secret goes to no ServiceAccount; it is read where Argo CD runs.
+                    if cps.spec.format.is_argocd() {
+                        return Ok::<_, Error>((w, Vec::new(), !argocd_runs_in(ctx, &ns).await?));
+                    }
                     let missing =
                         sync_service_accounts(ctx, &ns, &cps.spec.service_accounts, secret_name, true)
                             .await?;
-                    Ok::<_, Error>((w, missing))
+                    Ok((w, missing, false))
                 }
                 .await;
                 (ns, result)
@@ -261,13 +276,16 @@ async fn fan_out<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) 
         .collect()
         .await;
     results.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut missing_accounts = Vec::new();
+    let (mut missing_accounts, mut without_argocd) = (Vec::new(), Vec::new());
     let (mut served, mut failed, mut written) = (BTreeSet::new(), Vec::new(), 0);
     for (ns, result) in results {
         match result {
-            Ok((w, missing)) => {
+            Ok((w, missing, no_argocd)) => {
                 written += usize::from(w);
                 served.insert(ns.clone());
+                if no_argocd {
+                    without_argocd.push(ns.clone());
+                }
                 if !missing.is_empty() {
                     missing_accounts.push((ns, missing));
                 }
@@ -297,6 +315,7 @@ async fn fan_out<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) 
         failed,
         written,
         removed,
-        missing: not_found(&missing_namespaces, &missing_accounts),
+        missing: not_found(&missing_namespaces, &missing_accounts)
+            .or_else(|| argocd_not_found(&without_argocd)),
     })
 }

@@ -8,10 +8,10 @@ use crate::backend::RegistryBackend;
 use crate::controllers::context::Context;
 pub use crate::decide::pull_secret::PullCredentials;
 use crate::error::{Error, Result};
-use crate::secrets::{dockerconfig, schedule};
+use crate::secrets::schedule;
 
-/// Tokens for `registries` (one per region and identity, from the cache) rendered into one
-/// dockerconfigjson with one `auths` entry per registry host.
+/// Tokens for `registries` (one per region and identity, from the cache), by registry host; the
+/// Secret's format renders them ([`crate::decide::pull_secret::format::secret_body`]).
 pub async fn credentials<B: RegistryBackend>(
     ctx: &Context<B>,
     registries: &[String],
@@ -43,9 +43,8 @@ pub async fn credentials<B: RegistryBackend>(
         let next = schedule::refresh_at(token.fetched_at, token.expires_at, fraction, &target.key());
         refresh_at = Some(refresh_at.map_or(next, |r| r.min(next)));
     }
-    let dockerconfigjson = dockerconfig::render(&logins).map_err(|e| Error::InvalidToken(e.to_string()))?;
     Ok(PullCredentials {
-        dockerconfigjson,
+        logins,
         registries: listed,
         expires_at: expires_at.unwrap_or(now),
         refreshed_at: refreshed_at.unwrap_or(now),

@@ -94,7 +94,7 @@ mod tests {
         let now = Time(k8s_openapi::jiff::Timestamp::from_second(1_000).unwrap());
         let served = |missing: &[&str]| Served {
             credentials: PullCredentials {
-                dockerconfigjson: secrecy::SecretString::from("{}"),
+                logins: Default::default(),
                 registries: vec![crate::api::v1alpha1::PullSecretRegistry {
                     name: "default".into(),
                     host: Some("h".into()),

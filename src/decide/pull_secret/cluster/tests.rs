@@ -181,7 +181,7 @@ fn status_table_in_sync_missing_and_failed() {
     let now = Time(k8s_openapi::jiff::Timestamp::from_second(1_000).unwrap());
     let fanned = |failed: Vec<(String, Error)>, missing: Option<Error>| Fanned {
         credentials: PullCredentials {
-            dockerconfigjson: secrecy::SecretString::from("{}"),
+            logins: Default::default(),
             registries: vec![],
             expires_at: SystemTime::UNIX_EPOCH,
             refreshed_at: SystemTime::UNIX_EPOCH,
