@@ -272,10 +272,20 @@ async fn argocd_repository_secret_is_what_argocd_reads_and_a_refresh_rewrites_on
     assert!(owns("ecr-operator/pull-secret", "f:password"), "{managers:?}");
     let status = api.get("ecr-charts").await.unwrap().status.unwrap();
     assert!(status.last_refresh_time > ready.status.unwrap().last_refresh_time);
-    assert!(
-        !serde_json::to_string(&status).unwrap().contains(MOTO_PASSWORD),
-        "no password in the status"
-    );
+    // No password, old or new, in the status, the operator's log or the namespace's events.
+    let events = serde_json::to_string(
+        &Api::<k8s_openapi::api::events::v1::Event>::namespaced(env.client.clone(), &ns)
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items,
+    )
+    .unwrap();
+    assert!(events.contains("TokenRefreshed"), "events were published");
+    let (status, log) = (serde_json::to_string(&status).unwrap(), env.logs());
+    for place in [&status, &log, &events] {
+        assert!(!place.contains(MOTO_PASSWORD), "a password leaked");
+    }
 
     // A credential template for OCI (Argo CD 3.1+) from a ClusterPullSecret, in a namespace with
     // Argo CD and one without: written in both, and the one without is named.
