@@ -182,6 +182,7 @@ pub async fn run<B: RegistryBackend>(
         readiness: readiness.clone(),
         quarantine: quarantine::Quarantine::default(),
         static_keys: crate::cache::static_keys::KeyCache::default(),
+        sessions: crate::cache::sessions::Sessions::default(),
     });
     let mut caches = vec![("Registry", registries.wait_until_ready().boxed())];
     if secret_reflector.is_some() {

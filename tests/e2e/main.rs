@@ -25,5 +25,6 @@ mod replication;
 mod runtime;
 mod sharding;
 mod support;
+mod tenant_identity;
 mod triggers;
 mod workload_identity;

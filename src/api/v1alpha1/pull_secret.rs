@@ -84,6 +84,15 @@ pub struct PullSecretSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Interval>,
 
+    /// Mint the tokens as a ServiceAccount of this namespace instead of as the operator: the
+    /// operator requests a short-lived token for it (audience `sts.amazonaws.com`), exchanges it
+    /// with STS `AssumeRoleWithWebIdentity` for its IAM role, and gets the ECR token with those
+    /// credentials, so the Secret can pull only what that role may. The role's trust policy must
+    /// allow `system:serviceaccount:<namespace>:<name>` (docs/security.md). Defaults to none (the
+    /// Registry's identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<TenantIdentity>,
+
     /// What the Secret is: `dockerconfigjson` (the default: a `kubernetes.io/dockerconfigjson`
     /// image pull secret), `argocd-repository` (an Argo CD repository Secret for one registry,
     /// or one chart path of it with `argocd.path`) or `argocd-repo-creds` (an Argo CD credential
@@ -234,6 +243,27 @@ pub struct NamespaceFilter {
     pub exclude: Option<Vec<String>>,
 }
 
+/// A ServiceAccount whose IAM role mints a pull secret's tokens.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantIdentity {
+    /// Name of the ServiceAccount, in the object's own namespace (another namespace's cannot be
+    /// named). One that does not exist makes the object `Stalled` (`IdentityNotFound`) until it
+    /// is created.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub service_account_name: String,
+
+    /// ARN of the IAM role to assume, such as `arn:aws:iam::111122223333:role/team-a-pull`.
+    /// Defaults to the ServiceAccount's `eks.amazonaws.com/role-arn` annotation (as IRSA reads
+    /// it); with neither, the object is `Stalled` (`InvalidIdentity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$"))]
+    pub role_arn: Option<String>,
+}
+
 /// The kind of Secret a `PullSecret` or `ClusterPullSecret` writes.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SecretFormat {
@@ -334,6 +364,11 @@ pub struct PullSecretStatus {
     /// Name of the Secret written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
+
+    /// The IAM role the tokens were minted with (`spec.identity`); unset when the Registries'
+    /// identity is used. An ARN, never a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
 
     /// When the earliest token in the Secret expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]

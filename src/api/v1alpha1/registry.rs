@@ -97,6 +97,14 @@ pub struct RegistrySpec {
     #[schemars(transform = crate::api::selector::admission_rules)]
     pub allowed_namespaces: Option<LabelSelector>,
 
+    /// Tenants must bring their own identity: a PullSecret using this Registry without
+    /// `spec.identity` (its namespace's ServiceAccount and IAM role) gets no Secret and reports
+    /// `Stalled` with reason `TenantIdentityRequired`, so no namespace pulls with the operator's
+    /// (or this Registry's) identity. Repositories and the other kinds are not affected. Defaults
+    /// to `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_tenant_identity: bool,
+
     /// Rules for the ECR names of Repositories on this registry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository_name_policy: Option<RepositoryNamePolicy>,

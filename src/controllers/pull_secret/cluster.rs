@@ -212,7 +212,7 @@ impl Reconciler for ClusterPullSecretController {
 async fn fan_out<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) -> Result<Fanned> {
     // Before any ECR call, and whether or not a namespace would reach the selector.
     let selector = namespace_selector(cps.spec.namespace_selector.as_ref())?;
-    let credentials = credentials(ctx, &cps.spec.registries, cps.spec.refresh_fraction).await?;
+    let credentials = credentials(ctx, &cps.spec.registries, cps.spec.refresh_fraction, None).await?;
     let secret_name = secret_name(cps);
     let body = secret_body(
         cps.spec.format,

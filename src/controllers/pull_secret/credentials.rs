@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use crate::api::v1alpha1::PullSecretRegistry;
+use super::identity::{check_required, tenant_role, tenant_target};
+use crate::api::v1alpha1::{PullSecretRegistry, TenantIdentity};
 use crate::backend::RegistryBackend;
 use crate::controllers::context::Context;
 pub use crate::decide::pull_secret::PullCredentials;
@@ -12,19 +13,33 @@ use crate::secrets::schedule;
 
 /// Tokens for `registries` (one per region and identity, from the cache), by registry host; the
 /// Secret's format renders them ([`crate::decide::pull_secret::format::secret_body`]).
+///
+/// With `identity` (the object's namespace and `spec.identity`), every token is minted as that
+/// ServiceAccount's IAM role; without, a Registry with `requireTenantIdentity` refuses.
 pub async fn credentials<B: RegistryBackend>(
     ctx: &Context<B>,
     registries: &[String],
     fraction: f64,
+    identity: Option<(&str, &TenantIdentity)>,
 ) -> Result<PullCredentials> {
     let now = SystemTime::now();
+    for name in registries {
+        check_required(ctx.ready_registry(name)?.as_ref(), identity.is_some())?;
+    }
+    let role = match identity {
+        Some((namespace, identity)) => Some(tenant_role(ctx, namespace, identity).await?),
+        None => None,
+    };
     let mut logins = BTreeMap::new();
     let mut listed = Vec::new();
     let (mut expires_at, mut refreshed_at, mut refresh_at) =
         (None::<SystemTime>, None::<SystemTime>, None::<SystemTime>);
     for name in registries {
         let registry = ctx.ready_registry(name)?;
-        let target = ctx.target(&registry).await?;
+        let mut target = ctx.target(&registry).await?;
+        if let (Some((namespace, identity)), Some(role)) = (identity, &role) {
+            target = tenant_target(ctx, namespace, identity, role, target).await?;
+        }
         let token = ctx
             .cache
             .token(&target, fraction, now)
@@ -45,6 +60,7 @@ pub async fn credentials<B: RegistryBackend>(
     }
     Ok(PullCredentials {
         logins,
+        role_arn: role,
         registries: listed,
         expires_at: expires_at.unwrap_or(now),
         refreshed_at: refreshed_at.unwrap_or(now),

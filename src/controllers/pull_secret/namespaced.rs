@@ -51,7 +51,8 @@ pub async fn controller<B: RegistryBackend>(
         })
         // A ServiceAccount created later gets the entry too (and one reported missing is
         // re-checked the moment it appears); one deleted is reported missing. Argo CD's own
-        // ServiceAccounts re-queue the Argo CD formats (installed or removed there).
+        // ServiceAccounts re-queue the Argo CD formats (installed or removed there), and an
+        // identity's ServiceAccount its PullSecret (created, or its role annotation changed).
         .watches(Api::<ServiceAccount>::all(ctx.client.clone()), watcher::Config::default(), move |sa| {
             let ns = sa.namespace().unwrap_or_default();
             let name = sa.name_any();
@@ -63,6 +64,7 @@ pub async fn controller<B: RegistryBackend>(
                 .filter(|p| {
                     (argocd && p.spec.format.is_argocd())
                         || p.spec.service_accounts.iter().any(|s| s == "*" || *s == name)
+                        || p.spec.identity.as_ref().is_some_and(|i| i.service_account_name == name)
                 })
                 .map(|p| ObjectRef::from_obj(p.as_ref()))
                 .collect::<Vec<_>>()
@@ -145,7 +147,8 @@ async fn serve<B: RegistryBackend>(ps: &PullSecret, ctx: &Context<B>) -> Result<
         }
         check_tenancy(&registry, &ns, labels.as_ref().unwrap_or(&BTreeMap::new()), None)?;
     }
-    let credentials = credentials(ctx, &ps.spec.registries, ps.spec.refresh_fraction).await?;
+    let identity = ps.spec.identity.as_ref().map(|i| (ns.as_str(), i));
+    let credentials = credentials(ctx, &ps.spec.registries, ps.spec.refresh_fraction, identity).await?;
     let body = secret_body(
         ps.spec.format,
         ps.spec.argocd.as_ref(),

@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod format;
+pub mod identity;
 pub mod namespaced;
 pub mod secret;
 pub mod service_accounts;
@@ -80,6 +81,8 @@ pub struct PullCredentials {
     /// Registry host → its ECR token (base64 of `AWS:<password>`), rendered into the Secret by
     /// [`format::secret_body`].
     pub logins: BTreeMap<String, SecretString>,
+    /// The IAM role the tokens were minted with (`spec.identity`), else `None`.
+    pub role_arn: Option<String>,
     pub registries: Vec<PullSecretRegistry>,
     pub expires_at: SystemTime,
     pub refreshed_at: SystemTime,

@@ -55,6 +55,7 @@ pub fn next_status(ps: &PullSecret, outcome: &Result<Served>, now: &Time) -> Pul
             status.expires_at = time(s.credentials.expires_at);
             status.last_refresh_time = time(s.credentials.refreshed_at);
             status.registries = s.credentials.registries.clone();
+            status.role_arn = s.credentials.role_arn.clone();
             let holds = format!(
                 "Secret {} holds credentials for {}",
                 secret_name(ps),
@@ -95,6 +96,7 @@ mod tests {
         let served = |missing: &[&str]| Served {
             credentials: PullCredentials {
                 logins: Default::default(),
+                role_arn: None,
                 registries: vec![crate::api::v1alpha1::PullSecretRegistry {
                     name: "default".into(),
                     host: Some("h".into()),

@@ -182,6 +182,7 @@ fn status_table_in_sync_missing_and_failed() {
     let fanned = |failed: Vec<(String, Error)>, missing: Option<Error>| Fanned {
         credentials: PullCredentials {
             logins: Default::default(),
+            role_arn: None,
             registries: vec![],
             expires_at: SystemTime::UNIX_EPOCH,
             refreshed_at: SystemTime::UNIX_EPOCH,

@@ -1,0 +1,166 @@
+//! PullSecrets with `spec.identity` against the mock API server and the in-memory backend: the
+//! ServiceAccount read, the TokenRequest (audience, expiry), one STS exchange per ServiceAccount
+//! and session, and the status naming the role; what is refused, and the Registry that requires
+//! an identity.
+
+use serde_json::{Value, json};
+
+use super::{Harness, Routes, class, condition, ready_registry, with_status};
+use crate::api::FINALIZER;
+use crate::api::v1alpha1::{PullSecret, Registry};
+use crate::controllers::pull_secret::PullSecretController;
+use crate::error::ErrorClass;
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/team-a-pull";
+
+fn pull_secret(ns: &str, identity: Value) -> PullSecret {
+    serde_json::from_value(json!({
+        "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "PullSecret",
+        "metadata": {"name": "ecr", "namespace": ns, "uid": format!("uid-{ns}"), "generation": 1, "finalizers": [FINALIZER]},
+        "spec": {"registries": ["default"], "identity": identity},
+    }))
+    .unwrap()
+}
+
+fn service_account(ns: &str, name: &str, role: Option<&str>) -> (String, Value) {
+    let annotations = role.map_or(json!({}), |r| json!({"eks.amazonaws.com/role-arn": r}));
+    (
+        format!("/api/v1/namespaces/{ns}/serviceaccounts/{name}"),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": name, "namespace": ns, "annotations": annotations}}),
+    )
+}
+
+fn harness(accounts: &[(String, Value)], registries: &[Registry]) -> Harness {
+    let mut routes = Routes::default();
+    routes.objects.extend(accounts.iter().cloned());
+    Harness::new(routes, registries)
+}
+
+/// The first reconcile reads the ServiceAccount, requests a token for it with audience
+/// `sts.amazonaws.com` and a 600 s expiry, exchanges it with STS as a session naming the tenant,
+/// gets the ECR token with those credentials and shows the role in the status. In sync, the next
+/// reconcile makes no TokenRequest and no STS call; a second namespace with the same role makes
+/// its own exchange but shares the ECR token; another role gets its own.
+#[tokio::test]
+async fn a_tenant_identity_is_exchanged_once_per_service_account_and_tokens_are_shared_per_role() {
+    let mut h = harness(
+        &[
+            service_account("team-a", "puller", Some(ROLE)),
+            service_account("team-b", "puller", Some(ROLE)),
+            service_account("team-c", "puller", None),
+        ],
+        &[ready_registry("default")],
+    );
+    let ps = pull_secret("team-a", json!({"serviceAccountName": "puller"}));
+    h.reconcile::<PullSecretController>(&ps).await.unwrap();
+    let requests = h.take_requests();
+    let tokens: Vec<_> = requests.iter().filter(|r| r.path.ends_with("/token")).collect();
+    assert_eq!(tokens.len(), 1, "{requests:?}");
+    assert_eq!(tokens[0].method, "POST");
+    assert_eq!(
+        tokens[0].path,
+        "/api/v1/namespaces/team-a/serviceaccounts/puller/token"
+    );
+    assert_eq!(tokens[0].body["spec"]["audiences"], json!(["sts.amazonaws.com"]));
+    assert_eq!(tokens[0].body["spec"]["expirationSeconds"], 600);
+    assert_eq!(
+        h.backend.calls(),
+        ["AssumeRoleWithWebIdentity", "GetAuthorizationToken"]
+    );
+    let status = Harness::status_writes(&requests)[0].clone();
+    assert_eq!(
+        condition(&status, "Ready"),
+        Some(("True".into(), "Succeeded".into()))
+    );
+    assert_eq!(status["roleArn"], ROLE);
+    let text = status.to_string();
+    assert!(!text.contains("mock-jwt") && !text.contains("fake-secret") && !text.contains("fake-session"));
+
+    // In sync: the session and the token serve it.
+    let secret = requests
+        .iter()
+        .find(|r| r.method == "PATCH" && r.path.ends_with("/secrets/ecr"))
+        .unwrap();
+    h.cache_secret(serde_json::from_value(secret.body.clone()).unwrap());
+    h.reconcile::<PullSecretController>(&with_status(&ps, &status))
+        .await
+        .unwrap();
+    let requests = h.take_requests();
+    assert!(requests.iter().all(|r| !r.is_write()), "{requests:?}");
+    assert_eq!(h.backend.calls().len(), 2);
+
+    // Another namespace, same role: its own exchange (its ServiceAccount must be trusted too),
+    // the same ECR token.
+    h.reconcile::<PullSecretController>(&pull_secret("team-b", json!({"serviceAccountName": "puller"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.backend.calls()[2..],
+        ["AssumeRoleWithWebIdentity"],
+        "no second GetAuthorizationToken for the same role"
+    );
+    // Another role (from the spec): its own token.
+    let other = "arn:aws:iam::123456789012:role/team-c-pull";
+    h.reconcile::<PullSecretController>(&pull_secret(
+        "team-c",
+        json!({"serviceAccountName": "puller", "roleArn": other}),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        h.backend.calls()[3..],
+        ["AssumeRoleWithWebIdentity", "GetAuthorizationToken"]
+    );
+}
+
+/// A ServiceAccount that does not exist, one without a role, and a Registry that requires an
+/// identity: each Stalled with its reason, before any TokenRequest or AWS call.
+#[tokio::test]
+async fn what_cannot_be_assumed_stalls_before_any_token() {
+    let tenants_only: Registry = {
+        let mut r = ready_registry("default");
+        r.spec.require_tenant_identity = true;
+        r
+    };
+    let cases: Vec<(PullSecret, Vec<Registry>, &str)> = vec![
+        (
+            pull_secret("team-a", json!({"serviceAccountName": "nobody"})),
+            vec![ready_registry("default")],
+            "IdentityNotFound",
+        ),
+        (
+            pull_secret("team-a", json!({"serviceAccountName": "no-role"})),
+            vec![ready_registry("default")],
+            "InvalidIdentity",
+        ),
+        (
+            serde_json::from_value(json!({
+                "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "PullSecret",
+                "metadata": {"name": "ecr", "namespace": "team-a", "uid": "u", "generation": 1, "finalizers": [FINALIZER]},
+                "spec": {"registries": ["default"]}}))
+            .unwrap(),
+            vec![tenants_only],
+            "TenantIdentityRequired",
+        ),
+    ];
+    for (ps, registries, reason) in cases {
+        let h = harness(&[service_account("team-a", "no-role", None)], &registries);
+        let result = h.reconcile::<PullSecretController>(&ps).await;
+        assert_eq!(class(&result), Some(ErrorClass::Stalled), "{reason}");
+        let requests = h.take_requests();
+        assert!(requests.iter().all(|r| !r.path.ends_with("/token")), "{reason}");
+        assert!(
+            requests
+                .iter()
+                .all(|r| !(r.method == "PATCH" && r.path.contains("/secrets/"))),
+            "{reason}: no Secret"
+        );
+        assert!(h.backend.calls().is_empty(), "{reason}: {:?}", h.backend.calls());
+        let status = Harness::status_writes(&requests)[0].clone();
+        assert_eq!(
+            condition(&status, "Stalled"),
+            Some(("True".into(), reason.into()))
+        );
+    }
+}
