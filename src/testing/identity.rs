@@ -164,3 +164,74 @@ async fn what_cannot_be_assumed_stalls_before_any_token() {
         );
     }
 }
+
+/// A ClusterPullSecret with an identity: each namespace's Secret is minted as that namespace's
+/// ServiceAccount (its own TokenRequest and exchange, the ECR token shared per role); a namespace
+/// without the ServiceAccount fails alone, and the status names the roles.
+#[tokio::test]
+async fn a_cluster_pull_secret_mints_each_namespace_as_its_own_service_account() {
+    use crate::api::v1alpha1::ClusterPullSecret;
+    use crate::controllers::pull_secret::ClusterPullSecretController;
+    let mut routes = Routes::default();
+    routes.lists.insert(
+        "/api/v1/namespaces".into(),
+        ["a", "b", "c"]
+            .iter()
+            .map(|n| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}))
+            .collect(),
+    );
+    routes.objects.extend([
+        service_account("a", "puller", Some(ROLE)),
+        service_account("b", "puller", Some(ROLE)),
+    ]);
+    let h = Harness::new(routes, &[ready_registry("default")]);
+    let cps: ClusterPullSecret = serde_json::from_value(json!({
+        "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "ClusterPullSecret",
+        "metadata": {"name": "ecr-all", "uid": "uid-all", "generation": 1, "finalizers": [FINALIZER]},
+        "spec": {"registries": ["default"], "namespaceSelector": {}, "identity": {"serviceAccountName": "puller"}},
+    }))
+    .unwrap();
+    let result = h.reconcile::<ClusterPullSecretController>(&cps).await;
+    assert_eq!(
+        class(&result),
+        Some(ErrorClass::Stalled),
+        "namespace c has no puller"
+    );
+    let requests = h.take_requests();
+    let tokens: Vec<&str> = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/token"))
+        .map(|r| r.path.as_str())
+        .collect();
+    assert_eq!(
+        tokens,
+        [
+            "/api/v1/namespaces/a/serviceaccounts/puller/token",
+            "/api/v1/namespaces/b/serviceaccounts/puller/token"
+        ]
+    );
+    let mut calls = h.backend.calls();
+    calls.sort_unstable();
+    assert_eq!(
+        calls,
+        [
+            "AssumeRoleWithWebIdentity",
+            "AssumeRoleWithWebIdentity",
+            "GetAuthorizationToken"
+        ]
+    );
+    let written: Vec<&str> = requests
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.contains("/secrets/"))
+        .map(|r| r.path.as_str())
+        .collect();
+    assert_eq!(written.len(), 2, "{written:?}");
+    assert!(written.iter().all(|p| !p.contains("/namespaces/c/")));
+    let status = Harness::status_writes(&requests)[0].clone();
+    assert_eq!(status["roleArns"], json!([ROLE]));
+    assert_eq!(status["failedNamespaces"], json!(["c"]));
+    assert_eq!(
+        condition(&status, "Stalled"),
+        Some(("True".into(), "IdentityNotFound".into()))
+    );
+}

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use ecr_operator::api::v1alpha1::PullSecret;
+use ecr_operator::api::v1alpha1::{ClusterPullSecret, PullSecret};
 use ecr_operator_testenv::{AwsIdentity, FaultProxy, Moto};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
@@ -154,6 +154,32 @@ async fn tenant_identities_assume_each_namespaces_role_and_share_ecr_tokens_per_
         .unwrap();
     wait(&env, first, "with", "Ready", None).await;
     assert_eq!(env.proxy.forwarded("GetAuthorizationToken"), 2);
+
+    // A ClusterPullSecret with the same identity in two of the namespaces: each namespace's
+    // Secret as its own ServiceAccount; the sessions and tokens held serve them (no new call).
+    let (a, c) = (&namespaces[0].0, &namespaces[2].0);
+    let cps_name = format!("{a}-tenants");
+    let cps = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "ClusterPullSecret", "metadata": {"name": cps_name},
+        "spec": {"registries": ["e2e-tenant"], "secretName": "ecr-cluster", "namespaces": {"include": [a, c]},
+            "identity": {"serviceAccountName": "puller"}}});
+    env.apply("", &cps).await.unwrap();
+    let cluster: Api<ClusterPullSecret> = Api::all(env.client.clone());
+    let ready = wait_condition(
+        &cluster,
+        &cps_name,
+        "Ready",
+        "True",
+        None,
+        Duration::from_secs(90),
+        || env.logs(),
+    )
+    .await;
+    let status = ready.status.unwrap();
+    assert_eq!(status.role_arns, [ROLE_A, ROLE_C]);
+    assert_eq!(status.namespace_count, Some(2));
+    assert_eq!(env.proxy.forwarded("GetAuthorizationToken"), 2);
+    assert_eq!(sts.web_identities().len(), 3, "the sessions held are used");
+    cluster.delete(&cps_name, &Default::default()).await.unwrap();
 
     // No web-identity token and no session credential in the log, the events, the statuses or
     // the metrics.

@@ -203,6 +203,14 @@ pub struct ClusterPullSecretSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Interval>,
 
+    /// Mint each namespace's tokens as the ServiceAccount of this name in that namespace, with
+    /// its IAM role (see `PullSecret.spec.identity`): every served namespace proves itself to STS
+    /// with its own ServiceAccount, and a namespace where it does not exist or has no role fails
+    /// (`IdentityNotFound`, `InvalidIdentity`) while the others are served. Defaults to none (the
+    /// Registries' identity, one Secret content for every namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<TenantIdentity>,
+
     /// What each Secret is: `dockerconfigjson` (the default: a `kubernetes.io/dockerconfigjson`
     /// image pull secret), `argocd-repository` (an Argo CD repository Secret for one registry,
     /// or one chart path of it with `argocd.path`) or `argocd-repo-creds` (an Argo CD credential
@@ -248,8 +256,8 @@ pub struct NamespaceFilter {
 #[serde(rename_all = "camelCase")]
 pub struct TenantIdentity {
     /// Name of the ServiceAccount, in the object's own namespace (another namespace's cannot be
-    /// named). One that does not exist makes the object `Stalled` (`IdentityNotFound`) until it
-    /// is created.
+    /// named; for a ClusterPullSecret, in each namespace it serves). One that does not exist
+    /// makes the object `Stalled` (`IdentityNotFound`) until it is created.
     #[schemars(
         length(min = 1, max = 253),
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -403,6 +411,11 @@ pub struct ClusterPullSecretStatus {
     /// Name of the Secret written in each namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
+
+    /// The IAM roles the tokens were minted with (`spec.identity`: each namespace's), sorted, at
+    /// most 20; empty when the Registries' identity is used. ARNs, never a secret.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub role_arns: Vec<String>,
 
     /// Number of namespaces that hold an up-to-date Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
