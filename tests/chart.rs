@@ -310,6 +310,16 @@ fn rendered_rbac_is_least_privilege() {
         .find(|r| r.resources.iter().flatten().any(|x| x == "serviceaccounts/token"))
         .unwrap();
     assert_eq!(token_rule.resource_names, Some(vec!["ecr-puller".to_owned()]));
+    // A Registry's web identity needs it without the pull-secret controllers too.
+    let no_pull = template(&["rbac.pullSecrets=false"]);
+    let no_pull: ClusterRole = serde_json::from_value(of_kind(&no_pull, "ClusterRole")[0].clone()).unwrap();
+    assert!(
+        no_pull.rules.unwrap().iter().any(|r| r
+            .resources
+            .iter()
+            .flatten()
+            .any(|x| x == "serviceaccounts/token"))
+    );
     let off = template(&["rbac.tenantIdentities=false"]);
     let off: ClusterRole = serde_json::from_value(of_kind(&off, "ClusterRole")[0].clone()).unwrap();
     assert!(

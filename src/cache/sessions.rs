@@ -33,6 +33,17 @@ impl Sessions {
             .cloned()
     }
 
+    /// The latest session `subject` got, for whichever role, unless it expires within
+    /// [`SESSION_MARGIN`] of `now`: for a Registry whose role comes from its ServiceAccount's
+    /// annotation, read only by the Registry's own reconcile.
+    pub fn latest(&self, subject: &str, now: SystemTime) -> Option<(String, Session)> {
+        let map = self.map.lock().ok()?;
+        map.iter()
+            .filter(|((_, s), session)| s == subject && session.expires_at > now + SESSION_MARGIN)
+            .max_by_key(|(_, session)| session.expires_at)
+            .map(|((role, _), session)| (role.clone(), session.clone()))
+    }
+
     /// Records a new session (and forgets every expired one).
     pub fn put(&self, role: &str, subject: &str, session: Session, now: SystemTime) {
         if let Ok(mut map) = self.map.lock() {
@@ -74,6 +85,15 @@ mod tests {
         assert!(sessions.get("role/b", "team-a/puller", now).is_none());
         let later = now + Duration::from_secs(3600) - SESSION_MARGIN;
         assert!(sessions.get("role/a", "team-a/puller", later).is_none());
+        assert_eq!(
+            sessions
+                .latest("team-a/puller", now)
+                .map(|(role, _)| role)
+                .as_deref(),
+            Some("role/a")
+        );
+        assert!(sessions.latest("team-a/puller", later).is_none());
+        assert!(sessions.latest("team-b/puller", now).is_none());
         // Expired sessions are dropped on the next put.
         sessions.put(
             "role/b",

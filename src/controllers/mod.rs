@@ -15,6 +15,7 @@ pub mod replication_rule;
 pub mod repository;
 pub mod runner;
 pub mod triggers;
+pub mod web_identity;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -235,3 +235,65 @@ async fn a_cluster_pull_secret_mints_each_namespace_as_its_own_service_account()
         Some(("True".into(), "IdentityNotFound".into()))
     );
 }
+
+/// A Registry with `auth.webIdentity`: its reconcile reads the ServiceAccount, requests a token
+/// for it and exchanges it once; the next reconcile uses the session held (no TokenRequest, no
+/// STS call). A ServiceAccount that does not exist stalls it, naming the field.
+#[tokio::test]
+async fn a_registry_web_identity_is_exchanged_once_and_its_session_reused() {
+    use crate::controllers::registry::RegistryController;
+    let registry = |sa: &str| -> Registry {
+        serde_json::from_value(json!({
+            "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Registry",
+            "metadata": {"name": "served", "uid": "uid-served", "generation": 1, "finalizers": [FINALIZER]},
+            "spec": {"region": "us-east-1",
+                "auth": {"webIdentity": {"serviceAccount": {"name": sa, "namespace": "ecr-system"}}}},
+        }))
+        .unwrap()
+    };
+    let h = harness(&[service_account("ecr-system", "ecr-registry", Some(ROLE))], &[]);
+    let r = registry("ecr-registry");
+    h.reconcile::<RegistryController>(&r).await.unwrap();
+    let requests = h.take_requests();
+    let tokens: Vec<_> = requests.iter().filter(|r| r.path.ends_with("/token")).collect();
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(
+        tokens[0].path,
+        "/api/v1/namespaces/ecr-system/serviceaccounts/ecr-registry/token"
+    );
+    assert_eq!(h.backend.calls()[0], "AssumeRoleWithWebIdentity");
+    let status = Harness::status_writes(&requests)[0].clone();
+    assert_eq!(
+        condition(&status, "Ready"),
+        Some(("True".into(), "Succeeded".into()))
+    );
+    h.reconcile::<RegistryController>(&with_status(&r, &status))
+        .await
+        .unwrap();
+    assert!(h.take_requests().iter().all(|r| !r.path.ends_with("/token")));
+    assert_eq!(
+        h.backend
+            .calls()
+            .iter()
+            .filter(|c| **c == "AssumeRoleWithWebIdentity")
+            .count(),
+        1,
+        "the session held is used"
+    );
+
+    let missing = harness(&[], &[]);
+    let result = missing.reconcile::<RegistryController>(&registry("nobody")).await;
+    assert_eq!(class(&result), Some(ErrorClass::Stalled));
+    let status = Harness::status_writes(&missing.take_requests())[0].clone();
+    assert_eq!(
+        condition(&status, "Stalled"),
+        Some(("True".into(), "IdentityNotFound".into()))
+    );
+    let message = status["conditions"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "ServiceAccount nobody named by spec.auth.webIdentity does not exist in namespace ecr-system"
+        ),
+        "{message}"
+    );
+}

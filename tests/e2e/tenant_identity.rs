@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use ecr_operator::api::v1alpha1::{ClusterPullSecret, PullSecret};
+use ecr_operator::api::v1alpha1::{ClusterPullSecret, PullSecret, Registry};
 use ecr_operator_testenv::{AwsIdentity, FaultProxy, Moto};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
@@ -181,6 +181,65 @@ async fn tenant_identities_assume_each_namespaces_role_and_share_ecr_tokens_per_
     assert_eq!(sts.web_identities().len(), 3, "the sessions held are used");
     cluster.delete(&cps_name, &Default::default()).await.unwrap();
 
+    // A Registry served as the role of a ServiceAccount (auth.webIdentity): its identity is that
+    // role, assumed with the ServiceAccount's token, not chained from the operator's own.
+    let role_r = "arn:aws:iam::123456789012:role/registry-r";
+    service_account(&env.client, a, "ecr-registry", Some(role_r)).await;
+    let webid = format!("{a}-webid");
+    let registry = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Registry", "metadata": {"name": webid},
+        "spec": {"region": "us-east-1", "endpoint": env.proxy.endpoint,
+            "auth": {"webIdentity": {"serviceAccount": {"name": "ecr-registry", "namespace": a}}}}});
+    env.apply("", &registry).await.unwrap();
+    let registries: Api<Registry> = Api::all(env.client.clone());
+    let served = wait_condition(
+        &registries,
+        &webid,
+        "Ready",
+        "True",
+        None,
+        Duration::from_secs(90),
+        || env.logs(),
+    )
+    .await;
+    let identity = served.status.unwrap().identity.unwrap_or_default();
+    assert!(
+        identity.starts_with("arn:aws:sts::123456789012:assumed-role/registry-r/"),
+        "status.identity is {identity}"
+    );
+    let subject = format!("system:serviceaccount:{a}:ecr-registry");
+    let exchange = sts
+        .web_identities()
+        .into_iter()
+        .find(|w| w.subject == subject)
+        .unwrap_or_else(|| panic!("no exchange for {subject}"));
+    assert_eq!(
+        (exchange.role_arn.as_str(), exchange.audiences.as_slice()),
+        (role_r, &["sts.amazonaws.com".to_owned()][..])
+    );
+    env.apply(a, &json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "Repository", "metadata": {"name": "via-webid"},
+        "spec": {"registryRef": {"name": webid}}}))
+        .await
+        .unwrap();
+    let repositories: Api<ecr_operator::api::v1alpha1::Repository> = Api::namespaced(env.client.clone(), a);
+    wait_condition(
+        &repositories,
+        "via-webid",
+        "Ready",
+        "True",
+        None,
+        Duration::from_secs(90),
+        || env.logs(),
+    )
+    .await;
+    // Its ServiceAccount's token was exchanged once: the session serves the Registry's users.
+    assert_eq!(
+        sts.web_identities()
+            .iter()
+            .filter(|w| w.subject == subject)
+            .count(),
+        1
+    );
+
     // No web-identity token and no session credential in the log, the events, the statuses or
     // the metrics.
     let issued = sts.issued_secrets();
@@ -225,5 +284,9 @@ async fn tenant_identities_assume_each_namespaces_role_and_share_ecr_tokens_per_
             assert!(!text.contains(secret.as_str()), "a credential is in the {place}");
         }
     }
+    repositories
+        .delete("via-webid", &Default::default())
+        .await
+        .unwrap();
     env.delete_registry().await;
 }

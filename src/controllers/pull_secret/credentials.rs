@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use super::identity::{check_required, tenant_role, tenant_target};
 use crate::api::v1alpha1::{PullSecretRegistry, TenantIdentity};
 use crate::backend::RegistryBackend;
 use crate::controllers::context::Context;
+use crate::controllers::web_identity::{check_required, tenant_role, tenant_target};
 pub use crate::decide::pull_secret::PullCredentials;
 use crate::error::{Error, Result};
 use crate::secrets::schedule;

@@ -8,7 +8,6 @@
 
 pub mod cluster;
 pub mod credentials;
-pub mod identity;
 pub mod namespaced;
 pub mod secret;
 pub mod service_accounts;

@@ -69,11 +69,16 @@ pub fn session_name(namespace: &str, service_account: &str) -> String {
     name
 }
 
-/// Pure: the report on a ServiceAccount that `spec.identity` names but that does not exist in
-/// the object's namespace.
-pub fn identity_not_found(namespace: &str, service_account: &str) -> Error {
+/// Pure: the report on a ServiceAccount that `field` (`spec.identity`, or a Registry's
+/// `spec.auth.webIdentity`) names but that does not exist in `namespace`.
+pub fn identity_not_found(field: &str, namespace: &str, service_account: &str) -> Error {
+    let own = if field == "spec.identity" {
+        " (only a ServiceAccount of the object's own namespace can be named)"
+    } else {
+        ""
+    };
     Error::IdentityNotFound(format!(
-        "ServiceAccount {service_account} named by spec.identity does not exist in namespace {namespace} (only a ServiceAccount of the object's own namespace can be named)"
+        "ServiceAccount {service_account} named by {field} does not exist in namespace {namespace}{own}"
     ))
 }
 
@@ -186,6 +191,16 @@ mod tests {
                 .starts_with("Registry shared requires tenant identity"),
             "{e}"
         );
-        assert_eq!(identity_not_found("a", "b").reason(), "IdentityNotFound");
+        let e = identity_not_found("spec.identity", "a", "b");
+        assert_eq!(e.reason(), "IdentityNotFound");
+        assert!(
+            e.to_string()
+                .ends_with("(only a ServiceAccount of the object's own namespace can be named)")
+        );
+        let e = identity_not_found("spec.auth.webIdentity", "a", "b");
+        assert_eq!(
+            e.to_string(),
+            "ServiceAccount b named by spec.auth.webIdentity does not exist in namespace a"
+        );
     }
 }
