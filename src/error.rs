@@ -79,6 +79,22 @@ pub enum Error {
     /// served, and each gets the Secret when it is created (the operator watches Namespaces).
     #[error("{0}")]
     NamespaceNotFound(String),
+    /// An Argo CD format's Secret was written in a namespace where Argo CD does not run (no
+    /// ServiceAccount labelled `app.kubernetes.io/part-of=argocd`): Argo CD reads repository
+    /// Secrets only in its own namespace. Reported, not retried on a timer: the ServiceAccount
+    /// watch re-queues the object when Argo CD is installed there.
+    #[error("{0}")]
+    ArgoCdNotFound(String),
+    /// The ServiceAccount a pull secret's `spec.identity` names does not exist in its namespace.
+    #[error("{0}")]
+    IdentityNotFound(String),
+    /// A pull secret's identity has no usable IAM role: no `roleArn` and no
+    /// `eks.amazonaws.com/role-arn` annotation, or an annotation that is not a role ARN.
+    #[error("{0}")]
+    InvalidIdentity(String),
+    /// A Registry with `requireTenantIdentity` refuses a pull secret without `spec.identity`.
+    #[error("{0}")]
+    TenantIdentityRequired(String),
     /// Repositories a LifecyclePolicy names in `spec.repositories` do not exist in its namespace:
     /// the others get the policy, and each gets it once it exists and is Ready. Not to be
     /// confused with `RepositoryNotFound`, an ECR repository missing under `ObserveOnly`.
@@ -141,6 +157,7 @@ impl Error {
             | Error::DependencyNotReady { .. }
             | Error::ServiceAccountNotFound(_)
             | Error::NamespaceNotFound(_)
+            | Error::ArgoCdNotFound(_)
             | Error::NamedRepositoryNotFound(_)
             | Error::NoRepositorySelected(_)
             | Error::InUse(_) => ErrorClass::Waiting,
@@ -159,6 +176,9 @@ impl Error {
             | Error::AccountMismatch { .. }
             | Error::AccountChanged { .. }
             | Error::SecretExists(_)
+            | Error::IdentityNotFound(_)
+            | Error::InvalidIdentity(_)
+            | Error::TenantIdentityRequired(_)
             | Error::LimitExceeded(_)
             | Error::InvalidDestination(_)
             | Error::InvalidPolicy(_)
@@ -184,6 +204,10 @@ impl Error {
             Error::SecretExists(_) => "SecretExists",
             Error::ServiceAccountNotFound(_) => "ServiceAccountNotFound",
             Error::NamespaceNotFound(_) => "NamespaceNotFound",
+            Error::ArgoCdNotFound(_) => "ArgoCdNotFound",
+            Error::IdentityNotFound(_) => "IdentityNotFound",
+            Error::InvalidIdentity(_) => "InvalidIdentity",
+            Error::TenantIdentityRequired(_) => "TenantIdentityRequired",
             Error::NamedRepositoryNotFound(_) => "NamedRepositoryNotFound",
             Error::NoRepositorySelected(_) => "NoRepositorySelected",
             Error::LimitExceeded(_) => "LimitExceeded",
@@ -424,6 +448,26 @@ mod tests {
                 Error::NamespaceNotFound("x".into()),
                 ErrorClass::Waiting,
                 "NamespaceNotFound",
+            ),
+            (
+                Error::IdentityNotFound("x".into()),
+                ErrorClass::Stalled,
+                "IdentityNotFound",
+            ),
+            (
+                Error::InvalidIdentity("x".into()),
+                ErrorClass::Stalled,
+                "InvalidIdentity",
+            ),
+            (
+                Error::TenantIdentityRequired("x".into()),
+                ErrorClass::Stalled,
+                "TenantIdentityRequired",
+            ),
+            (
+                Error::ArgoCdNotFound("x".into()),
+                ErrorClass::Waiting,
+                "ArgoCdNotFound",
             ),
             (
                 Error::NamedRepositoryNotFound("x".into()),

@@ -296,6 +296,39 @@ fn rendered_rbac_is_least_privilege() {
         verbs_on("ecr-operator.dev", "repositories"),
         ["get", "list", "patch", "watch"].map(String::from).into()
     );
+    // Tenant identities: only `create` on the token subresource, narrowed by name when asked.
+    assert_eq!(
+        verbs_on("", "serviceaccounts/token"),
+        ["create"].map(String::from).into()
+    );
+    let narrowed = template(&["rbac.tenantServiceAccountNames={ecr-puller}"]);
+    let narrowed: ClusterRole = serde_json::from_value(of_kind(&narrowed, "ClusterRole")[0].clone()).unwrap();
+    let token_rule = narrowed
+        .rules
+        .unwrap()
+        .into_iter()
+        .find(|r| r.resources.iter().flatten().any(|x| x == "serviceaccounts/token"))
+        .unwrap();
+    assert_eq!(token_rule.resource_names, Some(vec!["ecr-puller".to_owned()]));
+    // A Registry's web identity needs it without the pull-secret controllers too.
+    let no_pull = template(&["rbac.pullSecrets=false"]);
+    let no_pull: ClusterRole = serde_json::from_value(of_kind(&no_pull, "ClusterRole")[0].clone()).unwrap();
+    assert!(
+        no_pull.rules.unwrap().iter().any(|r| r
+            .resources
+            .iter()
+            .flatten()
+            .any(|x| x == "serviceaccounts/token"))
+    );
+    let off = template(&["rbac.tenantIdentities=false"]);
+    let off: ClusterRole = serde_json::from_value(of_kind(&off, "ClusterRole")[0].clone()).unwrap();
+    assert!(
+        !off.rules.unwrap().iter().any(|r| r
+            .resources
+            .iter()
+            .flatten()
+            .any(|x| x == "serviceaccounts/token"))
+    );
     // Leases only in the release namespace, through a Role.
     assert!(verbs_on("coordination.k8s.io", "leases").is_empty());
     let roles: Vec<Role> = of_kind(&docs, "Role")

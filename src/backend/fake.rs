@@ -281,4 +281,26 @@ impl RegistryBackend for FakeBackend {
             proxy_endpoint: format!("https://{REGISTRY}.dkr.ecr.{}.amazonaws.com", t.region),
         })
     }
+
+    async fn assume_role_with_web_identity(
+        &self,
+        _region: &str,
+        role_arn: &str,
+        session_name: &str,
+        _token: &SecretString,
+    ) -> BackendResult<super::Session> {
+        let role = role_arn.rsplit('/').next().unwrap_or_default().to_owned();
+        let account = role_arn.split(':').nth(4).unwrap_or_default().to_owned();
+        self.with("AssumeRoleWithWebIdentity", |_| super::Session {
+            keys: super::StaticKeys {
+                access_key_id: format!("ASIAFAKE{}", role.len()),
+                secret_access_key: SecretString::from(format!("fake-secret-{role}")),
+                session_token: Some(SecretString::from(format!("fake-session-{role}-{session_name}"))),
+            },
+            expires_at: SystemTime::now() + std::time::Duration::from_secs(3600),
+            assumed_role_arn: Some(format!(
+                "arn:aws:sts::{account}:assumed-role/{role}/{session_name}"
+            )),
+        })
+    }
 }

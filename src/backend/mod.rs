@@ -41,12 +41,26 @@ impl Target {
                 session_name.as_deref().unwrap_or_default()
             ),
             Credentials::Static(keys) => format!("static={}", keys.fingerprint()),
+            // The role, not the session: one ECR token per (region, endpoint, role), shared by
+            // every namespace that assumed the role itself (see `client_key`).
+            Credentials::WebIdentity { role_arn, .. } => format!("webidentity={role_arn}"),
         };
         format!(
             "{}|{}|{identity}",
             self.region,
             self.endpoint.as_deref().unwrap_or_default()
         )
+    }
+
+    /// The key of the SDK client that makes the calls: [`Target::key`], plus a hash of the
+    /// session for a web identity, whose credentials change with every session.
+    pub fn client_key(&self) -> String {
+        match &self.credentials {
+            Credentials::WebIdentity { session, .. } => {
+                format!("{}|session={}", self.key(), session.fingerprint())
+            }
+            _ => self.key(),
+        }
     }
 }
 
@@ -63,6 +77,18 @@ pub enum Credentials {
     },
     /// Static keys read from a Secret.
     Static(StaticKeys),
+    /// The session credentials of an IAM role assumed with a ServiceAccount's token (STS
+    /// `AssumeRoleWithWebIdentity`, see [`RegistryBackend::assume_role_with_web_identity`]).
+    WebIdentity { role_arn: String, session: StaticKeys },
+}
+
+/// Temporary credentials from STS. `Debug` never prints the secret parts.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub keys: StaticKeys,
+    pub expires_at: SystemTime,
+    /// The assumed role's session ARN (`arn:aws:sts::<account>:assumed-role/<role>/<session>`).
+    pub assumed_role_arn: Option<String>,
 }
 
 /// Static AWS keys. `Debug` never prints the secret parts.
@@ -436,6 +462,17 @@ pub trait RegistryBackend: Send + Sync + 'static {
     /// GetAuthorizationToken: a registry login valid for any registry the identity may reach
     /// in the target's region.
     fn authorization_token(&self, target: &Target) -> impl Future<Output = BackendResult<AuthToken>> + Send;
+
+    /// STS AssumeRoleWithWebIdentity in `region`: `role_arn`'s session credentials for the
+    /// holder of `token` (a ServiceAccount token with audience `sts.amazonaws.com`). Unsigned:
+    /// the token is the proof, checked by STS against the role's trust policy.
+    fn assume_role_with_web_identity(
+        &self,
+        region: &str,
+        role_arn: &str,
+        session_name: &str,
+        token: &SecretString,
+    ) -> impl Future<Output = BackendResult<Session>> + Send;
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! has to remember which cache goes with which call.
 
 mod repositories;
+pub mod sessions;
 pub mod static_keys;
 mod tokens;
 

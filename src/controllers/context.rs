@@ -93,6 +93,8 @@ pub struct Context<B> {
     /// Static AWS keys read from Registries' Secrets, shared for a short while
     /// (`cache::static_keys::STATIC_KEYS_TTL`).
     pub static_keys: crate::cache::static_keys::KeyCache,
+    /// Tenant sessions: the STS credentials each ServiceAccount got for its role.
+    pub sessions: crate::cache::sessions::Sessions,
     /// Drift checks per Registry, and the interval they stretch to.
     pub drift: super::drift::DriftBudget,
     /// The objects this process has reconciled (by controller and key): a Background reconcile

@@ -13,7 +13,8 @@ use kube::runtime::reflector::ObjectRef;
 use secrecy::SecretString;
 
 use super::context::Context;
-use crate::api::v1alpha1::Registry;
+use super::web_identity::{role_of, session_for};
+use crate::api::v1alpha1::{Registry, RegistryWebIdentity, TenantIdentity};
 use crate::backend::{Credentials, RegistryBackend, StaticKeys, Target};
 use crate::cache::static_keys::Stamp;
 use crate::error::{Error, Result};
@@ -90,6 +91,8 @@ impl<B: RegistryBackend> Context<B> {
                 .get(&stamp, fresh, || self.read_static_keys(&r.namespace, &r.name))
                 .await?;
             Credentials::Static(keys)
+        } else if let Some(web) = auth.web_identity {
+            self.registry_web_identity(&web, &spec.region, fresh).await?
         } else {
             Credentials::Default
         };
@@ -97,6 +100,44 @@ impl<B: RegistryBackend> Context<B> {
             region: spec.region.clone(),
             endpoint: spec.endpoint.clone(),
             credentials,
+        })
+    }
+
+    /// I/O: a Registry's `auth.webIdentity` credentials. The session held for its
+    /// ServiceAccount serves every reconcile that reaches the Registry without reading the
+    /// ServiceAccount again; the Registry's own reconcile (`fresh`) reads it, so a changed role
+    /// annotation is used from then on, and a session near its expiry is renewed (a TokenRequest
+    /// and an STS exchange).
+    async fn registry_web_identity(
+        &self,
+        web: &RegistryWebIdentity,
+        region: &str,
+        fresh: bool,
+    ) -> Result<Credentials> {
+        const FIELD: &str = "spec.auth.webIdentity";
+        let (namespace, name) = (&web.service_account.namespace, &web.service_account.name);
+        let subject = format!("{namespace}/{name}");
+        let now = std::time::SystemTime::now();
+        let held = match (&web.role_arn, fresh) {
+            (Some(role), _) => self.sessions.get(role, &subject, now).map(|s| (role.clone(), s)),
+            (None, false) => self.sessions.latest(&subject, now),
+            (None, true) => None,
+        };
+        let (role, session) = match held {
+            Some(held) => held,
+            None => {
+                let identity = TenantIdentity {
+                    service_account_name: name.clone(),
+                    role_arn: web.role_arn.clone(),
+                };
+                let role = role_of(self, FIELD, namespace, &identity).await?;
+                let session = session_for(self, FIELD, (namespace, name), &role, region).await?;
+                (role, session)
+            }
+        };
+        Ok(Credentials::WebIdentity {
+            role_arn: role,
+            session: session.keys,
         })
     }
 

@@ -15,6 +15,7 @@ pub mod replication_rule;
 pub mod repository;
 pub mod runner;
 pub mod triggers;
+pub mod web_identity;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -182,6 +183,7 @@ pub async fn run<B: RegistryBackend>(
         readiness: readiness.clone(),
         quarantine: quarantine::Quarantine::default(),
         static_keys: crate::cache::static_keys::KeyCache::default(),
+        sessions: crate::cache::sessions::Sessions::default(),
     });
     let mut caches = vec![("Registry", registries.wait_until_ready().boxed())];
     if secret_reflector.is_some() {

@@ -32,19 +32,25 @@ pub fn host_of(proxy_endpoint: &str) -> &str {
     rest.trim_end_matches('/')
 }
 
+/// The user name and password in an ECR token (base64 of `user:password`).
+pub fn login(token: &SecretString) -> Result<(String, SecretString), InvalidToken> {
+    let raw = STANDARD
+        .decode(token.expose_secret().trim())
+        .map_err(|_| InvalidToken)?;
+    let text = String::from_utf8(raw).map_err(|_| InvalidToken)?;
+    let (user, password) = text.split_once(':').ok_or(InvalidToken)?;
+    Ok((user.to_owned(), SecretString::from(password.to_owned())))
+}
+
 /// `{"auths": {host: {"username", "password", "auth"}}}`, one entry per host (sorted), from ECR
 /// tokens (`auth` is the token as ECR returns it: base64 of `AWS:<password>`).
 pub fn render(logins: &BTreeMap<String, SecretString>) -> Result<SecretString, InvalidToken> {
     let mut decoded = BTreeMap::new();
     for (host, token) in logins {
-        let raw = STANDARD
-            .decode(token.expose_secret().trim())
-            .map_err(|_| InvalidToken)?;
-        let text = String::from_utf8(raw).map_err(|_| InvalidToken)?;
-        let (user, password) = text.split_once(':').ok_or(InvalidToken)?;
+        let (user, password) = login(token)?;
         decoded.insert(
             host.as_str(),
-            (user.to_owned(), password.to_owned(), token.expose_secret()),
+            (user, password.expose_secret().to_owned(), token.expose_secret()),
         );
     }
     let auths = decoded

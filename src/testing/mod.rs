@@ -7,6 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api_reads;
+mod argocd;
+mod identity;
 mod lifecycle_policy;
 mod pull_secret;
 mod registry;
@@ -83,6 +85,15 @@ fn answer(routes: &Routes, r: &Recorded) -> (u16, Value) {
     let object_path = r.path.trim_end_matches("/status").to_owned();
     match r.method.as_str() {
         "POST" if r.path.contains("/events") => (201, r.body.clone()),
+        // A TokenRequest for a ServiceAccount that is served: a token naming it.
+        "POST" if r.path.ends_with("/token") => match routes.objects.get(r.path.trim_end_matches("/token")) {
+            Some(_) => {
+                let mut answer = r.body.clone();
+                answer["status"] = json!({"token": format!("mock-jwt-for{}", r.path), "expirationTimestamp": "2030-01-01T00:00:00Z"});
+                (201, answer)
+            }
+            None => (404, status(404, "NotFound")),
+        },
         "PATCH" if r.is_status_write() && routes.fail_status_writes => (500, status(500, "InternalError")),
         "PATCH" => match routes.objects.get(&object_path) {
             Some(obj) => (200, obj.clone()),
@@ -215,6 +226,7 @@ impl Harness {
             readiness: crate::server::Readiness::default(),
             quarantine: crate::controllers::quarantine::Quarantine::default(),
             static_keys: crate::cache::static_keys::KeyCache::default(),
+            sessions: crate::cache::sessions::Sessions::default(),
         });
         Self {
             ctx,

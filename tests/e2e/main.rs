@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admission;
+mod argocd;
 mod chart;
 mod cluster;
 mod conformance;
@@ -24,5 +25,6 @@ mod replication;
 mod runtime;
 mod sharding;
 mod support;
+mod tenant_identity;
 mod triggers;
 mod workload_identity;

@@ -496,7 +496,7 @@ async fn tokens_refresh_on_schedule_secrets_are_written_only_on_change_and_never
     })
     .await;
 
-    // No token in the trace log, the events or the status.
+    // No token in the trace log, the events, the status or the metrics.
     let token = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{MOTO_PASSWORD}"));
     let logs = env.logs();
     assert!(logs.contains("TRACE"), "the operator logged at trace level");
@@ -513,6 +513,12 @@ async fn tokens_refresh_on_schedule_secrets_are_written_only_on_change_and_never
     assert!(!events.contains(MOTO_PASSWORD) && !events.contains(&token));
     let status = serde_json::to_string(&api.get("fresh").await.unwrap().status).unwrap();
     assert!(!status.contains(MOTO_PASSWORD) && !status.contains(&token));
+    let (code, metrics) = env.operator.as_ref().unwrap().http_get("/metrics").unwrap();
+    assert!(
+        code == 200 && metrics.contains("ecr_operator_pull_secret"),
+        "{code}"
+    );
+    assert!(!metrics.contains(MOTO_PASSWORD) && !metrics.contains(&token));
     // Every Secret list or watch the operator made carried our label selector.
     let secret_requests: Vec<&str> = logs.lines().filter(|l| l.contains("/api/v1/secrets?")).collect();
     assert!(

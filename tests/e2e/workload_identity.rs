@@ -63,8 +63,8 @@ async fn identity(env: &OperatorEnv) -> String {
     registry.status.unwrap().identity.unwrap()
 }
 
-/// Neither the token nor `secrets` appear in the operator's log, the Registry's status or the
-/// events of its namespace-less objects.
+/// Neither the token nor `secrets` appear in the operator's log, the Registry's status, the
+/// events of its namespace-less objects or the metrics.
 async fn nothing_leaks(env: &OperatorEnv, secrets: &[String]) {
     let log = env.logs();
     let status = serde_json::to_string(
@@ -83,7 +83,13 @@ async fn nothing_leaks(env: &OperatorEnv, secrets: &[String]) {
             .items,
     )
     .unwrap();
+    let (_, metrics) = env.operator.as_ref().unwrap().http_get("/metrics").unwrap();
+    assert!(metrics.contains("ecr_operator_"), "the metrics were read");
     for secret in secrets {
+        assert!(
+            !metrics.contains(secret.as_str()),
+            "a credential is in the metrics"
+        );
         assert!(
             !log.contains(secret.as_str()),
             "a credential is in the operator's log"

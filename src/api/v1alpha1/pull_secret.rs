@@ -1,5 +1,5 @@
-//! `PullSecret` and `ClusterPullSecret`: `kubernetes.io/dockerconfigjson` Secrets with ECR
-//! credentials, refreshed before the 12-hour ECR token expires.
+//! `PullSecret` and `ClusterPullSecret`: Secrets with ECR credentials (image pull secrets, or
+//! Argo CD repository Secrets), refreshed before the 12-hour ECR token expires.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::{CustomResource, KubeSchema};
@@ -37,6 +37,12 @@ use crate::api::interval::Interval;
     validation = Rule::new("(has(self.spec.secretName) ? self.spec.secretName : self.metadata.name) == (has(oldSelf.spec.secretName) ? oldSelf.spec.secretName : oldSelf.metadata.name)")
         .message("secretName is immutable: renaming would leave the old Secret and its ServiceAccount entries behind; create another PullSecret for the new name and delete this one")
 )]
+#[x_kube(validation = Rule::new("self.format == 'dockerconfigjson' || size(self.registries) == 1")
+    .message("the Argo CD formats hold one registry per Secret: name exactly one in registries (one object per registry)"))]
+#[x_kube(validation = Rule::new("self.format == 'dockerconfigjson' || !has(self.serviceAccounts) || size(self.serviceAccounts) == 0")
+    .message("serviceAccounts are only for the dockerconfigjson format: an Argo CD repository Secret is not an image pull secret"))]
+#[x_kube(validation = Rule::new("self.format != 'dockerconfigjson' || !has(self.argocd)")
+    .message("argocd is only allowed with format argocd-repository or argocd-repo-creds"))]
 #[serde(rename_all = "camelCase")]
 pub struct PullSecretSpec {
     /// Names of the `Registry` objects to include, one `auths` entry per registry host.
@@ -78,6 +84,29 @@ pub struct PullSecretSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Interval>,
 
+    /// Mint the tokens as a ServiceAccount of this namespace instead of as the operator: the
+    /// operator requests a short-lived token for it (audience `sts.amazonaws.com`), exchanges it
+    /// with STS `AssumeRoleWithWebIdentity` for its IAM role, and gets the ECR token with those
+    /// credentials, so the Secret can pull only what that role may. The role's trust policy must
+    /// allow `system:serviceaccount:<namespace>:<name>` (docs/security.md). Defaults to none (the
+    /// Registry's identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<TenantIdentity>,
+
+    /// What the Secret is: `dockerconfigjson` (the default: a `kubernetes.io/dockerconfigjson`
+    /// image pull secret), `argocd-repository` (an Argo CD repository Secret for one registry,
+    /// or one chart path of it with `argocd.path`) or `argocd-repo-creds` (an Argo CD credential
+    /// template for every repository whose URL starts with it). The Argo CD formats hold exactly
+    /// one registry and no `serviceAccounts`. Immutable: a Secret's type cannot change.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("format is immutable: a Secret's type cannot change; create another object for the other format and delete this one"))]
+    pub format: SecretFormat,
+
+    /// How the Argo CD formats describe the repository (only with `argocd-repository` or
+    /// `argocd-repo-creds`). Defaults to a Helm repository with `enableOCI` at the registry host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argocd: Option<ArgoCd>,
+
     /// Pause: while `true` the Secret is neither refreshed nor changed. Defaults to `false`.
     #[serde(default)]
     pub suspend: bool,
@@ -112,6 +141,12 @@ pub struct PullSecretSpec {
 )]
 #[x_kube(validation = Rule::new("has(self.namespaceSelector) || (has(self.namespaces) && has(self.namespaces.include))")
     .message("choose namespaces with namespaceSelector (use {} for every namespace) or namespaces.include"))]
+#[x_kube(validation = Rule::new("self.format == 'dockerconfigjson' || size(self.registries) == 1")
+    .message("the Argo CD formats hold one registry per Secret: name exactly one in registries (one object per registry)"))]
+#[x_kube(validation = Rule::new("self.format == 'dockerconfigjson' || !has(self.serviceAccounts) || size(self.serviceAccounts) == 0")
+    .message("serviceAccounts are only for the dockerconfigjson format: an Argo CD repository Secret is not an image pull secret"))]
+#[x_kube(validation = Rule::new("self.format != 'dockerconfigjson' || !has(self.argocd)")
+    .message("argocd is only allowed with format argocd-repository or argocd-repo-creds"))]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterPullSecretSpec {
     /// Namespaces whose labels match get the Secret; `{}` selects every namespace except
@@ -168,6 +203,28 @@ pub struct ClusterPullSecretSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Interval>,
 
+    /// Mint each namespace's tokens as the ServiceAccount of this name in that namespace, with
+    /// its IAM role (see `PullSecret.spec.identity`): every served namespace proves itself to STS
+    /// with its own ServiceAccount, and a namespace where it does not exist or has no role fails
+    /// (`IdentityNotFound`, `InvalidIdentity`) while the others are served. Defaults to none (the
+    /// Registries' identity, one Secret content for every namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<TenantIdentity>,
+
+    /// What each Secret is: `dockerconfigjson` (the default: a `kubernetes.io/dockerconfigjson`
+    /// image pull secret), `argocd-repository` (an Argo CD repository Secret for one registry,
+    /// or one chart path of it with `argocd.path`) or `argocd-repo-creds` (an Argo CD credential
+    /// template for every repository whose URL starts with it). The Argo CD formats hold exactly
+    /// one registry and no `serviceAccounts`. Immutable: a Secret's type cannot change.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("format is immutable: a Secret's type cannot change; create another object for the other format and delete this one"))]
+    pub format: SecretFormat,
+
+    /// How the Argo CD formats describe the repository (only with `argocd-repository` or
+    /// `argocd-repo-creds`). Defaults to a Helm repository with `enableOCI` at the registry host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argocd: Option<ArgoCd>,
+
     /// Pause: while `true` the Secrets are neither refreshed nor changed. Defaults to `false`.
     #[serde(default)]
     pub suspend: bool,
@@ -192,6 +249,92 @@ pub struct NamespaceFilter {
     #[schemars(length(min = 1, max = 1000), inner(length(min = 1, max = 63)))]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub exclude: Option<Vec<String>>,
+}
+
+/// A ServiceAccount whose IAM role mints a pull secret's tokens.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantIdentity {
+    /// Name of the ServiceAccount, in the object's own namespace (another namespace's cannot be
+    /// named; for a ClusterPullSecret, in each namespace it serves). One that does not exist
+    /// makes the object `Stalled` (`IdentityNotFound`) until it is created.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub service_account_name: String,
+
+    /// ARN of the IAM role to assume, such as `arn:aws:iam::111122223333:role/team-a-pull`.
+    /// Defaults to the ServiceAccount's `eks.amazonaws.com/role-arn` annotation (as IRSA reads
+    /// it); with neither, the object is `Stalled` (`InvalidIdentity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$"))]
+    pub role_arn: Option<String>,
+}
+
+/// The kind of Secret a `PullSecret` or `ClusterPullSecret` writes.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SecretFormat {
+    /// A `kubernetes.io/dockerconfigjson` Secret: one `auths` entry per registry host (kubelet,
+    /// Argo CD Image Updater's `pullsecret:<namespace>/<name>`, any Docker client).
+    #[default]
+    #[serde(rename = "dockerconfigjson")]
+    DockerConfigJson,
+    /// An Argo CD repository Secret (label `argocd.argoproj.io/secret-type: repository`).
+    #[serde(rename = "argocd-repository")]
+    ArgoCdRepository,
+    /// An Argo CD repository credential template (label `argocd.argoproj.io/secret-type:
+    /// repo-creds`): used by every Argo CD repository whose URL starts with its `url`.
+    #[serde(rename = "argocd-repo-creds")]
+    ArgoCdRepoCreds,
+}
+
+impl SecretFormat {
+    /// Whether the Secret is one of Argo CD's (not an image pull secret).
+    pub fn is_argocd(self) -> bool {
+        self != SecretFormat::DockerConfigJson
+    }
+}
+
+/// The repository an Argo CD Secret describes.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ArgoCd {
+    /// `helm` (the default: `type: helm`, `enableOCI: "true"` and the registry host without a
+    /// scheme as `url`, for OCI Helm charts in every Argo CD version) or `oci` (Argo CD 3.1 and
+    /// later: `type: oci` and `url: oci://<host>[/<path>]`).
+    #[serde(default, rename = "type")]
+    pub type_: ArgoCdRepositoryType,
+
+    /// A repository path under the registry host, appended to `url` (such as `charts` or
+    /// `charts/my-chart`): with `argocd-repository`, the Secret serves that chart path only;
+    /// with `argocd-repo-creds`, every repository under it. Defaults to none (the whole registry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256), regex(pattern = r"^[a-z0-9]+([._/-][a-z0-9]+)*$"))]
+    pub path: Option<String>,
+
+    /// The Argo CD project the repository is restricted to (`project`). Defaults to none (every
+    /// project may use it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub project: Option<String>,
+
+    /// The repository's display name in Argo CD (`name`; `argocd-repository` only). Defaults to
+    /// the Secret's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub name: Option<String>,
+}
+
+/// The Argo CD repository type.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ArgoCdRepositoryType {
+    /// `type: helm` with `enableOCI: "true"`.
+    #[default]
+    Helm,
+    /// `type: oci` (Argo CD 3.1 and later).
+    Oci,
 }
 
 fn default_registries() -> Vec<String> {
@@ -230,6 +373,11 @@ pub struct PullSecretStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
 
+    /// The IAM role the tokens were minted with (`spec.identity`); unset when the Registries'
+    /// identity is used. An ARN, never a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+
     /// When the earliest token in the Secret expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Time>,
@@ -263,6 +411,11 @@ pub struct ClusterPullSecretStatus {
     /// Name of the Secret written in each namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
+
+    /// The IAM roles the tokens were minted with (`spec.identity`: each namespace's), sorted, at
+    /// most 20; empty when the Registries' identity is used. ARNs, never a secret.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub role_arns: Vec<String>,
 
     /// Number of namespaces that hold an up-to-date Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -97,6 +97,14 @@ pub struct RegistrySpec {
     #[schemars(transform = crate::api::selector::admission_rules)]
     pub allowed_namespaces: Option<LabelSelector>,
 
+    /// Tenants must bring their own identity: a PullSecret using this Registry without
+    /// `spec.identity` (its namespace's ServiceAccount and IAM role) gets no Secret and reports
+    /// `Stalled` with reason `TenantIdentityRequired`, so no namespace pulls with the operator's
+    /// (or this Registry's) identity. Repositories and the other kinds are not affected. Defaults
+    /// to `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_tenant_identity: bool,
+
     /// Rules for the ECR names of Repositories on this registry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository_name_policy: Option<RepositoryNamePolicy>,
@@ -117,12 +125,12 @@ pub struct RegistrySpec {
     pub suspend: bool,
 }
 
-/// Credentials for a registry. Set at most one of `assumeRole` and `secretRef`; with neither the
-/// AWS SDK default credential chain is used.
+/// Credentials for a registry. Set at most one of `assumeRole`, `secretRef` and `webIdentity`;
+/// with none the AWS SDK default credential chain is used.
 #[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!(has(self.assumeRole) && has(self.secretRef))")
-    .message("auth: set at most one of assumeRole and secretRef"))]
+#[x_kube(validation = Rule::new("[has(self.assumeRole), has(self.secretRef), has(self.webIdentity)].filter(x, x).size() <= 1")
+    .message("auth: set at most one of assumeRole, secretRef and webIdentity"))]
 pub struct RegistryAuth {
     /// Assume this IAM role on top of the default credential chain (cross-account access).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,6 +144,50 @@ pub struct RegistryAuth {
     /// (request one with the `ecr-operator.dev/reconcile-requested-at` annotation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretReference>,
+
+    /// Serve this Registry as the IAM role of a ServiceAccount: the operator requests a
+    /// short-lived token for it (audience `sts.amazonaws.com`) and exchanges it with STS
+    /// `AssumeRoleWithWebIdentity`, so the Registry is reached with a role other than the
+    /// operator's own, without chaining an assume-role from it. The role's trust policy must
+    /// allow `system:serviceaccount:<namespace>:<name>` (docs/security.md). The session is
+    /// renewed before it expires; a changed role annotation is used from the Registry's next
+    /// reconcile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_identity: Option<RegistryWebIdentity>,
+}
+
+/// A ServiceAccount whose IAM role is a Registry's identity.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryWebIdentity {
+    /// The ServiceAccount (in any namespace: a Registry is cluster-scoped). One that does not
+    /// exist makes the Registry `Stalled` (`IdentityNotFound`).
+    pub service_account: ServiceAccountReference,
+
+    /// ARN of the IAM role to assume. Defaults to the ServiceAccount's
+    /// `eks.amazonaws.com/role-arn` annotation; with neither, the Registry is `Stalled`
+    /// (`InvalidIdentity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$"))]
+    pub role_arn: Option<String>,
+}
+
+/// A reference to a ServiceAccount in a given namespace.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccountReference {
+    /// Name of the ServiceAccount.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub name: String,
+    /// Namespace of the ServiceAccount.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub namespace: String,
 }
 
 /// An IAM role to assume.

@@ -49,7 +49,12 @@ pub fn by_code(code: &str, status: Option<u16>, detail: String) -> BackendError 
         | "UnrecognizedClientException"
         | "InvalidSignatureException"
         | "ExpiredTokenException"
-        | "InvalidClientTokenId" => BackendError::AccessDenied(detail),
+        | "InvalidClientTokenId"
+        // STS AssumeRoleWithWebIdentity: the role does not trust that ServiceAccount, or the
+        // token is not one the role's identity provider accepts.
+        | "AccessDenied"
+        | "InvalidIdentityToken"
+        | "IDPRejectedClaim" => BackendError::AccessDenied(detail),
         "ThrottlingException"
         | "ThrottledException"
         | "TooManyRequestsException"
@@ -67,7 +72,8 @@ pub fn by_code(code: &str, status: Option<u16>, detail: String) -> BackendError 
         | "ServiceUnavailableException"
         | "InternalFailure"
         | "RequestTimeout"
-        | "RequestTimeoutException" => BackendError::Unavailable(detail),
+        | "RequestTimeoutException"
+        | "IDPCommunicationError" => BackendError::Unavailable(detail),
         _ if status.is_some_and(|s| s >= 500) => BackendError::Unavailable(detail),
         _ => BackendError::Rejected(detail),
     }
@@ -86,6 +92,10 @@ mod tests {
             ("SomethingNew", Some(503), "EcrUnavailable"),
             ("AccessDeniedException", Some(400), "AccessDenied"),
             ("UnrecognizedClientException", Some(403), "AccessDenied"),
+            ("AccessDenied", Some(403), "AccessDenied"),
+            ("InvalidIdentityToken", Some(400), "AccessDenied"),
+            ("IDPRejectedClaim", Some(403), "AccessDenied"),
+            ("IDPCommunicationError", Some(400), "EcrUnavailable"),
             ("InvalidParameterException", Some(400), "EcrRejected"),
             ("ValidationException", Some(400), "EcrRejected"),
             ("LimitExceededException", Some(400), "QuotaExceeded"),

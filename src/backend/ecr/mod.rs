@@ -63,7 +63,12 @@ impl EcrBackend {
                 .clients
                 .lock()
                 .map_err(|_| BackendError::Unavailable("client cache poisoned".into()))?;
-            map.entry(target.key()).or_default().clone()
+            // A web identity's earlier sessions are over once a new one is used: drop their clients.
+            if let Credentials::WebIdentity { .. } = &target.credentials {
+                let (prefix, current) = (format!("{}|session=", target.key()), target.client_key());
+                map.retain(|k, _| !k.starts_with(&prefix) || *k == current);
+            }
+            map.entry(target.client_key()).or_default().clone()
         };
         cell.get_or_try_init(|| self.build(target)).await.cloned()
     }
@@ -71,7 +76,9 @@ impl EcrBackend {
     async fn build(&self, target: &Target) -> BackendResult<Arc<Clients>> {
         let mut loader =
             aws_config::defaults(BehaviorVersion::latest()).region(Region::new(target.region.clone()));
-        if let Credentials::Static(keys) = &target.credentials {
+        if let Credentials::Static(keys) | Credentials::WebIdentity { session: keys, .. } =
+            &target.credentials
+        {
             loader = loader.credentials_provider(aws_sdk_ecr::config::Credentials::new(
                 keys.access_key_id.clone(),
                 keys.secret_access_key.expose_secret().to_owned(),
@@ -151,6 +158,54 @@ impl EcrBackend {
 }
 
 impl RegistryBackend for EcrBackend {
+    async fn assume_role_with_web_identity(
+        &self,
+        region: &str,
+        role_arn: &str,
+        session_name: &str,
+        token: &secrecy::SecretString,
+    ) -> BackendResult<super::Session> {
+        const OPERATION: &str = "AssumeRoleWithWebIdentity";
+        // Unsigned (the token is the proof), so no credentials; the STS endpoint is the SDK's
+        // (AWS_ENDPOINT_URL_STS overrides it). Rare: once per ServiceAccount and role per session.
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region.to_owned()))
+            .no_credentials()
+            .load()
+            .await;
+        let sts = aws_sdk_sts::Client::new(&config);
+        let start = Instant::now();
+        let result = sts
+            .assume_role_with_web_identity()
+            .role_arn(role_arn)
+            .role_session_name(session_name)
+            .web_identity_token(token.expose_secret())
+            .send()
+            .await
+            .map_err(|e| classify(OPERATION, e));
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.reason(),
+        };
+        self.metrics.backend_call(OPERATION, outcome, start.elapsed());
+        let out = result?;
+        let credentials = out
+            .credentials()
+            .ok_or_else(|| BackendError::Unavailable(format!("{OPERATION} returned no credentials")))?;
+        Ok(super::Session {
+            keys: super::StaticKeys {
+                access_key_id: credentials.access_key_id().to_owned(),
+                secret_access_key: secrecy::SecretString::from(credentials.secret_access_key().to_owned()),
+                session_token: Some(secrecy::SecretString::from(
+                    credentials.session_token().to_owned(),
+                )),
+            },
+            expires_at: std::time::SystemTime::try_from(*credentials.expiration())
+                .unwrap_or_else(|_| std::time::SystemTime::now()),
+            assumed_role_arn: out.assumed_role_user().map(|u| u.arn().to_owned()),
+        })
+    }
+
     async fn describe_registry(&self, target: &Target) -> BackendResult<RegistryInfo> {
         let out = self
             .call(target, "DescribeRegistry", |c| async move {

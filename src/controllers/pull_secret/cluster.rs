@@ -17,22 +17,24 @@ use kube::runtime::{WatchStreamExt, watcher};
 
 use super::credentials::credentials;
 use super::secret::{apply_secret, desired_secret};
-use super::service_accounts::sync_service_accounts;
+use super::service_accounts::{argocd_runs_in, sync_service_accounts};
 use super::{CLUSTER_PULL_SECRET_LABEL, counted, managed_secrets_selector, owner_reference, stored_owner};
 use crate::api::v1alpha1::{ClusterPullSecret, ClusterPullSecretStatus};
 use crate::backend::RegistryBackend;
 use crate::controllers::context::{Context, object_key};
 use crate::controllers::driver::{self, Note, Reconciler};
 use crate::controllers::triggers;
+use crate::decide::pull_secret::format::{argocd_not_found, is_argocd_account, secret_body};
 use crate::error::{Error, Result};
 use crate::secrets::schedule;
 
 pub const CONTROLLER: &str = "cluster-pull-secret";
 
+use crate::decide::pull_secret::PullCredentials;
 use crate::decide::pull_secret::cluster as decide;
 pub use crate::decide::pull_secret::cluster::{
-    Fanned, SYSTEM_NAMESPACES, missing_namespaces, namespace_matches, namespace_selector, next_status,
-    not_found, secret_name,
+    Fanned, SYSTEM_NAMESPACES, earliest, missing_namespaces, namespace_matches, namespace_selector,
+    next_status, not_found, secret_name,
 };
 
 /// Runs the ClusterPullSecret controller until shutdown.
@@ -66,10 +68,15 @@ pub async fn controller<B: RegistryBackend>(
         })
         .watches(Api::<ServiceAccount>::all(ctx.client.clone()), watcher::Config::default(), move |sa| {
             let name = sa.name_any();
+            let argocd = is_argocd_account(sa.labels());
             sa_store
                 .state()
                 .into_iter()
-                .filter(|c| c.spec.service_accounts.iter().any(|s| s == "*" || *s == name))
+                .filter(|c| {
+                    (argocd && c.spec.format.is_argocd())
+                        || c.spec.service_accounts.iter().any(|s| s == "*" || *s == name)
+                        || c.spec.identity.as_ref().is_some_and(|i| i.service_account_name == name)
+                })
                 .map(|c| ObjectRef::from_obj(c.as_ref()))
                 .collect::<Vec<_>>()
         });
@@ -117,9 +124,10 @@ fn namespace_triggers(
 /// sends 1,000 requests at once. At most `--concurrency` ClusterPullSecrets reconcile at once.
 pub const NAMESPACE_WRITES: usize = 8;
 
-/// What serving one namespace did: whether its Secret was written, and the named
-/// ServiceAccounts missing there.
-type NamespaceServed = (bool, Vec<String>);
+/// What serving one namespace did: whether its Secret was written, the named ServiceAccounts
+/// missing there, (Argo CD formats) whether Argo CD does not run there, and (`spec.identity`)
+/// the credentials minted for it.
+type NamespaceServed = (bool, Vec<String>, bool, Option<PullCredentials>);
 
 /// Namespaces holding a Secret of this ClusterPullSecret (from the label-selected cache).
 fn namespaces_with_our_secrets<B: RegistryBackend>(
@@ -200,17 +208,28 @@ impl Reconciler for ClusterPullSecretController {
 
     fn requeue<B: RegistryBackend>(cps: &ClusterPullSecret, f: &Fanned, ctx: &Context<B>) -> Duration {
         let interval = ctx.interval(cps.spec.interval.as_ref(), &object_key(cps));
-        schedule::requeue_after(SystemTime::now(), f.credentials.refresh_at, interval)
+        let now = SystemTime::now();
+        let refresh_at = f.credentials.as_ref().map_or(now + interval, |c| c.refresh_at);
+        schedule::requeue_after(now, refresh_at, interval)
     }
 }
 
 async fn fan_out<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) -> Result<Fanned> {
     // Before any ECR call, and whether or not a namespace would reach the selector.
     let selector = namespace_selector(cps.spec.namespace_selector.as_ref())?;
-    let credentials = credentials(ctx, &cps.spec.registries, cps.spec.refresh_fraction).await?;
+    // Without an identity one content serves every namespace; with one, each namespace mints
+    // its own (below), as its own ServiceAccount.
+    let identity = cps.spec.identity.as_ref();
+    let shared = match identity {
+        None => Some(credentials(ctx, &cps.spec.registries, cps.spec.refresh_fraction, None).await?),
+        Some(_) => None,
+    };
+    let secret_name = secret_name(cps);
+    let render =
+        |c: &PullCredentials| secret_body(cps.spec.format, cps.spec.argocd.as_ref(), &secret_name, &c.logins);
+    let shared_body = shared.as_ref().map(render).transpose()?;
     let owner = owner_reference(cps).ok_or(Error::MissingMetadata("uid"))?;
     let uid = owner.uid.clone();
-    let secret_name = secret_name(cps);
     // The namespace store, fed by the watch that re-queues this reconcile on a namespace change
     // (see `namespace_triggers`): a namespace just created is in it before its trigger arrives.
     // Never read before its first list: an empty store would remove every Secret below.
@@ -236,22 +255,35 @@ async fn fan_out<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) 
     // so the status (its first failure, its lists) does not depend on which finished first.
     let mut results: Vec<(String, Result<NamespaceServed>)> = futures::stream::iter(matching.iter().cloned())
         .map(|ns: String| {
-            let secret = desired_secret(
-                &ns,
-                &secret_name,
-                owner.clone(),
-                (CLUSTER_PULL_SECRET_LABEL, &owner_label),
-                &credentials.dockerconfigjson,
-            );
-            let (uid, secret_name) = (&uid, &secret_name);
+            let (uid, secret_name, owner, owner_label) = (&uid, &secret_name, &owner, &owner_label);
+            let (shared_body, render) = (&shared_body, &render);
             async move {
                 let result = async {
+                    let own = match identity {
+                        Some(id) if shared_body.is_none() => {
+                            let fraction = cps.spec.refresh_fraction;
+                            let ours = Some((ns.as_str(), id));
+                            Some(credentials(ctx, &cps.spec.registries, fraction, ours).await?)
+                        }
+                        _ => None,
+                    };
+                    let own_body = own.as_ref().map(render).transpose()?;
+                    let body = own_body
+                        .as_ref()
+                        .or(shared_body.as_ref())
+                        .ok_or_else(|| Error::Internal("no credentials for a namespace".into()))?;
+                    let label = (CLUSTER_PULL_SECRET_LABEL, owner_label.as_str());
+                    let secret = desired_secret(&ns, secret_name, owner.clone(), label, body);
                     let w =
                         apply_secret(ctx, ClusterPullSecretController::FIELD_MANAGER, &secret, uid).await?;
+                    // An Argo CD Secret goes to no ServiceAccount; it is read where Argo CD runs.
+                    if cps.spec.format.is_argocd() {
+                        return Ok::<_, Error>((w, Vec::new(), !argocd_runs_in(ctx, &ns).await?, own));
+                    }
                     let missing =
                         sync_service_accounts(ctx, &ns, &cps.spec.service_accounts, secret_name, true)
                             .await?;
-                    Ok::<_, Error>((w, missing))
+                    Ok((w, missing, false, own))
                 }
                 .await;
                 (ns, result)
@@ -261,13 +293,18 @@ async fn fan_out<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) 
         .collect()
         .await;
     results.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut missing_accounts = Vec::new();
+    let (mut missing_accounts, mut without_argocd) = (Vec::new(), Vec::new());
     let (mut served, mut failed, mut written) = (BTreeSet::new(), Vec::new(), 0);
+    let mut minted = Vec::new();
     for (ns, result) in results {
         match result {
-            Ok((w, missing)) => {
+            Ok((w, missing, no_argocd, own)) => {
+                minted.extend(own);
                 written += usize::from(w);
                 served.insert(ns.clone());
+                if no_argocd {
+                    without_argocd.push(ns.clone());
+                }
                 if !missing.is_empty() {
                     missing_accounts.push((ns, missing));
                 }
@@ -291,12 +328,18 @@ async fn fan_out<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) 
         }
     }
     ctx.metrics.cached_secrets(ctx.managed_secrets.state().len());
+    let (credentials, roles) = match shared {
+        Some(c) => (Some(c), Vec::new()),
+        None => earliest(minted),
+    };
     Ok(Fanned {
         credentials,
+        roles,
         served,
         failed,
         written,
         removed,
-        missing: not_found(&missing_namespaces, &missing_accounts),
+        missing: not_found(&missing_namespaces, &missing_accounts)
+            .or_else(|| argocd_not_found(&without_argocd)),
     })
 }

@@ -3,28 +3,43 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use crate::api::v1alpha1::PullSecretRegistry;
+use crate::api::v1alpha1::{PullSecretRegistry, TenantIdentity};
 use crate::backend::RegistryBackend;
 use crate::controllers::context::Context;
+use crate::controllers::web_identity::{check_required, tenant_role, tenant_target};
 pub use crate::decide::pull_secret::PullCredentials;
 use crate::error::{Error, Result};
-use crate::secrets::{dockerconfig, schedule};
+use crate::secrets::schedule;
 
-/// Tokens for `registries` (one per region and identity, from the cache) rendered into one
-/// dockerconfigjson with one `auths` entry per registry host.
+/// Tokens for `registries` (one per region and identity, from the cache), by registry host; the
+/// Secret's format renders them ([`crate::decide::pull_secret::format::secret_body`]).
+///
+/// With `identity` (the object's namespace and `spec.identity`), every token is minted as that
+/// ServiceAccount's IAM role; without, a Registry with `requireTenantIdentity` refuses.
 pub async fn credentials<B: RegistryBackend>(
     ctx: &Context<B>,
     registries: &[String],
     fraction: f64,
+    identity: Option<(&str, &TenantIdentity)>,
 ) -> Result<PullCredentials> {
     let now = SystemTime::now();
+    for name in registries {
+        check_required(ctx.ready_registry(name)?.as_ref(), identity.is_some())?;
+    }
+    let role = match identity {
+        Some((namespace, identity)) => Some(tenant_role(ctx, namespace, identity).await?),
+        None => None,
+    };
     let mut logins = BTreeMap::new();
     let mut listed = Vec::new();
     let (mut expires_at, mut refreshed_at, mut refresh_at) =
         (None::<SystemTime>, None::<SystemTime>, None::<SystemTime>);
     for name in registries {
         let registry = ctx.ready_registry(name)?;
-        let target = ctx.target(&registry).await?;
+        let mut target = ctx.target(&registry).await?;
+        if let (Some((namespace, identity)), Some(role)) = (identity, &role) {
+            target = tenant_target(ctx, namespace, identity, role, target).await?;
+        }
         let token = ctx
             .cache
             .token(&target, fraction, now)
@@ -43,9 +58,9 @@ pub async fn credentials<B: RegistryBackend>(
         let next = schedule::refresh_at(token.fetched_at, token.expires_at, fraction, &target.key());
         refresh_at = Some(refresh_at.map_or(next, |r| r.min(next)));
     }
-    let dockerconfigjson = dockerconfig::render(&logins).map_err(|e| Error::InvalidToken(e.to_string()))?;
     Ok(PullCredentials {
-        dockerconfigjson,
+        logins,
+        role_arn: role,
         registries: listed,
         expires_at: expires_at.unwrap_or(now),
         refreshed_at: refreshed_at.unwrap_or(now),

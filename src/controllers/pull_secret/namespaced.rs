@@ -14,7 +14,7 @@ use kube::runtime::watcher;
 
 use super::credentials::credentials;
 use super::secret::{apply_secret, desired_secret};
-use super::service_accounts::{not_found, sync_service_accounts};
+use super::service_accounts::{argocd_runs_in, not_found, sync_service_accounts};
 use super::{PULL_SECRET_LABEL, counted, managed_secrets_selector, owner_reference, stored_owner};
 use crate::api::v1alpha1::{PullSecret, PullSecretStatus};
 use crate::backend::RegistryBackend;
@@ -22,6 +22,7 @@ use crate::controllers::context::{Context, object_key};
 use crate::controllers::dereference::check_tenancy;
 use crate::controllers::driver::{self, Note, Reconciler};
 use crate::controllers::triggers;
+use crate::decide::pull_secret::format::{argocd_not_found, is_argocd_account, secret_body};
 use crate::error::{Error, Result};
 use crate::secrets::schedule;
 
@@ -49,15 +50,22 @@ pub async fn controller<B: RegistryBackend>(
             triggers::users_of(&store, &registry, |p: &PullSecret, name| p.spec.registries.iter().any(|r| r == name))
         })
         // A ServiceAccount created later gets the entry too (and one reported missing is
-        // re-checked the moment it appears); one deleted is reported missing.
+        // re-checked the moment it appears); one deleted is reported missing. Argo CD's own
+        // ServiceAccounts re-queue the Argo CD formats (installed or removed there), and an
+        // identity's ServiceAccount its PullSecret (created, or its role annotation changed).
         .watches(Api::<ServiceAccount>::all(ctx.client.clone()), watcher::Config::default(), move |sa| {
             let ns = sa.namespace().unwrap_or_default();
             let name = sa.name_any();
+            let argocd = is_argocd_account(sa.labels());
             sa_store
                 .state()
                 .into_iter()
                 .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
-                .filter(|p| p.spec.service_accounts.iter().any(|s| s == "*" || *s == name))
+                .filter(|p| {
+                    (argocd && p.spec.format.is_argocd())
+                        || p.spec.service_accounts.iter().any(|s| s == "*" || *s == name)
+                        || p.spec.identity.as_ref().is_some_and(|i| i.service_account_name == name)
+                })
                 .map(|p| ObjectRef::from_obj(p.as_ref()))
                 .collect::<Vec<_>>()
         });
@@ -139,7 +147,14 @@ async fn serve<B: RegistryBackend>(ps: &PullSecret, ctx: &Context<B>) -> Result<
         }
         check_tenancy(&registry, &ns, labels.as_ref().unwrap_or(&BTreeMap::new()), None)?;
     }
-    let credentials = credentials(ctx, &ps.spec.registries, ps.spec.refresh_fraction).await?;
+    let identity = ps.spec.identity.as_ref().map(|i| (ns.as_str(), i));
+    let credentials = credentials(ctx, &ps.spec.registries, ps.spec.refresh_fraction, identity).await?;
+    let body = secret_body(
+        ps.spec.format,
+        ps.spec.argocd.as_ref(),
+        &secret_name(ps),
+        &credentials.logins,
+    )?;
     let owner = owner_reference(ps).ok_or(Error::MissingMetadata("uid"))?;
     let uid = owner.uid.clone();
     let secret = desired_secret(
@@ -147,13 +162,22 @@ async fn serve<B: RegistryBackend>(ps: &PullSecret, ctx: &Context<B>) -> Result<
         &secret_name(ps),
         owner,
         (PULL_SECRET_LABEL, &ps.name_any()),
-        &credentials.dockerconfigjson,
+        &body,
     );
     let written = apply_secret(ctx, CONTROLLER, &secret, &uid).await?;
-    let missing = sync_service_accounts(ctx, &ns, &ps.spec.service_accounts, &secret_name(ps), true).await?;
+    // An Argo CD Secret goes to no ServiceAccount (admission refuses serviceAccounts with it);
+    // it is only read where Argo CD runs.
+    let missing = if ps.spec.format.is_argocd() {
+        let absent = !argocd_runs_in(ctx, &ns).await?;
+        argocd_not_found(&absent.then(|| ns.clone()).into_iter().collect::<Vec<_>>())
+    } else {
+        let missing =
+            sync_service_accounts(ctx, &ns, &ps.spec.service_accounts, &secret_name(ps), true).await?;
+        not_found(&ns, &missing)
+    };
     Ok(Served {
         credentials,
         written,
-        missing: not_found(&ns, &missing),
+        missing,
     })
 }

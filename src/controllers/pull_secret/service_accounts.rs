@@ -3,14 +3,27 @@
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 
 use crate::backend::RegistryBackend;
 use crate::controllers::context::Context;
+pub use crate::decide::pull_secret::format::ARGOCD_PART_OF;
 pub use crate::decide::pull_secret::service_accounts::{
     missing_names, not_found, not_found_in_namespaces, service_account_patch, wants_entry,
 };
 use crate::error::{Error, Result};
+
+/// Whether Argo CD runs in `namespace`: one of its ServiceAccounts (labelled
+/// `app.kubernetes.io/part-of=argocd` by its manifests and its Helm chart) is there. One LIST of
+/// metadata, at most one item, under the ServiceAccount `list` the operator already has.
+pub async fn argocd_runs_in<B: RegistryBackend>(ctx: &Context<B>, namespace: &str) -> Result<bool> {
+    let api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), namespace);
+    let found = api
+        .list_metadata(&ListParams::default().labels(ARGOCD_PART_OF).limit(1))
+        .await
+        .map_err(Error::kube("list Argo CD's ServiceAccounts"))?;
+    Ok(!found.items.is_empty())
+}
 
 /// Brings our Secret's entry in the `imagePullSecrets` of every ServiceAccount of a namespace to
 /// what the spec says: present in the named ones (`*`: all) when `present`, absent from every

@@ -103,9 +103,29 @@ pub fn not_found(missing_namespaces: &[String], missing_accounts: &[(String, Vec
     Some(Error::NamespaceNotFound(message))
 }
 
+/// Pure: what the status and the requeue say about credentials minted per namespace
+/// (`spec.identity`): the earliest expiry, refresh and refresh time of them all, the registries
+/// of the first, and their roles, sorted and distinct. `None` when there are none.
+pub fn earliest(all: Vec<PullCredentials>) -> (Option<PullCredentials>, Vec<String>) {
+    let roles: BTreeSet<String> = all.iter().filter_map(|c| c.role_arn.clone()).collect();
+    let merged = all.into_iter().reduce(|a, b| PullCredentials {
+        logins: Default::default(),
+        role_arn: None,
+        registries: a.registries,
+        expires_at: a.expires_at.min(b.expires_at),
+        refreshed_at: a.refreshed_at.min(b.refreshed_at),
+        refresh_at: a.refresh_at.min(b.refresh_at),
+    });
+    (merged, roles.into_iter().collect())
+}
+
 /// What one ClusterPullSecret reconcile achieved: a partial success carries its failures.
 pub struct Fanned {
-    pub credentials: PullCredentials,
+    /// The earliest of the credentials written (`None` when no namespace got any: with
+    /// `spec.identity` each namespace has its own).
+    pub credentials: Option<PullCredentials>,
+    /// The roles the tokens were minted with (`spec.identity`), sorted and distinct.
+    pub roles: Vec<String>,
     pub served: BTreeSet<String>,
     pub failed: Vec<(String, Error)>,
     pub written: usize,
@@ -149,9 +169,12 @@ pub fn next_status(cps: &ClusterPullSecret, outcome: &Result<Fanned>, now: &Time
     let mut message = None;
     let summary = match outcome {
         Ok(f) => {
-            status.expires_at = time(f.credentials.expires_at);
-            status.last_refresh_time = time(f.credentials.refreshed_at);
-            status.registries = f.credentials.registries.clone();
+            if let Some(c) = &f.credentials {
+                status.expires_at = time(c.expires_at);
+                status.last_refresh_time = time(c.refreshed_at);
+                status.registries = c.registries.clone();
+            }
+            status.role_arns = f.roles.iter().take(20).cloned().collect();
             status.namespace_count = Some(i32::try_from(f.served.len()).unwrap_or(i32::MAX));
             status.failed_namespaces = f.failed.iter().take(20).map(|(ns, _)| ns.clone()).collect();
             let is_in = format!(

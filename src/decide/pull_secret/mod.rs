@@ -3,10 +3,13 @@
 //! (see [`crate::decide`]).
 
 pub mod cluster;
+pub mod format;
+pub mod identity;
 pub mod namespaced;
 pub mod secret;
 pub mod service_accounts;
 
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -75,7 +78,11 @@ pub fn time(t: SystemTime) -> Option<Time> {
 /// Pull credentials for a set of registries, ready to write (not `backend::Credentials`, which
 /// is how the operator reaches ECR).
 pub struct PullCredentials {
-    pub dockerconfigjson: SecretString,
+    /// Registry host → its ECR token (base64 of `AWS:<password>`), rendered into the Secret by
+    /// [`format::secret_body`].
+    pub logins: BTreeMap<String, SecretString>,
+    /// The IAM role the tokens were minted with (`spec.identity`), else `None`.
+    pub role_arn: Option<String>,
     pub registries: Vec<PullSecretRegistry>,
     pub expires_at: SystemTime,
     pub refreshed_at: SystemTime,

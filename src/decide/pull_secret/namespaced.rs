@@ -55,6 +55,7 @@ pub fn next_status(ps: &PullSecret, outcome: &Result<Served>, now: &Time) -> Pul
             status.expires_at = time(s.credentials.expires_at);
             status.last_refresh_time = time(s.credentials.refreshed_at);
             status.registries = s.credentials.registries.clone();
+            status.role_arn = s.credentials.role_arn.clone();
             let holds = format!(
                 "Secret {} holds credentials for {}",
                 secret_name(ps),
@@ -94,7 +95,8 @@ mod tests {
         let now = Time(k8s_openapi::jiff::Timestamp::from_second(1_000).unwrap());
         let served = |missing: &[&str]| Served {
             credentials: PullCredentials {
-                dockerconfigjson: secrecy::SecretString::from("{}"),
+                logins: Default::default(),
+                role_arn: None,
                 registries: vec![crate::api::v1alpha1::PullSecretRegistry {
                     name: "default".into(),
                     host: Some("h".into()),

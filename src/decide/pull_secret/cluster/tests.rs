@@ -180,13 +180,15 @@ fn status_table_in_sync_missing_and_failed() {
     .unwrap();
     let now = Time(k8s_openapi::jiff::Timestamp::from_second(1_000).unwrap());
     let fanned = |failed: Vec<(String, Error)>, missing: Option<Error>| Fanned {
-        credentials: PullCredentials {
-            dockerconfigjson: secrecy::SecretString::from("{}"),
+        credentials: Some(PullCredentials {
+            logins: Default::default(),
+            role_arn: None,
             registries: vec![],
             expires_at: SystemTime::UNIX_EPOCH,
             refreshed_at: SystemTime::UNIX_EPOCH,
             refresh_at: SystemTime::UNIX_EPOCH,
-        },
+        }),
+        roles: vec![],
         served: ["a".to_owned()].into(),
         failed,
         written: 0,
@@ -266,4 +268,32 @@ fn an_invalid_namespace_selector_is_invalid_spec_naming_the_value() {
         assert!(text.contains(detail), "{text}");
     }
     assert!(namespace_selector(None).unwrap().is_none());
+}
+
+/// Credentials minted per namespace (`spec.identity`): the earliest times of all, the roles
+/// sorted and distinct, none without any.
+#[test]
+fn per_namespace_credentials_merge_to_the_earliest_and_their_roles() {
+    let at = |s: u64| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s);
+    let creds = |role: &str, base: u64| PullCredentials {
+        logins: Default::default(),
+        role_arn: Some(role.to_owned()),
+        registries: vec![],
+        expires_at: at(base + 100),
+        refreshed_at: at(base),
+        refresh_at: at(base + 50),
+    };
+    let (merged, roles) = earliest(vec![
+        creds("role/b", 20),
+        creds("role/a", 10),
+        creds("role/b", 30),
+    ]);
+    let merged = merged.unwrap();
+    assert_eq!(
+        (merged.expires_at, merged.refreshed_at, merged.refresh_at),
+        (at(110), at(10), at(60))
+    );
+    assert_eq!(roles, ["role/a", "role/b"]);
+    let (none, roles) = earliest(vec![]);
+    assert!(none.is_none() && roles.is_empty());
 }
