@@ -28,6 +28,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt, stream};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
@@ -120,13 +121,33 @@ pub fn log_undecodable(seen: Seen) {
     }
 }
 
+/// Pure: the metadata no reconcile reads and every cached object would carry: `managedFields`
+/// (a few hundred bytes per field manager) and kubectl's last-applied annotation (a copy of the
+/// whole object as applied). Dropped before an object is decoded or cached, which at 10,000
+/// Repositories is most of what their stores hold.
+pub fn slim(meta: &mut ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
+}
+
+/// `kubectl apply`'s record of what it applied.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// Pure: one watch event, decoded: what passes on, and what the observer hears.
 fn decode_event<K: Resource<DynamicType = ()> + DeserializeOwned>(
     event: Result<Event<DynamicObject>, watcher::Error>,
 ) -> (Option<Result<Event<K>, watcher::Error>>, Option<Seen>) {
-    let typed = |o, wrap: fn(K) -> Event<K>| match decode::<K>(o) {
-        Ok(k) => (Some(Ok(wrap(k))), None),
-        Err(bad) => (None, Some(Seen::Undecodable(bad))),
+    let typed = |mut o: DynamicObject, wrap: fn(K) -> Event<K>| {
+        slim(&mut o.metadata);
+        match decode::<K>(o) {
+            Ok(k) => (Some(Ok(wrap(k))), None),
+            Err(bad) => (None, Some(Seen::Undecodable(bad))),
+        }
     };
     match event {
         Ok(Event::Apply(o)) => typed(o, Event::Apply),

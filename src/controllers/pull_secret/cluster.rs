@@ -101,6 +101,7 @@ fn namespace_triggers(
         watcher::Config::default(),
     )
     .default_backoff()
+    .modify(|ns| crate::controllers::triggers::slim(&mut ns.metadata))
     .reflect(store)
     .filter_map(|event| {
         std::future::ready(match event {

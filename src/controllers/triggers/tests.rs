@@ -192,3 +192,29 @@ fn a_registry_matters_to_its_dependants_only_when_it_starts_or_stops_serving_or_
     assert!(crate::controllers::dereference::serves(&reg(2, true, 2)));
     assert!(!crate::controllers::dereference::serves(&reg(2, false, 2)));
 }
+
+#[test]
+fn cached_objects_drop_managed_fields_and_the_last_applied_copy_only() {
+    let mut meta: ObjectMeta = serde_json::from_value(json!({
+        "name": "api",
+        "annotations": {
+            "kubectl.kubernetes.io/last-applied-configuration": "{\"spec\":{}}",
+            RECONCILE_REQUESTED_AT: "2026-11-30T00:00:00Z",
+        },
+        "managedFields": [{"manager": "kubectl", "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}],
+    }))
+    .unwrap();
+    slim(&mut meta);
+    assert_eq!(meta.managed_fields, None);
+    assert_eq!(
+        meta.annotations.unwrap().into_keys().collect::<Vec<_>>(),
+        [RECONCILE_REQUESTED_AT],
+        "other annotations stay"
+    );
+    let mut only_last_applied: ObjectMeta = serde_json::from_value(json!({
+        "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"},
+    }))
+    .unwrap();
+    slim(&mut only_last_applied);
+    assert_eq!(only_last_applied.annotations, None);
+}
