@@ -296,12 +296,23 @@ fn rendered_rbac_is_least_privilege() {
         verbs_on("ecr-operator.dev", "repositories"),
         ["get", "list", "patch", "watch"].map(String::from).into()
     );
-    // Tenant identities: only `create` on the token subresource, narrowed by name when asked.
-    assert_eq!(
-        verbs_on("", "serviceaccounts/token"),
-        ["create"].map(String::from).into()
-    );
-    let narrowed = template(&["rbac.tenantServiceAccountNames={ecr-puller}"]);
+    // Tenant identities are opt-in: by default the operator cannot mint any ServiceAccount's
+    // token; when enabled, only `create` on the token subresource, narrowed by name when asked.
+    assert!(verbs_on("", "serviceaccounts/token").is_empty());
+    let on = template(&["rbac.tenantIdentities=true"]);
+    let on: ClusterRole = serde_json::from_value(of_kind(&on, "ClusterRole")[0].clone()).unwrap();
+    let token_verbs: BTreeSet<String> = on
+        .rules
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.resources.iter().flatten().any(|x| x == "serviceaccounts/token"))
+        .flat_map(|r| r.verbs)
+        .collect();
+    assert_eq!(token_verbs, ["create"].map(String::from).into());
+    let narrowed = template(&[
+        "rbac.tenantIdentities=true",
+        "rbac.tenantServiceAccountNames={ecr-puller}",
+    ]);
     let narrowed: ClusterRole = serde_json::from_value(of_kind(&narrowed, "ClusterRole")[0].clone()).unwrap();
     let token_rule = narrowed
         .rules
@@ -311,7 +322,7 @@ fn rendered_rbac_is_least_privilege() {
         .unwrap();
     assert_eq!(token_rule.resource_names, Some(vec!["ecr-puller".to_owned()]));
     // A Registry's web identity needs it without the pull-secret controllers too.
-    let no_pull = template(&["rbac.pullSecrets=false"]);
+    let no_pull = template(&["rbac.pullSecrets=false", "rbac.tenantIdentities=true"]);
     let no_pull: ClusterRole = serde_json::from_value(of_kind(&no_pull, "ClusterRole")[0].clone()).unwrap();
     assert!(
         no_pull.rules.unwrap().iter().any(|r| r
