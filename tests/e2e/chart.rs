@@ -245,6 +245,16 @@ async fn helm_install_gives_an_operator_identity_that_runs_every_example_to_read
     );
     let refused = repos.delete("web", &Default::default()).await.unwrap_err();
     assert_eq!(api_code(&refused), Some(403), "{refused}");
+    // Nor, by default (`rbac.tenantIdentities` off), mint a token of another ServiceAccount.
+    let token_request: k8s_openapi::api::authentication::v1::TokenRequest = serde_json::from_value(
+        json!({"spec": {"audiences": ["sts.amazonaws.com"], "expirationSeconds": 600}}),
+    )
+    .unwrap();
+    let refused = Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(sa.clone(), "kube-system")
+        .create_token_request("namespace-controller", &PostParams::default(), &token_request)
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&refused), Some(403), "{refused}");
 
     // A Registry whose static keys live where the chart grants no `get` (here `shop`): its status
     // says, in one sentence, what was forbidden and which chart value fixes it.
