@@ -50,6 +50,9 @@ impl RepositoryCache {
         let mut guard = slot.lock().await;
         let fresh = guard.as_ref().is_some_and(|s| s.at.elapsed() < self.ttl);
         if !fresh {
+            // The stale listing goes before the new one is read, so the two are never in memory
+            // at once (at tens of thousands of repositories, megabytes of peak RSS).
+            *guard = None;
             let repos = backend.list_repositories(target).await?;
             let repos = repos.into_iter().map(|r| (r.name.clone(), r)).collect();
             *guard = Some(Snapshot {
