@@ -52,7 +52,7 @@ fn crds_dir_holds_no_orphans() {
 #[test]
 fn every_crd_is_kstatus_shaped() {
     let crds = api::crds();
-    assert_eq!(crds.len(), 6, "six kinds");
+    assert_eq!(crds.len(), 7, "seven kinds");
     for crd in crds {
         let name = crd.metadata.name.clone().unwrap();
         assert_eq!(crd.spec.group, GROUP, "{name}");

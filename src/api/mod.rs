@@ -34,6 +34,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         ReplicationRule::crd(),
         PullSecret::crd(),
         ClusterPullSecret::crd(),
+        PullThroughCacheRule::crd(),
     ]
     .into_iter()
     .map(|crd| {

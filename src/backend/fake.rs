@@ -24,6 +24,12 @@ pub struct FakeState {
     pub replication: Vec<ReplicationRuleSettings>,
     pub scanning: ScanningSettings,
     pub registry_policy: Option<String>,
+    /// Pull-through cache rules by prefix.
+    pub cache_rules: BTreeMap<String, super::RemoteCacheRule>,
+    /// Secrets Manager secrets by name: ARN, tags, value.
+    pub secrets: BTreeMap<String, (String, BTreeMap<String, String>, String)>,
+    /// What ValidatePullThroughCacheRule answers; `None`: valid.
+    pub cache_rule_failure: Option<String>,
     /// Every operation called, in order.
     pub calls: Vec<&'static str>,
     /// Failures to inject: the next call of the operation fails with the error (once).
@@ -67,7 +73,12 @@ impl FakeBackend {
     pub fn writes(&self) -> Vec<&'static str> {
         self.calls()
             .into_iter()
-            .filter(|op| !(op.starts_with("Describe") || op.starts_with("Get") || op.starts_with("List")))
+            .filter(|op| {
+                !(op.starts_with("Describe")
+                    || op.starts_with("Get")
+                    || op.starts_with("List")
+                    || op.starts_with("Validate"))
+            })
             .collect()
     }
 
@@ -268,6 +279,130 @@ impl RegistryBackend for FakeBackend {
     async fn describe_images(&self, _: &Target, repo: &str) -> BackendResult<Vec<ImageInfo>> {
         self.with("DescribeImages", |s| {
             s.images.get(repo).cloned().unwrap_or_default()
+        })
+    }
+
+    async fn describe_cache_rule(
+        &self,
+        _: &Target,
+        prefix: &str,
+    ) -> BackendResult<Option<super::RemoteCacheRule>> {
+        self.with("DescribePullThroughCacheRules", |s| {
+            s.cache_rules.get(prefix).cloned()
+        })
+    }
+
+    async fn create_cache_rule(
+        &self,
+        _: &Target,
+        rule: &super::CacheRuleSettings,
+    ) -> BackendResult<super::RemoteCacheRule> {
+        self.with("CreatePullThroughCacheRule", |s| {
+            if s.cache_rules.contains_key(&rule.prefix) {
+                return Err(BackendError::AlreadyExists(rule.prefix.clone()));
+            }
+            let created = super::RemoteCacheRule {
+                prefix: rule.prefix.clone(),
+                upstream_registry: Some(rule.upstream_registry.clone()),
+                upstream_url: rule.upstream_url.clone(),
+                upstream_prefix: Some(rule.upstream_prefix.clone().unwrap_or_else(|| "ROOT".into())),
+                credential_arn: rule.credential_arn.clone(),
+                custom_role_arn: rule.custom_role_arn.clone(),
+                registry_id: REGISTRY.into(),
+                created_at: Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000)),
+            };
+            s.cache_rules.insert(rule.prefix.clone(), created.clone());
+            Ok(created)
+        })?
+    }
+
+    async fn update_cache_rule(&self, _: &Target, rule: &super::CacheRuleSettings) -> BackendResult<()> {
+        self.with("UpdatePullThroughCacheRule", |s| {
+            match s.cache_rules.get_mut(&rule.prefix) {
+                Some(r) => {
+                    r.credential_arn = rule.credential_arn.clone();
+                    r.custom_role_arn = rule.custom_role_arn.clone();
+                    Ok(())
+                }
+                None => Err(BackendError::NotFound(rule.prefix.clone())),
+            }
+        })?
+    }
+
+    async fn delete_cache_rule(&self, _: &Target, prefix: &str) -> BackendResult<bool> {
+        self.with("DeletePullThroughCacheRule", |s| {
+            s.cache_rules.remove(prefix).is_some()
+        })
+    }
+
+    async fn validate_cache_rule(
+        &self,
+        _: &Target,
+        prefix: &str,
+    ) -> BackendResult<super::CacheRuleValidation> {
+        self.with("ValidatePullThroughCacheRule", |s| {
+            if !s.cache_rules.contains_key(prefix) {
+                return Err(BackendError::NotFound(prefix.to_owned()));
+            }
+            Ok(super::CacheRuleValidation {
+                valid: s.cache_rule_failure.is_none(),
+                failure: s.cache_rule_failure.clone(),
+            })
+        })?
+    }
+
+    async fn get_secret(&self, _: &Target, name: &str) -> BackendResult<Option<super::RemoteSecret>> {
+        self.with("DescribeSecret", |s| {
+            s.secrets.get(name).map(|(arn, tags, value)| super::RemoteSecret {
+                arn: arn.clone(),
+                tags: tags.clone(),
+                value: Some(SecretString::from(value.clone())),
+            })
+        })
+    }
+
+    async fn create_secret(
+        &self,
+        t: &Target,
+        name: &str,
+        value: &SecretString,
+        tags: &BTreeMap<String, String>,
+    ) -> BackendResult<String> {
+        use secrecy::ExposeSecret;
+        let arn = format!(
+            "arn:aws:secretsmanager:{}:{REGISTRY}:secret:{name}-AbCdEf",
+            t.region
+        );
+        self.with("CreateSecret", |s| {
+            if s.secrets.contains_key(name) {
+                return Err(BackendError::AlreadyExists(name.to_owned()));
+            }
+            s.secrets.insert(
+                name.to_owned(),
+                (arn.clone(), tags.clone(), value.expose_secret().to_owned()),
+            );
+            Ok(arn)
+        })?
+    }
+
+    async fn put_secret_value(&self, _: &Target, arn: &str, value: &SecretString) -> BackendResult<()> {
+        use secrecy::ExposeSecret;
+        self.with("PutSecretValue", |s| {
+            match s.secrets.values_mut().find(|(a, _, _)| a == arn) {
+                Some(secret) => {
+                    secret.2 = value.expose_secret().to_owned();
+                    Ok(())
+                }
+                None => Err(BackendError::NotFound(arn.to_owned())),
+            }
+        })?
+    }
+
+    async fn delete_secret(&self, _: &Target, arn: &str) -> BackendResult<bool> {
+        self.with("DeleteSecret", |s| {
+            let before = s.secrets.len();
+            s.secrets.retain(|_, (a, _, _)| a != arn);
+            s.secrets.len() != before
         })
     }
 

@@ -290,6 +290,57 @@ impl fmt::Debug for AuthToken {
     }
 }
 
+/// A pull-through cache rule as ECR should hold it (CreatePullThroughCacheRule).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheRuleSettings {
+    pub prefix: String,
+    /// ECR's upstream registry kind (`docker-hub`, ...).
+    pub upstream_registry: String,
+    pub upstream_url: String,
+    /// `None`: ECR's default (`ROOT`).
+    pub upstream_prefix: Option<String>,
+    pub credential_arn: Option<String>,
+    pub custom_role_arn: Option<String>,
+}
+
+/// A pull-through cache rule as ECR describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteCacheRule {
+    pub prefix: String,
+    pub upstream_registry: Option<String>,
+    pub upstream_url: String,
+    pub upstream_prefix: Option<String>,
+    pub credential_arn: Option<String>,
+    pub custom_role_arn: Option<String>,
+    pub registry_id: String,
+    pub created_at: Option<SystemTime>,
+}
+
+/// What ValidatePullThroughCacheRule says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheRuleValidation {
+    pub valid: bool,
+    pub failure: Option<String>,
+}
+
+/// A Secrets Manager secret: its ARN, tags and current value. `Debug` never prints the value.
+#[derive(Clone)]
+pub struct RemoteSecret {
+    pub arn: String,
+    pub tags: BTreeMap<String, String>,
+    /// The current `SecretString`; `None` when it has none.
+    pub value: Option<SecretString>,
+}
+
+impl fmt::Debug for RemoteSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteSecret")
+            .field("arn", &self.arn)
+            .field("tags", &self.tags)
+            .finish_non_exhaustive()
+    }
+}
+
 /// An ECR call failure, classified at the SDK boundary.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BackendError {
@@ -458,6 +509,70 @@ pub trait RegistryBackend: Send + Sync + 'static {
         target: &Target,
         repo: &str,
     ) -> impl Future<Output = BackendResult<Vec<ImageInfo>>> + Send;
+
+    /// DescribePullThroughCacheRules for one prefix; `None` when there is no such rule.
+    fn describe_cache_rule(
+        &self,
+        target: &Target,
+        prefix: &str,
+    ) -> impl Future<Output = BackendResult<Option<RemoteCacheRule>>> + Send;
+
+    /// CreatePullThroughCacheRule.
+    fn create_cache_rule(
+        &self,
+        target: &Target,
+        rule: &CacheRuleSettings,
+    ) -> impl Future<Output = BackendResult<RemoteCacheRule>> + Send;
+
+    /// UpdatePullThroughCacheRule: the credentials and the custom role (nothing else can change).
+    fn update_cache_rule(
+        &self,
+        target: &Target,
+        rule: &CacheRuleSettings,
+    ) -> impl Future<Output = BackendResult<()>> + Send;
+
+    /// DeletePullThroughCacheRule; `Ok(false)` when it was already gone.
+    fn delete_cache_rule(
+        &self,
+        target: &Target,
+        prefix: &str,
+    ) -> impl Future<Output = BackendResult<bool>> + Send;
+
+    /// ValidatePullThroughCacheRule: whether ECR can reach the upstream with the rule's credentials.
+    fn validate_cache_rule(
+        &self,
+        target: &Target,
+        prefix: &str,
+    ) -> impl Future<Output = BackendResult<CacheRuleValidation>> + Send;
+
+    /// Secrets Manager DescribeSecret and GetSecretValue in the target's region; `None` when no
+    /// secret has that name (or it is scheduled for deletion).
+    fn get_secret(
+        &self,
+        target: &Target,
+        name: &str,
+    ) -> impl Future<Output = BackendResult<Option<RemoteSecret>>> + Send;
+
+    /// Secrets Manager CreateSecret with a value and tags; returns its ARN.
+    fn create_secret(
+        &self,
+        target: &Target,
+        name: &str,
+        value: &SecretString,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = BackendResult<String>> + Send;
+
+    /// Secrets Manager PutSecretValue: a new current version.
+    fn put_secret_value(
+        &self,
+        target: &Target,
+        arn: &str,
+        value: &SecretString,
+    ) -> impl Future<Output = BackendResult<()>> + Send;
+
+    /// Secrets Manager DeleteSecret without a recovery window (a secret of the same name can be
+    /// created again at once); `Ok(false)` when it was already gone.
+    fn delete_secret(&self, target: &Target, arn: &str) -> impl Future<Output = BackendResult<bool>> + Send;
 
     /// GetAuthorizationToken: a registry login valid for any registry the identity may reach
     /// in the target's region.

@@ -8,6 +8,7 @@ pub mod driver;
 pub mod events;
 pub mod lifecycle_policy;
 pub mod pull_secret;
+pub mod pull_through_cache_rule;
 pub mod quarantine;
 pub mod registry;
 pub mod replication;
@@ -102,6 +103,7 @@ fn readiness_parts(name: ControllerName) -> &'static [&'static str] {
         ControllerName::Replication => &[replication::CONTROLLER, replication_rule::CONTROLLER],
         ControllerName::PullSecret => &[pull_secret::namespaced::CONTROLLER],
         ControllerName::ClusterPullSecret => &[pull_secret::cluster::CONTROLLER],
+        ControllerName::PullThroughCache => &[pull_through_cache_rule::CONTROLLER],
     }
 }
 
@@ -227,6 +229,7 @@ pub async fn run<B: RegistryBackend>(
                 let writer = namespace_writer.take().unwrap_or_default();
                 pull_secret::cluster::controller(ctx, shutdown, writer).boxed()
             }
+            ControllerName::PullThroughCache => pull_through_cache_rule::controller(ctx, shutdown).boxed(),
         });
     }
     futures::future::join_all(running).await;

@@ -11,6 +11,7 @@ mod argocd;
 mod identity;
 mod lifecycle_policy;
 mod pull_secret;
+mod pull_through_cache_rule;
 mod registry;
 mod repository;
 

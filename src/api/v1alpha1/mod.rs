@@ -6,12 +6,14 @@
 
 mod lifecycle_policy;
 mod pull_secret;
+mod pull_through_cache_rule;
 mod registry;
 mod replication_rule;
 mod repository;
 
 pub use lifecycle_policy::*;
 pub use pull_secret::*;
+pub use pull_through_cache_rule::*;
 pub use registry::*;
 pub use replication_rule::*;
 pub use repository::*;
@@ -47,5 +49,6 @@ summarized!(
     LifecyclePolicyStatus,
     ReplicationRuleStatus,
     PullSecretStatus,
-    ClusterPullSecretStatus
+    ClusterPullSecretStatus,
+    PullThroughCacheRuleStatus
 );
