@@ -309,6 +309,16 @@ fn every_example_parses_into_the_rust_types() {
                 "Namespace" => check(
                     serde_json::from_value::<k8s_openapi::api::core::v1::Namespace>(value.clone()).map(drop),
                 ),
+                "PullThroughCacheRule" => {
+                    check(serde_json::from_value::<PullThroughCacheRule>(value.clone()).map(drop))
+                }
+                // The Docker Hub example's credentials (not one of the counted kinds).
+                "Secret" => {
+                    check(
+                        serde_json::from_value::<k8s_openapi::api::core::v1::Secret>(value.clone()).map(drop),
+                    );
+                    continue;
+                }
                 // The tenant example's ServiceAccount (not one of the counted kinds).
                 "ServiceAccount" => {
                     check(
@@ -324,7 +334,7 @@ fn every_example_parses_into_the_rust_types() {
     }
     assert_eq!(
         kinds.len(),
-        7,
+        8,
         "at least one example per kind (and the quick start's Namespace), found {kinds:?}"
     );
 }

@@ -21,6 +21,7 @@ mod lifecycle;
 mod operator;
 mod owners;
 mod pull_secrets;
+mod pull_through_cache;
 mod replication;
 mod runtime;
 mod sharding;
