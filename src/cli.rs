@@ -47,6 +47,8 @@ pub enum ControllerName {
     ClusterPullSecret,
     /// `PullThroughCacheRule`: ECR pull-through cache rules and their upstream credentials.
     PullThroughCache,
+    /// `RepositoryCreationTemplate`: ECR repository creation templates.
+    CreationTemplate,
 }
 
 /// `--ecr-background-share`: a number from 0 to 0.9 (background must leave users a part).
@@ -61,7 +63,7 @@ fn background_share(text: &str) -> Result<f64, String> {
 
 impl ControllerName {
     /// Every controller, in start order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Registry,
         Self::Repository,
         Self::LifecyclePolicy,
@@ -69,6 +71,7 @@ impl ControllerName {
         Self::PullSecret,
         Self::ClusterPullSecret,
         Self::PullThroughCache,
+        Self::CreationTemplate,
     ];
 }
 

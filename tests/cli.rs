@@ -55,6 +55,7 @@ fn crd_command_writes_one_file_per_crd() {
             "registries.ecr-operator.dev.yaml",
             "replicationrules.ecr-operator.dev.yaml",
             "repositories.ecr-operator.dev.yaml",
+            "repositorycreationtemplates.ecr-operator.dev.yaml",
         ]
     );
 }

@@ -35,6 +35,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         PullSecret::crd(),
         ClusterPullSecret::crd(),
         PullThroughCacheRule::crd(),
+        RepositoryCreationTemplate::crd(),
     ]
     .into_iter()
     .map(|crd| {

@@ -24,6 +24,8 @@ pub struct FakeState {
     pub replication: Vec<ReplicationRuleSettings>,
     pub scanning: ScanningSettings,
     pub registry_policy: Option<String>,
+    /// Repository creation templates by prefix.
+    pub templates: BTreeMap<String, super::RemoteTemplate>,
     /// Pull-through cache rules by prefix.
     pub cache_rules: BTreeMap<String, super::RemoteCacheRule>,
     /// Secrets Manager secrets by name: ARN, tags, value.
@@ -279,6 +281,53 @@ impl RegistryBackend for FakeBackend {
     async fn describe_images(&self, _: &Target, repo: &str) -> BackendResult<Vec<ImageInfo>> {
         self.with("DescribeImages", |s| {
             s.images.get(repo).cloned().unwrap_or_default()
+        })
+    }
+
+    async fn describe_template(
+        &self,
+        _: &Target,
+        prefix: &str,
+    ) -> BackendResult<Option<super::RemoteTemplate>> {
+        self.with("DescribeRepositoryCreationTemplates", |s| {
+            s.templates.get(prefix).cloned()
+        })
+    }
+
+    async fn create_template(
+        &self,
+        _: &Target,
+        template: &super::TemplateSettings,
+    ) -> BackendResult<super::RemoteTemplate> {
+        self.with("CreateRepositoryCreationTemplate", |s| {
+            if s.templates.contains_key(&template.prefix) {
+                return Err(BackendError::AlreadyExists(template.prefix.clone()));
+            }
+            let created = super::RemoteTemplate {
+                settings: template.clone(),
+                registry_id: REGISTRY.into(),
+                created_at: Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000)),
+            };
+            s.templates.insert(template.prefix.clone(), created.clone());
+            Ok(created)
+        })?
+    }
+
+    async fn update_template(&self, _: &Target, template: &super::TemplateSettings) -> BackendResult<()> {
+        self.with("UpdateRepositoryCreationTemplate", |s| {
+            match s.templates.get_mut(&template.prefix) {
+                Some(t) => {
+                    t.settings = template.clone();
+                    Ok(())
+                }
+                None => Err(BackendError::NotFound(template.prefix.clone())),
+            }
+        })?
+    }
+
+    async fn delete_template(&self, _: &Target, prefix: &str) -> BackendResult<bool> {
+        self.with("DeleteRepositoryCreationTemplate", |s| {
+            s.templates.remove(prefix).is_some()
         })
     }
 

@@ -290,6 +290,34 @@ impl fmt::Debug for AuthToken {
     }
 }
 
+/// A repository creation template in domain terms: what the operator sets (`None`: not managed,
+/// left as ECR holds it), and what ECR describes.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct TemplateSettings {
+    pub prefix: String,
+    /// ECR spelling (`PULL_THROUGH_CACHE`, ...), sorted.
+    pub applied_for: Vec<String>,
+    pub description: Option<String>,
+    pub mutability: Option<Mutability>,
+    /// Sorted.
+    pub exclusion_filters: Vec<String>,
+    pub encryption: Option<EncryptionSettings>,
+    pub tags: BTreeMap<String, String>,
+    pub custom_role_arn: Option<String>,
+    /// JSON text.
+    pub repository_policy: Option<String>,
+    /// JSON text.
+    pub lifecycle_policy: Option<String>,
+}
+
+/// A repository creation template as ECR describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteTemplate {
+    pub settings: TemplateSettings,
+    pub registry_id: String,
+    pub created_at: Option<SystemTime>,
+}
+
 /// A pull-through cache rule as ECR should hold it (CreatePullThroughCacheRule).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CacheRuleSettings {
@@ -509,6 +537,34 @@ pub trait RegistryBackend: Send + Sync + 'static {
         target: &Target,
         repo: &str,
     ) -> impl Future<Output = BackendResult<Vec<ImageInfo>>> + Send;
+
+    /// DescribeRepositoryCreationTemplates for one prefix; `None` when there is none.
+    fn describe_template(
+        &self,
+        target: &Target,
+        prefix: &str,
+    ) -> impl Future<Output = BackendResult<Option<RemoteTemplate>>> + Send;
+
+    /// CreateRepositoryCreationTemplate with every setting that is set.
+    fn create_template(
+        &self,
+        target: &Target,
+        template: &TemplateSettings,
+    ) -> impl Future<Output = BackendResult<RemoteTemplate>> + Send;
+
+    /// UpdateRepositoryCreationTemplate with every setting that is set.
+    fn update_template(
+        &self,
+        target: &Target,
+        template: &TemplateSettings,
+    ) -> impl Future<Output = BackendResult<()>> + Send;
+
+    /// DeleteRepositoryCreationTemplate; `Ok(false)` when it was already gone.
+    fn delete_template(
+        &self,
+        target: &Target,
+        prefix: &str,
+    ) -> impl Future<Output = BackendResult<bool>> + Send;
 
     /// DescribePullThroughCacheRules for one prefix; `None` when there is no such rule.
     fn describe_cache_rule(

@@ -2,6 +2,7 @@
 
 pub mod backoff;
 pub mod context;
+pub mod creation_template;
 pub mod dereference;
 pub mod drift;
 pub mod driver;
@@ -104,6 +105,7 @@ fn readiness_parts(name: ControllerName) -> &'static [&'static str] {
         ControllerName::PullSecret => &[pull_secret::namespaced::CONTROLLER],
         ControllerName::ClusterPullSecret => &[pull_secret::cluster::CONTROLLER],
         ControllerName::PullThroughCache => &[pull_through_cache_rule::CONTROLLER],
+        ControllerName::CreationTemplate => &[creation_template::CONTROLLER],
     }
 }
 
@@ -230,6 +232,7 @@ pub async fn run<B: RegistryBackend>(
                 pull_secret::cluster::controller(ctx, shutdown, writer).boxed()
             }
             ControllerName::PullThroughCache => pull_through_cache_rule::controller(ctx, shutdown).boxed(),
+            ControllerName::CreationTemplate => creation_template::controller(ctx, shutdown).boxed(),
         });
     }
     futures::future::join_all(running).await;

@@ -8,6 +8,7 @@
 
 mod api_reads;
 mod argocd;
+mod creation_template;
 mod identity;
 mod lifecycle_policy;
 mod pull_secret;

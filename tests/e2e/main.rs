@@ -11,6 +11,7 @@ mod chart;
 mod cluster;
 mod conformance;
 mod corpus;
+mod creation_templates;
 mod ecr;
 mod faults;
 mod harness;

@@ -10,6 +10,7 @@ mod pull_through_cache_rule;
 mod registry;
 mod replication_rule;
 mod repository;
+mod repository_creation_template;
 
 pub use lifecycle_policy::*;
 pub use pull_secret::*;
@@ -17,6 +18,7 @@ pub use pull_through_cache_rule::*;
 pub use registry::*;
 pub use replication_rule::*;
 pub use repository::*;
+pub use repository_creation_template::*;
 
 /// Every status of the API is kstatus-shaped.
 macro_rules! summarized {
@@ -50,5 +52,6 @@ summarized!(
     ReplicationRuleStatus,
     PullSecretStatus,
     ClusterPullSecretStatus,
-    PullThroughCacheRuleStatus
+    PullThroughCacheRuleStatus,
+    RepositoryCreationTemplateStatus
 );

@@ -67,10 +67,12 @@ pub fn by_code(code: &str, status: Option<u16>, detail: String) -> BackendError 
         | "LifecyclePolicyNotFoundException"
         | "ImageNotFoundException"
         | "PullThroughCacheRuleNotFoundException"
+        | "TemplateNotFoundException"
         // Secrets Manager: no secret of that name or ARN (or no value yet).
         | "ResourceNotFoundException" => BackendError::NotFound(detail),
         "RepositoryAlreadyExistsException"
         | "PullThroughCacheRuleAlreadyExistsException"
+        | "TemplateAlreadyExistsException"
         | "ResourceExistsException" => BackendError::AlreadyExists(detail),
         "RepositoryNotEmptyException" => BackendError::NotEmpty(detail),
         "ServerException"
@@ -114,6 +116,8 @@ mod tests {
                 "EcrAlreadyExists",
             ),
             ("ResourceNotFoundException", Some(400), "EcrNotFound"),
+            ("TemplateNotFoundException", Some(400), "EcrNotFound"),
+            ("TemplateAlreadyExistsException", Some(400), "EcrAlreadyExists"),
             ("ResourceExistsException", Some(400), "EcrAlreadyExists"),
             // A credentialArn whose secret does not exist, or an upstream ECR does not serve.
             ("SecretNotFoundException", Some(400), "EcrRejected"),

@@ -3,6 +3,7 @@
 mod cache_rules;
 mod convert;
 mod errors;
+mod templates;
 
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
@@ -165,6 +166,34 @@ impl EcrBackend {
 }
 
 impl RegistryBackend for EcrBackend {
+    async fn describe_template(
+        &self,
+        target: &Target,
+        prefix: &str,
+    ) -> BackendResult<Option<super::RemoteTemplate>> {
+        self.describe_template_impl(target, prefix).await
+    }
+
+    async fn create_template(
+        &self,
+        target: &Target,
+        template: &super::TemplateSettings,
+    ) -> BackendResult<super::RemoteTemplate> {
+        self.create_template_impl(target, template).await
+    }
+
+    async fn update_template(
+        &self,
+        target: &Target,
+        template: &super::TemplateSettings,
+    ) -> BackendResult<()> {
+        self.update_template_impl(target, template).await
+    }
+
+    async fn delete_template(&self, target: &Target, prefix: &str) -> BackendResult<bool> {
+        self.delete_template_impl(target, prefix).await
+    }
+
     async fn describe_cache_rule(
         &self,
         target: &Target,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ecr_operator::api::v1alpha1::{
     ClusterPullSecret, LifecyclePolicy, PullSecret, PullThroughCacheRule, Registry, ReplicationRule,
-    Repository,
+    Repository, RepositoryCreationTemplate,
 };
 use ecr_operator::status::kstatus;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -40,7 +40,8 @@ conditioned!(
     PullSecret,
     ClusterPullSecret,
     ReplicationRule,
-    PullThroughCacheRule
+    PullThroughCacheRule,
+    RepositoryCreationTemplate
 );
 
 /// The condition of `type_`, if there is one.
