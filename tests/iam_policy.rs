@@ -39,7 +39,8 @@ fn quoted_after(text: &str, marker: &str) -> BTreeSet<String> {
 fn iam_policy_lists_exactly_the_ecr_actions_the_operator_calls() {
     let ecr = std::fs::read_to_string(root().join("src/backend/ecr/mod.rs")).unwrap()
         + &std::fs::read_to_string(root().join("src/backend/ecr/cache_rules.rs")).unwrap()
-        + &std::fs::read_to_string(root().join("src/backend/ecr/templates.rs")).unwrap();
+        + &std::fs::read_to_string(root().join("src/backend/ecr/templates.rs")).unwrap()
+        + &std::fs::read_to_string(root().join("src/backend/ecr/registry_settings.rs")).unwrap();
     let domain = std::fs::read_to_string(root().join("src/backend/mod.rs")).unwrap();
     let mut called = quoted_after(&ecr, "self.call(target, ");
     called.extend(quoted_after(&ecr, "self\n                .call(target, "));

@@ -24,6 +24,12 @@ pub struct FakeState {
     pub replication: Vec<ReplicationRuleSettings>,
     pub scanning: ScanningSettings,
     pub registry_policy: Option<String>,
+    /// Account settings set (others answer ECR's defaults).
+    pub account_settings: BTreeMap<String, String>,
+    /// Pull-time update exclusions.
+    pub pull_time_exclusions: std::collections::BTreeSet<String>,
+    /// The signing configuration.
+    pub signing: Option<Vec<super::SigningRuleSettings>>,
     /// Repository creation templates by prefix.
     pub templates: BTreeMap<String, super::RemoteTemplate>,
     /// Pull-through cache rules by prefix.
@@ -282,6 +288,60 @@ impl RegistryBackend for FakeBackend {
         self.with("DescribeImages", |s| {
             s.images.get(repo).cloned().unwrap_or_default()
         })
+    }
+
+    async fn get_account_setting(&self, _: &Target, name: &str) -> BackendResult<String> {
+        let default = match name {
+            "BASIC_SCAN_TYPE_VERSION" => "AWS_NATIVE",
+            "REGISTRY_POLICY_SCOPE" => "V2",
+            _ => "DISABLED",
+        };
+        self.with("GetAccountSetting", |s| {
+            s.account_settings
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| default.to_owned())
+        })
+    }
+
+    async fn put_account_setting(&self, _: &Target, name: &str, value: &str) -> BackendResult<()> {
+        self.with("PutAccountSetting", |s| {
+            s.account_settings.insert(name.to_owned(), value.to_owned());
+        })
+    }
+
+    async fn list_pull_time_exclusions(&self, _: &Target) -> BackendResult<Vec<String>> {
+        self.with("ListPullTimeUpdateExclusions", |s| {
+            s.pull_time_exclusions.iter().cloned().collect()
+        })
+    }
+
+    async fn set_pull_time_exclusion(
+        &self,
+        _: &Target,
+        principal_arn: &str,
+        register: bool,
+    ) -> BackendResult<()> {
+        let op = if register {
+            "RegisterPullTimeUpdateExclusion"
+        } else {
+            "DeregisterPullTimeUpdateExclusion"
+        };
+        self.with(op, |s| {
+            if register {
+                s.pull_time_exclusions.insert(principal_arn.to_owned());
+            } else {
+                s.pull_time_exclusions.remove(principal_arn);
+            }
+        })
+    }
+
+    async fn get_signing(&self, _: &Target) -> BackendResult<Option<Vec<super::SigningRuleSettings>>> {
+        self.with("GetSigningConfiguration", |s| s.signing.clone())
+    }
+
+    async fn put_signing(&self, _: &Target, rules: &[super::SigningRuleSettings]) -> BackendResult<()> {
+        self.with("PutSigningConfiguration", |s| s.signing = Some(rules.to_vec()))
     }
 
     async fn describe_template(

@@ -290,6 +290,14 @@ impl fmt::Debug for AuthToken {
     }
 }
 
+/// One rule of a registry's signing configuration, in domain terms.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SigningRuleSettings {
+    pub signing_profile_arn: String,
+    /// Wildcard filters, sorted.
+    pub filters: Vec<String>,
+}
+
 /// A repository creation template in domain terms: what the operator sets (`None`: not managed,
 /// left as ECR holds it), and what ECR describes.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -537,6 +545,48 @@ pub trait RegistryBackend: Send + Sync + 'static {
         target: &Target,
         repo: &str,
     ) -> impl Future<Output = BackendResult<Vec<ImageInfo>>> + Send;
+
+    /// GetAccountSetting: the setting's current value.
+    fn get_account_setting(
+        &self,
+        target: &Target,
+        name: &str,
+    ) -> impl Future<Output = BackendResult<String>> + Send;
+
+    /// PutAccountSetting.
+    fn put_account_setting(
+        &self,
+        target: &Target,
+        name: &str,
+        value: &str,
+    ) -> impl Future<Output = BackendResult<()>> + Send;
+
+    /// ListPullTimeUpdateExclusions (all pages), sorted.
+    fn list_pull_time_exclusions(
+        &self,
+        target: &Target,
+    ) -> impl Future<Output = BackendResult<Vec<String>>> + Send;
+
+    /// RegisterPullTimeUpdateExclusion (`register`) or DeregisterPullTimeUpdateExclusion.
+    fn set_pull_time_exclusion(
+        &self,
+        target: &Target,
+        principal_arn: &str,
+        register: bool,
+    ) -> impl Future<Output = BackendResult<()>> + Send;
+
+    /// GetSigningConfiguration; `None` when the registry has none. Rules as ECR holds them.
+    fn get_signing(
+        &self,
+        target: &Target,
+    ) -> impl Future<Output = BackendResult<Option<Vec<SigningRuleSettings>>>> + Send;
+
+    /// PutSigningConfiguration: replaces the whole configuration.
+    fn put_signing(
+        &self,
+        target: &Target,
+        rules: &[SigningRuleSettings],
+    ) -> impl Future<Output = BackendResult<()>> + Send;
 
     /// DescribeRepositoryCreationTemplates for one prefix; `None` when there is none.
     fn describe_template(

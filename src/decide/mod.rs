@@ -14,6 +14,7 @@ pub mod pull_secret;
 pub mod pull_through_cache_rule;
 pub mod quarantine;
 pub mod registry;
+pub mod registry_settings;
 pub mod replication;
 pub mod replication_rule;
 pub mod repository;

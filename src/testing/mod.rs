@@ -14,6 +14,7 @@ mod lifecycle_policy;
 mod pull_secret;
 mod pull_through_cache_rule;
 mod registry;
+mod registry_settings;
 mod repository;
 
 use std::collections::BTreeMap;

@@ -23,6 +23,7 @@ mod operator;
 mod owners;
 mod pull_secrets;
 mod pull_through_cache;
+mod registry_settings;
 mod replication;
 mod runtime;
 mod sharding;

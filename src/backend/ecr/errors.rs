@@ -68,6 +68,8 @@ pub fn by_code(code: &str, status: Option<u16>, detail: String) -> BackendError 
         | "ImageNotFoundException"
         | "PullThroughCacheRuleNotFoundException"
         | "TemplateNotFoundException"
+        | "ExclusionNotFoundException"
+        | "SigningConfigurationNotFoundException"
         // Secrets Manager: no secret of that name or ARN (or no value yet).
         | "ResourceNotFoundException" => BackendError::NotFound(detail),
         "RepositoryAlreadyExistsException"
@@ -117,6 +119,8 @@ mod tests {
             ),
             ("ResourceNotFoundException", Some(400), "EcrNotFound"),
             ("TemplateNotFoundException", Some(400), "EcrNotFound"),
+            ("SigningConfigurationNotFoundException", Some(400), "EcrNotFound"),
+            ("ExclusionNotFoundException", Some(400), "EcrNotFound"),
             ("TemplateAlreadyExistsException", Some(400), "EcrAlreadyExists"),
             ("ResourceExistsException", Some(400), "EcrAlreadyExists"),
             // A credentialArn whose secret does not exist, or an upstream ECR does not serve.

@@ -3,6 +3,7 @@
 mod cache_rules;
 mod convert;
 mod errors;
+mod registry_settings;
 mod templates;
 
 use std::collections::{BTreeMap, HashMap};
@@ -166,6 +167,36 @@ impl EcrBackend {
 }
 
 impl RegistryBackend for EcrBackend {
+    async fn get_account_setting(&self, target: &Target, name: &str) -> BackendResult<String> {
+        self.get_account_setting_impl(target, name).await
+    }
+
+    async fn put_account_setting(&self, target: &Target, name: &str, value: &str) -> BackendResult<()> {
+        self.put_account_setting_impl(target, name, value).await
+    }
+
+    async fn list_pull_time_exclusions(&self, target: &Target) -> BackendResult<Vec<String>> {
+        self.list_pull_time_exclusions_impl(target).await
+    }
+
+    async fn set_pull_time_exclusion(
+        &self,
+        target: &Target,
+        principal_arn: &str,
+        register: bool,
+    ) -> BackendResult<()> {
+        self.set_pull_time_exclusion_impl(target, principal_arn, register)
+            .await
+    }
+
+    async fn get_signing(&self, target: &Target) -> BackendResult<Option<Vec<super::SigningRuleSettings>>> {
+        self.get_signing_impl(target).await
+    }
+
+    async fn put_signing(&self, target: &Target, rules: &[super::SigningRuleSettings]) -> BackendResult<()> {
+        self.put_signing_impl(target, rules).await
+    }
+
     async fn describe_template(
         &self,
         target: &Target,
