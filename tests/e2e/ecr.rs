@@ -262,3 +262,93 @@ async fn pull_through_cache_rules_answer_and_refuse_like_ecr() {
             .is_pull_through_cache_rule_not_found_exception()
     );
 }
+
+/// The creation-template and registry-settings extensions of the local endpoint
+/// (tests/moto/ecr_creation_templates.py, ecr_registry_settings.py) through aws-sdk-ecr: what ECR
+/// refuses is refused with ECR's error code.
+#[tokio::test]
+async fn creation_templates_and_registry_settings_refuse_like_ecr() {
+    use aws_sdk_ecr::error::ProvideErrorMetadata;
+    use aws_sdk_ecr::types::RctAppliedFor;
+    let moto = Moto::start().unwrap();
+    let ecr = moto.ecr_client("us-east-1");
+    let code = |e: &dyn ProvideErrorMetadata| e.code().unwrap_or_default().to_owned();
+
+    ecr.create_repository_creation_template()
+        .prefix("team-a")
+        .applied_for(RctAppliedFor::CreateOnPush)
+        .send()
+        .await
+        .unwrap();
+    let cases = [
+        (
+            "team-a",
+            Some(RctAppliedFor::Replication),
+            None,
+            "TemplateAlreadyExistsException",
+        ),
+        (
+            "Team A",
+            Some(RctAppliedFor::Replication),
+            None,
+            "InvalidParameterException",
+        ),
+        ("team-b", None, None, "InvalidParameterException"),
+        (
+            "team-c",
+            Some(RctAppliedFor::Replication),
+            Some("{\"rules\": []}"),
+            "InvalidParameterException",
+        ),
+    ];
+    for (prefix, applied, lifecycle, expected) in cases {
+        let err = ecr
+            .create_repository_creation_template()
+            .prefix(prefix)
+            .set_applied_for(applied.map(|a| vec![a]))
+            .set_lifecycle_policy(lifecycle.map(str::to_owned))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), expected, "{prefix}");
+    }
+    let missing = ecr
+        .describe_repository_creation_templates()
+        .prefixes("nowhere")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&missing), "TemplateNotFoundException");
+
+    let bad_value = ecr
+        .put_account_setting()
+        .name("BLOB_MOUNTING")
+        .value("SOMETIMES")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&bad_value), "ValidationException");
+    let not_a_principal = ecr
+        .register_pull_time_update_exclusion()
+        .principal_arn("arn:aws:iam::123456789012:group/scanners")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&not_a_principal), "InvalidParameterException");
+    let unknown = ecr
+        .deregister_pull_time_update_exclusion()
+        .principal_arn("arn:aws:iam::123456789012:role/none")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&unknown), "ExclusionNotFoundException");
+    let none = ecr.get_signing_configuration().send().await.unwrap_err();
+    assert_eq!(code(&none), "SigningConfigurationNotFoundException");
+    let defaults = ecr
+        .get_account_setting()
+        .name("REGISTRY_POLICY_SCOPE")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(defaults.value(), Some("V2"));
+}
