@@ -45,6 +45,10 @@ pub enum ControllerName {
     PullSecret,
     /// `ClusterPullSecret`: a dockerconfigjson Secret in every selected namespace.
     ClusterPullSecret,
+    /// `PullThroughCacheRule`: ECR pull-through cache rules and their upstream credentials.
+    PullThroughCache,
+    /// `RepositoryCreationTemplate`: ECR repository creation templates.
+    CreationTemplate,
 }
 
 /// `--ecr-background-share`: a number from 0 to 0.9 (background must leave users a part).
@@ -59,13 +63,15 @@ fn background_share(text: &str) -> Result<f64, String> {
 
 impl ControllerName {
     /// Every controller, in start order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
         Self::Registry,
         Self::Repository,
         Self::LifecyclePolicy,
         Self::Replication,
         Self::PullSecret,
         Self::ClusterPullSecret,
+        Self::PullThroughCache,
+        Self::CreationTemplate,
     ];
 }
 

@@ -95,6 +95,11 @@ pub enum Error {
     /// A Registry with `requireTenantIdentity` refuses a pull secret without `spec.identity`.
     #[error("{0}")]
     TenantIdentityRequired(String),
+    /// ECR does not validate a pull-through cache rule's access to its upstream
+    /// (ValidatePullThroughCacheRule): wrong or incomplete credentials, or a role ECR cannot use.
+    /// The message carries ECR's reason.
+    #[error("{0}")]
+    UpstreamInvalid(String),
     /// Repositories a LifecyclePolicy names in `spec.repositories` do not exist in its namespace:
     /// the others get the policy, and each gets it once it exists and is Ready. Not to be
     /// confused with `RepositoryNotFound`, an ECR repository missing under `ObserveOnly`.
@@ -179,6 +184,7 @@ impl Error {
             | Error::IdentityNotFound(_)
             | Error::InvalidIdentity(_)
             | Error::TenantIdentityRequired(_)
+            | Error::UpstreamInvalid(_)
             | Error::LimitExceeded(_)
             | Error::InvalidDestination(_)
             | Error::InvalidPolicy(_)
@@ -208,6 +214,7 @@ impl Error {
             Error::IdentityNotFound(_) => "IdentityNotFound",
             Error::InvalidIdentity(_) => "InvalidIdentity",
             Error::TenantIdentityRequired(_) => "TenantIdentityRequired",
+            Error::UpstreamInvalid(_) => "UpstreamInvalid",
             Error::NamedRepositoryNotFound(_) => "NamedRepositoryNotFound",
             Error::NoRepositorySelected(_) => "NoRepositorySelected",
             Error::LimitExceeded(_) => "LimitExceeded",
@@ -463,6 +470,11 @@ mod tests {
                 Error::TenantIdentityRequired("x".into()),
                 ErrorClass::Stalled,
                 "TenantIdentityRequired",
+            ),
+            (
+                Error::UpstreamInvalid("x".into()),
+                ErrorClass::Stalled,
+                "UpstreamInvalid",
             ),
             (
                 Error::ArgoCdNotFound("x".into()),

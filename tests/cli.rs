@@ -51,9 +51,11 @@ fn crd_command_writes_one_file_per_crd() {
             "clusterpullsecrets.ecr-operator.dev.yaml",
             "lifecyclepolicies.ecr-operator.dev.yaml",
             "pullsecrets.ecr-operator.dev.yaml",
+            "pullthroughcacherules.ecr-operator.dev.yaml",
             "registries.ecr-operator.dev.yaml",
             "replicationrules.ecr-operator.dev.yaml",
             "repositories.ecr-operator.dev.yaml",
+            "repositorycreationtemplates.ecr-operator.dev.yaml",
         ]
     );
 }

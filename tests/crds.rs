@@ -52,7 +52,7 @@ fn crds_dir_holds_no_orphans() {
 #[test]
 fn every_crd_is_kstatus_shaped() {
     let crds = api::crds();
-    assert_eq!(crds.len(), 6, "six kinds");
+    assert_eq!(crds.len(), 8, "eight kinds");
     for crd in crds {
         let name = crd.metadata.name.clone().unwrap();
         assert_eq!(crd.spec.group, GROUP, "{name}");
@@ -309,6 +309,19 @@ fn every_example_parses_into_the_rust_types() {
                 "Namespace" => check(
                     serde_json::from_value::<k8s_openapi::api::core::v1::Namespace>(value.clone()).map(drop),
                 ),
+                "PullThroughCacheRule" => {
+                    check(serde_json::from_value::<PullThroughCacheRule>(value.clone()).map(drop))
+                }
+                "RepositoryCreationTemplate" => {
+                    check(serde_json::from_value::<RepositoryCreationTemplate>(value.clone()).map(drop))
+                }
+                // The Docker Hub example's credentials (not one of the counted kinds).
+                "Secret" => {
+                    check(
+                        serde_json::from_value::<k8s_openapi::api::core::v1::Secret>(value.clone()).map(drop),
+                    );
+                    continue;
+                }
                 // The tenant example's ServiceAccount (not one of the counted kinds).
                 "ServiceAccount" => {
                     check(
@@ -324,7 +337,7 @@ fn every_example_parses_into_the_rust_types() {
     }
     assert_eq!(
         kinds.len(),
-        7,
+        9,
         "at least one example per kind (and the quick start's Namespace), found {kinds:?}"
     );
 }
@@ -406,12 +419,15 @@ fn every_spec_field_is_read_by_the_operator() {
     }
     // Subtrees sent to ECR whole, as the user wrote them: every field inside is read by the
     // serialisation (the parent field itself must still be read).
-    const SENT_WHOLE: [(&str, &str); 3] = [
+    const SENT_WHOLE: [(&str, &str); 5] = [
         // lifecycle::render puts each rule into ECR's lifecycle policy document as it is.
         ("LifecyclePolicy", "spec.rules."),
         // The permissions policies are the user's IAM document, compared and put whole.
         ("Registry", "spec.policy."),
         ("Repository", "spec.policy."),
+        // A creation template's policy and lifecycle rules, rendered whole as for the kinds above.
+        ("RepositoryCreationTemplate", "spec.repositoryPolicy."),
+        ("RepositoryCreationTemplate", "spec.lifecycleRules."),
     ];
     let mut unread = Vec::new();
     for (kind, path, name) in spec_fields() {
@@ -431,4 +447,23 @@ fn every_spec_field_is_read_by_the_operator() {
         unread.is_empty(),
         "spec fields no operator code reads (wire them up, or remove them): {unread:?}"
     );
+}
+
+/// A RepositoryCreationTemplate's `lifecycleRules` is a LifecyclePolicy's `rules`: the same rule
+/// schema (types, per-rule CEL rules) and the same list-level CEL rules and bounds.
+#[test]
+fn creation_template_lifecycle_rules_are_the_lifecyclepolicy_grammar() {
+    let crds = api::crds();
+    let spec_of = |kind: &str| {
+        let crd = crds.iter().find(|c| c.spec.names.kind == kind).unwrap();
+        let v = serde_json::to_value(&crd.spec.versions[0].schema).unwrap();
+        v["openAPIV3Schema"]["properties"]["spec"]["properties"].clone()
+    };
+    let (policy, template) = (spec_of("LifecyclePolicy"), spec_of("RepositoryCreationTemplate"));
+    let (rules, lifecycle_rules) = (&policy["rules"], &template["lifecycleRules"]);
+    assert_eq!(rules["items"], lifecycle_rules["items"], "the rule schema");
+    for key in ["x-kubernetes-validations", "minItems", "maxItems"] {
+        assert!(!rules[key].is_null(), "{key}");
+        assert_eq!(rules[key], lifecycle_rules[key], "{key}");
+    }
 }

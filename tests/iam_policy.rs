@@ -1,5 +1,7 @@
-//! `docs/iam-policy.json` lists exactly the ECR actions the operator calls: every operation named
-//! in `src/backend/ecr/mod.rs` (and the change operations of `src/backend/mod.rs`), no more.
+//! `docs/iam-policy.json` lists exactly the ECR and Secrets Manager actions the operator calls:
+//! every operation named in `src/backend/ecr/` (and the change operations of
+//! `src/backend/mod.rs`), no more; the Secrets Manager ones only on `ecr-pullthroughcache/`
+//! secrets.
 
 // Test code: helpers may unwrap (the standard forbids unwrap outside tests only).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -35,7 +37,10 @@ fn quoted_after(text: &str, marker: &str) -> BTreeSet<String> {
 
 #[test]
 fn iam_policy_lists_exactly_the_ecr_actions_the_operator_calls() {
-    let ecr = std::fs::read_to_string(root().join("src/backend/ecr/mod.rs")).unwrap();
+    let ecr = std::fs::read_to_string(root().join("src/backend/ecr/mod.rs")).unwrap()
+        + &std::fs::read_to_string(root().join("src/backend/ecr/cache_rules.rs")).unwrap()
+        + &std::fs::read_to_string(root().join("src/backend/ecr/templates.rs")).unwrap()
+        + &std::fs::read_to_string(root().join("src/backend/ecr/registry_settings.rs")).unwrap();
     let domain = std::fs::read_to_string(root().join("src/backend/mod.rs")).unwrap();
     let mut called = quoted_after(&ecr, "self.call(target, ");
     called.extend(quoted_after(&ecr, "self\n                .call(target, "));
@@ -46,6 +51,13 @@ fn iam_policy_lists_exactly_the_ecr_actions_the_operator_calls() {
     let ops = &ops[..ops.find("\n    }\n").unwrap()];
     called.extend(quoted_after(ops, "=> "));
     assert!(called.len() >= 20, "found only {called:?}");
+    // Secrets Manager's operations (no ECR operation names a secret).
+    let (mut secrets, called): (BTreeSet<String>, BTreeSet<String>) =
+        called.into_iter().partition(|op| op.contains("Secret"));
+    assert!(secrets.len() >= 4, "found only {secrets:?}");
+    // CreateSecret with tags (the operator's owner tag) also needs secretsmanager:TagResource.
+    assert!(secrets.contains("CreateSecret"));
+    secrets.insert("TagResource".into());
 
     let policy: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(root().join("docs/iam-policy.json")).unwrap()).unwrap();
@@ -58,5 +70,26 @@ fn iam_policy_lists_exactly_the_ecr_actions_the_operator_calls() {
     assert_eq!(
         listed, called,
         "docs/iam-policy.json must list exactly the ECR operations the backend calls"
+    );
+    let statement = &policy["Statement"][1];
+    let listed: BTreeSet<String> = statement["Action"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            a.as_str()
+                .unwrap()
+                .strip_prefix("secretsmanager:")
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        listed, secrets,
+        "docs/iam-policy.json must list exactly the Secrets Manager operations the backend calls"
+    );
+    assert_eq!(
+        statement["Resource"], "arn:aws:secretsmanager:*:*:secret:ecr-pullthroughcache/*",
+        "Secrets Manager only for pull-through cache credentials"
     );
 }

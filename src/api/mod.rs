@@ -34,6 +34,8 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         ReplicationRule::crd(),
         PullSecret::crd(),
         ClusterPullSecret::crd(),
+        PullThroughCacheRule::crd(),
+        RepositoryCreationTemplate::crd(),
     ]
     .into_iter()
     .map(|crd| {

@@ -24,6 +24,20 @@ pub struct FakeState {
     pub replication: Vec<ReplicationRuleSettings>,
     pub scanning: ScanningSettings,
     pub registry_policy: Option<String>,
+    /// Account settings set (others answer ECR's defaults).
+    pub account_settings: BTreeMap<String, String>,
+    /// Pull-time update exclusions.
+    pub pull_time_exclusions: std::collections::BTreeSet<String>,
+    /// The signing configuration.
+    pub signing: Option<Vec<super::SigningRuleSettings>>,
+    /// Repository creation templates by prefix.
+    pub templates: BTreeMap<String, super::RemoteTemplate>,
+    /// Pull-through cache rules by prefix.
+    pub cache_rules: BTreeMap<String, super::RemoteCacheRule>,
+    /// Secrets Manager secrets by name: ARN, tags, value.
+    pub secrets: BTreeMap<String, (String, BTreeMap<String, String>, String)>,
+    /// What ValidatePullThroughCacheRule answers; `None`: valid.
+    pub cache_rule_failure: Option<String>,
     /// Every operation called, in order.
     pub calls: Vec<&'static str>,
     /// Failures to inject: the next call of the operation fails with the error (once).
@@ -67,7 +81,12 @@ impl FakeBackend {
     pub fn writes(&self) -> Vec<&'static str> {
         self.calls()
             .into_iter()
-            .filter(|op| !(op.starts_with("Describe") || op.starts_with("Get") || op.starts_with("List")))
+            .filter(|op| {
+                !(op.starts_with("Describe")
+                    || op.starts_with("Get")
+                    || op.starts_with("List")
+                    || op.starts_with("Validate"))
+            })
             .collect()
     }
 
@@ -268,6 +287,231 @@ impl RegistryBackend for FakeBackend {
     async fn describe_images(&self, _: &Target, repo: &str) -> BackendResult<Vec<ImageInfo>> {
         self.with("DescribeImages", |s| {
             s.images.get(repo).cloned().unwrap_or_default()
+        })
+    }
+
+    async fn get_account_setting(&self, _: &Target, name: &str) -> BackendResult<String> {
+        let default = match name {
+            "BASIC_SCAN_TYPE_VERSION" => "AWS_NATIVE",
+            "REGISTRY_POLICY_SCOPE" => "V2",
+            _ => "DISABLED",
+        };
+        self.with("GetAccountSetting", |s| {
+            s.account_settings
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| default.to_owned())
+        })
+    }
+
+    async fn put_account_setting(&self, _: &Target, name: &str, value: &str) -> BackendResult<()> {
+        self.with("PutAccountSetting", |s| {
+            s.account_settings.insert(name.to_owned(), value.to_owned());
+        })
+    }
+
+    async fn list_pull_time_exclusions(&self, _: &Target) -> BackendResult<Vec<String>> {
+        self.with("ListPullTimeUpdateExclusions", |s| {
+            s.pull_time_exclusions.iter().cloned().collect()
+        })
+    }
+
+    async fn set_pull_time_exclusion(
+        &self,
+        _: &Target,
+        principal_arn: &str,
+        register: bool,
+    ) -> BackendResult<()> {
+        let op = if register {
+            "RegisterPullTimeUpdateExclusion"
+        } else {
+            "DeregisterPullTimeUpdateExclusion"
+        };
+        self.with(op, |s| {
+            if register {
+                s.pull_time_exclusions.insert(principal_arn.to_owned());
+            } else {
+                s.pull_time_exclusions.remove(principal_arn);
+            }
+        })
+    }
+
+    async fn get_signing(&self, _: &Target) -> BackendResult<Option<Vec<super::SigningRuleSettings>>> {
+        self.with("GetSigningConfiguration", |s| s.signing.clone())
+    }
+
+    async fn put_signing(&self, _: &Target, rules: &[super::SigningRuleSettings]) -> BackendResult<()> {
+        self.with("PutSigningConfiguration", |s| s.signing = Some(rules.to_vec()))
+    }
+
+    async fn describe_template(
+        &self,
+        _: &Target,
+        prefix: &str,
+    ) -> BackendResult<Option<super::RemoteTemplate>> {
+        self.with("DescribeRepositoryCreationTemplates", |s| {
+            s.templates.get(prefix).cloned()
+        })
+    }
+
+    async fn create_template(
+        &self,
+        _: &Target,
+        template: &super::TemplateSettings,
+    ) -> BackendResult<super::RemoteTemplate> {
+        self.with("CreateRepositoryCreationTemplate", |s| {
+            if s.templates.contains_key(&template.prefix) {
+                return Err(BackendError::AlreadyExists(template.prefix.clone()));
+            }
+            let created = super::RemoteTemplate {
+                settings: template.clone(),
+                registry_id: REGISTRY.into(),
+                created_at: Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000)),
+            };
+            s.templates.insert(template.prefix.clone(), created.clone());
+            Ok(created)
+        })?
+    }
+
+    async fn update_template(&self, _: &Target, template: &super::TemplateSettings) -> BackendResult<()> {
+        self.with("UpdateRepositoryCreationTemplate", |s| {
+            match s.templates.get_mut(&template.prefix) {
+                Some(t) => {
+                    t.settings = template.clone();
+                    Ok(())
+                }
+                None => Err(BackendError::NotFound(template.prefix.clone())),
+            }
+        })?
+    }
+
+    async fn delete_template(&self, _: &Target, prefix: &str) -> BackendResult<bool> {
+        self.with("DeleteRepositoryCreationTemplate", |s| {
+            s.templates.remove(prefix).is_some()
+        })
+    }
+
+    async fn describe_cache_rule(
+        &self,
+        _: &Target,
+        prefix: &str,
+    ) -> BackendResult<Option<super::RemoteCacheRule>> {
+        self.with("DescribePullThroughCacheRules", |s| {
+            s.cache_rules.get(prefix).cloned()
+        })
+    }
+
+    async fn create_cache_rule(
+        &self,
+        _: &Target,
+        rule: &super::CacheRuleSettings,
+    ) -> BackendResult<super::RemoteCacheRule> {
+        self.with("CreatePullThroughCacheRule", |s| {
+            if s.cache_rules.contains_key(&rule.prefix) {
+                return Err(BackendError::AlreadyExists(rule.prefix.clone()));
+            }
+            let created = super::RemoteCacheRule {
+                prefix: rule.prefix.clone(),
+                upstream_registry: Some(rule.upstream_registry.clone()),
+                upstream_url: rule.upstream_url.clone(),
+                upstream_prefix: Some(rule.upstream_prefix.clone().unwrap_or_else(|| "ROOT".into())),
+                credential_arn: rule.credential_arn.clone(),
+                custom_role_arn: rule.custom_role_arn.clone(),
+                registry_id: REGISTRY.into(),
+                created_at: Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000)),
+            };
+            s.cache_rules.insert(rule.prefix.clone(), created.clone());
+            Ok(created)
+        })?
+    }
+
+    async fn update_cache_rule(&self, _: &Target, rule: &super::CacheRuleSettings) -> BackendResult<()> {
+        self.with("UpdatePullThroughCacheRule", |s| {
+            match s.cache_rules.get_mut(&rule.prefix) {
+                Some(r) => {
+                    r.credential_arn = rule.credential_arn.clone();
+                    r.custom_role_arn = rule.custom_role_arn.clone();
+                    Ok(())
+                }
+                None => Err(BackendError::NotFound(rule.prefix.clone())),
+            }
+        })?
+    }
+
+    async fn delete_cache_rule(&self, _: &Target, prefix: &str) -> BackendResult<bool> {
+        self.with("DeletePullThroughCacheRule", |s| {
+            s.cache_rules.remove(prefix).is_some()
+        })
+    }
+
+    async fn validate_cache_rule(
+        &self,
+        _: &Target,
+        prefix: &str,
+    ) -> BackendResult<super::CacheRuleValidation> {
+        self.with("ValidatePullThroughCacheRule", |s| {
+            if !s.cache_rules.contains_key(prefix) {
+                return Err(BackendError::NotFound(prefix.to_owned()));
+            }
+            Ok(super::CacheRuleValidation {
+                valid: s.cache_rule_failure.is_none(),
+                failure: s.cache_rule_failure.clone(),
+            })
+        })?
+    }
+
+    async fn get_secret(&self, _: &Target, name: &str) -> BackendResult<Option<super::RemoteSecret>> {
+        self.with("DescribeSecret", |s| {
+            s.secrets.get(name).map(|(arn, tags, value)| super::RemoteSecret {
+                arn: arn.clone(),
+                tags: tags.clone(),
+                value: Some(SecretString::from(value.clone())),
+            })
+        })
+    }
+
+    async fn create_secret(
+        &self,
+        t: &Target,
+        name: &str,
+        value: &SecretString,
+        tags: &BTreeMap<String, String>,
+    ) -> BackendResult<String> {
+        use secrecy::ExposeSecret;
+        let arn = format!(
+            "arn:aws:secretsmanager:{}:{REGISTRY}:secret:{name}-AbCdEf",
+            t.region
+        );
+        self.with("CreateSecret", |s| {
+            if s.secrets.contains_key(name) {
+                return Err(BackendError::AlreadyExists(name.to_owned()));
+            }
+            s.secrets.insert(
+                name.to_owned(),
+                (arn.clone(), tags.clone(), value.expose_secret().to_owned()),
+            );
+            Ok(arn)
+        })?
+    }
+
+    async fn put_secret_value(&self, _: &Target, arn: &str, value: &SecretString) -> BackendResult<()> {
+        use secrecy::ExposeSecret;
+        self.with("PutSecretValue", |s| {
+            match s.secrets.values_mut().find(|(a, _, _)| a == arn) {
+                Some(secret) => {
+                    secret.2 = value.expose_secret().to_owned();
+                    Ok(())
+                }
+                None => Err(BackendError::NotFound(arn.to_owned())),
+            }
+        })?
+    }
+
+    async fn delete_secret(&self, _: &Target, arn: &str) -> BackendResult<bool> {
+        self.with("DeleteSecret", |s| {
+            let before = s.secrets.len();
+            s.secrets.retain(|_, (a, _, _)| a != arn);
+            s.secrets.len() != before
         })
     }
 

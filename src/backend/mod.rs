@@ -290,6 +290,93 @@ impl fmt::Debug for AuthToken {
     }
 }
 
+/// One rule of a registry's signing configuration, in domain terms.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SigningRuleSettings {
+    pub signing_profile_arn: String,
+    /// Wildcard filters, sorted.
+    pub filters: Vec<String>,
+}
+
+/// A repository creation template in domain terms: what the operator sets (`None`: not managed,
+/// left as ECR holds it), and what ECR describes.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct TemplateSettings {
+    pub prefix: String,
+    /// ECR spelling (`PULL_THROUGH_CACHE`, ...), sorted.
+    pub applied_for: Vec<String>,
+    pub description: Option<String>,
+    pub mutability: Option<Mutability>,
+    /// Sorted.
+    pub exclusion_filters: Vec<String>,
+    pub encryption: Option<EncryptionSettings>,
+    pub tags: BTreeMap<String, String>,
+    pub custom_role_arn: Option<String>,
+    /// JSON text.
+    pub repository_policy: Option<String>,
+    /// JSON text.
+    pub lifecycle_policy: Option<String>,
+}
+
+/// A repository creation template as ECR describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteTemplate {
+    pub settings: TemplateSettings,
+    pub registry_id: String,
+    pub created_at: Option<SystemTime>,
+}
+
+/// A pull-through cache rule as ECR should hold it (CreatePullThroughCacheRule).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheRuleSettings {
+    pub prefix: String,
+    /// ECR's upstream registry kind (`docker-hub`, ...).
+    pub upstream_registry: String,
+    pub upstream_url: String,
+    /// `None`: ECR's default (`ROOT`).
+    pub upstream_prefix: Option<String>,
+    pub credential_arn: Option<String>,
+    pub custom_role_arn: Option<String>,
+}
+
+/// A pull-through cache rule as ECR describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteCacheRule {
+    pub prefix: String,
+    pub upstream_registry: Option<String>,
+    pub upstream_url: String,
+    pub upstream_prefix: Option<String>,
+    pub credential_arn: Option<String>,
+    pub custom_role_arn: Option<String>,
+    pub registry_id: String,
+    pub created_at: Option<SystemTime>,
+}
+
+/// What ValidatePullThroughCacheRule says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheRuleValidation {
+    pub valid: bool,
+    pub failure: Option<String>,
+}
+
+/// A Secrets Manager secret: its ARN, tags and current value. `Debug` never prints the value.
+#[derive(Clone)]
+pub struct RemoteSecret {
+    pub arn: String,
+    pub tags: BTreeMap<String, String>,
+    /// The current `SecretString`; `None` when it has none.
+    pub value: Option<SecretString>,
+}
+
+impl fmt::Debug for RemoteSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteSecret")
+            .field("arn", &self.arn)
+            .field("tags", &self.tags)
+            .finish_non_exhaustive()
+    }
+}
+
 /// An ECR call failure, classified at the SDK boundary.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BackendError {
@@ -458,6 +545,140 @@ pub trait RegistryBackend: Send + Sync + 'static {
         target: &Target,
         repo: &str,
     ) -> impl Future<Output = BackendResult<Vec<ImageInfo>>> + Send;
+
+    /// GetAccountSetting: the setting's current value.
+    fn get_account_setting(
+        &self,
+        target: &Target,
+        name: &str,
+    ) -> impl Future<Output = BackendResult<String>> + Send;
+
+    /// PutAccountSetting.
+    fn put_account_setting(
+        &self,
+        target: &Target,
+        name: &str,
+        value: &str,
+    ) -> impl Future<Output = BackendResult<()>> + Send;
+
+    /// ListPullTimeUpdateExclusions (all pages), sorted.
+    fn list_pull_time_exclusions(
+        &self,
+        target: &Target,
+    ) -> impl Future<Output = BackendResult<Vec<String>>> + Send;
+
+    /// RegisterPullTimeUpdateExclusion (`register`) or DeregisterPullTimeUpdateExclusion.
+    fn set_pull_time_exclusion(
+        &self,
+        target: &Target,
+        principal_arn: &str,
+        register: bool,
+    ) -> impl Future<Output = BackendResult<()>> + Send;
+
+    /// GetSigningConfiguration; `None` when the registry has none. Rules as ECR holds them.
+    fn get_signing(
+        &self,
+        target: &Target,
+    ) -> impl Future<Output = BackendResult<Option<Vec<SigningRuleSettings>>>> + Send;
+
+    /// PutSigningConfiguration: replaces the whole configuration.
+    fn put_signing(
+        &self,
+        target: &Target,
+        rules: &[SigningRuleSettings],
+    ) -> impl Future<Output = BackendResult<()>> + Send;
+
+    /// DescribeRepositoryCreationTemplates for one prefix; `None` when there is none.
+    fn describe_template(
+        &self,
+        target: &Target,
+        prefix: &str,
+    ) -> impl Future<Output = BackendResult<Option<RemoteTemplate>>> + Send;
+
+    /// CreateRepositoryCreationTemplate with every setting that is set.
+    fn create_template(
+        &self,
+        target: &Target,
+        template: &TemplateSettings,
+    ) -> impl Future<Output = BackendResult<RemoteTemplate>> + Send;
+
+    /// UpdateRepositoryCreationTemplate with every setting that is set.
+    fn update_template(
+        &self,
+        target: &Target,
+        template: &TemplateSettings,
+    ) -> impl Future<Output = BackendResult<()>> + Send;
+
+    /// DeleteRepositoryCreationTemplate; `Ok(false)` when it was already gone.
+    fn delete_template(
+        &self,
+        target: &Target,
+        prefix: &str,
+    ) -> impl Future<Output = BackendResult<bool>> + Send;
+
+    /// DescribePullThroughCacheRules for one prefix; `None` when there is no such rule.
+    fn describe_cache_rule(
+        &self,
+        target: &Target,
+        prefix: &str,
+    ) -> impl Future<Output = BackendResult<Option<RemoteCacheRule>>> + Send;
+
+    /// CreatePullThroughCacheRule.
+    fn create_cache_rule(
+        &self,
+        target: &Target,
+        rule: &CacheRuleSettings,
+    ) -> impl Future<Output = BackendResult<RemoteCacheRule>> + Send;
+
+    /// UpdatePullThroughCacheRule: the credentials and the custom role (nothing else can change).
+    fn update_cache_rule(
+        &self,
+        target: &Target,
+        rule: &CacheRuleSettings,
+    ) -> impl Future<Output = BackendResult<()>> + Send;
+
+    /// DeletePullThroughCacheRule; `Ok(false)` when it was already gone.
+    fn delete_cache_rule(
+        &self,
+        target: &Target,
+        prefix: &str,
+    ) -> impl Future<Output = BackendResult<bool>> + Send;
+
+    /// ValidatePullThroughCacheRule: whether ECR can reach the upstream with the rule's credentials.
+    fn validate_cache_rule(
+        &self,
+        target: &Target,
+        prefix: &str,
+    ) -> impl Future<Output = BackendResult<CacheRuleValidation>> + Send;
+
+    /// Secrets Manager DescribeSecret and GetSecretValue in the target's region; `None` when no
+    /// secret has that name (or it is scheduled for deletion).
+    fn get_secret(
+        &self,
+        target: &Target,
+        name: &str,
+    ) -> impl Future<Output = BackendResult<Option<RemoteSecret>>> + Send;
+
+    /// Secrets Manager CreateSecret with a value and tags; returns its ARN.
+    fn create_secret(
+        &self,
+        target: &Target,
+        name: &str,
+        value: &SecretString,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = BackendResult<String>> + Send;
+
+    /// Secrets Manager PutSecretValue: a new current version.
+    fn put_secret_value(
+        &self,
+        target: &Target,
+        arn: &str,
+        value: &SecretString,
+    ) -> impl Future<Output = BackendResult<()>> + Send;
+
+    /// Secrets Manager DeleteSecret without a recovery window (a secret of the same name can be
+    /// created again at once); `Ok(false)` when it was already gone.
+    fn delete_secret(&self, target: &Target, arn: &str) -> impl Future<Output = BackendResult<bool>> + Send;
 
     /// GetAuthorizationToken: a registry login valid for any registry the identity may reach
     /// in the target's region.

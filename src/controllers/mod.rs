@@ -2,12 +2,14 @@
 
 pub mod backoff;
 pub mod context;
+pub mod creation_template;
 pub mod dereference;
 pub mod drift;
 pub mod driver;
 pub mod events;
 pub mod lifecycle_policy;
 pub mod pull_secret;
+pub mod pull_through_cache_rule;
 pub mod quarantine;
 pub mod registry;
 pub mod replication;
@@ -102,6 +104,8 @@ fn readiness_parts(name: ControllerName) -> &'static [&'static str] {
         ControllerName::Replication => &[replication::CONTROLLER, replication_rule::CONTROLLER],
         ControllerName::PullSecret => &[pull_secret::namespaced::CONTROLLER],
         ControllerName::ClusterPullSecret => &[pull_secret::cluster::CONTROLLER],
+        ControllerName::PullThroughCache => &[pull_through_cache_rule::CONTROLLER],
+        ControllerName::CreationTemplate => &[creation_template::CONTROLLER],
     }
 }
 
@@ -227,6 +231,8 @@ pub async fn run<B: RegistryBackend>(
                 let writer = namespace_writer.take().unwrap_or_default();
                 pull_secret::cluster::controller(ctx, shutdown, writer).boxed()
             }
+            ControllerName::PullThroughCache => pull_through_cache_rule::controller(ctx, shutdown).boxed(),
+            ControllerName::CreationTemplate => creation_template::controller(ctx, shutdown).boxed(),
         });
     }
     futures::future::join_all(running).await;

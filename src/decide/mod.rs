@@ -4,14 +4,17 @@
 //! Each module is table-tested beside it; the controllers in [`crate::controllers`] read, call
 //! these, and act.
 
+pub mod creation_template;
 pub mod drift;
 pub mod in_use;
 pub mod lane;
 pub mod lifecycle_policy;
 pub mod owners;
 pub mod pull_secret;
+pub mod pull_through_cache_rule;
 pub mod quarantine;
 pub mod registry;
+pub mod registry_settings;
 pub mod replication;
 pub mod replication_rule;
 pub mod repository;

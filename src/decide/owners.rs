@@ -97,6 +97,12 @@ pub enum Setting {
     Policy,
     /// ReplicationRules: PutReplicationConfiguration.
     Replication,
+    /// `spec.accountSettings`: PutAccountSetting.
+    AccountSettings,
+    /// `spec.pullTimeUpdateExclusions`: Register/DeregisterPullTimeUpdateExclusion.
+    PullTimeExclusions,
+    /// `spec.signing`: PutSigningConfiguration.
+    Signing,
 }
 
 impl Setting {
@@ -106,6 +112,9 @@ impl Setting {
             Setting::Scanning => "scanning configuration",
             Setting::Policy => "registry policy",
             Setting::Replication => "replication configuration",
+            Setting::AccountSettings => "account settings",
+            Setting::PullTimeExclusions => "pull-time update exclusions",
+            Setting::Signing => "signing configuration",
         }
     }
 }
@@ -125,6 +134,15 @@ pub fn claims(registry: &Registry, ruled: &BTreeSet<String>) -> Vec<Setting> {
     }
     if registry.spec.policy.is_some() {
         claims.push(Setting::Policy);
+    }
+    if registry.spec.account_settings.is_some() {
+        claims.push(Setting::AccountSettings);
+    }
+    if registry.spec.pull_time_update_exclusions.is_some() {
+        claims.push(Setting::PullTimeExclusions);
+    }
+    if registry.spec.signing.is_some() {
+        claims.push(Setting::Signing);
     }
     if recorded || ruled.contains(&registry.name_any()) {
         claims.push(Setting::Replication);
@@ -202,6 +220,9 @@ pub fn message(me: &str, place: &Place, yielded: &[Yielded]) -> String {
         for (setting, field) in [
             (Setting::Scanning, "spec.scanning"),
             (Setting::Policy, "spec.policy"),
+            (Setting::AccountSettings, "spec.accountSettings"),
+            (Setting::PullTimeExclusions, "spec.pullTimeUpdateExclusions"),
+            (Setting::Signing, "spec.signing"),
         ] {
             if settings.contains(&setting) {
                 fixes.push(format!("set {field} on Registry {owner} and remove it here"));

@@ -8,10 +8,13 @@
 
 mod api_reads;
 mod argocd;
+mod creation_template;
 mod identity;
 mod lifecycle_policy;
 mod pull_secret;
+mod pull_through_cache_rule;
 mod registry;
+mod registry_settings;
 mod repository;
 
 use std::collections::BTreeMap;

@@ -235,13 +235,15 @@ pub fn write_local_examples(out_dir: &Path, endpoint: &str) -> Result<Vec<PathBu
 /// The apply order of an example by the kind its file name starts with: what is named comes
 /// before what names it.
 fn apply_rank(file_name: &str) -> u8 {
-    const ORDER: [&str; 6] = [
+    const ORDER: [&str; 8] = [
         "registry",
         "repository",
         "replicationrule",
         "lifecyclepolicy",
         "pullsecret",
         "clusterpullsecret",
+        "pullthroughcacherule",
+        "repositorycreationtemplate",
     ];
     let kind = file_name.split('-').next().unwrap_or_default();
     ORDER

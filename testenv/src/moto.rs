@@ -97,4 +97,23 @@ impl Moto {
             .build();
         aws_sdk_ecr::Client::from_conf(conf)
     }
+
+    /// An aws-sdk-secretsmanager client for this server (moto serves Secrets Manager on the same
+    /// port), with the same static test credentials and the given region.
+    pub fn secrets_client(&self, region: &str) -> aws_sdk_secretsmanager::Client {
+        use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+        let conf = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_owned()))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "ecr-operator-testenv",
+            ))
+            .build();
+        aws_sdk_secretsmanager::Client::from_conf(conf)
+    }
 }

@@ -129,6 +129,8 @@ impl Operator {
             .env_remove("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ENDPOINT_URL_STS", sts_endpoint)
+            // Pull-through cache credentials: moto serves Secrets Manager on the same port.
+            .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", sts_endpoint)
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env_remove("RUST_LOG")
             .stdin(Stdio::piped())

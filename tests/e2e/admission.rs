@@ -29,6 +29,10 @@ async fn every_example_is_accepted_with_schema_defaults() {
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
         for doc in yaml_documents(&text) {
+            if doc["kind"] == "Secret" {
+                // An example's credentials (in the operator's namespace): not the operator's kind.
+                continue;
+            }
             let stored = apply(&client, &ns, &doc)
                 .await
                 .unwrap_or_else(|e| panic!("{} was rejected: {}", path.display(), api_message(&e)));
@@ -74,10 +78,77 @@ async fn every_example_is_accepted_with_schema_defaults() {
                     let p: ClusterPullSecret = typed(&stored);
                     assert_eq!(p.spec.registries, ["default"], "{name}");
                 }
+                "RepositoryCreationTemplate" => {
+                    let t: RepositoryCreationTemplate = typed(&stored);
+                    assert_eq!(t.spec.registry_ref.name, "default", "{name}");
+                    assert!(!t.spec.applied_for.is_empty(), "{name}");
+                }
+                "PullThroughCacheRule" => {
+                    let r: PullThroughCacheRule = typed(&stored);
+                    assert_eq!(r.spec.registry_ref.name, "default", "{name}");
+                    assert!(!r.spec.suspend, "{name}");
+                }
                 other => panic!("{}: unexpected kind {other}", path.display()),
             }
         }
     }
+}
+
+/// A RepositoryCreationTemplate's `lifecycleRules` are the LifecyclePolicy's rule types with its
+/// rules: each LifecyclePolicy fixture about the rules, its rules moved into a template, is refused
+/// with the same message.
+#[tokio::test]
+async fn creation_template_lifecycle_rules_are_refused_like_a_lifecyclepolicys() {
+    const NOT_ABOUT_RULES: [&str; 5] = [
+        "both-selectors",
+        "no-selector",
+        "selector-bad-operator",
+        "selector-in-without-values",
+        "interval-negative",
+    ];
+    let cp = cluster();
+    let client = cp.client().await.unwrap();
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for path in yaml_files("tests/fixtures/invalid") {
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let Some(case) = file
+            .strip_prefix("lifecyclepolicy-")
+            .and_then(|f| f.strip_suffix(".yaml"))
+        else {
+            continue;
+        };
+        if NOT_ABOUT_RULES.contains(&case) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let expect = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .unwrap();
+        let policy = yaml_documents(&text).pop().unwrap();
+        let template = serde_json::json!({
+            "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "RepositoryCreationTemplate",
+            "metadata": {"name": format!("rct-lp-{case}")},
+            "spec": {"registryRef": {"name": "admission-only"}, "suspend": true, "prefix": "team-a",
+                "appliedFor": ["CreateOnPush"], "lifecycleRules": policy["spec"]["rules"]},
+        });
+        checked += 1;
+        match apply(&client, "default", &template).await {
+            Ok(_) => failures.push(format!("{file}: accepted in a template, expected {expect:?}")),
+            Err(e) if api_code(&e) == Some(422) && api_message(&e).contains(expect) => {}
+            Err(e) => failures.push(format!(
+                "{file}: expected 422 with {expect:?}, got {}",
+                api_message(&e)
+            )),
+        }
+    }
+    assert!(
+        checked >= 15,
+        "only {checked} LifecyclePolicy fixtures are about rules"
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
 }
 
 #[tokio::test]
@@ -159,7 +230,7 @@ async fn crd_command_output_passes_server_dry_run() {
         stdout,
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(stdout.matches("(server dry run)").count(), 6, "{stdout}");
+    assert_eq!(stdout.matches("(server dry run)").count(), 8, "{stdout}");
 }
 
 /// The real API server and the operator's decoder accept exactly the same intervals: every string

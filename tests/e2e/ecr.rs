@@ -82,3 +82,273 @@ async fn repository_lifecycle_and_authorization_token_through_aws_sdk_ecr() {
             .is_empty()
     );
 }
+
+/// The pull-through cache extension of the local endpoint (tests/moto/ecr_pull_through_cache.py)
+/// through the real aws-sdk-ecr client: the five operations answer in ECR's shapes, and what ECR
+/// refuses is refused with ECR's error code.
+#[tokio::test]
+async fn pull_through_cache_rules_answer_and_refuse_like_ecr() {
+    let moto = Moto::start().unwrap();
+    let ecr = moto.ecr_client("us-east-1");
+    let secrets = moto.secrets_client("us-east-1");
+    let arn = secrets
+        .create_secret()
+        .name("ecr-pullthroughcache/hub")
+        .secret_string(r#"{"username":"u","accessToken":"t"}"#)
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+
+    // Accepted: ECR Public without credentials, Docker Hub with a secret under the prefix.
+    let public = ecr
+        .create_pull_through_cache_rule()
+        .ecr_repository_prefix("ecr-public")
+        .upstream_registry_url("public.ecr.aws")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.upstream_registry().map(|u| u.as_str()), Some("ecr-public"));
+    assert_eq!(public.registry_id(), Some("123456789012"));
+    assert!(public.created_at().is_some());
+    ecr.create_pull_through_cache_rule()
+        .ecr_repository_prefix("hub")
+        .upstream_registry_url("registry-1.docker.io")
+        .upstream_registry(aws_sdk_ecr::types::UpstreamRegistry::DockerHub)
+        .credential_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+
+    // Refused, each with ECR's code.
+    let refused = async |prefix: &str, url: &str, kind: Option<&str>, credential: Option<&str>| {
+        let err = ecr
+            .create_pull_through_cache_rule()
+            .ecr_repository_prefix(prefix)
+            .upstream_registry_url(url)
+            .set_upstream_registry(kind.map(aws_sdk_ecr::types::UpstreamRegistry::from))
+            .set_credential_arn(credential.map(str::to_owned))
+            .send()
+            .await
+            .unwrap_err();
+        aws_sdk_ecr::error::ProvideErrorMetadata::code(&err)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let other_prefix = arn.replace("ecr-pullthroughcache/", "other/");
+    let missing = arn.replace("/hub", "/missing");
+    let cases = [
+        (
+            "hub",
+            "public.ecr.aws",
+            None,
+            None,
+            "PullThroughCacheRuleAlreadyExistsException",
+        ),
+        (
+            "gh",
+            "ghcr.io",
+            Some("docker-hub"),
+            Some(arn.as_str()),
+            "InvalidParameterException",
+        ),
+        (
+            "hub2",
+            "registry-1.docker.io",
+            None,
+            None,
+            "InvalidParameterException",
+        ),
+        (
+            "web",
+            "example.com",
+            None,
+            None,
+            "UnsupportedUpstreamRegistryException",
+        ),
+        ("aws", "public.ecr.aws", None, None, "ValidationException"),
+        ("bad-", "public.ecr.aws", None, None, "InvalidParameterException"),
+        (
+            "hub3",
+            "registry-1.docker.io",
+            None,
+            Some(other_prefix.as_str()),
+            "InvalidParameterException",
+        ),
+        (
+            "hub4",
+            "registry-1.docker.io",
+            None,
+            Some(missing.as_str()),
+            "SecretNotFoundException",
+        ),
+    ];
+    for (prefix, url, kind, credential, code) in cases {
+        assert_eq!(
+            refused(prefix, url, kind, credential).await,
+            code,
+            "{prefix} {url}"
+        );
+    }
+
+    let listed = ecr.describe_pull_through_cache_rules().send().await.unwrap();
+    let prefixes: Vec<_> = listed
+        .pull_through_cache_rules()
+        .iter()
+        .filter_map(|r| r.ecr_repository_prefix())
+        .collect();
+    assert_eq!(prefixes, ["ecr-public", "hub"]);
+
+    // Validation reads the secret: valid, then invalid once it lacks accessToken.
+    let valid = ecr
+        .validate_pull_through_cache_rule()
+        .ecr_repository_prefix("hub")
+        .send()
+        .await
+        .unwrap();
+    assert!(valid.is_valid(), "{valid:?}");
+    secrets
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string(r#"{"username":"u"}"#)
+        .send()
+        .await
+        .unwrap();
+    let invalid = ecr
+        .validate_pull_through_cache_rule()
+        .ecr_repository_prefix("hub")
+        .send()
+        .await
+        .unwrap();
+    assert!(!invalid.is_valid());
+    assert!(
+        invalid.failure().unwrap_or_default().contains("accessToken"),
+        "{invalid:?}"
+    );
+
+    let updated = ecr
+        .update_pull_through_cache_rule()
+        .ecr_repository_prefix("hub")
+        .credential_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert!(updated.updated_at().is_some());
+    ecr.delete_pull_through_cache_rule()
+        .ecr_repository_prefix("hub")
+        .send()
+        .await
+        .unwrap();
+    let gone = ecr
+        .describe_pull_through_cache_rules()
+        .ecr_repository_prefixes("hub")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        gone.into_service_error()
+            .is_pull_through_cache_rule_not_found_exception()
+    );
+    let gone = ecr
+        .delete_pull_through_cache_rule()
+        .ecr_repository_prefix("hub")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        gone.into_service_error()
+            .is_pull_through_cache_rule_not_found_exception()
+    );
+}
+
+/// The creation-template and registry-settings extensions of the local endpoint
+/// (tests/moto/ecr_creation_templates.py, ecr_registry_settings.py) through aws-sdk-ecr: what ECR
+/// refuses is refused with ECR's error code.
+#[tokio::test]
+async fn creation_templates_and_registry_settings_refuse_like_ecr() {
+    use aws_sdk_ecr::error::ProvideErrorMetadata;
+    use aws_sdk_ecr::types::RctAppliedFor;
+    let moto = Moto::start().unwrap();
+    let ecr = moto.ecr_client("us-east-1");
+    let code = |e: &dyn ProvideErrorMetadata| e.code().unwrap_or_default().to_owned();
+
+    ecr.create_repository_creation_template()
+        .prefix("team-a")
+        .applied_for(RctAppliedFor::CreateOnPush)
+        .send()
+        .await
+        .unwrap();
+    let cases = [
+        (
+            "team-a",
+            Some(RctAppliedFor::Replication),
+            None,
+            "TemplateAlreadyExistsException",
+        ),
+        (
+            "Team A",
+            Some(RctAppliedFor::Replication),
+            None,
+            "InvalidParameterException",
+        ),
+        ("team-b", None, None, "InvalidParameterException"),
+        (
+            "team-c",
+            Some(RctAppliedFor::Replication),
+            Some("{\"rules\": []}"),
+            "InvalidParameterException",
+        ),
+    ];
+    for (prefix, applied, lifecycle, expected) in cases {
+        let err = ecr
+            .create_repository_creation_template()
+            .prefix(prefix)
+            .set_applied_for(applied.map(|a| vec![a]))
+            .set_lifecycle_policy(lifecycle.map(str::to_owned))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), expected, "{prefix}");
+    }
+    let missing = ecr
+        .describe_repository_creation_templates()
+        .prefixes("nowhere")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&missing), "TemplateNotFoundException");
+
+    let bad_value = ecr
+        .put_account_setting()
+        .name("BLOB_MOUNTING")
+        .value("SOMETIMES")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&bad_value), "ValidationException");
+    let not_a_principal = ecr
+        .register_pull_time_update_exclusion()
+        .principal_arn("arn:aws:iam::123456789012:group/scanners")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&not_a_principal), "InvalidParameterException");
+    let unknown = ecr
+        .deregister_pull_time_update_exclusion()
+        .principal_arn("arn:aws:iam::123456789012:role/none")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&unknown), "ExclusionNotFoundException");
+    let none = ecr.get_signing_configuration().send().await.unwrap_err();
+    assert_eq!(code(&none), "SigningConfigurationNotFoundException");
+    let defaults = ecr
+        .get_account_setting()
+        .name("REGISTRY_POLICY_SCOPE")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(defaults.value(), Some("V2"));
+}

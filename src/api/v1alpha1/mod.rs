@@ -6,15 +6,19 @@
 
 mod lifecycle_policy;
 mod pull_secret;
+mod pull_through_cache_rule;
 mod registry;
 mod replication_rule;
 mod repository;
+mod repository_creation_template;
 
 pub use lifecycle_policy::*;
 pub use pull_secret::*;
+pub use pull_through_cache_rule::*;
 pub use registry::*;
 pub use replication_rule::*;
 pub use repository::*;
+pub use repository_creation_template::*;
 
 /// Every status of the API is kstatus-shaped.
 macro_rules! summarized {
@@ -47,5 +51,7 @@ summarized!(
     LifecyclePolicyStatus,
     ReplicationRuleStatus,
     PullSecretStatus,
-    ClusterPullSecretStatus
+    ClusterPullSecretStatus,
+    PullThroughCacheRuleStatus,
+    RepositoryCreationTemplateStatus
 );

@@ -88,6 +88,30 @@ pub struct RegistrySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyDocument>,
 
+    /// The registry's account settings (PutAccountSetting). Each setting that is set is owned
+    /// (drift reverted); one that is unset is left as it is in ECR. Owned, like `scanning`, by the
+    /// oldest Registry of the registry that sets any of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_settings: Option<AccountSettings>,
+
+    /// IAM principals (role or user ARNs) whose pulls do not update an image's last-pull time,
+    /// so that scanners and other automation do not keep images alive for `sinceImagePulled`
+    /// lifecycle rules. At most 20, each once. When set, the list is authoritative: ECR's
+    /// exclusions are made equal to it (an empty list removes them all); when unset, ECR's are
+    /// left alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 20), inner(length(min = 20, max = 256)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    #[x_kube(validation = Rule::new("self.all(p, p.matches('^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/.+$'))")
+        .message("pullTimeUpdateExclusions must be IAM role or user ARNs (arn:aws:iam::<account>:role/<name>)"))]
+    pub pull_time_update_exclusions: Option<Vec<String>>,
+
+    /// The registry's managed signing configuration (PutSigningConfiguration): which AWS Signer
+    /// profile signs the images pushed to which repositories. When set, owned and kept in sync;
+    /// when unset, left alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing: Option<SigningConfiguration>,
+
     /// Which namespaces may place Repositories, LifecyclePolicies and PullSecrets on this
     /// registry. A label selector over namespaces; unset allows every namespace. Objects in other
     /// namespaces report `Stalled` with reason `NotAllowed`. `matchExpressions` may use the
@@ -290,6 +314,50 @@ pub struct RegistryReplication {
     /// Defaults to `false`: such rules are kept after the operator's own.
     #[serde(default)]
     pub exclusive: bool,
+}
+
+/// Account settings of a registry, in ECR's spelling. Each is owned only when set.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountSettings {
+    /// `BASIC_SCAN_TYPE_VERSION`: `AWS_NATIVE` or `CLAIR` (basic scanning's engine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(AWS_NATIVE|CLAIR)$"))]
+    pub basic_scan_type_version: Option<String>,
+    /// `REGISTRY_POLICY_SCOPE`: `V1` (only `ecr:ReplicateImage`, `ecr:BatchImportUpstreamImage`
+    /// and `ecr:CreateRepository` in registry policies) or `V2` (every ECR action).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(V1|V2)$"))]
+    pub registry_policy_scope: Option<String>,
+    /// `BLOB_MOUNTING`: `ENABLED` or `DISABLED` (layers mounted across repositories on push).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(ENABLED|DISABLED)$"))]
+    pub blob_mounting: Option<String>,
+}
+
+/// A registry's managed signing configuration.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SigningConfiguration {
+    /// 1 to 10 rules.
+    #[schemars(length(min = 1, max = 10))]
+    pub rules: Vec<SigningRule>,
+}
+
+/// One signing rule: a Signer profile and the repositories whose pushed images it signs.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SigningRule {
+    /// The AWS Signer signing profile ARN, `arn:aws:signer:<region>:<account>:/signing-profiles/<name>`.
+    #[schemars(length(min = 20, max = 256))]
+    #[x_kube(validation = Rule::new("self.matches('^arn:aws[a-z-]*:signer:[a-z0-9-]+:[0-9]{12}:/signing-profiles/[A-Za-z0-9_.-]+$')")
+        .message("signingProfileArn must be an AWS Signer signing profile ARN (arn:aws:signer:<region>:<account>:/signing-profiles/<name>)"))]
+    pub signing_profile_arn: String,
+    /// Wildcard repository-name filters (`*` matches any characters), at most 100; none: every
+    /// repository.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100), inner(length(min = 1, max = 256)))]
+    pub repository_filters: Vec<String>,
 }
 
 /// Observed state of a `Registry`.

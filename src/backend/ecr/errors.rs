@@ -65,8 +65,17 @@ pub fn by_code(code: &str, status: Option<u16>, detail: String) -> BackendError 
         | "RepositoryPolicyNotFoundException"
         | "RegistryPolicyNotFoundException"
         | "LifecyclePolicyNotFoundException"
-        | "ImageNotFoundException" => BackendError::NotFound(detail),
-        "RepositoryAlreadyExistsException" => BackendError::AlreadyExists(detail),
+        | "ImageNotFoundException"
+        | "PullThroughCacheRuleNotFoundException"
+        | "TemplateNotFoundException"
+        | "ExclusionNotFoundException"
+        | "SigningConfigurationNotFoundException"
+        // Secrets Manager: no secret of that name or ARN (or no value yet).
+        | "ResourceNotFoundException" => BackendError::NotFound(detail),
+        "RepositoryAlreadyExistsException"
+        | "PullThroughCacheRuleAlreadyExistsException"
+        | "TemplateAlreadyExistsException"
+        | "ResourceExistsException" => BackendError::AlreadyExists(detail),
         "RepositoryNotEmptyException" => BackendError::NotEmpty(detail),
         "ServerException"
         | "ServiceUnavailableException"
@@ -102,6 +111,21 @@ mod tests {
             ("RepositoryNotEmptyException", Some(400), "RepositoryNotEmpty"),
             ("RepositoryNotFoundException", Some(400), "EcrNotFound"),
             ("RepositoryAlreadyExistsException", Some(400), "EcrAlreadyExists"),
+            ("PullThroughCacheRuleNotFoundException", Some(400), "EcrNotFound"),
+            (
+                "PullThroughCacheRuleAlreadyExistsException",
+                Some(400),
+                "EcrAlreadyExists",
+            ),
+            ("ResourceNotFoundException", Some(400), "EcrNotFound"),
+            ("TemplateNotFoundException", Some(400), "EcrNotFound"),
+            ("SigningConfigurationNotFoundException", Some(400), "EcrNotFound"),
+            ("ExclusionNotFoundException", Some(400), "EcrNotFound"),
+            ("TemplateAlreadyExistsException", Some(400), "EcrAlreadyExists"),
+            ("ResourceExistsException", Some(400), "EcrAlreadyExists"),
+            // A credentialArn whose secret does not exist, or an upstream ECR does not serve.
+            ("SecretNotFoundException", Some(400), "EcrRejected"),
+            ("UnsupportedUpstreamRegistryException", Some(400), "EcrRejected"),
         ];
         for (code, status, reason) in cases {
             let e = by_code(code, status, code.to_owned());

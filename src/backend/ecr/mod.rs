@@ -1,7 +1,10 @@
 //! `EcrBackend`: [`RegistryBackend`] on aws-sdk-ecr. The only module that sees SDK types.
 
+mod cache_rules;
 mod convert;
 mod errors;
+mod registry_settings;
+mod templates;
 
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
@@ -37,6 +40,9 @@ pub struct EcrLimits {
 struct Clients {
     ecr: aws_sdk_ecr::Client,
     sts: aws_sdk_sts::Client,
+    /// Secrets Manager, for pull-through cache credentials: the SDK's endpoint for the region
+    /// (`AWS_ENDPOINT_URL_SECRETS_MANAGER` overrides it), never the Registry's ECR endpoint.
+    secrets: aws_sdk_secretsmanager::Client,
     limiter: LaneLimiter,
 }
 
@@ -106,9 +112,11 @@ impl EcrBackend {
         };
         let mut ecr = aws_sdk_ecr::config::Builder::from(&base);
         let mut sts = aws_sdk_sts::config::Builder::from(&base);
+        let mut secrets = aws_sdk_secretsmanager::config::Builder::from(&base);
         if let Some(provider) = assumed {
             ecr = ecr.credentials_provider(provider.clone());
-            sts = sts.credentials_provider(provider);
+            sts = sts.credentials_provider(provider.clone());
+            secrets = secrets.credentials_provider(provider);
         }
         if let Some(endpoint) = &target.endpoint {
             ecr = ecr.endpoint_url(endpoint);
@@ -116,6 +124,7 @@ impl EcrBackend {
         Ok(Arc::new(Clients {
             ecr: aws_sdk_ecr::Client::from_conf(ecr.build()),
             sts: aws_sdk_sts::Client::from_conf(sts.build()),
+            secrets: aws_sdk_secretsmanager::Client::from_conf(secrets.build()),
             limiter: LaneLimiter::new(
                 self.limits.requests_per_second,
                 self.limits.burst,
@@ -158,6 +167,123 @@ impl EcrBackend {
 }
 
 impl RegistryBackend for EcrBackend {
+    async fn get_account_setting(&self, target: &Target, name: &str) -> BackendResult<String> {
+        self.get_account_setting_impl(target, name).await
+    }
+
+    async fn put_account_setting(&self, target: &Target, name: &str, value: &str) -> BackendResult<()> {
+        self.put_account_setting_impl(target, name, value).await
+    }
+
+    async fn list_pull_time_exclusions(&self, target: &Target) -> BackendResult<Vec<String>> {
+        self.list_pull_time_exclusions_impl(target).await
+    }
+
+    async fn set_pull_time_exclusion(
+        &self,
+        target: &Target,
+        principal_arn: &str,
+        register: bool,
+    ) -> BackendResult<()> {
+        self.set_pull_time_exclusion_impl(target, principal_arn, register)
+            .await
+    }
+
+    async fn get_signing(&self, target: &Target) -> BackendResult<Option<Vec<super::SigningRuleSettings>>> {
+        self.get_signing_impl(target).await
+    }
+
+    async fn put_signing(&self, target: &Target, rules: &[super::SigningRuleSettings]) -> BackendResult<()> {
+        self.put_signing_impl(target, rules).await
+    }
+
+    async fn describe_template(
+        &self,
+        target: &Target,
+        prefix: &str,
+    ) -> BackendResult<Option<super::RemoteTemplate>> {
+        self.describe_template_impl(target, prefix).await
+    }
+
+    async fn create_template(
+        &self,
+        target: &Target,
+        template: &super::TemplateSettings,
+    ) -> BackendResult<super::RemoteTemplate> {
+        self.create_template_impl(target, template).await
+    }
+
+    async fn update_template(
+        &self,
+        target: &Target,
+        template: &super::TemplateSettings,
+    ) -> BackendResult<()> {
+        self.update_template_impl(target, template).await
+    }
+
+    async fn delete_template(&self, target: &Target, prefix: &str) -> BackendResult<bool> {
+        self.delete_template_impl(target, prefix).await
+    }
+
+    async fn describe_cache_rule(
+        &self,
+        target: &Target,
+        prefix: &str,
+    ) -> BackendResult<Option<super::RemoteCacheRule>> {
+        self.describe_cache_rule_impl(target, prefix).await
+    }
+
+    async fn create_cache_rule(
+        &self,
+        target: &Target,
+        rule: &super::CacheRuleSettings,
+    ) -> BackendResult<super::RemoteCacheRule> {
+        self.create_cache_rule_impl(target, rule).await
+    }
+
+    async fn update_cache_rule(&self, target: &Target, rule: &super::CacheRuleSettings) -> BackendResult<()> {
+        self.update_cache_rule_impl(target, rule).await
+    }
+
+    async fn delete_cache_rule(&self, target: &Target, prefix: &str) -> BackendResult<bool> {
+        self.delete_cache_rule_impl(target, prefix).await
+    }
+
+    async fn validate_cache_rule(
+        &self,
+        target: &Target,
+        prefix: &str,
+    ) -> BackendResult<super::CacheRuleValidation> {
+        self.validate_cache_rule_impl(target, prefix).await
+    }
+
+    async fn get_secret(&self, target: &Target, name: &str) -> BackendResult<Option<super::RemoteSecret>> {
+        self.get_secret_impl(target, name).await
+    }
+
+    async fn create_secret(
+        &self,
+        target: &Target,
+        name: &str,
+        value: &secrecy::SecretString,
+        tags: &BTreeMap<String, String>,
+    ) -> BackendResult<String> {
+        self.create_secret_impl(target, name, value, tags).await
+    }
+
+    async fn put_secret_value(
+        &self,
+        target: &Target,
+        arn: &str,
+        value: &secrecy::SecretString,
+    ) -> BackendResult<()> {
+        self.put_secret_value_impl(target, arn, value).await
+    }
+
+    async fn delete_secret(&self, target: &Target, arn: &str) -> BackendResult<bool> {
+        self.delete_secret_impl(target, arn).await
+    }
+
     async fn assume_role_with_web_identity(
         &self,
         region: &str,

@@ -17,6 +17,7 @@ use crate::backend::RegistryBackend;
 use crate::error::{Error, Result};
 
 mod in_use;
+mod settings;
 
 pub use crate::decide::owners;
 use crate::decide::registry as decide;
@@ -141,6 +142,7 @@ async fn sync<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) -> Resu
             changed.push("registry policy");
         }
     }
+    settings::sync(registry, &target, ctx, owns, &mut changed).await?;
     Ok(Synced {
         info,
         changed,

@@ -4,7 +4,8 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use ecr_operator::api::v1alpha1::{
-    ClusterPullSecret, LifecyclePolicy, PullSecret, Registry, ReplicationRule, Repository,
+    ClusterPullSecret, LifecyclePolicy, PullSecret, PullThroughCacheRule, Registry, ReplicationRule,
+    Repository, RepositoryCreationTemplate,
 };
 use ecr_operator::status::kstatus;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -38,7 +39,9 @@ conditioned!(
     LifecyclePolicy,
     PullSecret,
     ClusterPullSecret,
-    ReplicationRule
+    ReplicationRule,
+    PullThroughCacheRule,
+    RepositoryCreationTemplate
 );
 
 /// The condition of `type_`, if there is one.
