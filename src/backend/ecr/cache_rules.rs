@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use aws_sdk_ecr::types::{PullThroughCacheRule, UpstreamRegistry};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::EcrBackend;
+use super::{EcrBackend, deleted};
 use crate::backend::{
     BackendError, BackendResult, CacheRuleSettings, CacheRuleValidation, RemoteCacheRule, RemoteSecret,
     Target,
@@ -110,11 +110,7 @@ impl EcrBackend {
                     .await
             })
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(BackendError::NotFound(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        deleted(result)
     }
 
     pub(super) async fn validate_cache_rule_impl(
@@ -242,10 +238,6 @@ impl EcrBackend {
                     .await
             })
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(BackendError::NotFound(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        deleted(result)
     }
 }

@@ -583,11 +583,7 @@ impl RegistryBackend for EcrBackend {
                     .await
             })
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(BackendError::NotFound(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        deleted(result)
     }
 
     async fn get_registry_scanning(&self, target: &Target) -> BackendResult<ScanningSettings> {
@@ -719,11 +715,7 @@ impl RegistryBackend for EcrBackend {
                 c.ecr.delete_lifecycle_policy().repository_name(repo).send().await
             })
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(BackendError::NotFound(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        deleted(result)
     }
 
     async fn describe_images(&self, target: &Target, repo: &str) -> BackendResult<Vec<super::ImageInfo>> {
@@ -748,5 +740,15 @@ impl RegistryBackend for EcrBackend {
                 _ => return Ok(out),
             }
         }
+    }
+}
+
+/// A delete's outcome: whether there was something to delete (`NotFound` is `false`, not an
+/// error, so a retried or repeated delete succeeds).
+fn deleted<T>(result: BackendResult<T>) -> BackendResult<bool> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(BackendError::NotFound(_)) => Ok(false),
+        Err(e) => Err(e),
     }
 }

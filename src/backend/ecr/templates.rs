@@ -7,7 +7,7 @@ use aws_sdk_ecr::types::{
     RepositoryCreationTemplate,
 };
 
-use super::{EcrBackend, convert};
+use super::{EcrBackend, convert, deleted};
 use crate::backend::{
     BackendError, BackendResult, EncryptionSettings, Mutability, RemoteTemplate, Target, TemplateSettings,
 };
@@ -186,10 +186,6 @@ impl EcrBackend {
                     .await
             })
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(BackendError::NotFound(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        deleted(result)
     }
 }
