@@ -270,8 +270,18 @@ async fn argocd_repository_secret_is_what_argocd_reads_and_a_refresh_rewrites_on
     assert!(owns("argocd-server", "f:insecure"), "{managers:?}");
     assert!(!owns("ecr-operator/pull-secret", "f:insecure"), "{managers:?}");
     assert!(owns("ecr-operator/pull-secret", "f:password"), "{managers:?}");
+    // The reconcile writes the Secret, then its status: the refresh shows there right after.
+    let before = ready.status.unwrap().last_refresh_time;
+    eventually(
+        Duration::from_secs(30),
+        "the refresh recorded in status.lastRefreshTime",
+        || async {
+            let status = api.get("ecr-charts").await.ok()?.status?;
+            (status.last_refresh_time > before).then_some(())
+        },
+    )
+    .await;
     let status = api.get("ecr-charts").await.unwrap().status.unwrap();
-    assert!(status.last_refresh_time > ready.status.unwrap().last_refresh_time);
     // No password, old or new, in the status, the operator's log or the namespace's events.
     let events = serde_json::to_string(
         &Api::<k8s_openapi::api::events::v1::Event>::namespaced(env.client.clone(), &ns)
