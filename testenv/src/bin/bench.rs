@@ -1130,57 +1130,30 @@ async fn run() -> Res<()> {
     let started = Instant::now();
     let mut bench = Bench::start(bin.into()).await?;
 
-    let mut cold_converge = None;
-    if runs("cold-converge") {
-        let c = bench.cold_converge().await?;
-        eprintln!("bench: cold converge {}", json_text(&c));
-        cold_converge = Some(c);
+    // Each selected scenario, in order: its result, also printed as it completes.
+    macro_rules! scenario {
+        ($name:literal, $run:expr) => {
+            if runs($name) {
+                let result = $run.await?;
+                eprintln!("bench: {} {}", $name, json_text(&result));
+                Some(result)
+            } else {
+                None
+            }
+        };
     }
-    let mut steady_state = None;
-    if runs("steady-state") {
-        let s = bench.steady_state().await?;
-        eprintln!("bench: steady state {}", json_text(&s));
-        steady_state = Some(s);
+    let cold_converge = scenario!("cold-converge", bench.cold_converge());
+    let steady_state = scenario!("steady-state", bench.steady_state());
+    let fan_out = scenario!("fan-out", bench.fan_out());
+    // Memory measures the operator that resynced after the fan-out; otherwise restart it now.
+    if fan_out.is_some() && !runs("memory") {
+        bench.settle().await?;
     }
-    let mut fan_out = None;
-    if runs("fan-out") {
-        let f = bench.fan_out().await?;
-        eprintln!("bench: fan-out {}", json_text(&f));
-        fan_out = Some(f);
-        if !runs("memory") {
-            bench.settle().await?;
-        }
-    }
-    let mut memory = None;
-    if runs("memory") {
-        let m = bench.memory().await?;
-        eprintln!("bench: memory {}", json_text(&m));
-        memory = Some(m);
-    }
-    let mut latency = None;
-    if runs("latency") {
-        let l = bench.latency().await?;
-        eprintln!("bench: latency {}", json_text(&l));
-        latency = Some(l);
-    }
-    let mut paced_latency = None;
-    if runs("paced-latency") {
-        let l = bench.paced_latency().await?;
-        eprintln!("bench: paced latency {}", json_text(&l));
-        paced_latency = Some(l);
-    }
-    let mut lifecycle_policy = None;
-    if runs("lifecycle-policy") {
-        let lp = bench.lifecycle_policy().await?;
-        eprintln!("bench: lifecycle policy {}", json_text(&lp));
-        lifecycle_policy = Some(lp);
-    }
-    let mut resync_latency = None;
-    if runs("resync-latency") {
-        let r = bench.resync_latency(resync_n).await?;
-        eprintln!("bench: resync latency {}", json_text(&r));
-        resync_latency = Some(r);
-    }
+    let memory = scenario!("memory", bench.memory());
+    let latency = scenario!("latency", bench.latency());
+    let paced_latency = scenario!("paced-latency", bench.paced_latency());
+    let lifecycle_policy = scenario!("lifecycle-policy", bench.lifecycle_policy());
+    let resync_latency = scenario!("resync-latency", bench.resync_latency(resync_n));
     let scale = if runs("scale") {
         bench.scale(&sizes).await?
     } else {
