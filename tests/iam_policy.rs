@@ -92,4 +92,25 @@ fn iam_policy_lists_exactly_the_ecr_actions_the_operator_calls() {
         statement["Resource"], "arn:aws:secretsmanager:*:*:secret:ecr-pullthroughcache/*",
         "Secrets Manager only for pull-through cache credentials"
     );
+
+    // A customRoleArn (of a pull-through cache rule or a creation template) is a role passed to
+    // ECR: iam:PassRole, and only to ECR's own service principals. Nothing else of IAM.
+    let passes_roles = ecr.contains(".custom_role_arn(") || ecr.contains(".set_custom_role_arn(");
+    assert!(
+        passes_roles,
+        "the backend no longer sends a customRoleArn: drop iam:PassRole"
+    );
+    let statements = policy["Statement"].as_array().unwrap();
+    assert_eq!(
+        statements.len(),
+        3,
+        "ECR, Secrets Manager, PassRole: {statements:#?}"
+    );
+    let pass = &statements[2];
+    assert_eq!(pass["Action"], "iam:PassRole");
+    assert_eq!(
+        pass["Condition"]["StringEquals"]["iam:PassedToService"],
+        serde_json::json!(["ecr.amazonaws.com", "pullthroughcache.ecr.amazonaws.com"]),
+        "roles are passed to ECR only"
+    );
 }
