@@ -86,7 +86,8 @@ fn example(env: &OperatorEnv, file: &str, name: &str, ns: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn cache_rules_keep_their_credentials_in_secrets_manager_and_clean_up_what_they_made() {
-    let mut env = OperatorEnv::start("e2e-ptc").await;
+    // Secrets Manager through the counting proxy: a restart that rewrote a secret would show.
+    let mut env = OperatorEnv::start_with_secrets_through_proxy("e2e-ptc").await;
     env.wait_registry_ready().await;
     let ns = temp_namespace(&env.client, "ptc").await;
     // A secret someone made before, of the name a rule will use.
@@ -201,8 +202,13 @@ async fn cache_rules_keep_their_credentials_in_secrets_manager_and_clean_up_what
         api_message(&refused)
     );
 
-    // In sync: a restart reads and writes nothing to ECR.
+    // In sync: a restart reads and writes nothing to ECR or Secrets Manager (whose reads the
+    // proxy saw: the secrets were compared, not skipped).
     env.restart_and_settle("ValidatePullThroughCacheRule", 3).await;
+    assert!(
+        env.proxy.forwarded("GetSecretValue") >= 2,
+        "the restarted operator read the secrets through the proxy"
+    );
     let writes = env.proxy.forwarded_writes();
     assert!(
         writes.is_empty(),

@@ -105,6 +105,19 @@ impl OperatorEnv {
         env
     }
 
+    /// Like [`OperatorEnv::start`], with STS and Secrets Manager (which moto serves on the same
+    /// port) reached through this env's proxy too, so its log counts their calls (a restart
+    /// that writes a secret shows in [`FaultProxy::forwarded_writes`]).
+    pub async fn start_with_secrets_through_proxy(registry: &str) -> Self {
+        let serial = Serial::Shared {
+            _guard: SERIAL.read().await,
+        };
+        let mut env = Self::prepare(registry, &[], serial).await;
+        env.sts_endpoint = Some(env.proxy.endpoint.clone());
+        env.start_operator();
+        env
+    }
+
     async fn start_serial(registry: &str, extra_args: &[&str], serial: Serial) -> Self {
         let mut env = Self::prepare(registry, extra_args, serial).await;
         env.start_operator();
