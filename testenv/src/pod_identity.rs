@@ -10,6 +10,13 @@
 //! the expected token, asks STS at the local endpoint for the role's credentials with
 //! `AssumeRole`. A request with another token gets 401. It counts what it served and refused,
 //! and never logs a token or a key.
+//!
+//! Which token is good is a [`TokenCheck`]: the exact token a test wrote into a file for an
+//! operator process, or, for a Pod whose token the kubelet projects (and rotates), what the EKS
+//! Auth API checks: the API server's TokenReview says the token is valid for the Pod Identity
+//! audience and belongs to the expected ServiceAccount. In a Pod on the test cluster's node, the
+//! stand-in is reached at `169.254.170.23:<port>`, which the node sends to the host's 127.0.0.1
+//! (tests/testcluster/README.md).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,8 +29,55 @@ use hyper::{Request, Response, StatusCode};
 use crate::Result;
 use crate::http::{LoopbackServer, PlainClient};
 
+/// How the stand-in decides whether a presented token is good.
+#[derive(Clone)]
+pub enum TokenCheck {
+    /// Exactly this token (the file a test wrote for an operator process).
+    Exact(String),
+    /// What the EKS Auth API checks: a TokenReview by the API server finds the token valid for
+    /// `audience`, for the user `username` (`system:serviceaccount:<namespace>:<name>`).
+    Review {
+        client: kube::Client,
+        audience: String,
+        username: String,
+    },
+}
+
+impl TokenCheck {
+    async fn accepts(&self, presented: &str) -> bool {
+        if presented.is_empty() {
+            return false;
+        }
+        match self {
+            TokenCheck::Exact(token) => presented == token,
+            TokenCheck::Review {
+                client,
+                audience,
+                username,
+            } => {
+                use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+                let review = TokenReview {
+                    spec: TokenReviewSpec {
+                        token: Some(presented.to_owned()),
+                        audiences: Some(vec![audience.clone()]),
+                    },
+                    ..TokenReview::default()
+                };
+                let api: kube::Api<TokenReview> = kube::Api::all(client.clone());
+                let Ok(reviewed) = api.create(&kube::api::PostParams::default(), &review).await else {
+                    return false;
+                };
+                let status = reviewed.status.unwrap_or_default();
+                status.authenticated == Some(true)
+                    && status.user.and_then(|u| u.username).as_deref() == Some(username.as_str())
+                    && status.audiences.unwrap_or_default().contains(audience)
+            }
+        }
+    }
+}
+
 struct State {
-    token: String,
+    check: TokenCheck,
     role_arn: String,
     sts: String,
     served: AtomicUsize,
@@ -44,8 +98,14 @@ impl PodIdentityAgent {
     /// Serves credentials for `role_arn`, obtained from STS at `sts_endpoint`, to requests whose
     /// `Authorization` header is `token`.
     pub fn start(sts_endpoint: &str, role_arn: &str, token: &str) -> Result<Self> {
+        Self::start_checking(sts_endpoint, role_arn, TokenCheck::Exact(token.trim().to_owned()))
+    }
+
+    /// Serves credentials for `role_arn`, obtained from STS at `sts_endpoint`, to requests whose
+    /// `Authorization` header passes `check`.
+    pub fn start_checking(sts_endpoint: &str, role_arn: &str, check: TokenCheck) -> Result<Self> {
         let state = Arc::new(State {
-            token: token.trim().to_owned(),
+            check,
             role_arn: role_arn.to_owned(),
             sts: sts_endpoint.trim_end_matches('/').to_owned(),
             served: AtomicUsize::new(0),
@@ -66,6 +126,16 @@ impl PodIdentityAgent {
     /// Credential requests answered with credentials.
     pub fn served(&self) -> usize {
         self.state.served.load(Ordering::Relaxed)
+    }
+
+    /// The port it listens on (on 127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.uri
+            .rsplit(':')
+            .next()
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_default()
     }
 
     /// Requests refused (wrong or missing token).
@@ -107,7 +177,7 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .unwrap_or_default();
-    if presented.is_empty() || presented != state.token {
+    if !state.check.accepts(presented).await {
         state.refused.fetch_add(1, Ordering::Relaxed);
         return Ok(reply(
             StatusCode::UNAUTHORIZED,
