@@ -43,13 +43,23 @@ pub enum TokenCheck {
     },
 }
 
+/// A token's fingerprint, to tell tokens apart without keeping or printing them.
+pub fn token_fingerprint(token: &str) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    token.trim().hash(&mut h);
+    h.finish()
+}
+
 impl TokenCheck {
-    async fn accepts(&self, presented: &str) -> bool {
+    /// `Some(pod name)` when the token is good (the name the TokenReview reports, empty for
+    /// [`TokenCheck::Exact`]), `None` otherwise.
+    async fn accepts(&self, presented: &str) -> Option<String> {
         if presented.is_empty() {
-            return false;
+            return None;
         }
         match self {
-            TokenCheck::Exact(token) => presented == token,
+            TokenCheck::Exact(token) => (presented == token).then(String::new),
             TokenCheck::Review {
                 client,
                 audience,
@@ -64,13 +74,21 @@ impl TokenCheck {
                     ..TokenReview::default()
                 };
                 let api: kube::Api<TokenReview> = kube::Api::all(client.clone());
-                let Ok(reviewed) = api.create(&kube::api::PostParams::default(), &review).await else {
-                    return false;
-                };
+                let reviewed = api
+                    .create(&kube::api::PostParams::default(), &review)
+                    .await
+                    .ok()?;
                 let status = reviewed.status.unwrap_or_default();
-                status.authenticated == Some(true)
-                    && status.user.and_then(|u| u.username).as_deref() == Some(username.as_str())
-                    && status.audiences.unwrap_or_default().contains(audience)
+                let user = status.user.unwrap_or_default();
+                let good = status.authenticated == Some(true)
+                    && user.username.as_deref() == Some(username.as_str())
+                    && status.audiences.unwrap_or_default().contains(audience);
+                let pod = user
+                    .extra
+                    .and_then(|e| e.get("authentication.kubernetes.io/pod-name").cloned())
+                    .and_then(|names| names.into_iter().next())
+                    .unwrap_or_default();
+                good.then_some(pod)
             }
         }
     }
@@ -84,6 +102,10 @@ struct State {
     refused: AtomicUsize,
     /// The secret access keys handed out, so a test can check none reaches a log.
     issued: Mutex<Vec<String>>,
+    /// The tokens accepted: the Pod the TokenReview named, and the token's fingerprint.
+    accepted: Mutex<Vec<(String, u64)>>,
+    /// Seconds until the credentials handed out expire (0: STS's own expiration).
+    ttl_seconds: AtomicUsize,
 }
 
 /// A running stand-in. Dropping it stops it.
@@ -111,6 +133,8 @@ impl PodIdentityAgent {
             served: AtomicUsize::new(0),
             refused: AtomicUsize::new(0),
             issued: Mutex::new(Vec::new()),
+            accepted: Mutex::new(Vec::new()),
+            ttl_seconds: AtomicUsize::new(0),
         });
         let st = state.clone();
         let server = LoopbackServer::start("the Pod Identity stand-in", move |req, client| {
@@ -136,6 +160,17 @@ impl PodIdentityAgent {
             .and_then(|rest| rest.split('/').next())
             .and_then(|p| p.parse().ok())
             .unwrap_or_default()
+    }
+
+    /// Hands out credentials that expire `seconds` from now (instead of STS's hour), so that
+    /// the SDK fetches again soon, presenting the token file as it is then.
+    pub fn expire_credentials_after(&self, seconds: usize) {
+        self.state.ttl_seconds.store(seconds, Ordering::Relaxed);
+    }
+
+    /// The tokens accepted so far, as (Pod name from the TokenReview, [`token_fingerprint`]).
+    pub fn accepted(&self) -> Vec<(String, u64)> {
+        self.state.accepted.lock().map(|a| a.clone()).unwrap_or_default()
     }
 
     /// Requests refused (wrong or missing token).
@@ -177,12 +212,15 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .unwrap_or_default();
-    if !state.check.accepts(presented).await {
+    let Some(pod) = state.check.accepts(presented).await else {
         state.refused.fetch_add(1, Ordering::Relaxed);
         return Ok(reply(
             StatusCode::UNAUTHORIZED,
             r#"{"code":"AccessDeniedException","message":"invalid token"}"#.into(),
         ));
+    };
+    if let Ok(mut accepted) = state.accepted.lock() {
+        accepted.push((pod, token_fingerprint(presented)));
     }
     // moto does not check signatures: a query-protocol AssumeRole with an unsigned SigV4-shaped
     // Authorization header (moto routes by the service named in its credential scope) is enough.
@@ -224,6 +262,14 @@ async fn handle(
     }
     state.served.fetch_add(1, Ordering::Relaxed);
     let account = state.role_arn.split(':').nth(4).unwrap_or_default().to_owned();
+    let ttl = state.ttl_seconds.load(Ordering::Relaxed);
+    let expiration = match i64::try_from(ttl) {
+        Ok(ttl) if ttl > 0 => k8s_openapi::jiff::Timestamp::now()
+            .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(ttl))
+            .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or(expiration),
+        _ => expiration,
+    };
     let body = serde_json::json!({
         "AccessKeyId": key, "SecretAccessKey": secret, "Token": token, "AccountId": account,
         "Expiration": expiration,

@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use ecr_operator::api::v1alpha1::Registry;
 use ecr_operator_testenv::chart::{RELEASE, RELEASE_NAMESPACE, helm, run_output};
-use ecr_operator_testenv::{ControlPlane, FaultProxy, Moto, PodIdentityAgent, TokenCheck, repo_root};
+use ecr_operator_testenv::{
+    ControlPlane, FaultProxy, Moto, PodIdentityAgent, TokenCheck, repo_root, token_fingerprint,
+};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -744,6 +746,9 @@ async fn the_chart_runs_the_operator_image_on_a_real_node() {
         },
     )
     .unwrap();
+    // Credentials for a minute only: the SDK fetches again soon after they expire, presenting
+    // the token file as it is then (see the rotation below).
+    agent.expire_credentials_after(60);
     let mut deployment = deployments.get(&name).await.unwrap();
     let pod_spec = deployment.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
     let token_dir = "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount";
@@ -786,7 +791,9 @@ async fn the_chart_runs_the_operator_image_on_a_real_node() {
             sources: Some(vec![VolumeProjection {
                 service_account_token: Some(ServiceAccountTokenProjection {
                     audience: Some("pods.eks.amazonaws.com".into()),
-                    expiration_seconds: Some(86_400),
+                    // The shortest lifetime the API server grants, so that the kubelet rotates
+                    // it within the test (EKS's webhook asks for 86,400 s).
+                    expiration_seconds: Some(600),
                     path: "eks-pod-identity-token".into(),
                 }),
                 ..Default::default()
@@ -847,6 +854,68 @@ async fn the_chart_runs_the_operator_image_on_a_real_node() {
         agent.served(),
         agent.refused()
     );
+    // Token rotation by the kubelet. It refreshes a projected token at 80% of its lifetime (less
+    // up to 10 s of jitter: about 8 minutes for 600 s) and rewrites the file at its next sync of
+    // the Pod. The test reads the leader's token file through its container's root, waits for
+    // the new token, nudges the Registry (a reconcile: an STS call, with credentials expired by
+    // then), and requires the stand-in to have accepted exactly that new token from that Pod:
+    // the SDK reads the file again, no restart needed.
+    let leader = eventually(
+        &cp,
+        Duration::from_secs(60),
+        "a leader among the Pod Identity Pods",
+        || async {
+            let r = ready_pods(&pods).await;
+            lease_holder(&leases).await.filter(|h| r.contains(h))
+        },
+    )
+    .await;
+    let pid = container_pid(&cp, &pods.get(&leader).await.unwrap());
+    let token_path = format!("/proc/{pid}/root{token_dir}/eks-pod-identity-token");
+    let read_token = || std::fs::read_to_string(&token_path).map(|t| token_fingerprint(&t));
+    let before_rotation = read_token().unwrap();
+    assert!(
+        agent.accepted().contains(&(leader.clone(), before_rotation)),
+        "the stand-in accepted the leader's projected token: {:?}",
+        agent.accepted().iter().map(|(pod, _)| pod).collect::<Vec<_>>()
+    );
+    let t = Instant::now();
+    let rotated = eventually(
+        &cp,
+        Duration::from_secs(720),
+        "the kubelet to rotate the leader's Pod Identity token",
+        || async { read_token().ok().filter(|t| *t != before_rotation) },
+    )
+    .await;
+    let rotated_after = t.elapsed();
+    kubectl(
+        &cp,
+        &[
+            "annotate",
+            "--overwrite",
+            "registry/default",
+            "ecr-operator.dev/reconcile-requested-at=rotated",
+        ],
+    );
+    eventually(
+        &cp,
+        Duration::from_secs(120),
+        "the operator to present the rotated token",
+        || async {
+            agent
+                .accepted()
+                .contains(&(leader.clone(), rotated))
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(agent.refused(), 0, "every token presented passed the TokenReview");
+    eprintln!(
+        "[node] Pod Identity token rotated by the kubelet {rotated_after:?} after the test began to wait, and presented by {leader} {:?} later; the stand-in served {} in all",
+        t.elapsed() - rotated_after,
+        agent.served()
+    );
+
     // No credential it handed out reaches the operator's log or the Registry's status.
     let logs = kubectl(
         &cp,
