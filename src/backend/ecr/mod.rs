@@ -3,6 +3,7 @@
 mod cache_rules;
 mod convert;
 mod errors;
+mod public;
 mod registry_settings;
 mod templates;
 
@@ -43,6 +44,9 @@ struct Clients {
     /// Secrets Manager, for pull-through cache credentials: the SDK's endpoint for the region
     /// (`AWS_ENDPOINT_URL_SECRETS_MANAGER` overrides it), never the Registry's ECR endpoint.
     secrets: aws_sdk_secretsmanager::Client,
+    /// ECR Public (`public.rs`): always us-east-1, the SDK's endpoint
+    /// (`AWS_ENDPOINT_URL_ECR_PUBLIC` overrides it), never the Registry's ECR endpoint.
+    ecr_public: aws_sdk_ecrpublic::Client,
     limiter: LaneLimiter,
 }
 
@@ -113,10 +117,13 @@ impl EcrBackend {
         let mut ecr = aws_sdk_ecr::config::Builder::from(&base);
         let mut sts = aws_sdk_sts::config::Builder::from(&base);
         let mut secrets = aws_sdk_secretsmanager::config::Builder::from(&base);
+        let mut ecr_public = aws_sdk_ecrpublic::config::Builder::from(&base)
+            .region(Region::new(super::ecr_public::PUBLIC_REGION));
         if let Some(provider) = assumed {
             ecr = ecr.credentials_provider(provider.clone());
             sts = sts.credentials_provider(provider.clone());
-            secrets = secrets.credentials_provider(provider);
+            secrets = secrets.credentials_provider(provider.clone());
+            ecr_public = ecr_public.credentials_provider(provider);
         }
         if let Some(endpoint) = &target.endpoint {
             ecr = ecr.endpoint_url(endpoint);
@@ -125,6 +132,7 @@ impl EcrBackend {
             ecr: aws_sdk_ecr::Client::from_conf(ecr.build()),
             sts: aws_sdk_sts::Client::from_conf(sts.build()),
             secrets: aws_sdk_secretsmanager::Client::from_conf(secrets.build()),
+            ecr_public: aws_sdk_ecrpublic::Client::from_conf(ecr_public.build()),
             limiter: LaneLimiter::new(
                 self.limits.requests_per_second,
                 self.limits.burst,
