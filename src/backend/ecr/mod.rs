@@ -56,6 +56,8 @@ pub struct EcrBackend {
     clients: Mutex<HashMap<String, Arc<OnceCell<Arc<Clients>>>>>,
     limits: EcrLimits,
     metrics: Arc<Metrics>,
+    /// `--ecr-public-endpoint`: the ECR Public endpoint, when not the SDK's.
+    public_endpoint: Option<String>,
 }
 
 impl EcrBackend {
@@ -64,7 +66,14 @@ impl EcrBackend {
             clients: Mutex::default(),
             limits,
             metrics,
+            public_endpoint: None,
         }
+    }
+
+    /// Sends ECR Public's calls to `endpoint` instead of the SDK's (`--ecr-public-endpoint`).
+    pub fn with_public_endpoint(mut self, endpoint: Option<String>) -> Self {
+        self.public_endpoint = endpoint;
+        self
     }
 
     async fn clients(&self, target: &Target) -> BackendResult<Arc<Clients>> {
@@ -127,6 +136,9 @@ impl EcrBackend {
         }
         if let Some(endpoint) = &target.endpoint {
             ecr = ecr.endpoint_url(endpoint);
+        }
+        if let Some(endpoint) = &self.public_endpoint {
+            ecr_public = ecr_public.endpoint_url(endpoint);
         }
         Ok(Arc::new(Clients {
             ecr: aws_sdk_ecr::Client::from_conf(ecr.build()),
