@@ -207,3 +207,99 @@ async fn adoption_owned_elsewhere_and_the_non_empty_guard() {
     h.reconcile::<PublicRepositoryController>(&forced).await.unwrap();
     assert!(h.backend.public_repository("web").is_none(), "forced");
 }
+
+// ---- public.ecr.aws in PullSecret and ClusterPullSecret ----
+
+fn auths_of(request: &super::Recorded) -> Vec<String> {
+    use base64::Engine;
+    let data = request.body["data"][".dockerconfigjson"]
+        .as_str()
+        .unwrap_or_default();
+    let json: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(data).unwrap()).unwrap();
+    json["auths"].as_object().unwrap().keys().cloned().collect()
+}
+
+fn secret_writes(requests: &[super::Recorded]) -> Vec<&super::Recorded> {
+    requests
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.contains("/secrets/"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_pull_secret_with_ecr_public_holds_both_logins_from_one_token_call_per_kind() {
+    use crate::api::v1alpha1::PullSecret;
+    use crate::controllers::pull_secret::PullSecretController;
+    let h = Harness::new(Routes::default(), &[ready_registry("default")]);
+    let ps = |name: &str| -> PullSecret {
+        serde_json::from_value(json!({
+            "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "PullSecret",
+            "metadata": {"name": name, "namespace": "team-a", "uid": format!("uid-{name}"), "generation": 1, "finalizers": [FINALIZER]},
+            "spec": {"registries": ["default"], "ecrPublic": {"registry": "default"}},
+        }))
+        .unwrap()
+    };
+    h.reconcile::<PullSecretController>(&ps("ecr")).await.unwrap();
+    assert_eq!(
+        h.backend.calls(),
+        ["GetAuthorizationToken", "ecr-public:GetAuthorizationToken"]
+    );
+    let requests = h.take_requests();
+    let written = secret_writes(&requests);
+    assert_eq!(written.len(), 1, "one Secret");
+    let auths = auths_of(written[0]);
+    assert_eq!(auths.len(), 2, "{auths:?}");
+    assert!(auths.contains(&"public.ecr.aws".to_owned()), "{auths:?}");
+    let status = Harness::status_writes(&requests)[0].clone();
+    assert_eq!(status["registries"][1]["host"], "public.ecr.aws");
+    assert!(
+        !status.to_string().contains("fake-public-password"),
+        "no token in the status"
+    );
+
+    // Another PullSecret of the same identity: both tokens come from the cache.
+    h.reconcile::<PullSecretController>(&ps("ecr-2")).await.unwrap();
+    assert_eq!(h.backend.calls().len(), 2, "{:?}", h.backend.calls());
+}
+
+#[tokio::test]
+async fn a_cluster_pull_secret_with_ecr_public_makes_one_public_token_call_for_every_namespace() {
+    use crate::api::v1alpha1::ClusterPullSecret;
+    use crate::controllers::pull_secret::ClusterPullSecretController;
+    let mut routes = Routes::default();
+    let namespaces: Vec<serde_json::Value> = (0..50)
+        .map(|i| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("ns-{i}"), "labels": {"pull": "yes"}}}))
+        .collect();
+    routes.lists.insert("/api/v1/namespaces".into(), namespaces);
+    let h = Harness::new(routes, &[ready_registry("default")]);
+    let cps: ClusterPullSecret = serde_json::from_value(json!({
+        "apiVersion": "ecr-operator.dev/v1alpha1", "kind": "ClusterPullSecret",
+        "metadata": {"name": "ecr-all", "uid": "uid-all", "generation": 1, "finalizers": [FINALIZER]},
+        "spec": {"registries": ["default"], "namespaceSelector": {"matchLabels": {"pull": "yes"}}, "ecrPublic": {}},
+    }))
+    .unwrap();
+    h.reconcile::<ClusterPullSecretController>(&cps).await.unwrap();
+    let calls = h.backend.calls();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| **c == "ecr-public:GetAuthorizationToken")
+            .count(),
+        1,
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls.iter().filter(|c| **c == "GetAuthorizationToken").count(),
+        1,
+        "{calls:?}"
+    );
+    let requests = h.take_requests();
+    let written = secret_writes(&requests);
+    assert_eq!(written.len(), 50);
+    assert!(
+        written
+            .iter()
+            .all(|w| auths_of(w).contains(&"public.ecr.aws".to_owned()))
+    );
+}

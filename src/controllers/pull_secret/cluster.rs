@@ -222,7 +222,16 @@ async fn fan_out<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) 
     // its own (below), as its own ServiceAccount.
     let identity = cps.spec.identity.as_ref();
     let shared = match identity {
-        None => Some(credentials(ctx, &cps.spec.registries, cps.spec.refresh_fraction, None).await?),
+        None => Some(
+            credentials(
+                ctx,
+                &cps.spec.registries,
+                cps.spec.refresh_fraction,
+                None,
+                cps.spec.ecr_public.as_ref(),
+            )
+            .await?,
+        ),
         Some(_) => None,
     };
     let secret_name = secret_name(cps);
@@ -264,7 +273,16 @@ async fn fan_out<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) 
                         Some(id) if shared_body.is_none() => {
                             let fraction = cps.spec.refresh_fraction;
                             let ours = Some((ns.as_str(), id));
-                            Some(credentials(ctx, &cps.spec.registries, fraction, ours).await?)
+                            Some(
+                                credentials(
+                                    ctx,
+                                    &cps.spec.registries,
+                                    fraction,
+                                    ours,
+                                    cps.spec.ecr_public.as_ref(),
+                                )
+                                .await?,
+                            )
                         }
                         _ => None,
                     };

@@ -148,7 +148,14 @@ async fn serve<B: RegistryBackend>(ps: &PullSecret, ctx: &Context<B>) -> Result<
         check_tenancy(&registry, &ns, labels.as_ref().unwrap_or(&BTreeMap::new()), None)?;
     }
     let identity = ps.spec.identity.as_ref().map(|i| (ns.as_str(), i));
-    let credentials = credentials(ctx, &ps.spec.registries, ps.spec.refresh_fraction, identity).await?;
+    let credentials = credentials(
+        ctx,
+        &ps.spec.registries,
+        ps.spec.refresh_fraction,
+        identity,
+        ps.spec.ecr_public.as_ref(),
+    )
+    .await?;
     let body = secret_body(
         ps.spec.format,
         ps.spec.argocd.as_ref(),
