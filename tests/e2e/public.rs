@@ -5,7 +5,8 @@
 //! (`--ecr-public-endpoint`, set by every OperatorEnv): Ready with the public URI, catalog data
 //! converging, drift reverted within the interval, silence in sync and after a restart; adoption,
 //! OwnedElsewhere, deletion refused with images, forceDelete and Retain; one Secret with two
-//! `auths` entries from one token call per kind, and one public token for 50 namespaces.
+//! `auths` entries from one token call per kind, and one public token for 50 namespaces; and
+//! convergence through throttling and server errors injected on ECR Public's calls.
 
 use crate::harness::env::{OperatorEnv, tail};
 use crate::harness::wait::wait_condition;
@@ -466,5 +467,56 @@ async fn pull_secrets_include_public_ecr_with_one_token_call_per_kind_and_identi
         env.proxy.forwarded_of("GetAuthorizationToken", true),
         1,
         "one public token for the PullSecret and 50 namespaces"
+    );
+}
+
+#[tokio::test]
+async fn a_public_repository_converges_through_injected_throttling_and_server_errors() {
+    use ecr_operator_testenv::FaultPlan;
+    let env = OperatorEnv::start("e2e-public-faults").await;
+    env.wait_registry_ready().await;
+    let ns = temp_namespace(&env.client, "public-faults").await;
+    // Every call throttled until the operator has met a fault on ECR Public, then half of them
+    // throttled or failed.
+    env.proxy.set_plan(FaultPlan {
+        throttle_percent: 100,
+        ..FaultPlan::default()
+    });
+    let spec = json!({"name": "e2e/faulty", "catalogData": {"description": "despite faults", "architectures": ["x86-64"]},
+        "tags": {"team": "oss"}});
+    env.apply(&ns, &public_doc("faulty", &env.registry, spec))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(60), "a throttled ECR Public call", || async {
+        env.proxy
+            .calls()
+            .iter()
+            .any(|c| c.ecr_public && c.injected.is_some())
+            .then_some(())
+    })
+    .await;
+    env.proxy.set_plan(FaultPlan {
+        throttle_percent: 35,
+        error_percent: 15,
+        ..FaultPlan::default()
+    });
+    let api: Api<PublicRepository> = Api::namespaced(env.client.clone(), &ns);
+    wait_condition(
+        &api,
+        "faulty",
+        "Ready",
+        "True",
+        None,
+        Duration::from_secs(180),
+        || env.logs(),
+    )
+    .await;
+    env.proxy.set_plan(FaultPlan::default());
+    let c = catalog(&env, "e2e/faulty").await.unwrap();
+    assert_eq!(c.description(), Some("despite faults"));
+    assert_eq!(
+        env.proxy.forwarded_of("CreateRepository", true),
+        1,
+        "created once"
     );
 }
