@@ -64,7 +64,10 @@ pub async fn controller<B: RegistryBackend>(
             ns_store.state().into_iter().map(|c| ObjectRef::from_obj(c.as_ref())).collect::<Vec<_>>()
         })
         .watches_stream(registries, move |registry| {
-            triggers::users_of(&store, &registry, |c: &ClusterPullSecret, name| c.spec.registries.iter().any(|r| r == name))
+            triggers::users_of(&store, &registry, |c: &ClusterPullSecret, name| {
+                c.spec.registries.iter().any(|r| r == name)
+                    || c.spec.ecr_public.as_ref().is_some_and(|p| p.registry == name)
+            })
         })
         .watches(Api::<ServiceAccount>::all(ctx.client.clone()), watcher::Config::default(), move |sa| {
             let name = sa.name_any();

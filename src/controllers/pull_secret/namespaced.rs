@@ -47,7 +47,10 @@ pub async fn controller<B: RegistryBackend>(
             stored_owner(&owners, &secret, true)
         })
         .watches_stream(registries, move |registry| {
-            triggers::users_of(&store, &registry, |p: &PullSecret, name| p.spec.registries.iter().any(|r| r == name))
+            triggers::users_of(&store, &registry, |p: &PullSecret, name| {
+                p.spec.registries.iter().any(|r| r == name)
+                    || p.spec.ecr_public.as_ref().is_some_and(|e| e.registry == name)
+            })
         })
         // A ServiceAccount created later gets the entry too (and one reported missing is
         // re-checked the moment it appears); one deleted is reported missing. Argo CD's own
