@@ -104,8 +104,8 @@ fn iam_policy_lists_exactly_the_ecr_actions_the_operator_calls() {
     let statements = policy["Statement"].as_array().unwrap();
     assert_eq!(
         statements.len(),
-        3,
-        "ECR, Secrets Manager, PassRole: {statements:#?}"
+        4,
+        "ECR, Secrets Manager, PassRole, ECR Public: {statements:#?}"
     );
     let pass = &statements[2];
     assert_eq!(pass["Action"], "iam:PassRole");
