@@ -49,6 +49,8 @@ pub enum ControllerName {
     PullThroughCache,
     /// `RepositoryCreationTemplate`: ECR repository creation templates.
     CreationTemplate,
+    /// `PublicRepository`: ECR Public repositories and their gallery catalog data.
+    PublicRepository,
 }
 
 /// `--ecr-background-share`: a number from 0 to 0.9 (background must leave users a part).
@@ -63,7 +65,7 @@ fn background_share(text: &str) -> Result<f64, String> {
 
 impl ControllerName {
     /// Every controller, in start order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Registry,
         Self::Repository,
         Self::LifecyclePolicy,
@@ -72,6 +74,7 @@ impl ControllerName {
         Self::ClusterPullSecret,
         Self::PullThroughCache,
         Self::CreationTemplate,
+        Self::PublicRepository,
     ];
 }
 
@@ -136,6 +139,12 @@ pub struct RunArgs {
     /// effective interval stretches (shown in the Registry's `status.driftCheckInterval`).
     #[arg(long, env = "ECR_OPERATOR_ECR_BACKGROUND_SHARE", default_value_t = 0.5, value_parser = background_share)]
     pub ecr_background_share: f64,
+
+    /// The ECR Public API endpoint (PublicRepository, public.ecr.aws pull credentials). Unset: the
+    /// AWS SDK's for us-east-1, or `AWS_ENDPOINT_URL_ECR_PUBLIC`. A Registry's `spec.endpoint`
+    /// names a private ECR endpoint and is never used for ECR Public.
+    #[arg(long, env = "ECR_OPERATOR_ECR_PUBLIC_ENDPOINT")]
+    pub ecr_public_endpoint: Option<String>,
 
     /// How long one listing of a registry's repositories serves reconciles (Go duration syntax).
     #[arg(long, env = "ECR_OPERATOR_REPOSITORY_CACHE_TTL", default_value = "60s")]

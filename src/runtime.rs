@@ -61,7 +61,10 @@ async fn serve(args: RunArgs) -> Result<(), Error> {
             .ok_or_else(|| Error::Startup("--ecr-burst must be positive".into()))?,
         background_share: args.ecr_background_share,
     };
-    let backend = Arc::new(crate::backend::ecr::EcrBackend::new(limits, metrics.clone()));
+    let backend = Arc::new(
+        crate::backend::ecr::EcrBackend::new(limits, metrics.clone())
+            .with_public_endpoint(args.ecr_public_endpoint.clone()),
+    );
     let tunables = Tunables {
         cluster_id,
         default_interval: args.default_interval.duration(),

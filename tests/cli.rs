@@ -50,6 +50,7 @@ fn crd_command_writes_one_file_per_crd() {
         [
             "clusterpullsecrets.ecr-operator.dev.yaml",
             "lifecyclepolicies.ecr-operator.dev.yaml",
+            "publicrepositories.ecr-operator.dev.yaml",
             "pullsecrets.ecr-operator.dev.yaml",
             "pullthroughcacherules.ecr-operator.dev.yaml",
             "registries.ecr-operator.dev.yaml",

@@ -2,6 +2,7 @@
 //! `ecr/` is the only code that sees aws-sdk-ecr types.
 
 pub mod ecr;
+pub mod ecr_public;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod lanes;
@@ -421,7 +422,7 @@ pub type BackendResult<T> = Result<T, BackendError>;
 
 /// The ECR capabilities the controllers use. Every method is one ECR operation (or one
 /// paginated listing).
-pub trait RegistryBackend: Send + Sync + 'static {
+pub trait RegistryBackend: ecr_public::EcrPublicBackend + Send + Sync + 'static {
     /// DescribeRegistry, plus the caller's ARN (STS GetCallerIdentity) where available.
     fn describe_registry(&self, target: &Target) -> impl Future<Output = BackendResult<RegistryInfo>> + Send;
 

@@ -8,6 +8,7 @@ pub mod drift;
 pub mod driver;
 pub mod events;
 pub mod lifecycle_policy;
+pub mod public_repository;
 pub mod pull_secret;
 pub mod pull_through_cache_rule;
 pub mod quarantine;
@@ -106,6 +107,7 @@ fn readiness_parts(name: ControllerName) -> &'static [&'static str] {
         ControllerName::ClusterPullSecret => &[pull_secret::cluster::CONTROLLER],
         ControllerName::PullThroughCache => &[pull_through_cache_rule::CONTROLLER],
         ControllerName::CreationTemplate => &[creation_template::CONTROLLER],
+        ControllerName::PublicRepository => &[public_repository::CONTROLLER],
     }
 }
 
@@ -233,6 +235,7 @@ pub async fn run<B: RegistryBackend>(
             }
             ControllerName::PullThroughCache => pull_through_cache_rule::controller(ctx, shutdown).boxed(),
             ControllerName::CreationTemplate => creation_template::controller(ctx, shutdown).boxed(),
+            ControllerName::PublicRepository => public_repository::controller(ctx, shutdown).boxed(),
         });
     }
     futures::future::join_all(running).await;

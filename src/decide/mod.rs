@@ -11,6 +11,7 @@ pub mod in_use;
 pub mod lane;
 pub mod lifecycle_policy;
 pub mod owners;
+pub mod public_repository;
 pub mod pull_secret;
 pub mod pull_through_cache_rule;
 pub mod quarantine;

@@ -83,6 +83,11 @@ async fn every_example_is_accepted_with_schema_defaults() {
                     assert_eq!(t.spec.registry_ref.name, "default", "{name}");
                     assert!(!t.spec.applied_for.is_empty(), "{name}");
                 }
+                "PublicRepository" => {
+                    let r: ecr_operator::api::v1alpha1::PublicRepository = typed(&stored);
+                    assert_eq!(r.spec.registry_ref.name, "default", "{name}");
+                    assert_eq!(r.spec.deletion_policy, DeletionPolicy::Retain, "{name}");
+                }
                 "PullThroughCacheRule" => {
                     let r: PullThroughCacheRule = typed(&stored);
                     assert_eq!(r.spec.registry_ref.name, "default", "{name}");
@@ -230,7 +235,7 @@ async fn crd_command_output_passes_server_dry_run() {
         stdout,
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(stdout.matches("(server dry run)").count(), 8, "{stdout}");
+    assert_eq!(stdout.matches("(server dry run)").count(), 9, "{stdout}");
 }
 
 /// The real API server and the operator's decoder accept exactly the same intervals: every string

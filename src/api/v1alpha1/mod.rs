@@ -5,6 +5,7 @@
 #![allow(clippy::duplicated_attributes)]
 
 mod lifecycle_policy;
+mod public_repository;
 mod pull_secret;
 mod pull_through_cache_rule;
 mod registry;
@@ -13,6 +14,7 @@ mod repository;
 mod repository_creation_template;
 
 pub use lifecycle_policy::*;
+pub use public_repository::*;
 pub use pull_secret::*;
 pub use pull_through_cache_rule::*;
 pub use registry::*;
@@ -53,5 +55,6 @@ summarized!(
     PullSecretStatus,
     ClusterPullSecretStatus,
     PullThroughCacheRuleStatus,
-    RepositoryCreationTemplateStatus
+    RepositoryCreationTemplateStatus,
+    PublicRepositoryStatus
 );

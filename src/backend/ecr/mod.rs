@@ -3,6 +3,7 @@
 mod cache_rules;
 mod convert;
 mod errors;
+mod public;
 mod registry_settings;
 mod templates;
 
@@ -43,6 +44,9 @@ struct Clients {
     /// Secrets Manager, for pull-through cache credentials: the SDK's endpoint for the region
     /// (`AWS_ENDPOINT_URL_SECRETS_MANAGER` overrides it), never the Registry's ECR endpoint.
     secrets: aws_sdk_secretsmanager::Client,
+    /// ECR Public (`public.rs`): always us-east-1, the SDK's endpoint
+    /// (`AWS_ENDPOINT_URL_ECR_PUBLIC` overrides it), never the Registry's ECR endpoint.
+    ecr_public: aws_sdk_ecrpublic::Client,
     limiter: LaneLimiter,
 }
 
@@ -52,6 +56,8 @@ pub struct EcrBackend {
     clients: Mutex<HashMap<String, Arc<OnceCell<Arc<Clients>>>>>,
     limits: EcrLimits,
     metrics: Arc<Metrics>,
+    /// `--ecr-public-endpoint`: the ECR Public endpoint, when not the SDK's.
+    public_endpoint: Option<String>,
 }
 
 impl EcrBackend {
@@ -60,7 +66,14 @@ impl EcrBackend {
             clients: Mutex::default(),
             limits,
             metrics,
+            public_endpoint: None,
         }
+    }
+
+    /// Sends ECR Public's calls to `endpoint` instead of the SDK's (`--ecr-public-endpoint`).
+    pub fn with_public_endpoint(mut self, endpoint: Option<String>) -> Self {
+        self.public_endpoint = endpoint;
+        self
     }
 
     async fn clients(&self, target: &Target) -> BackendResult<Arc<Clients>> {
@@ -113,18 +126,25 @@ impl EcrBackend {
         let mut ecr = aws_sdk_ecr::config::Builder::from(&base);
         let mut sts = aws_sdk_sts::config::Builder::from(&base);
         let mut secrets = aws_sdk_secretsmanager::config::Builder::from(&base);
+        let mut ecr_public = aws_sdk_ecrpublic::config::Builder::from(&base)
+            .region(Region::new(super::ecr_public::PUBLIC_REGION));
         if let Some(provider) = assumed {
             ecr = ecr.credentials_provider(provider.clone());
             sts = sts.credentials_provider(provider.clone());
-            secrets = secrets.credentials_provider(provider);
+            secrets = secrets.credentials_provider(provider.clone());
+            ecr_public = ecr_public.credentials_provider(provider);
         }
         if let Some(endpoint) = &target.endpoint {
             ecr = ecr.endpoint_url(endpoint);
+        }
+        if let Some(endpoint) = &self.public_endpoint {
+            ecr_public = ecr_public.endpoint_url(endpoint);
         }
         Ok(Arc::new(Clients {
             ecr: aws_sdk_ecr::Client::from_conf(ecr.build()),
             sts: aws_sdk_sts::Client::from_conf(sts.build()),
             secrets: aws_sdk_secretsmanager::Client::from_conf(secrets.build()),
+            ecr_public: aws_sdk_ecrpublic::Client::from_conf(ecr_public.build()),
             limiter: LaneLimiter::new(
                 self.limits.requests_per_second,
                 self.limits.burst,

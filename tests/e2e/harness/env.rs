@@ -159,6 +159,8 @@ impl OperatorEnv {
             "info,ecr_operator=debug",
         ];
         args.extend(["--watch-label-selector", &selector]);
+        // ECR Public through the same counting fault proxy (moto serves it on the same port).
+        args.extend(["--ecr-public-endpoint", &self.proxy.endpoint]);
         args.extend(self.extra_args.iter().map(String::as_str));
         let bin = std::path::Path::new(env!("CARGO_BIN_EXE_ecr-operator"));
         let sts = self.sts_endpoint.as_deref().unwrap_or(&self.moto.endpoint);
