@@ -137,6 +137,16 @@ pub struct RunArgs {
     #[arg(long, env = "ECR_OPERATOR_ECR_BACKGROUND_SHARE", default_value_t = 0.5, value_parser = background_share)]
     pub ecr_background_share: f64,
 
+    /// DescribeImages pages one Repository's drift check reads for `status.insight` (image count,
+    /// size, cost, newest image's findings); a longer listing resumes at the next check. 0 turns
+    /// the reading off.
+    #[arg(long, env = "ECR_OPERATOR_INSIGHT_PAGES_PER_PASS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub insight_pages_per_pass: u32,
+
+    /// Images per DescribeImages page read for `status.insight` (1 to 1000, ECR's maximum).
+    #[arg(long, env = "ECR_OPERATOR_INSIGHT_PAGE_SIZE", default_value_t = 1000, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub insight_page_size: i32,
+
     /// How long one listing of a registry's repositories serves reconciles (Go duration syntax).
     #[arg(long, env = "ECR_OPERATOR_REPOSITORY_CACHE_TTL", default_value = "60s")]
     pub repository_cache_ttl: kube::core::Duration,

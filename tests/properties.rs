@@ -106,6 +106,7 @@ fn image() -> impl Strategy<Value = Image> {
             archived,
             archived_at: archived_at.filter(|_| archived).map(at),
             last_activated_at: None,
+            size_bytes: 0,
         })
 }
 

@@ -7,6 +7,7 @@
 pub mod creation_template;
 pub mod drift;
 pub mod in_use;
+pub mod insight;
 pub mod lane;
 pub mod lifecycle_policy;
 pub mod owners;

@@ -4,6 +4,7 @@
 // mistakes for duplicated attributes.
 #![allow(clippy::duplicated_attributes)]
 
+mod insight;
 mod lifecycle_policy;
 mod pull_secret;
 mod pull_through_cache_rule;
@@ -12,6 +13,7 @@ mod replication_rule;
 mod repository;
 mod repository_creation_template;
 
+pub use insight::*;
 pub use lifecycle_policy::*;
 pub use pull_secret::*;
 pub use pull_through_cache_rule::*;
