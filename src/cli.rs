@@ -49,6 +49,8 @@ pub enum ControllerName {
     PullThroughCache,
     /// `RepositoryCreationTemplate`: ECR repository creation templates.
     CreationTemplate,
+    /// `ImagePolicy`: the facts, ValidatingAdmissionPolicy and binding of each policy.
+    ImagePolicy,
 }
 
 /// `--ecr-background-share`: a number from 0 to 0.9 (background must leave users a part).
@@ -63,7 +65,7 @@ fn background_share(text: &str) -> Result<f64, String> {
 
 impl ControllerName {
     /// Every controller, in start order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Registry,
         Self::Repository,
         Self::LifecyclePolicy,
@@ -72,6 +74,7 @@ impl ControllerName {
         Self::ClusterPullSecret,
         Self::PullThroughCache,
         Self::CreationTemplate,
+        Self::ImagePolicy,
     ];
 }
 

@@ -52,7 +52,7 @@ fn crds_dir_holds_no_orphans() {
 #[test]
 fn every_crd_is_kstatus_shaped() {
     let crds = api::crds();
-    assert_eq!(crds.len(), 8, "eight kinds");
+    assert_eq!(crds.len(), 9, "nine kinds");
     for crd in crds {
         let name = crd.metadata.name.clone().unwrap();
         assert_eq!(crd.spec.group, GROUP, "{name}");
@@ -266,7 +266,8 @@ fn every_label_selector_and_region_field_carries_the_shared_rules() {
         [
             "Registry.spec.allowedNamespaces",
             "LifecyclePolicy.spec.repositorySelector",
-            "ClusterPullSecret.spec.namespaceSelector"
+            "ClusterPullSecret.spec.namespaceSelector",
+            "ImagePolicy.spec.namespaceSelector"
         ]
     );
     assert_eq!(

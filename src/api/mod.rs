@@ -36,6 +36,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         ClusterPullSecret::crd(),
         PullThroughCacheRule::crd(),
         RepositoryCreationTemplate::crd(),
+        ImagePolicy::crd(),
     ]
     .into_iter()
     .map(|crd| {

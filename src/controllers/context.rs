@@ -44,6 +44,8 @@ pub struct Tunables {
     pub insight_pages_per_pass: u32,
     /// `--insight-page-size`: images per DescribeImages page (1 to 1000).
     pub insight_page_size: i32,
+    /// The operator's namespace (`POD_NAMESPACE`): where ImagePolicy facts ConfigMaps live.
+    pub operator_namespace: String,
 }
 
 impl Tunables {
@@ -70,6 +72,7 @@ impl Default for Tunables {
             background_share: 0.5,
             insight_pages_per_pass: 5,
             insight_page_size: 1000,
+            operator_namespace: "default".into(),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod dereference;
 pub mod drift;
 pub mod driver;
 pub mod events;
+pub mod image_policy;
 pub mod lifecycle_policy;
 pub mod pull_secret;
 pub mod pull_through_cache_rule;
@@ -106,6 +107,7 @@ fn readiness_parts(name: ControllerName) -> &'static [&'static str] {
         ControllerName::ClusterPullSecret => &[pull_secret::cluster::CONTROLLER],
         ControllerName::PullThroughCache => &[pull_through_cache_rule::CONTROLLER],
         ControllerName::CreationTemplate => &[creation_template::CONTROLLER],
+        ControllerName::ImagePolicy => &[image_policy::CONTROLLER],
     }
 }
 
@@ -233,6 +235,7 @@ pub async fn run<B: RegistryBackend>(
             }
             ControllerName::PullThroughCache => pull_through_cache_rule::controller(ctx, shutdown).boxed(),
             ControllerName::CreationTemplate => creation_template::controller(ctx, shutdown).boxed(),
+            ControllerName::ImagePolicy => image_policy::controller(ctx, shutdown).boxed(),
         });
     }
     futures::future::join_all(running).await;

@@ -56,7 +56,7 @@ async fn helm_install_gives_an_operator_identity_that_runs_every_example_to_read
         .list(&ListParams::default().labels("app.kubernetes.io/part-of=ecr-operator"))
         .await
         .unwrap();
-    assert_eq!(crds.items.len(), 8, "the chart installed the 8 CRDs");
+    assert_eq!(crds.items.len(), 9, "the chart installed the 9 CRDs");
 
     // The operator process gets the chart ServiceAccount's token and nothing else.
     let kubeconfig = service_account_kubeconfig(&cp, RELEASE_NAMESPACE, RELEASE)
@@ -306,7 +306,7 @@ async fn helm_install_gives_an_operator_identity_that_runs_every_example_to_read
         .list(&ListParams::default().labels("app.kubernetes.io/part-of=ecr-operator"))
         .await
         .unwrap();
-    assert_eq!(kept.items.len(), 8, "CRDs are kept on uninstall");
+    assert_eq!(kept.items.len(), 9, "CRDs are kept on uninstall");
     assert!(
         moto.ecr_client("us-east-1")
             .describe_repositories()

@@ -254,3 +254,126 @@ async fn sizes_cost_and_findings_in_status_read_in_bounded_passes() {
     assert_eq!(rule.estimated_monthly_savings_usd.as_deref(), Some("3.0000"));
     env.delete_registry().await;
 }
+
+/// Asks the API server to create (dry run: admission runs, nothing is stored) a Pod running
+/// `image` in `ns`; the refusal's message when refused.
+async fn admit(env: &OperatorEnv, ns: &str, image: &str) -> Result<(), String> {
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+        "metadata": {"name": "gate-probe"},
+        "spec": {"containers": [{"name": "app", "image": image}]}
+    }))
+    .unwrap();
+    let params = kube::api::PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    Api::<k8s_openapi::api::core::v1::Pod>::namespaced(env.client.clone(), ns)
+        .create(&params, &pod)
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+async fn label_namespace(env: &OperatorEnv, ns: &str, key: &str, value: &str) {
+    let patch = json!({"metadata": {"labels": {key: value}}});
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(env.client.clone())
+        .patch(ns, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_api_server_refuses_pods_with_critical_images_even_while_the_operator_is_down() {
+    let mut env = OperatorEnv::start("e2e-insight-gate").await;
+    let ns = temp_namespace(&env.client, "gate").await;
+    let (bad, clean) = (format!("{ns}/bad"), format!("{ns}/clean"));
+    for name in [&bad, &clean] {
+        env.ecr
+            .create_repository()
+            .repository_name(name)
+            .send()
+            .await
+            .unwrap();
+    }
+    let bad_digest = push(&env, &bad, "v1", 1000).await;
+    scan(&env, &bad, &bad_digest, json!({"CRITICAL": 2, "HIGH": 5})).await;
+    let clean_digest = push(&env, &clean, "v1", 2000).await;
+    scan(&env, &clean, &clean_digest, json!({"LOW": 1})).await;
+    env.apply_repository(&ns, "bad", json!({"name": bad})).await;
+    env.apply_repository(&ns, "clean", json!({"name": clean})).await;
+    let api: Api<Repository> = Api::namespaced(env.client.clone(), &ns);
+    for name in ["bad", "clean"] {
+        wait_insight(&env, &api, name, "the newest image's findings", |i| {
+            i.newest_image.as_ref().is_some_and(|n| n.scan_status.is_some())
+        })
+        .await;
+    }
+    let mut uris = Vec::new();
+    for name in ["bad", "clean"] {
+        uris.push(
+            api.get(name)
+                .await
+                .unwrap()
+                .status
+                .unwrap()
+                .repository_uri
+                .unwrap(),
+        );
+    }
+    let (bad_uri, clean_uri) = (uris[0].clone(), uris[1].clone());
+
+    // Gated: namespaces labelled with this test's value; another namespace is not.
+    let gated = temp_namespace(&env.client, "gated").await;
+    label_namespace(&env, &gated, "insight-gate", "e2e").await;
+    let other = temp_namespace(&env.client, "ungated").await;
+    let policy = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "ImagePolicy", "metadata": {"name": "e2e-insight-no-critical"},
+        "spec": {"namespaceSelector": {"matchLabels": {"insight-gate": "e2e"}}, "denySeverity": "CRITICAL"}});
+    env.apply("", &policy).await.unwrap();
+    let policies: Api<ecr_operator::api::v1alpha1::ImagePolicy> = Api::all(env.client.clone());
+    let status = eventually(Duration::from_secs(60), "the ImagePolicy enforced", || async {
+        policies
+            .get("e2e-insight-no-critical")
+            .await
+            .ok()?
+            .status
+            .filter(|s| s.denied_images == 2)
+    })
+    .await;
+    // The bad image by digest and by its tag; the clean one by both.
+    assert_eq!((status.known_images, status.denied_images), (4, 2), "{status:?}");
+
+    // The API server refuses the bad image by tag and by digest, naming it and its count (the
+    // policy takes a moment to reach the API server's admission chain).
+    let by_tag = format!("{bad_uri}:v1");
+    let refused = eventually(Duration::from_secs(60), "a refusal by tag", || async {
+        admit(&env, &gated, &by_tag).await.err()
+    })
+    .await;
+    assert!(refused.contains(&by_tag), "{refused}");
+    assert!(refused.contains("2 finding(s) of severity CRITICAL"), "{refused}");
+    let by_digest = format!("{bad_uri}@{bad_digest}");
+    let refused = admit(&env, &gated, &by_digest).await.unwrap_err();
+    assert!(
+        refused.contains(&by_digest) && refused.contains("2 CRITICAL"),
+        "{refused}"
+    );
+    // A clean image, an image on another registry, and any image outside the selector pass.
+    admit(&env, &gated, &format!("{clean_uri}:v1")).await.unwrap();
+    admit(&env, &gated, &format!("{clean_uri}@{clean_digest}"))
+        .await
+        .unwrap();
+    admit(&env, &gated, "registry.k8s.io/pause:3.10").await.unwrap();
+    admit(&env, &other, &by_tag).await.unwrap();
+
+    // The operator stopped: the API server still enforces the last facts.
+    env.stop_operator();
+    let refused = admit(&env, &gated, &by_tag).await.unwrap_err();
+    assert!(refused.contains("2 finding(s) of severity CRITICAL"), "{refused}");
+    admit(&env, &gated, &format!("{clean_uri}:v1")).await.unwrap();
+    env.start_operator();
+    policies
+        .delete("e2e-insight-no-critical", &Default::default())
+        .await
+        .unwrap();
+    env.delete_registry().await;
+}

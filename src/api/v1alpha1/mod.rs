@@ -4,6 +4,7 @@
 // mistakes for duplicated attributes.
 #![allow(clippy::duplicated_attributes)]
 
+mod image_policy;
 mod insight;
 mod lifecycle_policy;
 mod pull_secret;
@@ -13,6 +14,7 @@ mod replication_rule;
 mod repository;
 mod repository_creation_template;
 
+pub use image_policy::*;
 pub use insight::*;
 pub use lifecycle_policy::*;
 pub use pull_secret::*;
@@ -55,5 +57,6 @@ summarized!(
     PullSecretStatus,
     ClusterPullSecretStatus,
     PullThroughCacheRuleStatus,
-    RepositoryCreationTemplateStatus
+    RepositoryCreationTemplateStatus,
+    ImagePolicyStatus
 );
