@@ -10,6 +10,7 @@ mod api_reads;
 mod argocd;
 mod creation_template;
 mod identity;
+mod insight;
 mod lifecycle_policy;
 mod pull_secret;
 mod pull_through_cache_rule;
