@@ -102,13 +102,15 @@ impl Reconciler for RepositoryController {
         }
     }
 
-    /// A check reads the repository's tags (ListTagsForResource) and, when the spec sets one,
-    /// its policy (GetRepositoryPolicy); the registry's listing (DescribeRepositories, pages of
-    /// 1,000, once per `--repository-cache-ttl`) is shared by all and not counted per object.
+    /// A check reads the repository's tags (ListTagsForResource), when the spec sets one its
+    /// policy (GetRepositoryPolicy), and its images for `status.insight` (DescribeImages: one
+    /// page for up to 1,000 images, more pages only for larger repositories, up to
+    /// `--insight-pages-per-pass`); the registry's listing (DescribeRepositories, pages of 1,000,
+    /// once per `--repository-cache-ttl`) is shared by all and not counted per object.
     fn drift(repo: &Repository) -> Option<Drift> {
         Some(Drift {
             registry: repo.spec.registry_ref.name.clone(),
-            calls: 1 + u32::from(repo.spec.policy.is_some()),
+            calls: 2 + u32::from(repo.spec.policy.is_some()),
             interval: repo.spec.interval.clone(),
         })
     }
