@@ -371,9 +371,30 @@ async fn the_api_server_refuses_pods_with_critical_images_even_while_the_operato
     assert!(refused.contains("2 finding(s) of severity CRITICAL"), "{refused}");
     admit(&env, &gated, &format!("{clean_uri}:v1")).await.unwrap();
     env.start_operator();
+
+    // Deleting the policy: garbage collection removes the admission policy, its binding and the
+    // facts (all owned by it), and the image is admitted again.
     policies
         .delete("e2e-insight-no-critical", &Default::default())
         .await
         .unwrap();
+    let vaps: Api<k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicy> =
+        Api::all(env.client.clone());
+    eventually(
+        Duration::from_secs(60),
+        "the admission policy collected",
+        || async {
+            vaps.get_opt("ecr-image-policy.e2e-insight-no-critical")
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    eventually(Duration::from_secs(60), "the image admitted again", || async {
+        admit(&env, &gated, &by_tag).await.ok()
+    })
+    .await;
     env.delete_registry().await;
 }
