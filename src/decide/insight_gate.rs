@@ -46,6 +46,13 @@ pub fn tag_key(uri: &str, tag: &str) -> String {
 /// image without a tag or digest is `:latest`).
 const CEL_KEY: &str = "(i.contains('@') ? i.substring(i.indexOf('@') + 1).replace(':', '.') : (i.substring(i.lastIndexOf('/')).contains(':') ? i.substring(0, i.lastIndexOf(':')).replace('/', '--') + '..' + i.substring(i.lastIndexOf(':') + 1) : i.replace('/', '--') + '..latest'))";
 
+/// The CEL of the images of every container kind of `pod` (`object` or `oldObject`).
+fn cel_images(pod: &str) -> String {
+    format!(
+        "{pod}.spec.containers.map(c, c.image) + (has({pod}.spec.initContainers) ? {pod}.spec.initContainers.map(c, c.image) : []) + (has({pod}.spec.ephemeralContainers) ? {pod}.spec.ephemeralContainers.map(c, c.image) : [])"
+    )
+}
+
 /// One Repository as the gate reads it: its URI and its newest image's findings.
 pub struct Known<'a> {
     pub uri: &'a str,
@@ -189,8 +196,11 @@ pub fn config_map(policy: &ImagePolicy, namespace: &str, facts: &Facts) -> Value
     })
 }
 
-/// Pure: the ValidatingAdmissionPolicy: Pods created or updated whose images on a covered host
-/// are denied by the facts (and, with `unknown: Deny`, whose images the facts do not know).
+/// Pure: the ValidatingAdmissionPolicy: Pods created, or updated with other images (an
+/// ephemeral container added included), whose images on a covered host are denied by the facts
+/// (and, with `unknown: Deny`, whose images the facts do not know). An update that changes no
+/// image (a label, a finalizer's removal) is never checked, so a Pod admitted before the policy
+/// can still be managed and deleted.
 pub fn admission_policy(policy: &ImagePolicy) -> Value {
     let name = policy.name_any();
     let mut validations = vec![json!({
@@ -214,11 +224,15 @@ pub fn admission_policy(policy: &ImagePolicy) -> Value {
             "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
             "matchConstraints": {"resourceRules": [{
                 "apiGroups": [""], "apiVersions": ["v1"],
-                "operations": ["CREATE", "UPDATE"], "resources": ["pods"],
+                "operations": ["CREATE", "UPDATE"], "resources": ["pods", "pods/ephemeralcontainers"],
             }]},
+            "matchConditions": [{
+                "name": "images-set-or-changed",
+                "expression": format!("request.operation == 'CREATE' || {} != {}", cel_images("object"), cel_images("oldObject")),
+            }],
             "variables": [
                 {"name": "hosts", "expression": format!("has(params.data) && '{HOSTS}' in params.data ? params.data['{HOSTS}'].split(',') : []")},
-                {"name": "images", "expression": "object.spec.containers.map(c, c.image) + (has(object.spec.initContainers) ? object.spec.initContainers.map(c, c.image) : []) + (has(object.spec.ephemeralContainers) ? object.spec.ephemeralContainers.map(c, c.image) : [])"},
+                {"name": "images", "expression": cel_images("object")},
                 {"name": "ecr", "expression": "variables.images.filter(i, i.split('/')[0] in variables.hosts)"},
                 {"name": "denied", "expression": format!("variables.ecr.map(i, {CEL_KEY}).filter(k, k in params.data && params.data[k] != '')")},
                 {"name": "unknown", "expression": format!("variables.ecr.filter(i, !({CEL_KEY} in params.data))")},

@@ -326,6 +326,14 @@ async fn the_api_server_refuses_pods_with_critical_images_even_while_the_operato
     let gated = temp_namespace(&env.client, "gated").await;
     label_namespace(&env, &gated, "insight-gate", "e2e").await;
     let other = temp_namespace(&env.client, "ungated").await;
+    // A Pod running the bad image from before the policy.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(env.client.clone(), &gated);
+    let before: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+        "metadata": {"name": "before-policy"},
+        "spec": {"containers": [{"name": "app", "image": format!("{bad_uri}:v1")}]}
+    }))
+    .unwrap();
+    pods.create(&Default::default(), &before).await.unwrap();
     let policy = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "ImagePolicy", "metadata": {"name": "e2e-insight-no-critical"},
         "spec": {"namespaceSelector": {"matchLabels": {"insight-gate": "e2e"}}, "denySeverity": "CRITICAL"}});
     env.apply("", &policy).await.unwrap();
@@ -364,6 +372,30 @@ async fn the_api_server_refuses_pods_with_critical_images_even_while_the_operato
         .unwrap();
     admit(&env, &gated, "registry.k8s.io/pause:3.10").await.unwrap();
     admit(&env, &other, &by_tag).await.unwrap();
+
+    // The Pod from before the policy can still be labelled (an update that changes no image is
+    // not checked, so it can be managed and deleted); changing its image is checked.
+    let label = json!({"metadata": {"labels": {"touched": "yes"}}});
+    pods.patch("before-policy", &PatchParams::default(), &Patch::Merge(&label))
+        .await
+        .unwrap();
+    let image = json!({"spec": {"containers": [{"name": "app", "image": by_digest}]}});
+    let refused = pods
+        .patch(
+            "before-policy",
+            &PatchParams::default(),
+            &Patch::Strategic(&image),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("2 CRITICAL"), "{refused}");
+    pods.delete(
+        "before-policy",
+        &kube::api::DeleteParams::default().grace_period(0),
+    )
+    .await
+    .unwrap();
 
     // The operator stopped: the API server still enforces the last facts.
     env.stop_operator();

@@ -176,6 +176,17 @@ fn the_admission_objects_follow_the_unknown_setting() {
     assert_eq!(vap["metadata"]["name"], name);
     assert_eq!(vap["metadata"]["ownerReferences"][0]["uid"], "u-1");
     assert_eq!(vap["spec"]["validations"].as_array().unwrap().len(), 1);
+    // Updates are checked only when an image changes.
+    let condition = vap["spec"]["matchConditions"][0]["expression"].as_str().unwrap();
+    assert!(
+        condition.starts_with("request.operation == 'CREATE' || object.spec.containers"),
+        "{condition}"
+    );
+    assert!(condition.contains("!= oldObject.spec.containers"), "{condition}");
+    assert_eq!(
+        vap["spec"]["matchConstraints"]["resourceRules"][0]["resources"],
+        json!(["pods", "pods/ephemeralcontainers"])
+    );
     assert_eq!(
         admission_policy(&deny)["spec"]["validations"]
             .as_array()
