@@ -316,6 +316,7 @@ fn every_example_parses_into_the_rust_types() {
                 "RepositoryCreationTemplate" => {
                     check(serde_json::from_value::<RepositoryCreationTemplate>(value.clone()).map(drop))
                 }
+                "ImagePolicy" => check(serde_json::from_value::<ImagePolicy>(value.clone()).map(drop)),
                 // The Docker Hub example's credentials (not one of the counted kinds).
                 "Secret" => {
                     check(
@@ -338,7 +339,7 @@ fn every_example_parses_into_the_rust_types() {
     }
     assert_eq!(
         kinds.len(),
-        9,
+        10,
         "at least one example per kind (and the quick start's Namespace), found {kinds:?}"
     );
 }

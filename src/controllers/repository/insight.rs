@@ -33,7 +33,12 @@ pub async fn refresh<B: RegistryBackend>(
             .status
             .as_ref()
             .and_then(|s| s.last_handled_reconcile_at.as_deref());
+    let namespace = repo.namespace().unwrap_or_default();
     if !insight::due(lanes::current(), prev, requested) {
+        // The gauges follow the stored numbers too (a new process has none until it reads).
+        if let Some(p) = prev.filter(|p| p.refreshed_at.is_some()) {
+            ctx.metrics.insight().set(&namespace, &repo.name_any(), p);
+        }
         return Ok(prev.cloned());
     }
     let prices = insight::prices(&registry.spec.region, registry.spec.pricing.as_ref())
@@ -54,8 +59,7 @@ pub async fn refresh<B: RegistryBackend>(
     let now = crate::status::stored_time(std::time::SystemTime::now())
         .unwrap_or(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
     let next = insight::after_pass(prev, progress, prices, &now);
-    if next.progress.is_none() {
-        let namespace = repo.namespace().unwrap_or_default();
+    if next.refreshed_at.is_some() {
         ctx.metrics.insight().set(&namespace, &repo.name_any(), &next);
     }
     Ok(Some(next))
