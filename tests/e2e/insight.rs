@@ -397,6 +397,37 @@ async fn the_api_server_refuses_pods_with_critical_images_even_while_the_operato
     .await
     .unwrap();
 
+    // unknown: Deny, in another namespace: a tag the facts do not know is refused, naming it; a
+    // known clean image and an image of another registry are admitted.
+    let strict_ns = temp_namespace(&env.client, "strict").await;
+    label_namespace(&env, &strict_ns, "insight-gate", "strict").await;
+    let strict = json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "ImagePolicy", "metadata": {"name": "e2e-insight-strict"},
+        "spec": {"namespaceSelector": {"matchLabels": {"insight-gate": "strict"}}, "denySeverity": "HIGH", "unknown": "Deny"}});
+    env.apply("", &strict).await.unwrap();
+    let unknown = format!("{clean_uri}:pushed-later");
+    let refused = eventually(Duration::from_secs(60), "a refusal of an unknown tag", || async {
+        admit(&env, &strict_ns, &unknown).await.err()
+    })
+    .await;
+    assert!(
+        refused.contains("images unknown to ecr-operator") && refused.contains(&unknown),
+        "{refused}"
+    );
+    admit(&env, &strict_ns, &format!("{clean_uri}:v1")).await.unwrap();
+    admit(&env, &strict_ns, "registry.k8s.io/pause:3.10")
+        .await
+        .unwrap();
+    // HIGH or worse: the bad image's 2 CRITICAL and 5 HIGH are 7.
+    let refused = admit(&env, &strict_ns, &by_tag).await.unwrap_err();
+    assert!(
+        refused.contains("7 finding(s) of severity HIGH or worse (2 CRITICAL, 5 HIGH)"),
+        "{refused}"
+    );
+    policies
+        .delete("e2e-insight-strict", &Default::default())
+        .await
+        .unwrap();
+
     // The operator stopped: the API server still enforces the last facts.
     env.stop_operator();
     let refused = admit(&env, &gated, &by_tag).await.unwrap_err();
