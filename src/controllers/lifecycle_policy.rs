@@ -331,7 +331,8 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Res
             }
         }
     }
-    applied.preview = decide::preview_priced(&lp.spec.rules, &images_all, now, &prices);
+    applied.preview = decide::preview(&lp.spec.rules, &images_all, now);
+    crate::decide::insight::reclaim(&lp.spec.rules, &images_all, now, &prices, &mut applied.preview);
     let notice = decide::notice(lp, &applied);
     Ok(Synced {
         applied,

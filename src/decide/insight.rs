@@ -3,13 +3,17 @@
 //! severity of the newest image's findings. No I/O (see [`crate::decide`]); the reads are in
 //! `controllers/repository/insight.rs`. The meaning of each number: docs/insight.md.
 
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::v1alpha1::{ImageFindings, InsightProgress, RepositoryInsight, StoragePricing};
+use crate::api::v1alpha1::{
+    ImageFindings, InsightProgress, LifecycleRule, RepositoryInsight, RulePreview, StoragePricing,
+};
 use crate::backend::ImageInfo;
 use crate::backend::lanes::Lane;
+use crate::lifecycle::evaluate;
 
 /// Severities as ECR names them, worst first. `worst_severity` is one of these, `NONE` or
 /// `UNSCANNED`.
@@ -220,6 +224,56 @@ pub fn after_pass(
         _ => Some(now.clone()),
     };
     next
+}
+
+/// Pure: adds to each rule of a LifecyclePolicy preview (`out`, from
+/// [`crate::decide::lifecycle_policy::preview`] over the same rules and images) the bytes its
+/// expired and transitioned images hold and the estimated monthly saving: expired bytes at the
+/// price of the storage class each image is in, plus transitioned bytes at the standard price less
+/// the archive price, with the prices of each repository's Registry (by ECR name; one not in
+/// `prices` at the defaults). Evaluated repository by repository, as the preview is.
+pub fn reclaim(
+    rules: &[LifecycleRule],
+    images: &[(String, evaluate::Image)],
+    now: SystemTime,
+    prices: &BTreeMap<String, Prices>,
+    out: &mut [RulePreview],
+) {
+    let mut by_repo: BTreeMap<&str, Vec<evaluate::Image>> = BTreeMap::new();
+    for (repo, img) in images {
+        by_repo.entry(repo.as_str()).or_default().push(img.clone());
+    }
+    let mut savings = vec![0u64; out.len()];
+    for p in out.iter_mut() {
+        (p.expiring_bytes, p.transitioning_bytes) = (0, 0);
+    }
+    for (repo, imgs) in by_repo {
+        let price = prices.get(repo).copied().unwrap_or_else(|| default_prices(""));
+        let keep = Prices {
+            standard: price.standard.saturating_sub(price.archive),
+            archive: 0,
+        };
+        for (i, o) in evaluate::evaluate(rules, &imgs, now).into_iter().enumerate() {
+            let (Some(p), Some(saved)) = (out.get_mut(i), savings.get_mut(i)) else {
+                continue;
+            };
+            for img in o.expired.iter().filter_map(|idx| imgs.get(*idx)) {
+                p.expiring_bytes = p.expiring_bytes.saturating_add(img.size_bytes as i64);
+                *saved += if img.archived {
+                    monthly_cost(0, img.size_bytes, price)
+                } else {
+                    monthly_cost(img.size_bytes, 0, price)
+                };
+            }
+            for img in o.transitioned.iter().filter_map(|idx| imgs.get(*idx)) {
+                p.transitioning_bytes = p.transitioning_bytes.saturating_add(img.size_bytes as i64);
+                *saved += monthly_cost(img.size_bytes, 0, keep);
+            }
+        }
+    }
+    for (p, micro) in out.iter_mut().zip(savings) {
+        p.estimated_monthly_savings_usd = Some(usd(micro));
+    }
 }
 
 #[cfg(test)]

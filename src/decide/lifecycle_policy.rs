@@ -153,28 +153,12 @@ pub fn entry(name: &str, state: TargetState, message: Option<String>) -> Lifecyc
     }
 }
 
-/// Pure: per rule, over every selected repository (evaluated repository by repository), with
-/// the bytes and cost at the default prices.
+/// Pure: per rule, over every selected repository (evaluated repository by repository).
 pub fn preview(
     rules: &[LifecycleRule],
     images: &[(String, evaluate::Image)],
     now: SystemTime,
 ) -> Vec<RulePreview> {
-    preview_priced(rules, images, now, &BTreeMap::new())
-}
-
-/// Pure: [`preview`] with the storage prices of each repository's Registry (by ECR name; one not
-/// in `prices` at the defaults). A rule's estimated monthly saving: expired images' bytes at the
-/// price of the storage class they are in, plus transitioned images' bytes at the standard price
-/// less the archive price (see docs/insight.md).
-pub fn preview_priced(
-    rules: &[LifecycleRule],
-    images: &[(String, evaluate::Image)],
-    now: SystemTime,
-    prices: &BTreeMap<String, crate::decide::insight::Prices>,
-) -> Vec<RulePreview> {
-    use crate::decide::insight;
-    let mut savings = vec![0u64; rules.len()];
     let mut by_repo: BTreeMap<&str, Vec<evaluate::Image>> = BTreeMap::new();
     for (repo, img) in images {
         by_repo.entry(repo.as_str()).or_default().push(img.clone());
@@ -189,33 +173,11 @@ pub fn preview_priced(
         })
         .collect();
     for (repo, imgs) in by_repo {
-        let price = prices
-            .get(repo)
-            .copied()
-            .unwrap_or_else(|| insight::default_prices(""));
         for (i, o) in evaluate::evaluate(rules, &imgs, now).into_iter().enumerate() {
             let p = &mut out[i];
             p.matched += o.matched.len() as i64;
             p.expiring += o.expired.len() as i64;
             p.transitioning += o.transitioned.len() as i64;
-            for idx in &o.expired {
-                let img = &imgs[*idx];
-                p.expiring_bytes = p.expiring_bytes.saturating_add(img.size_bytes as i64);
-                savings[i] += if img.archived {
-                    insight::monthly_cost(0, img.size_bytes, price)
-                } else {
-                    insight::monthly_cost(img.size_bytes, 0, price)
-                };
-            }
-            for idx in &o.transitioned {
-                let img = &imgs[*idx];
-                p.transitioning_bytes = p.transitioning_bytes.saturating_add(img.size_bytes as i64);
-                let diff = insight::Prices {
-                    standard: price.standard.saturating_sub(price.archive),
-                    archive: 0,
-                };
-                savings[i] += insight::monthly_cost(img.size_bytes, 0, diff);
-            }
             for idx in o.expired.iter().chain(&o.transitioned) {
                 if p.examples.len() < 3 {
                     let img = &imgs[*idx];
@@ -226,9 +188,6 @@ pub fn preview_priced(
                 }
             }
         }
-    }
-    for (p, micro) in out.iter_mut().zip(savings) {
-        p.estimated_monthly_savings_usd = Some(insight::usd(micro));
     }
     out
 }

@@ -330,8 +330,7 @@ pub struct Synced {
     /// Operations applied (Full) or that would be applied (ObserveOnly).
     pub changes: Vec<&'static str>,
     pub observe_only: bool,
-    /// `status.insight` (controllers/repository/insight.rs): `None` keeps none.
-    pub insight: Option<crate::api::v1alpha1::RepositoryInsight>,
+    pub insight: Option<crate::api::v1alpha1::RepositoryInsight>, // status.insight
 }
 
 /// Pure: the status this controller owns, as stored.
@@ -359,7 +358,6 @@ pub fn next_status(repo: &Repository, outcome: &Result<Synced>, now: &Time) -> R
             status.repository_arn = Some(r.arn.clone());
             status.registry_id = Some(r.registry_id.clone());
             status.created_at = r.created_at.and_then(crate::status::stored_time);
-            status.insight = synced.insight.clone();
             if !synced.observe_only {
                 status.managed_tag_keys = repo.spec.tags.keys().cloned().collect();
             }

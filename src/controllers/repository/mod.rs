@@ -87,7 +87,12 @@ impl Reconciler for RepositoryController {
     }
 
     fn next_status(repo: &Repository, outcome: &Result<Synced>, now: &Time) -> RepositoryStatus {
-        decide::next_status(repo, outcome, now)
+        let mut status = decide::next_status(repo, outcome, now);
+        // status.insight: what this sync read (on failure, the stored one stays).
+        if let Ok(synced) = outcome {
+            status.insight = synced.insight.clone();
+        }
+        status
     }
 
     fn event(_: &Repository, s: &Synced) -> Option<Note> {

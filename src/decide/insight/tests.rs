@@ -254,7 +254,7 @@ fn findings_keep_at_most_ten_tags() {
 #[test]
 fn the_preview_counts_the_bytes_and_saving_of_each_rule() {
     use crate::api::v1alpha1::LifecycleRule;
-    use crate::decide::lifecycle_policy::preview_priced;
+    use crate::decide::lifecycle_policy::preview;
     use crate::lifecycle::evaluate;
     let rules: Vec<LifecycleRule> = serde_json::from_value(serde_json::json!([
         {"rulePriority": 1, "selection": {"tagStatus": "tagged", "tagPrefixList": ["v"], "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}},
@@ -291,7 +291,8 @@ fn the_preview_counts_the_bytes_and_saving_of_each_rule() {
             archive: 100_000,
         },
     )]);
-    let out = preview_priced(&rules, &images, now, &prices);
+    let mut out = preview(&rules, &images, now);
+    reclaim(&rules, &images, now, &prices, &mut out);
     // Rule 1 keeps v3 and expires v1 and v2: 5 GiB, at $0.20 a GB-month $1.00.
     assert_eq!((out[0].expiring, out[0].expiring_bytes), (2, (5 * gib) as i64));
     assert_eq!(out[0].estimated_monthly_savings_usd.as_deref(), Some("1.0000"));
@@ -299,7 +300,8 @@ fn the_preview_counts_the_bytes_and_saving_of_each_rule() {
     assert_eq!((out[1].expiring, out[1].expiring_bytes), (0, 0));
     assert_eq!(out[1].estimated_monthly_savings_usd.as_deref(), Some("0.0000"));
     // Without the Registry's prices the defaults ($0.10) apply.
-    let default = preview_priced(&rules, &images, now, &BTreeMap::new());
+    let mut default = preview(&rules, &images, now);
+    reclaim(&rules, &images, now, &BTreeMap::new(), &mut default);
     assert_eq!(
         default[0].estimated_monthly_savings_usd.as_deref(),
         Some("0.5000")
