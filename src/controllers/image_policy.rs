@@ -128,8 +128,8 @@ impl Reconciler for ImagePolicyController {
         gate::next_status(p, outcome, now)
     }
 
-    fn event(_: &ImagePolicy, _: &Gated) -> Option<Note> {
-        None
+    fn event(p: &ImagePolicy, gated: &Gated) -> Option<Note> {
+        gate::event(p, gated)
     }
 
     fn requeue<B: RegistryBackend>(p: &ImagePolicy, _: &Gated, ctx: &Context<B>) -> Duration {

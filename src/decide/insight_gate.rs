@@ -299,6 +299,28 @@ pub fn next_status(policy: &ImagePolicy, outcome: &Result<Gated, Error>, now: &T
     status
 }
 
+/// Pure: the Normal event of a reconcile: `Created` the first time, `Updated` when the facts'
+/// counts changed, nothing otherwise.
+pub fn event(policy: &ImagePolicy, gated: &Gated) -> Option<(&'static str, String)> {
+    let counts = format!(
+        "{} image reference(s) known, {} denied",
+        gated.facts.known, gated.facts.denied
+    );
+    match policy.status.as_ref().filter(|s| s.admission_policy.is_some()) {
+        None => Some((
+            "Created",
+            format!(
+                "Admission policy {} enforced: {counts}",
+                object_name(&policy.name_any())
+            ),
+        )),
+        Some(s) if (s.known_images, s.denied_images) != (gated.facts.known, gated.facts.denied) => {
+            Some(("Updated", format!("Facts updated: {counts}")))
+        }
+        Some(_) => None,
+    }
+}
+
 /// The severities `severity` and worse, worst first.
 pub fn at_or_above(severity: Severity) -> Vec<&'static str> {
     SEVERITIES

@@ -98,6 +98,10 @@ async fn the_facts_the_admission_policy_and_its_binding_come_from_one_list() {
         condition(&writes[0], "Ready"),
         Some(("True".into(), "Succeeded".into()))
     );
+    assert_eq!(
+        Harness::events(&requests),
+        [("Normal".to_owned(), "Created".to_owned())]
+    );
 }
 
 #[tokio::test]

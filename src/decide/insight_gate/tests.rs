@@ -208,6 +208,35 @@ fn the_admission_objects_follow_the_unknown_setting() {
 }
 
 #[test]
+fn events_on_creation_and_when_the_counts_change() {
+    let mut p = policy(json!({"namespaceSelector": {}, "denySeverity": "HIGH"}));
+    let gated = |known, denied| Gated {
+        facts: Facts {
+            data: BTreeMap::new(),
+            known,
+            denied,
+        },
+        namespace: "ns".into(),
+    };
+    assert_eq!(event(&p, &gated(2, 1)).map(|e| e.0), Some("Created"));
+    p.status = Some(ImagePolicyStatus {
+        admission_policy: Some(object_name("no-critical")),
+        known_images: 2,
+        denied_images: 1,
+        ..Default::default()
+    });
+    assert_eq!(event(&p, &gated(2, 1)), None);
+    let updated = event(&p, &gated(3, 2)).unwrap();
+    assert_eq!(
+        updated,
+        (
+            "Updated",
+            "Facts updated: 3 image reference(s) known, 2 denied".to_owned()
+        )
+    );
+}
+
+#[test]
 fn status_says_what_is_enforced() {
     let p = policy(json!({"namespaceSelector": {}, "denySeverity": "HIGH"}));
     let now = crate::status::stored_time(std::time::SystemTime::UNIX_EPOCH).unwrap();
