@@ -60,6 +60,7 @@ pub struct Metrics {
     secret_writes: Family<ControllerLabels, Counter>,
     token_expiry: Family<RegistryLabels, Gauge>,
     cached_secrets: Gauge,
+    insight: crate::metrics_insight::InsightMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -168,6 +169,7 @@ impl Default for Metrics {
             .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION"))])
             .set(1);
         registry.register("build_info", "Build information", build_info);
+        let insight = crate::metrics_insight::InsightMetrics::register(&mut registry);
         Self {
             registry,
             reconcile_total,
@@ -184,11 +186,17 @@ impl Default for Metrics {
             secret_writes,
             token_expiry,
             cached_secrets,
+            insight,
         }
     }
 }
 
 impl Metrics {
+    /// The per-Repository gauges of `status.insight` (docs/metrics.md).
+    pub fn insight(&self) -> &crate::metrics_insight::InsightMetrics {
+        &self.insight
+    }
+
     /// One finished reconcile.
     pub fn reconciled(
         &self,

@@ -72,6 +72,9 @@ async fn serve(args: RunArgs) -> Result<(), Error> {
         repository_cache_ttl: args.repository_cache_ttl.into(),
         ecr_rate_limit: args.ecr_rate_limit,
         background_share: args.ecr_background_share,
+        insight_pages_per_pass: args.insight_pages_per_pass,
+        insight_page_size: args.insight_page_size,
+        operator_namespace: args.lease_namespace.clone(),
         watch_namespaces: (!args.watch_namespaces.is_empty())
             .then(|| args.watch_namespaces.iter().cloned().collect()),
         watch_selector,

@@ -52,7 +52,7 @@ fn crds_dir_holds_no_orphans() {
 #[test]
 fn every_crd_is_kstatus_shaped() {
     let crds = api::crds();
-    assert_eq!(crds.len(), 9, "nine kinds");
+    assert_eq!(crds.len(), 10, "ten kinds");
     for crd in crds {
         let name = crd.metadata.name.clone().unwrap();
         assert_eq!(crd.spec.group, GROUP, "{name}");
@@ -266,7 +266,8 @@ fn every_label_selector_and_region_field_carries_the_shared_rules() {
         [
             "Registry.spec.allowedNamespaces",
             "LifecyclePolicy.spec.repositorySelector",
-            "ClusterPullSecret.spec.namespaceSelector"
+            "ClusterPullSecret.spec.namespaceSelector",
+            "ImagePolicy.spec.namespaceSelector"
         ]
     );
     assert_eq!(
@@ -319,6 +320,7 @@ fn every_example_parses_into_the_rust_types() {
                     serde_json::from_value::<ecr_operator::api::v1alpha1::PublicRepository>(value.clone())
                         .map(drop),
                 ),
+                "ImagePolicy" => check(serde_json::from_value::<ImagePolicy>(value.clone()).map(drop)),
                 // The Docker Hub example's credentials (not one of the counted kinds).
                 "Secret" => {
                     check(
@@ -341,7 +343,7 @@ fn every_example_parses_into_the_rust_types() {
     }
     assert_eq!(
         kinds.len(),
-        10,
+        ecr_operator::api::crds().len() + 1,
         "at least one example per kind (and the quick start's Namespace), found {kinds:?}"
     );
 }

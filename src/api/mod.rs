@@ -37,6 +37,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         PullThroughCacheRule::crd(),
         RepositoryCreationTemplate::crd(),
         PublicRepository::crd(),
+        ImagePolicy::crd(),
     ]
     .into_iter()
     .map(|crd| {

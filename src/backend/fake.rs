@@ -294,6 +294,23 @@ impl RegistryBackend for FakeBackend {
         })
     }
 
+    async fn describe_images_page(
+        &self,
+        _: &Target,
+        repo: &str,
+        next_token: Option<String>,
+        page_size: i32,
+    ) -> BackendResult<(Vec<ImageInfo>, Option<String>)> {
+        let start: usize = next_token.as_deref().and_then(|t| t.parse().ok()).unwrap_or(0);
+        let size = usize::try_from(page_size.max(1)).unwrap_or(1);
+        self.with("DescribeImages", |s| {
+            let all = s.images.get(repo).cloned().unwrap_or_default();
+            let end = (start + size).min(all.len());
+            let page = all.get(start..end).map(<[ImageInfo]>::to_vec).unwrap_or_default();
+            (page, (end < all.len()).then(|| end.to_string()))
+        })
+    }
+
     async fn get_account_setting(&self, _: &Target, name: &str) -> BackendResult<String> {
         let default = match name {
             "BASIC_SCAN_TYPE_VERSION" => "AWS_NATIVE",

@@ -269,6 +269,21 @@ pub struct ImageInfo {
     pub archived: bool,
     pub archived_at: Option<SystemTime>,
     pub last_activated_at: Option<SystemTime>,
+    /// `imageSizeInBytes`.
+    pub size_bytes: Option<u64>,
+    /// `imageScanStatus` and `imageScanFindingsSummary`, when ECR reports a scan.
+    pub scan: Option<ImageScan>,
+}
+
+/// What DescribeImages says of an image's scan.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageScan {
+    /// `imageScanStatus.status`: `COMPLETE`, `IN_PROGRESS`, `FAILED`, `ACTIVE`, ...
+    pub status: Option<String>,
+    /// `imageScanFindingsSummary.imageScanCompletedAt`.
+    pub completed_at: Option<SystemTime>,
+    /// `imageScanFindingsSummary.findingSeverityCounts`.
+    pub counts: BTreeMap<String, i64>,
 }
 
 /// An ECR authorization token (GetAuthorizationToken). `Debug` never prints the token.
@@ -546,6 +561,16 @@ pub trait RegistryBackend: ecr_public::EcrPublicBackend + Send + Sync + 'static 
         target: &Target,
         repo: &str,
     ) -> impl Future<Output = BackendResult<Vec<ImageInfo>>> + Send;
+
+    /// One page of DescribeImages (at most `page_size` images) from `next_token`, and the token
+    /// of the page after it (`None`: this was the last).
+    fn describe_images_page(
+        &self,
+        target: &Target,
+        repo: &str,
+        next_token: Option<String>,
+        page_size: i32,
+    ) -> impl Future<Output = BackendResult<(Vec<ImageInfo>, Option<String>)>> + Send;
 
     /// GetAccountSetting: the setting's current value.
     fn get_account_setting(

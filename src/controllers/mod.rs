@@ -7,6 +7,7 @@ pub mod dereference;
 pub mod drift;
 pub mod driver;
 pub mod events;
+pub mod image_policy;
 pub mod lifecycle_policy;
 pub mod public_repository;
 pub mod pull_secret;
@@ -108,6 +109,7 @@ fn readiness_parts(name: ControllerName) -> &'static [&'static str] {
         ControllerName::PullThroughCache => &[pull_through_cache_rule::CONTROLLER],
         ControllerName::CreationTemplate => &[creation_template::CONTROLLER],
         ControllerName::PublicRepository => &[public_repository::CONTROLLER],
+        ControllerName::ImagePolicy => &[image_policy::CONTROLLER],
     }
 }
 
@@ -236,6 +238,7 @@ pub async fn run<B: RegistryBackend>(
             ControllerName::PullThroughCache => pull_through_cache_rule::controller(ctx, shutdown).boxed(),
             ControllerName::CreationTemplate => creation_template::controller(ctx, shutdown).boxed(),
             ControllerName::PublicRepository => public_repository::controller(ctx, shutdown).boxed(),
+            ControllerName::ImagePolicy => image_policy::controller(ctx, shutdown).boxed(),
         });
     }
     futures::future::join_all(running).await;

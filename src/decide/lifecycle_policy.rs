@@ -387,6 +387,7 @@ pub fn image(i: crate::backend::ImageInfo, now: SystemTime) -> evaluate::Image {
         archived: i.archived,
         archived_at: i.archived_at,
         last_activated_at: i.last_activated_at,
+        size_bytes: i.size_bytes.unwrap_or(0),
     }
 }
 

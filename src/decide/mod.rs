@@ -8,6 +8,8 @@ pub mod claims;
 pub mod creation_template;
 pub mod drift;
 pub mod in_use;
+pub mod insight;
+pub mod insight_gate;
 pub mod lane;
 pub mod lifecycle_policy;
 pub mod owners;

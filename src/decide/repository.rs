@@ -356,6 +356,7 @@ pub struct Synced {
     /// Operations applied (Full) or that would be applied (ObserveOnly).
     pub changes: Vec<&'static str>,
     pub observe_only: bool,
+    pub insight: Option<crate::api::v1alpha1::RepositoryInsight>, // status.insight
 }
 
 /// Pure: the status this controller owns, as stored.

@@ -10,6 +10,8 @@ mod api_reads;
 mod argocd;
 mod creation_template;
 mod identity;
+mod image_policy;
+mod insight;
 mod lifecycle_policy;
 mod public_repository;
 mod pull_secret;

@@ -93,6 +93,16 @@ async fn every_example_is_accepted_with_schema_defaults() {
                     assert_eq!(r.spec.registry_ref.name, "default", "{name}");
                     assert!(!r.spec.suspend, "{name}");
                 }
+                "ImagePolicy" => {
+                    let p: ecr_operator::api::v1alpha1::ImagePolicy = typed(&stored);
+                    // Schema defaults: unknown images admitted, system namespaces left out.
+                    assert_eq!(
+                        p.spec.unknown,
+                        ecr_operator::api::v1alpha1::UnknownImages::Allow,
+                        "{name}"
+                    );
+                    assert!(!p.spec.allow_system_namespaces, "{name}");
+                }
                 other => panic!("{}: unexpected kind {other}", path.display()),
             }
         }

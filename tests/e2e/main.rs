@@ -17,6 +17,7 @@ mod faults;
 mod harness;
 mod identities;
 mod in_memory;
+mod insight;
 mod leader;
 mod lifecycle;
 mod operator;

@@ -4,6 +4,8 @@
 // mistakes for duplicated attributes.
 #![allow(clippy::duplicated_attributes)]
 
+mod image_policy;
+mod insight;
 mod lifecycle_policy;
 mod public_repository;
 mod pull_secret;
@@ -13,6 +15,8 @@ mod replication_rule;
 mod repository;
 mod repository_creation_template;
 
+pub use image_policy::*;
+pub use insight::*;
 pub use lifecycle_policy::*;
 pub use public_repository::*;
 pub use pull_secret::*;
@@ -56,5 +60,6 @@ summarized!(
     ClusterPullSecretStatus,
     PullThroughCacheRuleStatus,
     RepositoryCreationTemplateStatus,
-    PublicRepositoryStatus
+    PublicRepositoryStatus,
+    ImagePolicyStatus
 );

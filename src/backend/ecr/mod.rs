@@ -738,6 +738,29 @@ impl RegistryBackend for EcrBackend {
         deleted(result)
     }
 
+    async fn describe_images_page(
+        &self,
+        target: &Target,
+        repo: &str,
+        next_token: Option<String>,
+        page_size: i32,
+    ) -> BackendResult<(Vec<super::ImageInfo>, Option<String>)> {
+        let repo = repo.to_owned();
+        let page = self
+            .call(target, "DescribeImages", |c| async move {
+                c.ecr
+                    .describe_images()
+                    .repository_name(repo)
+                    .max_results(page_size.clamp(1, 1000))
+                    .set_next_token(next_token)
+                    .send()
+                    .await
+            })
+            .await?;
+        let next = page.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+        Ok((page.image_details().iter().map(convert::image).collect(), next))
+    }
+
     async fn describe_images(&self, target: &Target, repo: &str) -> BackendResult<Vec<super::ImageInfo>> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
