@@ -23,7 +23,7 @@ use crate::backend::ecr_public::{
     RemotePublicRepository,
 };
 use crate::error::{Error, Result};
-use crate::status::{Outcome, domain_condition, set_condition, summarize};
+use crate::status::{Outcome, summarize};
 
 pub use super::repository::DRIFTED;
 
@@ -295,20 +295,13 @@ pub fn next_status(repo: &PublicRepository, outcome: &Result<Synced>, now: &Time
     if let Ok(synced) = outcome
         && synced.observe_only
     {
-        let drifted = !synced.changes.is_empty();
-        let message = if drifted {
-            format!(
-                "ECR Public differs from the spec; Full management would call {}",
-                synced.changes.join(", ")
-            )
-        } else {
-            "ECR Public matches the spec".to_owned()
-        };
-        let reason = if drifted { "DriftDetected" } else { "NoDrift" };
-        set_condition(
+        super::repository::observed_drift(
             &mut conditions,
             &prev.conditions,
-            domain_condition(DRIFTED, drifted, reason, message, generation, now),
+            "ECR Public",
+            &synced.changes,
+            generation,
+            now,
         );
     }
     status.conditions = conditions;

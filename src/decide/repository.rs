@@ -400,24 +400,46 @@ pub fn next_status(repo: &Repository, outcome: &Result<Synced>, now: &Time) -> R
     if let Ok(synced) = outcome
         && synced.observe_only
     {
-        let drifted = !synced.changes.is_empty();
-        let message = if drifted {
-            format!(
-                "ECR differs from the spec; Full management would call {}",
-                synced.changes.join(", ")
-            )
-        } else {
-            "ECR matches the spec".to_owned()
-        };
-        let reason = if drifted { "DriftDetected" } else { "NoDrift" };
-        set_condition(
+        observed_drift(
             &mut conditions,
             &prev.conditions,
-            domain_condition(DRIFTED, drifted, reason, message, generation, now),
+            "ECR",
+            &synced.changes,
+            generation,
+            now,
         );
     }
     status.conditions = conditions;
     status
+}
+
+/// Pure: the `Drifted` condition of an ObserveOnly object (a Repository or a PublicRepository)
+/// after a sync that found `changes` between `service` (what it reads, e.g. "ECR") and the spec,
+/// set into `conditions`.
+pub fn observed_drift(
+    conditions: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    prev: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    service: &str,
+    changes: &[impl AsRef<str>],
+    generation: Option<i64>,
+    now: &Time,
+) {
+    let drifted = !changes.is_empty();
+    let message = if drifted {
+        let calls: Vec<&str> = changes.iter().map(AsRef::as_ref).collect();
+        format!(
+            "{service} differs from the spec; Full management would call {}",
+            calls.join(", ")
+        )
+    } else {
+        format!("{service} matches the spec")
+    };
+    let reason = if drifted { "DriftDetected" } else { "NoDrift" };
+    set_condition(
+        conditions,
+        prev,
+        domain_condition(DRIFTED, drifted, reason, message, generation, now),
+    );
 }
 
 /// Pure: the Normal event of a sync that changed something.

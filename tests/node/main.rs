@@ -32,7 +32,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    EnvVar, Node, Pod, ProjectedVolumeSource, ServiceAccountTokenProjection, Volume, VolumeMount,
+    EnvVar, Node, Pod, PodSpec, ProjectedVolumeSource, ServiceAccountTokenProjection, Volume, VolumeMount,
     VolumeProjection,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -194,6 +194,56 @@ fn apply(cp: &ControlPlane, yaml: &str) {
     let path = cp.dir.join(format!("apply-{}.yaml", yaml.len()));
     std::fs::write(&path, yaml).unwrap();
     kubectl(cp, &["apply", "-f", &path.to_string_lossy()]);
+}
+
+/// Adds to the first container of `pod` what an EKS webhook injects for a workload identity: a
+/// projected ServiceAccount token for `audience`, lifetime `seconds`, as `dir/file`.
+fn project_token(pod: &mut PodSpec, volume: &str, dir: &str, file: &str, audience: &str, seconds: i64) {
+    pod.containers[0]
+        .volume_mounts
+        .get_or_insert_with(Vec::new)
+        .push(VolumeMount {
+            name: volume.into(),
+            mount_path: dir.into(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    pod.volumes.get_or_insert_with(Vec::new).push(Volume {
+        name: volume.into(),
+        projected: Some(ProjectedVolumeSource {
+            sources: Some(vec![VolumeProjection {
+                service_account_token: Some(ServiceAccountTokenProjection {
+                    audience: Some(audience.into()),
+                    expiration_seconds: Some(seconds),
+                    path: file.into(),
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+}
+
+/// Waits (at most 120 s) until the Registry `default` reports an identity assumed from `role`
+/// (`arn:aws:sts::123456789012:assumed-role/<role>/...`), and returns it.
+async fn identity_of_role(cp: &ControlPlane, registries: &Api<Registry>, role: &str) -> String {
+    let prefix = format!("arn:aws:sts::123456789012:assumed-role/{role}/");
+    eventually(
+        cp,
+        Duration::from_secs(120),
+        &format!("the Registry's identity to be the {role} role"),
+        || async {
+            registries
+                .get("default")
+                .await
+                .ok()
+                .and_then(|r| r.status)
+                .and_then(|s| s.identity)
+                .filter(|i| i.starts_with(&prefix))
+        },
+    )
+    .await
 }
 
 #[tokio::test]
@@ -651,30 +701,14 @@ async fn the_chart_runs_the_operator_image_on_a_real_node() {
             ..Default::default()
         });
     }
-    container
-        .volume_mounts
-        .get_or_insert_with(Vec::new)
-        .push(VolumeMount {
-            name: "aws-iam-token".into(),
-            mount_path: token_dir.into(),
-            read_only: Some(true),
-            ..Default::default()
-        });
-    pod_spec.volumes.get_or_insert_with(Vec::new).push(Volume {
-        name: "aws-iam-token".into(),
-        projected: Some(ProjectedVolumeSource {
-            sources: Some(vec![VolumeProjection {
-                service_account_token: Some(ServiceAccountTokenProjection {
-                    audience: Some("sts.amazonaws.com".into()),
-                    expiration_seconds: Some(86_400),
-                    path: "token".into(),
-                }),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    });
+    project_token(
+        pod_spec,
+        "aws-iam-token",
+        token_dir,
+        "token",
+        "sts.amazonaws.com",
+        86_400,
+    );
     let before: Vec<String> = ready_pods(&pods).await;
     let name = deployment.metadata.name.clone().unwrap();
     let t = Instant::now();
@@ -700,21 +734,7 @@ async fn the_chart_runs_the_operator_image_on_a_real_node() {
         ],
     );
     let registries: Api<Registry> = Api::all(admin.clone());
-    let identity = eventually(
-        &cp,
-        Duration::from_secs(120),
-        "the Registry's identity to be the IRSA role",
-        || async {
-            registries
-                .get("default")
-                .await
-                .ok()
-                .and_then(|r| r.status)
-                .and_then(|s| s.identity)
-                .filter(|i| i.starts_with("arn:aws:sts::123456789012:assumed-role/ecr-operator-irsa/"))
-        },
-    )
-    .await;
+    let identity = identity_of_role(&cp, &registries, "ecr-operator-irsa").await;
     assert!(
         proxy.forwarded("AssumeRoleWithWebIdentity") >= 1,
         "{:?}",
@@ -775,33 +795,22 @@ async fn the_chart_runs_the_operator_image_on_a_real_node() {
             ..Default::default()
         });
     }
-    let mounts = container.volume_mounts.get_or_insert_with(Vec::new);
-    mounts.retain(|m| m.name != "aws-iam-token");
-    mounts.push(VolumeMount {
-        name: "eks-pod-identity-token".into(),
-        mount_path: token_dir.into(),
-        read_only: Some(true),
-        ..Default::default()
-    });
-    let volumes = pod_spec.volumes.get_or_insert_with(Vec::new);
-    volumes.retain(|v| v.name != "aws-iam-token");
-    volumes.push(Volume {
-        name: "eks-pod-identity-token".into(),
-        projected: Some(ProjectedVolumeSource {
-            sources: Some(vec![VolumeProjection {
-                service_account_token: Some(ServiceAccountTokenProjection {
-                    audience: Some("pods.eks.amazonaws.com".into()),
-                    // The shortest lifetime the API server grants, so that the kubelet rotates
-                    // it within the test (EKS's webhook asks for 86,400 s).
-                    expiration_seconds: Some(600),
-                    path: "eks-pod-identity-token".into(),
-                }),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    });
+    if let Some(mounts) = container.volume_mounts.as_mut() {
+        mounts.retain(|m| m.name != "aws-iam-token");
+    }
+    if let Some(volumes) = pod_spec.volumes.as_mut() {
+        volumes.retain(|v| v.name != "aws-iam-token");
+    }
+    // The shortest lifetime the API server grants, so that the kubelet rotates it within the
+    // test (EKS's webhook asks for 86,400 s).
+    project_token(
+        pod_spec,
+        "eks-pod-identity-token",
+        token_dir,
+        "eks-pod-identity-token",
+        "pods.eks.amazonaws.com",
+        600,
+    );
     let before: Vec<String> = ready_pods(&pods).await;
     let t = Instant::now();
     deployments
@@ -824,23 +833,7 @@ async fn the_chart_runs_the_operator_image_on_a_real_node() {
             "ecr-operator.dev/reconcile-requested-at=pod-identity",
         ],
     );
-    let identity = eventually(
-        &cp,
-        Duration::from_secs(120),
-        "the Registry's identity to be the Pod Identity role",
-        || async {
-            registries
-                .get("default")
-                .await
-                .ok()
-                .and_then(|r| r.status)
-                .and_then(|s| s.identity)
-                .filter(|i| {
-                    i.starts_with("arn:aws:sts::123456789012:assumed-role/ecr-operator-pod-identity/")
-                })
-        },
-    )
-    .await;
+    let identity = identity_of_role(&cp, &registries, "ecr-operator-pod-identity").await;
     assert!(agent.served() >= 1, "the stand-in served the Pod");
     assert_eq!(
         agent.refused(),

@@ -568,27 +568,24 @@ impl RegistryBackend for EcrBackend {
     }
 
     async fn count_images(&self, target: &Target, name: &str) -> BackendResult<u64> {
-        let mut count = 0u64;
-        let mut token: Option<String> = None;
-        loop {
-            let (name, next) = (name.to_owned(), token.clone());
-            let page = self
-                .call(target, "ListImages", |c| async move {
-                    c.ecr
-                        .list_images()
-                        .repository_name(name)
-                        .max_results(1000)
-                        .set_next_token(next)
-                        .send()
-                        .await
-                })
-                .await?;
-            count += page.image_ids().len() as u64;
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-                _ => return Ok(count),
+        count_pages(|next| {
+            let name = name.to_owned();
+            async move {
+                let page = self
+                    .call(target, "ListImages", |c| async move {
+                        c.ecr
+                            .list_images()
+                            .repository_name(name)
+                            .max_results(1000)
+                            .set_next_token(next)
+                            .send()
+                            .await
+                    })
+                    .await?;
+                Ok((page.image_ids().len(), page.next_token().map(str::to_owned)))
             }
-        }
+        })
+        .await
     }
 
     async fn delete_repository(&self, target: &Target, name: &str, force: bool) -> BackendResult<bool> {
@@ -793,5 +790,24 @@ fn deleted<T>(result: BackendResult<T>) -> BackendResult<bool> {
         Ok(_) => Ok(true),
         Err(BackendError::NotFound(_)) => Ok(false),
         Err(e) => Err(e),
+    }
+}
+
+/// Counts what a paginated listing holds: `page(next_token)` reads one page and says how many
+/// items it has and the next token (none or empty: the last page).
+pub(super) async fn count_pages<F, Fut>(mut page: F) -> BackendResult<u64>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = BackendResult<(usize, Option<String>)>>,
+{
+    let mut count = 0u64;
+    let mut token: Option<String> = None;
+    loop {
+        let (items, next) = page(token.take()).await?;
+        count += items as u64;
+        match next {
+            Some(t) if !t.is_empty() => token = Some(t),
+            _ => return Ok(count),
+        }
     }
 }

@@ -268,27 +268,24 @@ impl EcrPublicBackend for EcrBackend {
     }
 
     async fn count_public_images(&self, target: &Target, name: &str) -> BackendResult<u64> {
-        let mut count = 0u64;
-        let mut token: Option<String> = None;
-        loop {
-            let (name, next) = (name.to_owned(), token.clone());
-            let page = self
-                .call(target, "ecr-public:DescribeImages", |c| async move {
-                    c.ecr_public
-                        .describe_images()
-                        .repository_name(name)
-                        .max_results(1000)
-                        .set_next_token(next)
-                        .send()
-                        .await
-                })
-                .await?;
-            count += page.image_details().len() as u64;
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-                _ => return Ok(count),
+        super::count_pages(|next| {
+            let name = name.to_owned();
+            async move {
+                let page = self
+                    .call(target, "ecr-public:DescribeImages", |c| async move {
+                        c.ecr_public
+                            .describe_images()
+                            .repository_name(name)
+                            .max_results(1000)
+                            .set_next_token(next)
+                            .send()
+                            .await
+                    })
+                    .await?;
+                Ok((page.image_details().len(), page.next_token().map(str::to_owned)))
             }
-        }
+        })
+        .await
     }
 
     async fn delete_public_repository(
