@@ -104,23 +104,19 @@ impl Reconciler for ImagePolicyController {
         let namespace = ctx.tunables.operator_namespace.clone();
         let name = gate::object_name(&p.name_any());
         let apply = PatchParams::apply(&ctx.field_manager(CONTROLLER)).force();
+        // In steady state (the spec applied last is this one, and each object already holds
+        // what it would be given) a reconcile reads the three objects and writes none.
+        let settled = p.status.as_ref().and_then(|s| s.observed_generation) == p.metadata.generation;
         // The facts first, so a new policy never reads a missing or stale ConfigMap.
-        Api::<ConfigMap>::namespaced(ctx.client.clone(), &namespace)
-            .patch(
-                &name,
-                &apply,
-                &Patch::Apply(gate::config_map(p, &namespace, &facts)),
-            )
-            .await
-            .map_err(Error::kube("apply the ImagePolicy's facts ConfigMap"))?;
-        Api::<ValidatingAdmissionPolicy>::all(ctx.client.clone())
-            .patch(&name, &apply, &Patch::Apply(gate::admission_policy(p)))
-            .await
-            .map_err(Error::kube("apply the ValidatingAdmissionPolicy"))?;
-        Api::<ValidatingAdmissionPolicyBinding>::all(ctx.client.clone())
-            .patch(&name, &apply, &Patch::Apply(gate::binding(p, &namespace)))
-            .await
-            .map_err(Error::kube("apply the ValidatingAdmissionPolicyBinding"))?;
+        let config_maps = Api::<ConfigMap>::namespaced(ctx.client.clone(), &namespace);
+        let facts_map = gate::config_map(p, &namespace, &facts);
+        apply_unless_held(&config_maps, &name, facts_map, &["data"], settled, &apply, FACTS).await?;
+        let policies = Api::<ValidatingAdmissionPolicy>::all(ctx.client.clone());
+        let policy = gate::admission_policy(p);
+        apply_unless_held(&policies, &name, policy, &[], settled, &apply, POLICY).await?;
+        let bindings = Api::<ValidatingAdmissionPolicyBinding>::all(ctx.client.clone());
+        let binding = gate::binding(p, &namespace);
+        apply_unless_held(&bindings, &name, binding, &[], settled, &apply, BINDING).await?;
         Ok(Gated { facts, namespace })
     }
 
@@ -135,4 +131,45 @@ impl Reconciler for ImagePolicyController {
     fn requeue<B: RegistryBackend>(p: &ImagePolicy, _: &Gated, ctx: &Context<B>) -> Duration {
         ctx.interval(p.spec.interval.as_ref(), &object_key(p))
     }
+}
+
+const FACTS: [&str; 2] = [
+    "read the ImagePolicy's facts ConfigMap",
+    "apply the ImagePolicy's facts ConfigMap",
+];
+const POLICY: [&str; 2] = [
+    "read the ValidatingAdmissionPolicy",
+    "apply the ValidatingAdmissionPolicy",
+];
+const BINDING: [&str; 2] = [
+    "read the ValidatingAdmissionPolicyBinding",
+    "apply the ValidatingAdmissionPolicyBinding",
+];
+
+/// I/O: server-side applies `desired` as `name`, unless `settled` and the object as read already
+/// holds it (`decide::applied::in_place`; the fields in `exact` must be equal as a whole).
+/// `what`: the read's and the apply's action, for errors.
+async fn apply_unless_held<K>(
+    api: &Api<K>,
+    name: &str,
+    desired: serde_json::Value,
+    exact: &[&str],
+    settled: bool,
+    apply: &PatchParams,
+    what: [&'static str; 2],
+) -> Result<()>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + serde::Serialize,
+{
+    if settled {
+        let current = api.get_opt(name).await.map_err(Error::kube(what[0]))?;
+        let current = current.and_then(|c| serde_json::to_value(c).ok());
+        if crate::decide::applied::in_place(&desired, current.as_ref(), exact) {
+            return Ok(());
+        }
+    }
+    api.patch(name, apply, &Patch::Apply(desired))
+        .await
+        .map_err(Error::kube(what[1]))?;
+    Ok(())
 }

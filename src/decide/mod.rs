@@ -4,6 +4,7 @@
 //! Each module is table-tested beside it; the controllers in [`crate::controllers`] read, call
 //! these, and act.
 
+pub mod applied;
 pub mod claims;
 pub mod creation_template;
 pub mod drift;

@@ -127,3 +127,57 @@ async fn a_system_namespace_named_in_an_expression_stalls_before_any_write() {
         Some(("True".into(), "InvalidSpec".into()))
     );
 }
+
+#[tokio::test]
+async fn a_settled_policy_reads_its_objects_and_writes_only_what_changed() {
+    let h = harness();
+    let p = policy(json!({"matchLabels": {"env": "prod"}}));
+    h.reconcile::<ImagePolicyController>(&p).await.unwrap();
+    let requests = h.take_requests();
+    // What the API server would hold after the applies (plus a field it defaults).
+    for r in requests
+        .iter()
+        .filter(|r| r.method == "PATCH" && !r.is_status_write())
+    {
+        let mut stored = r.body.clone();
+        stored["metadata"]["resourceVersion"] = json!("1");
+        h.routes.lock().unwrap().objects.insert(r.path.clone(), stored);
+    }
+    let status = Harness::status_writes(&requests)[0].clone();
+    let settled = super::with_status(&p, &status);
+    let applies = |requests: &[super::Recorded]| -> Vec<String> {
+        requests
+            .iter()
+            .filter(|r| r.method == "PATCH" && !r.is_status_write())
+            .map(|r| r.path.rsplit('/').nth(1).unwrap_or_default().to_owned())
+            .collect()
+    };
+
+    // Nothing changed: three reads, no apply.
+    h.reconcile::<ImagePolicyController>(&settled).await.unwrap();
+    assert_eq!(applies(&h.take_requests()), Vec::<String>::new());
+
+    // A Repository's newest image changed: only the facts are applied again.
+    h.routes.lock().unwrap().lists.insert(
+        "/apis/ecr-operator.dev/v1alpha1/repositories".into(),
+        vec![
+            repository("bad", "sha256:bad", json!({"CRITICAL": 3})),
+            repository("ok", "sha256:ok2", json!({"LOW": 1})),
+        ],
+    );
+    h.reconcile::<ImagePolicyController>(&settled).await.unwrap();
+    assert_eq!(applies(&h.take_requests()), ["configmaps"]);
+
+    // A new generation of the policy applies all three again.
+    let mut edited = settled.clone();
+    edited.metadata.generation = Some(2);
+    h.reconcile::<ImagePolicyController>(&edited).await.unwrap();
+    assert_eq!(
+        applies(&h.take_requests()),
+        [
+            "configmaps",
+            "validatingadmissionpolicies",
+            "validatingadmissionpolicybindings"
+        ]
+    );
+}
