@@ -546,6 +546,25 @@ pub trait RegistryBackend: Send + Sync + 'static {
         repo: &str,
     ) -> impl Future<Output = BackendResult<Vec<ImageInfo>>> + Send;
 
+    /// Puts the manifest of image `digest` again under `tag` (BatchGetImage, then PutImage): an
+    /// extra tag on an existing image. A tag that already names this image is success.
+    fn tag_image(
+        &self,
+        target: &Target,
+        repo: &str,
+        digest: &str,
+        tag: &str,
+    ) -> impl Future<Output = BackendResult<()>> + Send;
+
+    /// Removes `tag` (BatchDeleteImage by tag; an image whose last tag it was is deleted with it).
+    /// `Ok(false)` when no image had it.
+    fn untag_image(
+        &self,
+        target: &Target,
+        repo: &str,
+        tag: &str,
+    ) -> impl Future<Output = BackendResult<bool>> + Send;
+
     /// GetAccountSetting: the setting's current value.
     fn get_account_setting(
         &self,

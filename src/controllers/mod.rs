@@ -7,7 +7,9 @@ pub mod dereference;
 pub mod drift;
 pub mod driver;
 pub mod events;
+pub mod inventory;
 pub mod lifecycle_policy;
+pub mod protection;
 pub mod pull_secret;
 pub mod pull_through_cache_rule;
 pub mod quarantine;
@@ -176,6 +178,7 @@ pub async fn run<B: RegistryBackend>(
             metrics.clone(),
         ),
         seen: std::sync::Mutex::default(),
+        protection: crate::controllers::protection::State::default(),
         metrics,
         tunables,
         backoff: backoff::ErrorBackoff::default(),

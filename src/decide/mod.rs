@@ -10,6 +10,7 @@ pub mod in_use;
 pub mod lane;
 pub mod lifecycle_policy;
 pub mod owners;
+pub mod protection;
 pub mod pull_secret;
 pub mod pull_through_cache_rule;
 pub mod quarantine;

@@ -215,6 +215,7 @@ impl Harness {
                 metrics.clone(),
             ),
             seen: std::sync::Mutex::default(),
+            protection: crate::controllers::protection::State::default(),
             metrics,
             tunables: Tunables {
                 cluster_id: "c1".into(),

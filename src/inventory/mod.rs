@@ -1,0 +1,191 @@
+//! The images this cluster uses: every container, init container and ephemeral container image
+//! of every Pod (the reference in its spec and the digest the kubelet reports in
+//! `status.*ContainerStatuses[].imageID`), and the pod templates of Deployments, ReplicaSets,
+//! StatefulSets, DaemonSets, Jobs and CronJobs. A ReplicaSet of a Deployment that is scaled to
+//! zero is a previous revision: it counts only while it is among the newest `rollback` ones of
+//! its Deployment (for `kubectl rollout undo`).
+//!
+//! Pure: [`reference`] parses image strings, [`entry`] reduces an object to the few fields
+//! protection needs (image references, its controller owner, a ReplicaSet's revision), and
+//! [`Inventory`] holds those entries, keyed by object, fed by the watches in
+//! `controllers::inventory`. Nothing else of the objects is kept, so memory stays small on big
+//! clusters.
+
+pub mod entry;
+pub mod reference;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::RwLock;
+
+pub use entry::{Entry, Kind, ObjectKey};
+pub use reference::ImageRef;
+
+/// One use of an image: the reference and the workload that makes it (`Deployment shop/web`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Use {
+    pub reference: ImageRef,
+    pub workload: String,
+}
+
+struct State {
+    entries: HashMap<ObjectKey, Entry>,
+    /// The (kind, namespace) scopes whose watch has listed them at least once.
+    listed: BTreeSet<(Kind, Option<String>)>,
+    /// How many namespace scopes are watched per kind (one for a cluster-wide watch).
+    scopes: usize,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+            listed: BTreeSet::new(),
+            scopes: 1,
+        }
+    }
+}
+
+/// The inventory of images in use, shared by the watches (writers) and the LifecyclePolicy
+/// controller (reader).
+#[derive(Default)]
+pub struct Inventory {
+    state: RwLock<State>,
+}
+
+impl Inventory {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// An object was added or changed (`None`: it uses no image and is dropped).
+    pub fn apply(&self, key: ObjectKey, entry: Option<Entry>) {
+        let mut s = self.write();
+        match entry {
+            Some(e) => s.entries.insert(key, e),
+            None => s.entries.remove(&key),
+        };
+    }
+
+    /// An object was deleted.
+    pub fn delete(&self, key: &ObjectKey) {
+        self.write().entries.remove(key);
+    }
+
+    /// How many namespaces each kind is watched in (one: cluster-wide), set before the watches
+    /// start.
+    pub fn expect_scopes(&self, scopes: usize) {
+        self.write().scopes = scopes;
+    }
+
+    /// A (re)list of `kind` in `namespace` (`None`: cluster-wide) finished: its entries there
+    /// become exactly `entries`.
+    pub fn replace(&self, kind: Kind, namespace: Option<&str>, entries: Vec<(ObjectKey, Entry)>) {
+        let mut s = self.write();
+        s.entries
+            .retain(|k, _| k.kind != kind || namespace.is_some_and(|ns| k.namespace != ns));
+        s.entries.extend(entries);
+        s.listed.insert((kind, namespace.map(str::to_owned)));
+    }
+
+    /// Whether every kind has been listed in every scope: before that, what is missing may still
+    /// be in use, so nothing is released.
+    pub fn complete(&self) -> bool {
+        let s = self.read();
+        s.listed.len() >= Kind::ALL.len() * s.scopes
+    }
+
+    /// Number of objects that use at least one image.
+    pub fn len(&self) -> usize {
+        self.read().entries.len()
+    }
+
+    /// Whether no object uses an image.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of image references held, over all objects.
+    pub fn references(&self) -> usize {
+        self.read().entries.values().map(|e| e.images.len()).sum()
+    }
+
+    /// Every use of an image of `repository` on `host`, with the workload that makes it. Previous
+    /// revisions of a Deployment count for the newest `rollback` of them.
+    pub fn uses(&self, host: &str, repository: &str, rollback: usize) -> Vec<Use> {
+        let s = self.read();
+        uses(&s.entries, host, repository, rollback)
+    }
+}
+
+/// The workload an object belongs to: up through its controller owners (a Pod of a ReplicaSet of
+/// a Deployment is `Deployment ns/name`; of a Job of a CronJob, `CronJob ns/name`).
+pub fn workload(entries: &HashMap<ObjectKey, Entry>, key: &ObjectKey) -> String {
+    let mut current = key.clone();
+    for _ in 0..3 {
+        let Some(owner) = entries.get(&current).and_then(|e| e.owner.clone()) else {
+            break;
+        };
+        current = ObjectKey {
+            kind: owner.0,
+            namespace: current.namespace.clone(),
+            name: owner.1,
+        };
+    }
+    format!("{} {}/{}", current.kind, current.namespace, current.name)
+}
+
+/// The ReplicaSets that count: active ones, and the newest `rollback` inactive ones of each
+/// Deployment.
+fn counted_replica_sets(entries: &HashMap<ObjectKey, Entry>, rollback: usize) -> BTreeSet<&ObjectKey> {
+    let mut history: BTreeMap<(&str, &str), Vec<(i64, &ObjectKey)>> = BTreeMap::new();
+    let mut out = BTreeSet::new();
+    for (k, e) in entries.iter().filter(|(k, _)| k.kind == Kind::ReplicaSet) {
+        match (&e.owner, e.active) {
+            (Some((Kind::Deployment, d)), false) => history
+                .entry((k.namespace.as_str(), d.as_str()))
+                .or_default()
+                .push((e.revision.unwrap_or(0), k)),
+            _ => {
+                out.insert(k);
+            }
+        }
+    }
+    for mut revisions in history.into_values() {
+        revisions.sort_by(|a, b| b.cmp(a));
+        out.extend(revisions.into_iter().take(rollback).map(|(_, k)| k));
+    }
+    out
+}
+
+/// Pure: [`Inventory::uses`] over `entries`.
+pub fn uses(entries: &HashMap<ObjectKey, Entry>, host: &str, repository: &str, rollback: usize) -> Vec<Use> {
+    let replica_sets = counted_replica_sets(entries, rollback);
+    let mut out: Vec<Use> = entries
+        .iter()
+        .filter(|(k, _)| k.kind != Kind::ReplicaSet || replica_sets.contains(k))
+        .flat_map(|(k, e)| {
+            e.images
+                .iter()
+                .filter(|r| r.host == host && r.repository == repository)
+                .map(move |r| (k, r))
+        })
+        .map(|(k, r)| Use {
+            reference: r.clone(),
+            workload: workload(entries, k),
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests;
