@@ -21,6 +21,7 @@ mod leader;
 mod lifecycle;
 mod operator;
 mod owners;
+mod protection;
 mod pull_secrets;
 mod pull_through_cache;
 mod registry_settings;
