@@ -85,7 +85,8 @@ impl FakeBackend {
                 !(op.starts_with("Describe")
                     || op.starts_with("Get")
                     || op.starts_with("List")
-                    || op.starts_with("Validate"))
+                    || op.starts_with("Validate")
+                    || op.starts_with("BatchGet"))
             })
             .collect()
     }

@@ -11,6 +11,7 @@ mod argocd;
 mod creation_template;
 mod identity;
 mod lifecycle_policy;
+mod protection;
 mod pull_secret;
 mod pull_through_cache_rule;
 mod registry;
