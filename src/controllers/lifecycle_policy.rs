@@ -46,7 +46,10 @@ pub async fn controller<B: RegistryBackend>(
         .watches_stream(repositories, move |repo| {
             let ns = repo.namespace();
             store.state().into_iter().filter(|p| p.namespace() == ns).map(|p| ObjectRef::from_obj(p.as_ref())).collect::<Vec<_>>()
-        });
+        })
+        // A reference to an image never seen before (a deploy, a rollback) re-checks every
+        // policy at once instead of at its interval, at most every few seconds.
+        .reconcile_all_on(super::protection::new_uses(&ctx.protection.inventory));
     // The inventory of images in use, for protection: watched while this controller runs.
     let inventory = tokio::spawn(super::inventory::watch(
         ctx.client.clone(),

@@ -52,6 +52,19 @@ impl State {
     }
 }
 
+/// How long new uses gather before the policies are re-checked for them.
+pub const NEW_USES_SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// One item per burst of new image references in the inventory (after [`NEW_USES_SETTLE`]).
+pub fn new_uses(inventory: &Inventory) -> impl futures::Stream<Item = ()> + Send + Sync + 'static {
+    futures::stream::unfold(inventory.changes(), |mut rx| async move {
+        rx.changed().await.ok()?;
+        tokio::time::sleep(NEW_USES_SETTLE).await;
+        rx.borrow_and_update();
+        Some(((), rx))
+    })
+}
+
 /// The rules the operator puts: the user's, with the protection rule first when protection is on
 /// (`ProtectionDoesNotFit` when ECR's limits leave no room for it: nothing is put).
 pub fn rules_to_put(lp: &LifecyclePolicy) -> Result<Vec<LifecycleRule>> {

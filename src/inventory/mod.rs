@@ -29,6 +29,9 @@ pub struct Use {
 
 struct State {
     entries: HashMap<ObjectKey, Entry>,
+    /// Every reference seen since start: a reference not in it is a new use, which moves
+    /// [`Inventory::changes`].
+    known: std::collections::HashSet<ImageRef>,
     /// The (kind, namespace) scopes whose watch has listed them at least once.
     listed: BTreeSet<(Kind, Option<String>)>,
     /// How many namespace scopes are watched per kind (one for a cluster-wide watch).
@@ -39,6 +42,7 @@ impl Default for State {
     fn default() -> Self {
         Self {
             entries: HashMap::new(),
+            known: std::collections::HashSet::new(),
             listed: BTreeSet::new(),
             scopes: 1,
         }
@@ -47,9 +51,19 @@ impl Default for State {
 
 /// The inventory of images in use, shared by the watches (writers) and the LifecyclePolicy
 /// controller (reader).
-#[derive(Default)]
 pub struct Inventory {
     state: RwLock<State>,
+    /// Moves when a reference never seen before appears (a new use to protect at once).
+    changes: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Inventory {
+    fn default() -> Self {
+        Self {
+            state: RwLock::default(),
+            changes: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl Inventory {
@@ -65,13 +79,43 @@ impl Inventory {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Notified when a reference never seen before appears: the caller re-checks what it
+    /// protects.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn learn<'a>(&self, s: &mut State, refs: impl Iterator<Item = &'a ImageRef>) -> bool {
+        let mut new = false;
+        for r in refs {
+            if !s.known.contains(r) {
+                s.known.insert(r.clone());
+                new = true;
+            }
+        }
+        new
+    }
+
+    fn announce(&self, new: bool) {
+        if new {
+            self.changes.send_modify(|n| *n += 1);
+        }
+    }
+
     /// An object was added or changed (`None`: it uses no image and is dropped).
     pub fn apply(&self, key: ObjectKey, entry: Option<Entry>) {
-        let mut s = self.write();
-        match entry {
-            Some(e) => s.entries.insert(key, e),
-            None => s.entries.remove(&key),
+        let new = {
+            let mut s = self.write();
+            let new = entry
+                .as_ref()
+                .is_some_and(|e| self.learn(&mut s, e.images.iter()));
+            match entry {
+                Some(e) => s.entries.insert(key, e),
+                None => s.entries.remove(&key),
+            };
+            new
         };
+        self.announce(new);
     }
 
     /// An object was deleted.
@@ -88,11 +132,16 @@ impl Inventory {
     /// A (re)list of `kind` in `namespace` (`None`: cluster-wide) finished: its entries there
     /// become exactly `entries`.
     pub fn replace(&self, kind: Kind, namespace: Option<&str>, entries: Vec<(ObjectKey, Entry)>) {
-        let mut s = self.write();
-        s.entries
-            .retain(|k, _| k.kind != kind || namespace.is_some_and(|ns| k.namespace != ns));
-        s.entries.extend(entries);
-        s.listed.insert((kind, namespace.map(str::to_owned)));
+        let new = {
+            let mut s = self.write();
+            let new = self.learn(&mut s, entries.iter().flat_map(|(_, e)| e.images.iter()));
+            s.entries
+                .retain(|k, _| k.kind != kind || namespace.is_some_and(|ns| k.namespace != ns));
+            s.entries.extend(entries);
+            s.listed.insert((kind, namespace.map(str::to_owned)));
+            new
+        };
+        self.announce(new);
     }
 
     /// Whether every kind has been listed in every scope: before that, what is missing may still

@@ -192,3 +192,28 @@ fn the_store_is_complete_once_every_kind_listed_and_a_relist_replaces_a_kind() {
     inv.delete(&k);
     assert!(inv.is_empty());
 }
+
+#[test]
+fn a_reference_never_seen_before_is_announced_and_a_known_one_is_not() {
+    let inv = Inventory::default();
+    let mut changes = inv.changes();
+    let web = |n: &str, image: &str| entry::pod(&pod("a", n, None, &[image], &[]));
+    let (k1, e1) = web("p1", &format!("{HOST}/a/b:1"));
+    inv.apply(k1, e1);
+    assert!(changes.has_changed().unwrap(), "a new use");
+    changes.borrow_and_update();
+    let (k2, e2) = web("p2", &format!("{HOST}/a/b:1"));
+    inv.apply(k2.clone(), e2);
+    assert!(
+        !changes.has_changed().unwrap(),
+        "another Pod of the same images: nothing new"
+    );
+    inv.delete(&k2);
+    assert!(
+        !changes.has_changed().unwrap(),
+        "a use that goes waits for the grace period"
+    );
+    let (k3, e3) = web("p3", &format!("{HOST}/a/b:2"));
+    inv.replace(Kind::Pod, None, vec![(k3, e3.unwrap())]);
+    assert!(changes.has_changed().unwrap(), "a relist with a new reference");
+}
