@@ -219,7 +219,9 @@ pub fn plan(
         let ours: Vec<&String> = image.tags.iter().filter(|t| t.starts_with(&prefix)).collect();
         if in_use.contains(&image.digest) {
             out.protected += 1;
-            if ours.is_empty() {
+            // An archived image cannot be pulled (nor re-put) until it is restored, which makes
+            // it standard again: it is tagged then.
+            if ours.is_empty() && !image.archived {
                 out.add.push((image.digest.clone(), mark(s.token, &image.digest)));
             }
             continue;

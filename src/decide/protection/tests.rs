@@ -184,6 +184,22 @@ fn the_protection_plan() {
             held: &[],
         },
         Case {
+            name: "an archived image in use is tagged once restored, not before",
+            images: vec![
+                Image {
+                    archived: true,
+                    ..image(6, &["v6"], 200)
+                },
+                image(7, &["v7"], 1),
+            ],
+            in_use: &[6, 7],
+            left_days_ago: &[],
+            complete: true,
+            add: &[7],
+            release: &[],
+            held: &[],
+        },
+        Case {
             name: "another cluster's mark does not stand for ours",
             images: vec![image(5, &[&t5], 10)],
             in_use: &[5],
