@@ -20,6 +20,9 @@ use serde::de::DeserializeOwned;
 use crate::inventory::{Entry, Inventory, Kind, ObjectKey, entry};
 use crate::metrics::Metrics;
 
+/// Objects per page of the initial lists.
+const LIST_PAGE: u32 = 100;
+
 type Extract<K> = fn(&K) -> (ObjectKey, Option<Entry>);
 
 /// Watches every inventory kind until dropped.
@@ -91,7 +94,9 @@ impl Watch {
             Some(ns) => Api::namespaced(self.client.clone(), ns),
             None => Api::all(self.client.clone()),
         };
-        let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
+        // Small pages: the objects of a page are decoded at once, and only their entries stay.
+        let config = watcher::Config::default().page_size(LIST_PAGE);
+        let mut stream = watcher::watcher(api, config).boxed();
         let mut listing: Vec<(ObjectKey, Entry)> = Vec::new();
         while let Some(event) = stream.next().await {
             match event {

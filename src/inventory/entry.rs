@@ -2,6 +2,7 @@
 //! its controller owner and, for a ReplicaSet, its Deployment revision and whether it runs.
 
 use std::fmt;
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -71,8 +72,9 @@ pub struct ObjectKey {
 /// What the inventory keeps of one object.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Entry {
-    /// Every image reference (spec references and reported digests), deduplicated.
-    pub images: Vec<ImageRef>,
+    /// Every image reference (spec references and reported digests), deduplicated; shared
+    /// between the objects that make the same one (the inventory interns them).
+    pub images: Vec<Arc<ImageRef>>,
     /// The controller owner (kind, name), in the same namespace.
     pub owner: Option<(Kind, String)>,
     /// A ReplicaSet's `deployment.kubernetes.io/revision`.
@@ -130,7 +132,7 @@ fn entry(kind: Kind, meta: &ObjectMeta, mut images: Vec<ImageRef>) -> (ObjectKey
     images.sort();
     images.dedup();
     let entry = (!images.is_empty()).then(|| Entry {
-        images,
+        images: images.into_iter().map(Arc::new).collect(),
         owner: owner(meta),
         revision: None,
         active: true,

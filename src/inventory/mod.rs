@@ -15,7 +15,7 @@ pub mod entry;
 pub mod reference;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 pub use entry::{Entry, Kind, ObjectKey};
 pub use reference::ImageRef;
@@ -31,7 +31,7 @@ struct State {
     entries: HashMap<ObjectKey, Entry>,
     /// Every reference seen since start: a reference not in it is a new use, which moves
     /// [`Inventory::changes`].
-    known: std::collections::HashSet<ImageRef>,
+    known: std::collections::HashSet<Arc<ImageRef>>,
     /// The (kind, namespace) scopes whose watch has listed them at least once.
     listed: BTreeSet<(Kind, Option<String>)>,
     /// How many namespace scopes are watched per kind (one for a cluster-wide watch).
@@ -85,12 +85,17 @@ impl Inventory {
         self.changes.subscribe()
     }
 
-    fn learn<'a>(&self, s: &mut State, refs: impl Iterator<Item = &'a ImageRef>) -> bool {
+    /// Interns `refs` (each becomes the one shared copy of that reference) and says whether
+    /// one was never seen before.
+    fn learn<'a>(&self, s: &mut State, refs: impl Iterator<Item = &'a mut Arc<ImageRef>>) -> bool {
         let mut new = false;
         for r in refs {
-            if !s.known.contains(r) {
-                s.known.insert(r.clone());
-                new = true;
+            match s.known.get(r.as_ref()) {
+                Some(shared) => *r = shared.clone(),
+                None => {
+                    s.known.insert(r.clone());
+                    new = true;
+                }
             }
         }
         new
@@ -103,12 +108,12 @@ impl Inventory {
     }
 
     /// An object was added or changed (`None`: it uses no image and is dropped).
-    pub fn apply(&self, key: ObjectKey, entry: Option<Entry>) {
+    pub fn apply(&self, key: ObjectKey, mut entry: Option<Entry>) {
         let new = {
             let mut s = self.write();
             let new = entry
-                .as_ref()
-                .is_some_and(|e| self.learn(&mut s, e.images.iter()));
+                .as_mut()
+                .is_some_and(|e| self.learn(&mut s, e.images.iter_mut()));
             match entry {
                 Some(e) => s.entries.insert(key, e),
                 None => s.entries.remove(&key),
@@ -131,10 +136,10 @@ impl Inventory {
 
     /// A (re)list of `kind` in `namespace` (`None`: cluster-wide) finished: its entries there
     /// become exactly `entries`.
-    pub fn replace(&self, kind: Kind, namespace: Option<&str>, entries: Vec<(ObjectKey, Entry)>) {
+    pub fn replace(&self, kind: Kind, namespace: Option<&str>, mut entries: Vec<(ObjectKey, Entry)>) {
         let new = {
             let mut s = self.write();
-            let new = self.learn(&mut s, entries.iter().flat_map(|(_, e)| e.images.iter()));
+            let new = self.learn(&mut s, entries.iter_mut().flat_map(|(_, e)| e.images.iter_mut()));
             s.entries
                 .retain(|k, _| k.kind != kind || namespace.is_some_and(|ns| k.namespace != ns));
             s.entries.extend(entries);
@@ -227,7 +232,7 @@ pub fn uses(entries: &HashMap<ObjectKey, Entry>, host: &str, repository: &str, r
                 .map(move |r| (k, r))
         })
         .map(|(k, r)| Use {
-            reference: r.clone(),
+            reference: r.as_ref().clone(),
             workload: workload(entries, k),
         })
         .collect();

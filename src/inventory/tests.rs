@@ -217,3 +217,30 @@ fn a_reference_never_seen_before_is_announced_and_a_known_one_is_not() {
     inv.replace(Kind::Pod, None, vec![(k3, e3.unwrap())]);
     assert!(changes.has_changed().unwrap(), "a relist with a new reference");
 }
+
+#[test]
+fn the_same_reference_made_by_many_objects_is_held_once() {
+    let inv = Inventory::default();
+    let image = format!("{HOST}/a/b:1");
+    for i in 0..3 {
+        let (k, e) = entry::pod(&pod("a", &format!("p{i}"), None, &[&image], &[]));
+        inv.apply(k, e);
+    }
+    let s = inv.read();
+    let refs: Vec<&std::sync::Arc<ImageRef>> = s
+        .entries
+        .values()
+        .flat_map(|e| e.images.iter())
+        .filter(|r| r.to_string() == image)
+        .collect();
+    assert_eq!(refs.len(), 3);
+    assert!(
+        refs.iter().all(|r| std::sync::Arc::ptr_eq(r, refs[0])),
+        "one shared copy"
+    );
+    assert_eq!(
+        std::sync::Arc::strong_count(refs[0]),
+        4,
+        "three entries and the known set"
+    );
+}

@@ -83,7 +83,9 @@ fn harness(lp: &LifecyclePolicy) -> Harness {
         name: "web".into(),
     };
     let entry = Entry {
-        images: vec![reference::parse(&format!("{HOST}/team-a/api:v1")).unwrap()],
+        images: vec![std::sync::Arc::new(
+            reference::parse(&format!("{HOST}/team-a/api:v1")).unwrap(),
+        )],
         owner: None,
         revision: None,
         active: true,
