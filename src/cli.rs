@@ -49,6 +49,10 @@ pub enum ControllerName {
     PullThroughCache,
     /// `RepositoryCreationTemplate`: ECR repository creation templates.
     CreationTemplate,
+    /// `PublicRepository`: ECR Public repositories and their gallery catalog data.
+    PublicRepository,
+    /// `ImagePolicy`: the facts, ValidatingAdmissionPolicy and binding of each policy.
+    ImagePolicy,
 }
 
 /// `--ecr-background-share`: a number from 0 to 0.9 (background must leave users a part).
@@ -63,7 +67,7 @@ fn background_share(text: &str) -> Result<f64, String> {
 
 impl ControllerName {
     /// Every controller, in start order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::Registry,
         Self::Repository,
         Self::LifecyclePolicy,
@@ -72,6 +76,8 @@ impl ControllerName {
         Self::ClusterPullSecret,
         Self::PullThroughCache,
         Self::CreationTemplate,
+        Self::PublicRepository,
+        Self::ImagePolicy,
     ];
 }
 
@@ -136,6 +142,21 @@ pub struct RunArgs {
     /// effective interval stretches (shown in the Registry's `status.driftCheckInterval`).
     #[arg(long, env = "ECR_OPERATOR_ECR_BACKGROUND_SHARE", default_value_t = 0.5, value_parser = background_share)]
     pub ecr_background_share: f64,
+
+    /// The ECR Public API endpoint (PublicRepository, public.ecr.aws pull credentials). Unset: the
+    /// AWS SDK's for us-east-1, or `AWS_ENDPOINT_URL_ECR_PUBLIC`. A Registry's `spec.endpoint`
+    /// names a private ECR endpoint and is never used for ECR Public.
+    #[arg(long, env = "ECR_OPERATOR_ECR_PUBLIC_ENDPOINT")]
+    pub ecr_public_endpoint: Option<String>,
+    /// DescribeImages pages one Repository's drift check reads for `status.insight` (image count,
+    /// size, cost, newest image's findings); a longer listing resumes at the next check. 0 turns
+    /// the reading off.
+    #[arg(long, env = "ECR_OPERATOR_INSIGHT_PAGES_PER_PASS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub insight_pages_per_pass: u32,
+
+    /// Images per DescribeImages page read for `status.insight` (1 to 1000, ECR's maximum).
+    #[arg(long, env = "ECR_OPERATOR_INSIGHT_PAGE_SIZE", default_value_t = 1000, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub insight_page_size: i32,
 
     /// How long one listing of a registry's repositories serves reconciles (Go duration syntax).
     #[arg(long, env = "ECR_OPERATOR_REPOSITORY_CACHE_TTL", default_value = "60s")]

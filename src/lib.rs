@@ -15,6 +15,7 @@ pub mod jitter;
 pub mod leader;
 pub mod lifecycle;
 pub mod metrics;
+pub mod metrics_insight;
 pub mod policy;
 pub mod replication;
 pub mod runtime;

@@ -63,6 +63,7 @@ pub struct Metrics {
     protected_images: Family<RepositoryLabels, Gauge>,
     inventory_objects: Gauge,
     inventory_references: Gauge,
+    insight: crate::metrics_insight::InsightMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -196,6 +197,7 @@ impl Default for Metrics {
             .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION"))])
             .set(1);
         registry.register("build_info", "Build information", build_info);
+        let insight = crate::metrics_insight::InsightMetrics::register(&mut registry);
         Self {
             registry,
             reconcile_total,
@@ -215,11 +217,17 @@ impl Default for Metrics {
             protected_images,
             inventory_objects,
             inventory_references,
+            insight,
         }
     }
 }
 
 impl Metrics {
+    /// The per-Repository gauges of `status.insight` (docs/metrics.md).
+    pub fn insight(&self) -> &crate::metrics_insight::InsightMetrics {
+        &self.insight
+    }
+
     /// One finished reconcile.
     pub fn reconciled(
         &self,

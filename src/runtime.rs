@@ -61,7 +61,10 @@ async fn serve(args: RunArgs) -> Result<(), Error> {
             .ok_or_else(|| Error::Startup("--ecr-burst must be positive".into()))?,
         background_share: args.ecr_background_share,
     };
-    let backend = Arc::new(crate::backend::ecr::EcrBackend::new(limits, metrics.clone()));
+    let backend = Arc::new(
+        crate::backend::ecr::EcrBackend::new(limits, metrics.clone())
+            .with_public_endpoint(args.ecr_public_endpoint.clone()),
+    );
     let tunables = Tunables {
         cluster_id,
         default_interval: args.default_interval.duration(),
@@ -69,6 +72,9 @@ async fn serve(args: RunArgs) -> Result<(), Error> {
         repository_cache_ttl: args.repository_cache_ttl.into(),
         ecr_rate_limit: args.ecr_rate_limit,
         background_share: args.ecr_background_share,
+        insight_pages_per_pass: args.insight_pages_per_pass,
+        insight_page_size: args.insight_page_size,
+        operator_namespace: args.lease_namespace.clone(),
         watch_namespaces: (!args.watch_namespaces.is_empty())
             .then(|| args.watch_namespaces.iter().cloned().collect()),
         watch_selector,

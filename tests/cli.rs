@@ -49,7 +49,9 @@ fn crd_command_writes_one_file_per_crd() {
         names,
         [
             "clusterpullsecrets.ecr-operator.dev.yaml",
+            "imagepolicies.ecr-operator.dev.yaml",
             "lifecyclepolicies.ecr-operator.dev.yaml",
+            "publicrepositories.ecr-operator.dev.yaml",
             "pullsecrets.ecr-operator.dev.yaml",
             "pullthroughcacherules.ecr-operator.dev.yaml",
             "registries.ecr-operator.dev.yaml",

@@ -52,7 +52,7 @@ fn crds_dir_holds_no_orphans() {
 #[test]
 fn every_crd_is_kstatus_shaped() {
     let crds = api::crds();
-    assert_eq!(crds.len(), 8, "eight kinds");
+    assert_eq!(crds.len(), 10, "ten kinds");
     for crd in crds {
         let name = crd.metadata.name.clone().unwrap();
         assert_eq!(crd.spec.group, GROUP, "{name}");
@@ -266,7 +266,8 @@ fn every_label_selector_and_region_field_carries_the_shared_rules() {
         [
             "Registry.spec.allowedNamespaces",
             "LifecyclePolicy.spec.repositorySelector",
-            "ClusterPullSecret.spec.namespaceSelector"
+            "ClusterPullSecret.spec.namespaceSelector",
+            "ImagePolicy.spec.namespaceSelector"
         ]
     );
     assert_eq!(
@@ -315,6 +316,11 @@ fn every_example_parses_into_the_rust_types() {
                 "RepositoryCreationTemplate" => {
                     check(serde_json::from_value::<RepositoryCreationTemplate>(value.clone()).map(drop))
                 }
+                "PublicRepository" => check(
+                    serde_json::from_value::<ecr_operator::api::v1alpha1::PublicRepository>(value.clone())
+                        .map(drop),
+                ),
+                "ImagePolicy" => check(serde_json::from_value::<ImagePolicy>(value.clone()).map(drop)),
                 // The Docker Hub example's credentials (not one of the counted kinds).
                 "Secret" => {
                     check(
@@ -337,7 +343,7 @@ fn every_example_parses_into_the_rust_types() {
     }
     assert_eq!(
         kinds.len(),
-        9,
+        ecr_operator::api::crds().len() + 1,
         "at least one example per kind (and the quick start's Namespace), found {kinds:?}"
     );
 }
@@ -419,12 +425,13 @@ fn every_spec_field_is_read_by_the_operator() {
     }
     // Subtrees sent to ECR whole, as the user wrote them: every field inside is read by the
     // serialisation (the parent field itself must still be read).
-    const SENT_WHOLE: [(&str, &str); 5] = [
+    const SENT_WHOLE: [(&str, &str); 6] = [
         // lifecycle::render puts each rule into ECR's lifecycle policy document as it is.
         ("LifecyclePolicy", "spec.rules."),
         // The permissions policies are the user's IAM document, compared and put whole.
         ("Registry", "spec.policy."),
         ("Repository", "spec.policy."),
+        ("PublicRepository", "spec.policy."),
         // A creation template's policy and lifecycle rules, rendered whole as for the kinds above.
         ("RepositoryCreationTemplate", "spec.repositoryPolicy."),
         ("RepositoryCreationTemplate", "spec.lifecycleRules."),

@@ -36,6 +36,8 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         ClusterPullSecret::crd(),
         PullThroughCacheRule::crd(),
         RepositoryCreationTemplate::crd(),
+        PublicRepository::crd(),
+        ImagePolicy::crd(),
     ]
     .into_iter()
     .map(|crd| {

@@ -38,6 +38,8 @@ pub struct FakeState {
     pub secrets: BTreeMap<String, (String, BTreeMap<String, String>, String)>,
     /// What ValidatePullThroughCacheRule answers; `None`: valid.
     pub cache_rule_failure: Option<String>,
+    /// ECR Public (`backend::ecr_public::fake`).
+    pub public: super::ecr_public::fake::FakePublic,
     /// Every operation called, in order.
     pub calls: Vec<&'static str>,
     /// Failures to inject: the next call of the operation fails with the error (once).
@@ -53,7 +55,7 @@ pub struct FakeBackend {
 const REGISTRY: &str = "123456789012";
 
 impl FakeBackend {
-    fn with<T>(&self, op: &'static str, f: impl FnOnce(&mut FakeState) -> T) -> BackendResult<T> {
+    pub(crate) fn with<T>(&self, op: &'static str, f: impl FnOnce(&mut FakeState) -> T) -> BackendResult<T> {
         let mut s = self
             .state
             .lock()
@@ -82,6 +84,8 @@ impl FakeBackend {
         self.calls()
             .into_iter()
             .filter(|op| {
+                // ECR Public's operations are named `ecr-public:<Operation>`.
+                let op = op.strip_prefix("ecr-public:").unwrap_or(op);
                 !(op.starts_with("Describe")
                     || op.starts_with("Get")
                     || op.starts_with("List")
@@ -322,6 +326,23 @@ impl RegistryBackend for FakeBackend {
                 images.remove(at);
             }
             true
+        })
+    }
+
+    async fn describe_images_page(
+        &self,
+        _: &Target,
+        repo: &str,
+        next_token: Option<String>,
+        page_size: i32,
+    ) -> BackendResult<(Vec<ImageInfo>, Option<String>)> {
+        let start: usize = next_token.as_deref().and_then(|t| t.parse().ok()).unwrap_or(0);
+        let size = usize::try_from(page_size.max(1)).unwrap_or(1);
+        self.with("DescribeImages", |s| {
+            let all = s.images.get(repo).cloned().unwrap_or_default();
+            let end = (start + size).min(all.len());
+            let page = all.get(start..end).map(<[ImageInfo]>::to_vec).unwrap_or_default();
+            (page, (end < all.len()).then(|| end.to_string()))
         })
     }
 

@@ -2,6 +2,7 @@
 //! `ecr/` is the only code that sees aws-sdk-ecr types.
 
 pub mod ecr;
+pub mod ecr_public;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod lanes;
@@ -268,6 +269,21 @@ pub struct ImageInfo {
     pub archived: bool,
     pub archived_at: Option<SystemTime>,
     pub last_activated_at: Option<SystemTime>,
+    /// `imageSizeInBytes`.
+    pub size_bytes: Option<u64>,
+    /// `imageScanStatus` and `imageScanFindingsSummary`, when ECR reports a scan.
+    pub scan: Option<ImageScan>,
+}
+
+/// What DescribeImages says of an image's scan.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageScan {
+    /// `imageScanStatus.status`: `COMPLETE`, `IN_PROGRESS`, `FAILED`, `ACTIVE`, ...
+    pub status: Option<String>,
+    /// `imageScanFindingsSummary.imageScanCompletedAt`.
+    pub completed_at: Option<SystemTime>,
+    /// `imageScanFindingsSummary.findingSeverityCounts`.
+    pub counts: BTreeMap<String, i64>,
 }
 
 /// An ECR authorization token (GetAuthorizationToken). `Debug` never prints the token.
@@ -421,7 +437,7 @@ pub type BackendResult<T> = Result<T, BackendError>;
 
 /// The ECR capabilities the controllers use. Every method is one ECR operation (or one
 /// paginated listing).
-pub trait RegistryBackend: Send + Sync + 'static {
+pub trait RegistryBackend: ecr_public::EcrPublicBackend + Send + Sync + 'static {
     /// DescribeRegistry, plus the caller's ARN (STS GetCallerIdentity) where available.
     fn describe_registry(&self, target: &Target) -> impl Future<Output = BackendResult<RegistryInfo>> + Send;
 
@@ -564,6 +580,15 @@ pub trait RegistryBackend: Send + Sync + 'static {
         repo: &str,
         tag: &str,
     ) -> impl Future<Output = BackendResult<bool>> + Send;
+    /// One page of DescribeImages (at most `page_size` images) from `next_token`, and the token
+    /// of the page after it (`None`: this was the last).
+    fn describe_images_page(
+        &self,
+        target: &Target,
+        repo: &str,
+        next_token: Option<String>,
+        page_size: i32,
+    ) -> impl Future<Output = BackendResult<(Vec<ImageInfo>, Option<String>)>> + Send;
 
     /// GetAccountSetting: the setting's current value.
     fn get_account_setting(

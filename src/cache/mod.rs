@@ -62,6 +62,18 @@ impl<B: RegistryBackend> Cached<B> {
         self.repositories.remove(target, name).await;
     }
 
+    /// The ECR Public token (`public.ecr.aws`) for a public target, one per identity.
+    pub async fn public_token(
+        &self,
+        target: &Target,
+        fraction: f64,
+        now: SystemTime,
+    ) -> BackendResult<CachedToken> {
+        self.tokens
+            .get_public(self.backend.as_ref(), target, fraction, now)
+            .await
+    }
+
     /// The ECR token for `target`, fetched again once `fraction` of its lifetime has passed.
     pub async fn token(&self, target: &Target, fraction: f64, now: SystemTime) -> BackendResult<CachedToken> {
         self.tokens

@@ -59,7 +59,44 @@ impl TokenCache {
         fraction: f64,
         now: SystemTime,
     ) -> BackendResult<CachedToken> {
-        let key = target.key();
+        self.get_kind(
+            target.key(),
+            target,
+            fraction,
+            now,
+            backend.authorization_token(target),
+        )
+        .await
+    }
+
+    /// The ECR Public token (`public.ecr.aws`) for `target` (a public target: us-east-1 and an
+    /// identity), cached apart from the private tokens of the same key, on the same schedule.
+    pub async fn get_public<B: RegistryBackend>(
+        &self,
+        backend: &B,
+        target: &Target,
+        fraction: f64,
+        now: SystemTime,
+    ) -> BackendResult<CachedToken> {
+        let key = format!("ecr-public|{}", target.key());
+        self.get_kind(
+            key,
+            target,
+            fraction,
+            now,
+            backend.public_authorization_token(target),
+        )
+        .await
+    }
+
+    async fn get_kind(
+        &self,
+        key: String,
+        target: &Target,
+        fraction: f64,
+        now: SystemTime,
+        fetch: impl Future<Output = BackendResult<crate::backend::AuthToken>>,
+    ) -> BackendResult<CachedToken> {
         let slot = match self.slots.lock() {
             Ok(mut map) => map.entry(key.clone()).or_default().clone(),
             Err(_) => Arc::default(),
@@ -70,7 +107,7 @@ impl TokenCache {
         {
             return Ok(t.clone());
         }
-        let fetched = backend.authorization_token(target).await?;
+        let fetched = fetch.await?;
         self.metrics.token_fetched();
         let (expires_at, assumed) =
             schedule::effective_expiry(now, fetched.expires_at, self.lifetime_override);

@@ -39,6 +39,13 @@ pub struct Tunables {
     pub ecr_rate_limit: u32,
     /// `--ecr-background-share`: the part of it drift checks can count on.
     pub background_share: f64,
+    /// `--insight-pages-per-pass`: DescribeImages pages one Repository reconcile reads for
+    /// `status.insight` (0: never read).
+    pub insight_pages_per_pass: u32,
+    /// `--insight-page-size`: images per DescribeImages page (1 to 1000).
+    pub insight_page_size: i32,
+    /// The operator's namespace (`POD_NAMESPACE`): where ImagePolicy facts ConfigMaps live.
+    pub operator_namespace: String,
 }
 
 impl Tunables {
@@ -63,6 +70,9 @@ impl Default for Tunables {
             watch_selector: crate::shard::WatchSelector::default(),
             ecr_rate_limit: 20,
             background_share: 0.5,
+            insight_pages_per_pass: 5,
+            insight_page_size: 1000,
+            operator_namespace: "default".into(),
         }
     }
 }

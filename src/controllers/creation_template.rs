@@ -13,7 +13,7 @@ use super::driver::{self, Note, Reconciler};
 use super::triggers;
 use crate::api::v1alpha1::{RepositoryCreationTemplate, RepositoryCreationTemplateStatus};
 use crate::backend::RegistryBackend;
-use crate::decide::creation_template::{Plan, Synced, desired, event, next_status, plan};
+use crate::decide::creation_template::{Plan, Synced, claimed, desired, event, next_status, plan, prefix};
 use crate::error::{Error, Result};
 
 pub const CONTROLLER: &str = "creation-template";
@@ -25,11 +25,18 @@ pub async fn controller<B: RegistryBackend>(
 ) {
     let (store, own) = triggers::primary::<CreationTemplateController, B>(&ctx, triggers::own);
     let registries = triggers::registry_changes(&ctx, triggers::registry);
-    let controller = Controller::for_stream(own, store.clone()).watches_stream(registries, move |registry| {
-        triggers::users_of(&store, &registry, |t: &RepositoryCreationTemplate, name| {
-            t.spec.registry_ref.name == name
+    // When a template goes (or changes), the others naming its prefix may now hold it.
+    let siblings = triggers::dependency::<RepositoryCreationTemplate, B>(&ctx, triggers::own);
+    let by_sibling = store.clone();
+    let controller = Controller::for_stream(own, store.clone())
+        .watches_stream(registries, move |registry| {
+            triggers::users_of(&store, &registry, |t: &RepositoryCreationTemplate, name| {
+                t.spec.registry_ref.name == name
+            })
         })
-    });
+        .watches_stream(siblings, move |changed| {
+            triggers::siblings(&by_sibling, &changed, |t| vec![prefix(t)])
+        });
     driver::run::<CreationTemplateController, B>(controller, ctx, shutdown).await;
 }
 
@@ -59,6 +66,8 @@ impl Reconciler for CreationTemplateController {
         // A spec ECR would refuse stalls before any call.
         let want = desired(t)?;
         let resolved = ctx.resolve(&t.spec.registry_ref.name, None, None).await?;
+        // An older template naming the same prefix holds it: nothing is written.
+        claimed(t, &listed(ctx).await?, |name| ctx.place_of(name))?;
         let target = &resolved.target;
         let remote = ctx
             .backend
@@ -98,10 +107,14 @@ impl Reconciler for CreationTemplateController {
             Err(Error::DependencyNotFound { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let prefix = t.spec.prefix.trim_end_matches('/');
+        // A template another object holds stays (its `created` was recorded before that one came).
+        if claimed(t, &listed(ctx).await?, |name| ctx.place_of(name)).is_err() {
+            return Ok(None);
+        }
+        let prefix = prefix(t);
         let deleted = ctx
             .backend
-            .delete_template(&resolved.target, prefix)
+            .delete_template(&resolved.target, &prefix)
             .await
             .map_err(Error::backend("DeleteRepositoryCreationTemplate"))?;
         Ok(deleted.then(|| {
@@ -127,4 +140,14 @@ impl Reconciler for CreationTemplateController {
     fn requeue<B: RegistryBackend>(t: &RepositoryCreationTemplate, _: &Synced, ctx: &Context<B>) -> Duration {
         ctx.interval(t.spec.interval.as_ref(), &object_key(t))
     }
+}
+
+/// I/O: every RepositoryCreationTemplate, read from the API server (not the watch cache, which
+/// may still hold an object that has just gone), to see which one holds a prefix.
+async fn listed<B: RegistryBackend>(ctx: &Context<B>) -> Result<Vec<RepositoryCreationTemplate>> {
+    Ok(Api::<RepositoryCreationTemplate>::all(ctx.client.clone())
+        .list(&Default::default())
+        .await
+        .map_err(Error::kube("list RepositoryCreationTemplates"))?
+        .items)
 }

@@ -17,6 +17,7 @@ use super::web_identity::{role_of, session_for};
 use crate::api::v1alpha1::{Registry, RegistryWebIdentity, TenantIdentity};
 use crate::backend::{Credentials, RegistryBackend, StaticKeys, Target};
 use crate::cache::static_keys::Stamp;
+use crate::decide::owners::Place;
 use crate::error::{Error, Result};
 
 /// A Ready Registry and how to reach it.
@@ -34,6 +35,16 @@ impl<B: RegistryBackend> Context<B> {
             .map_err(Error::kube("read the namespace"))?
             .map(|n| n.labels().clone())
             .unwrap_or_default())
+    }
+
+    /// Which registry the Registry `name` reaches, for telling whether two objects name the
+    /// same thing in ECR (see `decide::claims`): the place it recorded (account, region,
+    /// endpoint), else (before its first success, or when it is gone) its own name.
+    pub fn place_of(&self, name: &str) -> String {
+        self.registries
+            .get(&ObjectRef::new(name))
+            .and_then(|r| Place::recorded(&r))
+            .map_or_else(|| format!("Registry {name}"), |p| p.to_string())
     }
 
     /// The Registry called `name`, if it exists and is Ready.

@@ -239,6 +239,8 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Res
     let (mut applied, mut failure) = (Applied::default(), None);
     let mut images_all: Vec<(String, evaluate::Image)> = Vec::new();
     let mut in_use = crate::decide::protection::preview::InUse::new();
+    // Each repository's Registry prices for the preview's savings (docs/insight.md).
+    let mut prices = std::collections::BTreeMap::new();
     let mut serving = Vec::new();
     for (name, plan) in plans {
         let (ecr, registry) = match plan {
@@ -274,6 +276,10 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Res
             applied.targets.push(entry);
             continue;
         };
+        let region = &resolved.spec.region;
+        let price = crate::decide::insight::prices(region, resolved.spec.pricing.as_ref())
+            .unwrap_or_else(|_| crate::decide::insight::default_prices(region));
+        prices.insert(ecr.clone(), price);
         let mut entry = decide::entry(&name, TargetState::Failed, None);
         let result = async {
             let t = ctx.target(&resolved).await?;
@@ -359,6 +365,7 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Res
         &in_use,
         now,
     );
+    crate::decide::insight::reclaim(&lp.spec.rules, &images_all, now, &prices, &mut applied.preview);
     let notice = decide::notice(lp, &applied);
     Ok(Synced {
         applied,

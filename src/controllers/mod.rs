@@ -7,9 +7,11 @@ pub mod dereference;
 pub mod drift;
 pub mod driver;
 pub mod events;
+pub mod image_policy;
 pub mod inventory;
 pub mod lifecycle_policy;
 pub mod protection;
+pub mod public_repository;
 pub mod pull_secret;
 pub mod pull_through_cache_rule;
 pub mod quarantine;
@@ -108,6 +110,8 @@ fn readiness_parts(name: ControllerName) -> &'static [&'static str] {
         ControllerName::ClusterPullSecret => &[pull_secret::cluster::CONTROLLER],
         ControllerName::PullThroughCache => &[pull_through_cache_rule::CONTROLLER],
         ControllerName::CreationTemplate => &[creation_template::CONTROLLER],
+        ControllerName::PublicRepository => &[public_repository::CONTROLLER],
+        ControllerName::ImagePolicy => &[image_policy::CONTROLLER],
     }
 }
 
@@ -236,6 +240,8 @@ pub async fn run<B: RegistryBackend>(
             }
             ControllerName::PullThroughCache => pull_through_cache_rule::controller(ctx, shutdown).boxed(),
             ControllerName::CreationTemplate => creation_template::controller(ctx, shutdown).boxed(),
+            ControllerName::PublicRepository => public_repository::controller(ctx, shutdown).boxed(),
+            ControllerName::ImagePolicy => image_policy::controller(ctx, shutdown).boxed(),
         });
     }
     futures::future::join_all(running).await;

@@ -22,8 +22,8 @@ use super::triggers;
 use crate::api::v1alpha1::{PullThroughCacheRule, PullThroughCacheRuleStatus};
 use crate::backend::{RegistryBackend, Target};
 use crate::decide::pull_through_cache_rule::{
-    ManagedSecret, Plan, Synced, check_validation, desired, event, next_status, owner_tags, owns_secret,
-    plan, secret_body, secret_in_sync, secret_name,
+    ManagedSecret, Plan, Synced, check_secret_owner, check_validation, claimed, desired, event, next_status,
+    owner_tags, owns_secret, plan, secret_body, secret_in_sync, secret_name,
 };
 use crate::error::{Error, Result};
 
@@ -36,11 +36,21 @@ pub async fn controller<B: RegistryBackend>(
 ) {
     let (store, own) = triggers::primary::<PullThroughCacheRuleController, B>(&ctx, triggers::own);
     let registries = triggers::registry_changes(&ctx, triggers::registry);
-    let controller = Controller::for_stream(own, store.clone()).watches_stream(registries, move |registry| {
-        triggers::users_of(&store, &registry, |r: &PullThroughCacheRule, name| {
-            r.spec.registry_ref.name == name
+    // When an object goes (or changes), the others naming its prefix or secret may now hold it.
+    let siblings = triggers::dependency::<PullThroughCacheRule, B>(&ctx, triggers::own);
+    let by_sibling = store.clone();
+    let controller = Controller::for_stream(own, store.clone())
+        .watches_stream(registries, move |registry| {
+            triggers::users_of(&store, &registry, |r: &PullThroughCacheRule, name| {
+                r.spec.registry_ref.name == name
+            })
         })
-    });
+        .watches_stream(siblings, move |changed| {
+            triggers::siblings(&by_sibling, &changed, |r: &PullThroughCacheRule| {
+                let prefix = desired(r, None).prefix;
+                [Some(prefix), secret_name(r)].into_iter().flatten().collect()
+            })
+        });
     driver::run::<PullThroughCacheRuleController, B>(controller, ctx, shutdown).await;
 }
 
@@ -68,6 +78,8 @@ impl Reconciler for PullThroughCacheRuleController {
 
     async fn sync<B: RegistryBackend>(rule: &PullThroughCacheRule, ctx: &Context<B>) -> Result<Synced> {
         let resolved = ctx.resolve(&rule.spec.registry_ref.name, None, None).await?;
+        // An older object naming the same prefix or secret holds it: nothing is written.
+        claimed(rule, &listed(ctx).await?, |name| ctx.place_of(name))?;
         let target = &resolved.target;
         let secret = sync_secret(rule, ctx, target).await?;
         let want = desired(rule, secret.as_ref().map(|s| s.arn.as_str()));
@@ -126,8 +138,11 @@ impl Reconciler for PullThroughCacheRuleController {
         };
         let target = &resolved.target;
         let prefix = desired(rule, None).prefix;
+        // A rule another object holds stays (its `created` was recorded before that object came).
+        let held_elsewhere = claimed(rule, &listed(ctx).await?, |name| ctx.place_of(name)).is_err();
         let mut removed = Vec::new();
         if deletes_rule
+            && !held_elsewhere
             && ctx
                 .backend
                 .delete_cache_rule(target, &prefix)
@@ -171,6 +186,16 @@ impl Reconciler for PullThroughCacheRuleController {
     fn requeue<B: RegistryBackend>(rule: &PullThroughCacheRule, _: &Synced, ctx: &Context<B>) -> Duration {
         ctx.interval(rule.spec.interval.as_ref(), &object_key(rule))
     }
+}
+
+/// I/O: every PullThroughCacheRule, read from the API server (not the watch cache, which may
+/// still hold an object that has just gone), to see which one holds a prefix or a secret.
+async fn listed<B: RegistryBackend>(ctx: &Context<B>) -> Result<Vec<PullThroughCacheRule>> {
+    Ok(Api::<PullThroughCacheRule>::all(ctx.client.clone())
+        .list(&Default::default())
+        .await
+        .map_err(Error::kube("list PullThroughCacheRules"))?
+        .items)
 }
 
 /// I/O: the Secrets Manager secret kept from `credentialsSecretRef`, created or rewritten when it
@@ -219,6 +244,7 @@ async fn sync_secret<B: RegistryBackend>(
             }
         }
         Some(found) => {
+            check_secret_owner(&found.tags, &ctx.tunables.cluster_id, rule, &name)?;
             let current = found.value.as_ref().map(|v| v.expose_secret().to_owned());
             let in_sync = secret_in_sync(current.as_deref(), body.expose_secret());
             if !in_sync {

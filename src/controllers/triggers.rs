@@ -248,6 +248,23 @@ where
         .collect()
 }
 
+/// The other objects of `store` that name one of the things `changed` names (`names`: what an
+/// object names in ECR, e.g. its prefix): what a change or the deletion of `changed` re-queues
+/// when the most senior of them holds the thing (see `decide::claims`).
+pub fn siblings<K>(store: &Store<K>, changed: &K, names: impl Fn(&K) -> Vec<String>) -> Vec<ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    let mine = names(changed);
+    store
+        .state()
+        .into_iter()
+        .filter(|obj| obj.name_any() != changed.name_any() || obj.namespace() != changed.namespace())
+        .filter(|obj| names(obj).iter().any(|n| mine.contains(n)))
+        .map(|obj| ObjectRef::from_obj(obj.as_ref()))
+        .collect()
+}
+
 /// A secondary watch of one of the operator's own kinds (limited, like every such watch, to this
 /// instance's `--watch-label-selector`): the objects whose `key` changed, and deletions.
 pub fn dependency<K, B>(

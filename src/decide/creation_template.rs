@@ -15,6 +15,31 @@ use crate::decide::Note;
 use crate::error::{Error, Result};
 use crate::status::{Outcome, summarize};
 
+/// Pure: the prefix a template names in ECR (`ROOT` or a prefix without its trailing slash).
+pub fn prefix(t: &RepositoryCreationTemplate) -> String {
+    t.spec.prefix.trim_end_matches('/').to_owned()
+}
+
+/// Pure: `Conflict` when an older RepositoryCreationTemplate of the same registry (`place` gives
+/// a Registry's name the identity of the registry it reaches) names the same prefix: it holds the
+/// template (see [`super::claims`]).
+pub fn claimed(
+    t: &RepositoryCreationTemplate,
+    all: &[RepositoryCreationTemplate],
+    place: impl Fn(&str) -> String,
+) -> Result<()> {
+    let here = place(&t.spec.registry_ref.name);
+    let mine = prefix(t);
+    let same = |o: &RepositoryCreationTemplate| prefix(o) == mine && place(&o.spec.registry_ref.name) == here;
+    match super::claims::holder(t, all, same) {
+        Some(holder) => Err(Error::Conflict(format!(
+            "RepositoryCreationTemplate {} (older) already holds the creation template for prefix {mine} of {here}; delete one of the two objects or choose another prefix",
+            holder.name_any()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// What a template's own spec says ECR should hold. `Err(InvalidPolicy)` when its lifecycle
 /// rules break an ECR constraint admission cannot check (the LifecyclePolicy validator's
 /// message) or its repository policy is too long.

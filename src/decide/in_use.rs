@@ -19,6 +19,7 @@ pub struct Listed {
     pub rules: Vec<ReplicationRule>,
     pub pull_secrets: Vec<PullSecret>,
     pub cluster_pull_secrets: Vec<ClusterPullSecret>,
+    pub public_repositories: Vec<crate::api::v1alpha1::PublicRepository>,
 }
 
 /// Pure: the objects that use the Registry `name`, as `Kind namespace/name`, sorted.
@@ -58,15 +59,28 @@ pub fn users(name: &str, listed: &Listed) -> Vec<String> {
         listed
             .pull_secrets
             .iter()
-            .filter(|p| p.spec.registries.iter().any(|r| r == name))
+            .filter(|p| {
+                p.spec.registries.iter().any(|r| r == name)
+                    || p.spec.ecr_public.as_ref().is_some_and(|e| e.registry == name)
+            })
             .map(|p| scoped("PullSecret", p)),
     );
     users.extend(
         listed
             .cluster_pull_secrets
             .iter()
-            .filter(|p| p.spec.registries.iter().any(|r| r == name))
+            .filter(|p| {
+                p.spec.registries.iter().any(|r| r == name)
+                    || p.spec.ecr_public.as_ref().is_some_and(|e| e.registry == name)
+            })
             .map(|p| scoped("ClusterPullSecret", p)),
+    );
+    users.extend(
+        listed
+            .public_repositories
+            .iter()
+            .filter(|r| r.spec.registry_ref.name == name)
+            .map(|r| scoped("PublicRepository", r)),
     );
     users.sort();
     users
@@ -157,6 +171,7 @@ mod tests {
                 json!({"metadata": {"name": "all"}, "spec": {"registries": ["other"],
                 "namespaceSelector": {}}}),
             )],
+            public_repositories: vec![],
         };
         let users = users("prod", &listed);
         assert_eq!(
@@ -169,6 +184,21 @@ mod tests {
             ]
         );
         assert!(super::users("unused", &listed).is_empty());
+        // A PublicRepository on it, and a pull secret naming it only for public.ecr.aws.
+        let public = Listed {
+            public_repositories: vec![parse(
+                json!({"metadata": {"name": "web", "namespace": "oss"}, "spec": {"registryRef": {"name": "pub"}}}),
+            )],
+            cluster_pull_secrets: vec![parse(
+                json!({"metadata": {"name": "all"}, "spec": {"registries": ["other"], "ecrPublic": {"registry": "pub"},
+                "namespaceSelector": {}}}),
+            )],
+            ..Listed::default()
+        };
+        assert_eq!(
+            super::users("pub", &public),
+            ["ClusterPullSecret all", "PublicRepository oss/web"]
+        );
         let m = message("prod", &users);
         assert!(
             m.contains("4 object(s): LifecyclePolicy shop/keep, PullSecret shop/pull"),

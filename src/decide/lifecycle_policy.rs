@@ -48,11 +48,7 @@ pub fn winner<'a>(policies: &'a [LifecyclePolicy], repo: &Repository) -> Option<
     policies
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none() && selects(p, repo).unwrap_or(false))
-        .min_by(|a, b| {
-            let key =
-                |p: &LifecyclePolicy| (p.metadata.creation_timestamp.clone().map(|t| t.0), p.name_any());
-            key(a).cmp(&key(b))
-        })
+        .min_by_key(|p| super::claims::seniority(*p))
 }
 
 /// What to do for one selected Repository.
@@ -391,6 +387,7 @@ pub fn image(i: crate::backend::ImageInfo, now: SystemTime) -> evaluate::Image {
         archived: i.archived,
         archived_at: i.archived_at,
         last_activated_at: i.last_activated_at,
+        size_bytes: i.size_bytes.unwrap_or(0),
     }
 }
 

@@ -4,13 +4,17 @@
 //! Each module is table-tested beside it; the controllers in [`crate::controllers`] read, call
 //! these, and act.
 
+pub mod claims;
 pub mod creation_template;
 pub mod drift;
 pub mod in_use;
+pub mod insight;
+pub mod insight_gate;
 pub mod lane;
 pub mod lifecycle_policy;
 pub mod owners;
 pub mod protection;
+pub mod public_repository;
 pub mod pull_secret;
 pub mod pull_through_cache_rule;
 pub mod quarantine;

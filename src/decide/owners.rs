@@ -21,6 +21,7 @@ use std::fmt;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
+use super::claims::seniority;
 use crate::api::v1alpha1::Registry;
 
 /// The domain condition of a Registry that yields a registry-wide setting it sets to an older
@@ -167,16 +168,6 @@ pub struct Yielded {
     pub owner: String,
 }
 
-/// The order of ownership: older first, then by name.
-fn seniority(
-    registry: &Registry,
-) -> (
-    Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
-    String,
-) {
-    (registry.metadata.creation_timestamp.as_ref(), registry.name_any())
-}
-
 /// Pure: the settings `me` (at `place`) claims that another Registry at the same place owns: the
 /// oldest (then first by name) of those that claim the setting. Empty when `me` owns everything it
 /// claims, or claims nothing. `registries` may include `me` (it is recognised by name).
@@ -195,7 +186,7 @@ pub fn yielded(
                 .copied()
                 .filter(|r| claims(r, ruled).contains(&setting))
                 .chain(std::iter::once(me))
-                .min_by(|a, b| seniority(a).cmp(&seniority(b)))?;
+                .min_by_key(|r| seniority(*r))?;
             (owner.name_any() != me.name_any()).then(|| Yielded {
                 setting,
                 owner: owner.name_any(),

@@ -130,6 +130,56 @@ pub fn check_validation(v: &CacheRuleValidation) -> Result<()> {
     )))
 }
 
+/// Pure: `Conflict` when another PullThroughCacheRule holds what `rule` names (see
+/// [`super::claims`]): an older one of the same registry (`place` gives a Registry's name the
+/// identity of the registry it reaches) with the same prefix, or with the same Secrets Manager
+/// secret for its credentials.
+pub fn claimed(
+    rule: &PullThroughCacheRule,
+    all: &[PullThroughCacheRule],
+    place: impl Fn(&str) -> String,
+) -> Result<()> {
+    let here = place(&rule.spec.registry_ref.name);
+    let same_place = |r: &PullThroughCacheRule| place(&r.spec.registry_ref.name) == here;
+    let prefix = desired(rule, None).prefix;
+    if let Some(holder) =
+        super::claims::holder(rule, all, |r| same_place(r) && desired(r, None).prefix == prefix)
+    {
+        return Err(Error::Conflict(format!(
+            "PullThroughCacheRule {} (older) already holds the pull-through cache rule for prefix {prefix}/ of {here}; delete one of the two objects or choose another ecrRepositoryPrefix",
+            holder.name_any()
+        )));
+    }
+    if let Some(secret) = secret_name(rule)
+        && let Some(holder) = super::claims::holder(rule, all, |r| {
+            same_place(r) && secret_name(r).as_ref() == Some(&secret)
+        })
+    {
+        return Err(Error::Conflict(format!(
+            "PullThroughCacheRule {} (older) already keeps Secrets Manager secret {secret} of {here} from its credentialsSecretRef; set spec.credentialsSecretRef.secretName to another name",
+            holder.name_any()
+        )));
+    }
+    Ok(())
+}
+
+/// Pure: `Conflict` when the Secrets Manager secret carries the owner tag of another object (of
+/// this cluster or another): its value is that object's to write. A secret without the tag (made
+/// by hand for this rule) is written.
+pub fn check_secret_owner(
+    tags: &BTreeMap<String, String>,
+    cluster_id: &str,
+    rule: &PullThroughCacheRule,
+    name: &str,
+) -> Result<()> {
+    match tags.get(OWNER_TAG) {
+        Some(owner) if !owns_secret(tags, cluster_id, rule) => Err(Error::Conflict(format!(
+            "Secrets Manager secret {name} belongs to {owner} (its {OWNER_TAG} tag); set spec.credentialsSecretRef.secretName to another name"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The credentials secret kept from `credentialsSecretRef`, as this reconcile left it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ManagedSecret {

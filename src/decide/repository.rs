@@ -126,17 +126,53 @@ pub enum Ownership {
 
 /// Pure: refuses repositories owned by another object, unless `spec.takeOverFrom` names it.
 pub fn check_owner(desired: &Desired, tags: &BTreeMap<String, String>) -> Result<Ownership> {
+    ownership(
+        &desired.name,
+        &desired.owner,
+        desired.previous_owner.as_deref(),
+        tags,
+    )
+}
+
+/// Pure: who holds the repository `name` by its owner tag, for the object whose owner id is
+/// `owner` (and that may take it over from `previous_owner`). Shared by every kind that owns a
+/// repository through the owner tag (Repository, PublicRepository).
+pub fn ownership(
+    name: &str,
+    owner: &str,
+    previous_owner: Option<&str>,
+    tags: &BTreeMap<String, String>,
+) -> Result<Ownership> {
     match tags.get(OWNER_TAG) {
-        Some(owner) if owner == &desired.owner => Ok(Ownership::Ours),
-        Some(owner) if desired.previous_owner.as_ref() == Some(owner) => {
-            Ok(Ownership::HandedOver(owner.clone()))
-        }
-        Some(owner) => Err(Error::OwnedElsewhere {
-            name: desired.name.clone(),
-            owner: owner.clone(),
+        Some(found) if found == owner => Ok(Ownership::Ours),
+        Some(found) if previous_owner == Some(found.as_str()) => Ok(Ownership::HandedOver(found.clone())),
+        Some(found) => Err(Error::OwnedElsewhere {
+            name: name.to_owned(),
+            owner: found.clone(),
         }),
         None => Ok(Ownership::Unowned),
     }
+}
+
+/// Pure: the tags to set (desired values ECR does not hold) and the keys to remove (set by this
+/// operator before, per `managed_keys`, and no longer desired; never the owner tag). Shared by
+/// Repository and PublicRepository.
+pub fn tag_changes(
+    desired: &BTreeMap<String, String>,
+    tags: &BTreeMap<String, String>,
+    managed_keys: &[String],
+) -> (BTreeMap<String, String>, Vec<String>) {
+    let to_set = desired
+        .iter()
+        .filter(|(k, v)| tags.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let to_remove = managed_keys
+        .iter()
+        .filter(|k| tags.contains_key(*k) && !desired.contains_key(*k) && k.as_str() != OWNER_TAG)
+        .cloned()
+        .collect();
+    (to_set, to_remove)
 }
 
 /// Pure: the changes that bring `observed` to `desired`. `managed_keys` are the tag keys this
@@ -184,20 +220,10 @@ pub fn plan(
     if desired.scan_on_push != observed.scan_on_push {
         changes.push(RepositoryChange::PutScanOnPush(desired.scan_on_push));
     }
-    let to_set: BTreeMap<String, String> = desired
-        .tags
-        .iter()
-        .filter(|(k, v)| tags.get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let (to_set, to_remove) = tag_changes(&desired.tags, tags, managed_keys);
     if !to_set.is_empty() {
         changes.push(RepositoryChange::TagResource(to_set));
     }
-    let to_remove: Vec<String> = managed_keys
-        .iter()
-        .filter(|k| tags.contains_key(*k) && !desired.tags.contains_key(*k) && k.as_str() != OWNER_TAG)
-        .cloned()
-        .collect();
     if !to_remove.is_empty() {
         changes.push(RepositoryChange::UntagResource(to_remove));
     }
@@ -330,6 +356,7 @@ pub struct Synced {
     /// Operations applied (Full) or that would be applied (ObserveOnly).
     pub changes: Vec<&'static str>,
     pub observe_only: bool,
+    pub insight: Option<crate::api::v1alpha1::RepositoryInsight>, // status.insight
 }
 
 /// Pure: the status this controller owns, as stored.

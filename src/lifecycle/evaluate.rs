@@ -26,6 +26,8 @@ pub struct Image {
     pub archived_at: Option<SystemTime>,
     /// When it was restored from the archive, if ever.
     pub last_activated_at: Option<SystemTime>,
+    /// `imageSizeInBytes` (0 when ECR did not say): only previews' byte counts read it.
+    pub size_bytes: u64,
 }
 
 /// What one rule does.
@@ -169,6 +171,7 @@ mod tests {
             archived: false,
             archived_at: None,
             last_activated_at: None,
+            size_bytes: 0,
         }
     }
 

@@ -141,3 +141,53 @@ async fn deletion_removes_only_a_template_the_operator_created() {
     );
     assert!(!h.backend.calls().contains(&"DeleteRepositoryCreationTemplate"));
 }
+
+#[tokio::test]
+async fn a_newer_template_for_the_same_prefix_stalls_and_its_deletion_leaves_the_holders() {
+    let h = harness();
+    let at = |s: i64| {
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::from_second(s).unwrap(),
+        ))
+    };
+    let mut first = template(expire_untagged());
+    first.metadata.creation_timestamp = at(100);
+    let mut second = template(expire_untagged());
+    second.metadata.name = Some("hub-too".into());
+    second.metadata.creation_timestamp = at(200);
+    h.routes.lock().unwrap().lists.insert(
+        "/apis/ecr-operator.dev/v1alpha1/repositorycreationtemplates".into(),
+        vec![
+            serde_json::to_value(&first).unwrap(),
+            serde_json::to_value(&second).unwrap(),
+        ],
+    );
+    h.reconcile::<CreationTemplateController>(&first).await.unwrap();
+    h.take_requests();
+    let writes = h.backend.writes().len();
+
+    let result = h.reconcile::<CreationTemplateController>(&second).await;
+    assert_eq!(class(&result), Some(ErrorClass::Stalled));
+    assert_eq!(h.backend.writes().len(), writes, "{:?}", h.backend.calls());
+    let status = Harness::status_writes(&h.take_requests())[0].clone();
+    assert_eq!(
+        condition(&status, "Stalled").map(|c| c.1).as_deref(),
+        Some("Conflict")
+    );
+
+    // Even with `created` recorded, deleting the newer object leaves the holder's template.
+    let mut deleting = with_status(&second, &json!({"created": true}));
+    deleting.metadata.deletion_timestamp = at(2_000_000_000);
+    h.reconcile::<CreationTemplateController>(&deleting)
+        .await
+        .unwrap();
+    assert!(
+        h.backend
+            .state
+            .lock()
+            .unwrap()
+            .templates
+            .contains_key("docker-hub")
+    );
+    assert!(!h.backend.calls().contains(&"DeleteRepositoryCreationTemplate"));
+}

@@ -30,6 +30,8 @@ fn image(n: u8, tags: &[&str], days_ago: u64) -> ImageInfo {
         archived: false,
         archived_at: None,
         last_activated_at: None,
+        size_bytes: None,
+        scan: None,
     }
 }
 

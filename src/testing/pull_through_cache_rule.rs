@@ -211,3 +211,92 @@ async fn deletion_removes_what_the_operator_created_and_leaves_a_pre_existing_se
     );
     assert!(!state.calls.contains(&"DeleteSecret"));
 }
+
+/// `rule()` renamed and created at `created` (seconds).
+fn named(name: &str, created: i64) -> PullThroughCacheRule {
+    let mut r = rule();
+    r.metadata.name = Some(name.into());
+    r.metadata.uid = Some(format!("uid-{name}"));
+    r.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::from_second(created).unwrap(),
+    ));
+    r
+}
+
+#[tokio::test]
+async fn a_second_object_for_the_same_prefix_writes_and_deletes_nothing() {
+    let h = harness("t0k");
+    let first = named("hub", 100);
+    let second = named("hub-too", 200);
+    h.routes.lock().unwrap().lists.insert(
+        "/apis/ecr-operator.dev/v1alpha1/pullthroughcacherules".into(),
+        vec![
+            serde_json::to_value(&first).unwrap(),
+            serde_json::to_value(&second).unwrap(),
+        ],
+    );
+    h.reconcile::<PullThroughCacheRuleController>(&first)
+        .await
+        .unwrap();
+    let rules_before = h.backend.state.lock().unwrap().cache_rules.clone();
+    h.take_requests();
+    let writes_before = h.backend.writes().len();
+
+    let result = h.reconcile::<PullThroughCacheRuleController>(&second).await;
+    assert_eq!(class(&result), Some(ErrorClass::Stalled));
+    assert_eq!(h.backend.writes().len(), writes_before, "{:?}", h.backend.calls());
+    let status = Harness::status_writes(&h.take_requests())[0].clone();
+    let (_, reason) = condition(&status, "Stalled").unwrap();
+    assert_eq!(reason, "Conflict");
+    let message = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Stalled")
+        .unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("PullThroughCacheRule hub (older)"), "{message}");
+
+    // Even with a `created` recorded (say, before the older one existed), its deletion leaves
+    // the rule the other object holds.
+    let mut deleting = with_status(&second, &json!({"created": true, "secretCreated": true}));
+    deleting.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::from_second(2_000_000_000).unwrap(),
+    ));
+    h.reconcile::<PullThroughCacheRuleController>(&deleting)
+        .await
+        .unwrap();
+    let state = h.backend.state.lock().unwrap();
+    assert_eq!(state.cache_rules, rules_before);
+    assert!(
+        state.secrets.contains_key("ecr-pullthroughcache/hub"),
+        "the holder's secret stays"
+    );
+}
+
+#[tokio::test]
+async fn a_secret_another_object_created_is_not_overwritten() {
+    let h = harness("t0k");
+    h.backend.state.lock().unwrap().secrets.insert(
+        "ecr-pullthroughcache/hub".into(),
+        (
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/hub-Oth123".into(),
+            BTreeMap::from([(
+                OWNER_TAG.to_owned(),
+                "other-cluster/pullthroughcacherule/hub".to_owned(),
+            )]),
+            r#"{"username":"them","accessToken":"theirs"}"#.into(),
+        ),
+    );
+    let result = h.reconcile::<PullThroughCacheRuleController>(&rule()).await;
+    assert_eq!(class(&result), Some(ErrorClass::Stalled));
+    assert!(h.backend.writes().is_empty(), "{:?}", h.backend.calls());
+    let status = Harness::status_writes(&h.take_requests())[0].clone();
+    assert_eq!(
+        condition(&status, "Stalled").map(|c| c.1).as_deref(),
+        Some("Conflict")
+    );
+    assert_eq!(secret_value(&h)["accessToken"], "theirs");
+}

@@ -235,7 +235,7 @@ pub fn write_local_examples(out_dir: &Path, endpoint: &str) -> Result<Vec<PathBu
 /// The apply order of an example by the kind its file name starts with: what is named comes
 /// before what names it.
 fn apply_rank(file_name: &str) -> u8 {
-    const ORDER: [&str; 8] = [
+    const ORDER: [&str; 9] = [
         "registry",
         "repository",
         "replicationrule",
@@ -244,6 +244,7 @@ fn apply_rank(file_name: &str) -> u8 {
         "clusterpullsecret",
         "pullthroughcacherule",
         "repositorycreationtemplate",
+        "publicrepository",
     ];
     let kind = file_name.split('-').next().unwrap_or_default();
     ORDER

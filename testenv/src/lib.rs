@@ -32,7 +32,7 @@ pub use control_plane::{ControlPlane, NodeInfo, install_crds, shared_control_pla
 pub use error::{Error, Result, error_chain};
 pub use moto::Moto;
 pub use operator::{AwsIdentity, Operator};
-pub use pod_identity::PodIdentityAgent;
+pub use pod_identity::{PodIdentityAgent, TokenCheck, token_fingerprint};
 pub use proxy::{Call, Fault, FaultPlan, FaultProxy, WebIdentity, is_write};
 pub use tools::{
     free_port, helm_bin, kstatus_bin, moto_python, node_tools, repo_root, testcluster_bin_dir,

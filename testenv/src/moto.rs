@@ -116,4 +116,23 @@ impl Moto {
             .build();
         aws_sdk_secretsmanager::Client::from_conf(conf)
     }
+
+    /// An aws-sdk-ecrpublic client for this server (tests/moto/ecr_public.py serves ECR Public on
+    /// the same port, in us-east-1 only, as AWS does), with the same static test credentials.
+    pub fn ecr_public_client(&self) -> aws_sdk_ecrpublic::Client {
+        use aws_sdk_ecrpublic::config::{BehaviorVersion, Credentials, Region};
+        let conf = aws_sdk_ecrpublic::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "ecr-operator-testenv",
+            ))
+            .build();
+        aws_sdk_ecrpublic::Client::from_conf(conf)
+    }
 }

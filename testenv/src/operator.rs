@@ -131,6 +131,9 @@ impl Operator {
             .env("AWS_ENDPOINT_URL_STS", sts_endpoint)
             // Pull-through cache credentials: moto serves Secrets Manager on the same port.
             .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", sts_endpoint)
+            // ECR Public (tests/moto/ecr_public.py), unless a test sets --ecr-public-endpoint
+            // (the fault proxy, to count its calls).
+            .env("AWS_ENDPOINT_URL_ECR_PUBLIC", sts_endpoint)
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env_remove("RUST_LOG")
             .stdin(Stdio::piped())

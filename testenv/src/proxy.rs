@@ -44,6 +44,9 @@ pub enum Fault {
 pub struct Call {
     /// ECR operation, from `X-Amz-Target` (e.g. `CreateRepository`).
     pub operation: String,
+    /// Whether it was an ECR Public call (`X-Amz-Target` `SpencerFrontendService.*`), whose
+    /// operations share names with ECR's (CreateRepository, GetAuthorizationToken).
+    pub ecr_public: bool,
     /// Set when the proxy answered instead of moto.
     pub injected: Option<Fault>,
     /// For STS `AssumeRoleWithWebIdentity`: the role and the claims of the token presented.
@@ -147,6 +150,14 @@ impl FaultProxy {
         self.calls()
             .iter()
             .filter(|c| c.injected.is_none() && c.operation == operation)
+            .count()
+    }
+
+    /// How many calls of `operation` reached moto, of ECR Public (`ecr_public`) or of ECR.
+    pub fn forwarded_of(&self, operation: &str, ecr_public: bool) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| c.injected.is_none() && c.operation == operation && c.ecr_public == ecr_public)
             .count()
     }
 
@@ -261,6 +272,11 @@ async fn handle(
     // form body's `Action`. Only the operation's name is kept: a body may carry a token.
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map_err(std::io::Error::other)?.to_bytes();
+    let ecr_public = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("SpencerFrontendService."));
     let operation = parts
         .headers
         .get("x-amz-target")
@@ -292,6 +308,7 @@ async fn handle(
     if let Ok(mut calls) = state.calls.lock() {
         calls.push(Call {
             operation,
+            ecr_public,
             injected: fault,
             web_identity: web.map(|(w, _)| w),
         });

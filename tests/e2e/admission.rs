@@ -83,10 +83,25 @@ async fn every_example_is_accepted_with_schema_defaults() {
                     assert_eq!(t.spec.registry_ref.name, "default", "{name}");
                     assert!(!t.spec.applied_for.is_empty(), "{name}");
                 }
+                "PublicRepository" => {
+                    let r: ecr_operator::api::v1alpha1::PublicRepository = typed(&stored);
+                    assert_eq!(r.spec.registry_ref.name, "default", "{name}");
+                    assert_eq!(r.spec.deletion_policy, DeletionPolicy::Retain, "{name}");
+                }
                 "PullThroughCacheRule" => {
                     let r: PullThroughCacheRule = typed(&stored);
                     assert_eq!(r.spec.registry_ref.name, "default", "{name}");
                     assert!(!r.spec.suspend, "{name}");
+                }
+                "ImagePolicy" => {
+                    let p: ecr_operator::api::v1alpha1::ImagePolicy = typed(&stored);
+                    // Schema defaults: unknown images admitted, system namespaces left out.
+                    assert_eq!(
+                        p.spec.unknown,
+                        ecr_operator::api::v1alpha1::UnknownImages::Allow,
+                        "{name}"
+                    );
+                    assert!(!p.spec.allow_system_namespaces, "{name}");
                 }
                 other => panic!("{}: unexpected kind {other}", path.display()),
             }
@@ -232,7 +247,11 @@ async fn crd_command_output_passes_server_dry_run() {
         stdout,
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(stdout.matches("(server dry run)").count(), 8, "{stdout}");
+    assert_eq!(
+        stdout.matches("(server dry run)").count(),
+        ecr_operator::api::crds().len(),
+        "{stdout}"
+    );
 }
 
 /// The real API server and the operator's decoder accept exactly the same intervals: every string

@@ -56,7 +56,11 @@ async fn helm_install_gives_an_operator_identity_that_runs_every_example_to_read
         .list(&ListParams::default().labels("app.kubernetes.io/part-of=ecr-operator"))
         .await
         .unwrap();
-    assert_eq!(crds.items.len(), 8, "the chart installed the 8 CRDs");
+    assert_eq!(
+        crds.items.len(),
+        ecr_operator::api::crds().len(),
+        "the chart installed every CRD"
+    );
 
     // The operator process gets the chart ServiceAccount's token and nothing else.
     let kubeconfig = service_account_kubeconfig(&cp, RELEASE_NAMESPACE, RELEASE)
@@ -313,7 +317,11 @@ async fn helm_install_gives_an_operator_identity_that_runs_every_example_to_read
         .list(&ListParams::default().labels("app.kubernetes.io/part-of=ecr-operator"))
         .await
         .unwrap();
-    assert_eq!(kept.items.len(), 8, "CRDs are kept on uninstall");
+    assert_eq!(
+        kept.items.len(),
+        ecr_operator::api::crds().len(),
+        "CRDs are kept on uninstall"
+    );
     assert!(
         moto.ecr_client("us-east-1")
             .describe_repositories()

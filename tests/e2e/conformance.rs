@@ -310,7 +310,11 @@ fn port(obj: &Value) -> &'static str {
 fn every_outcome_of_every_kind_reads_the_same_in_kstatus_argocd_and_the_port() {
     let scripts = argocd_health_checks().unwrap();
     let kinds = kinds();
-    assert_eq!(kinds.len(), 8, "every kind of the API");
+    assert_eq!(
+        kinds.len(),
+        ecr_operator::api::crds().len(),
+        "every kind of the API"
+    );
     let rows: Vec<(String, Row)> = kinds
         .iter()
         .flat_map(|kind| rows(kind).into_iter().map(|row| (kind.kind.clone(), row)))
@@ -344,7 +348,7 @@ fn every_outcome_of_every_kind_reads_the_same_in_kstatus_argocd_and_the_port() {
             ));
         }
     }
-    assert_eq!(rows.len(), 8 * 15);
+    assert_eq!(rows.len(), kinds.len() * 15);
     assert!(
         wrong.is_empty(),
         "{} of {} rows disagree:\n{}",

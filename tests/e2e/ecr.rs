@@ -352,3 +352,116 @@ async fn creation_templates_and_registry_settings_refuse_like_ecr() {
         .unwrap();
     assert_eq!(defaults.value(), Some("V2"));
 }
+
+/// The DescribeImages extension of the local endpoint (tests/moto/ecr_images.py) through
+/// aws-sdk-ecr: pages of maxResults with a nextToken, a token it did not issue refused with
+/// InvalidParameterException, sizes as the sum of the manifest's layers, and the scan status and
+/// finding counts of an image moto has scanned (its canned result: one HIGH finding); an image
+/// never scanned has neither.
+#[tokio::test]
+async fn describe_images_pages_sizes_and_summarises_scans_like_ecr() {
+    use aws_sdk_ecr::error::ProvideErrorMetadata;
+    let moto = Moto::start().unwrap();
+    let ecr = moto.ecr_client("us-east-1");
+    ecr.create_repository()
+        .repository_name("pages")
+        .send()
+        .await
+        .unwrap();
+    for (i, size) in [100u64, 200, 300].into_iter().enumerate() {
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7,
+                       "digest": format!("sha256:{:0>64}", i + 100)},
+            "layers": [
+                {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": size, "digest": format!("sha256:{:0>64}", i)},
+                {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1, "digest": format!("sha256:{:0>64}", i + 10)}
+            ]
+        });
+        ecr.put_image()
+            .repository_name("pages")
+            .image_manifest(manifest.to_string())
+            .image_tag(format!("v{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let first = ecr
+        .describe_images()
+        .repository_name("pages")
+        .max_results(2)
+        .send()
+        .await
+        .unwrap();
+    let sizes = |out: &aws_sdk_ecr::operation::describe_images::DescribeImagesOutput| -> Vec<i64> {
+        out.image_details()
+            .iter()
+            .filter_map(|d| d.image_size_in_bytes())
+            .collect()
+    };
+    assert_eq!(sizes(&first), [101, 201]);
+    let token = first.next_token().unwrap().to_owned();
+    let second = ecr
+        .describe_images()
+        .repository_name("pages")
+        .max_results(2)
+        .next_token(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sizes(&second), [301]);
+    assert!(second.next_token().is_none());
+    let bad = ecr
+        .describe_images()
+        .repository_name("pages")
+        .next_token("not-a-token")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        bad.into_service_error().code().unwrap_or_default(),
+        "InvalidParameterException"
+    );
+
+    ecr.start_image_scan()
+        .repository_name("pages")
+        .image_id(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag("v0")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let all = ecr
+        .describe_images()
+        .repository_name("pages")
+        .send()
+        .await
+        .unwrap();
+    let by_tag = |tag: &str| {
+        all.image_details()
+            .iter()
+            .find(|d| d.image_tags().iter().any(|t| t == tag))
+            .unwrap()
+            .clone()
+    };
+    let scanned = by_tag("v0");
+    assert_eq!(
+        scanned
+            .image_scan_status()
+            .and_then(|s| s.status())
+            .map(|s| s.as_str()),
+        Some("COMPLETE")
+    );
+    let counts = scanned
+        .image_scan_findings_summary()
+        .and_then(|s| s.finding_severity_counts())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(counts.len(), 1);
+    assert_eq!(counts.get(&aws_sdk_ecr::types::FindingSeverity::High), Some(&1));
+    let never = by_tag("v1");
+    assert!(never.image_scan_status().is_none() && never.image_scan_findings_summary().is_none());
+}

@@ -34,6 +34,8 @@ fn image(
         archived: archived_days.is_some(),
         archived_at: archived_days.map(ago),
         last_activated_at: None,
+        size_bytes: None,
+        scan: None,
     }
 }
 

@@ -81,6 +81,7 @@ async fn images(env: &OperatorEnv, repo: &str) -> Vec<Image> {
             archived: false,
             archived_at: None,
             last_activated_at: None,
+            size_bytes: 0,
         })
         .collect()
 }

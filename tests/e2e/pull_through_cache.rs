@@ -86,7 +86,8 @@ fn example(env: &OperatorEnv, file: &str, name: &str, ns: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn cache_rules_keep_their_credentials_in_secrets_manager_and_clean_up_what_they_made() {
-    let mut env = OperatorEnv::start("e2e-ptc").await;
+    // Secrets Manager through the counting proxy: a restart that rewrote a secret would show.
+    let mut env = OperatorEnv::start_with_secrets_through_proxy("e2e-ptc").await;
     env.wait_registry_ready().await;
     let ns = temp_namespace(&env.client, "ptc").await;
     // A secret someone made before, of the name a rule will use.
@@ -201,8 +202,13 @@ async fn cache_rules_keep_their_credentials_in_secrets_manager_and_clean_up_what
         api_message(&refused)
     );
 
-    // In sync: a restart reads and writes nothing to ECR.
+    // In sync: a restart reads and writes nothing to ECR or Secrets Manager (whose reads the
+    // proxy saw: the secrets were compared, not skipped).
     env.restart_and_settle("ValidatePullThroughCacheRule", 3).await;
+    assert!(
+        env.proxy.forwarded("GetSecretValue") >= 2,
+        "the restarted operator read the secrets through the proxy"
+    );
     let writes = env.proxy.forwarded_writes();
     assert!(
         writes.is_empty(),
@@ -234,4 +240,98 @@ async fn cache_rules_keep_their_credentials_in_secrets_manager_and_clean_up_what
         secret_value(&env, PRE_EXISTING).await.is_some(),
         "the pre-existing secret is left alone"
     );
+}
+
+/// The message of the `Stalled` condition of `name`, once it is `Conflict`.
+async fn conflict(env: &OperatorEnv, name: &str) -> String {
+    let api: Api<PullThroughCacheRule> = Api::all(env.client.clone());
+    let stalled = wait_condition(
+        &api,
+        name,
+        "Stalled",
+        "True",
+        Some("Conflict"),
+        Duration::from_secs(60),
+        || env.logs(),
+    )
+    .await;
+    let conditions = stalled.status.unwrap().conditions;
+    conditions
+        .into_iter()
+        .find(|c| c.type_ == "Stalled")
+        .unwrap()
+        .message
+}
+
+/// Pull-through cache rules carry no owner tag, so two objects naming one prefix (or one Secrets
+/// Manager secret) would share it: the older holds it, the others are Stalled with `Conflict` and
+/// write nothing, and when the holder goes the next one takes over, re-queued by that deletion.
+#[tokio::test]
+async fn a_second_object_for_a_prefix_or_a_secret_waits_and_takes_over_when_the_first_goes() {
+    let env = OperatorEnv::start("e2e-ptc-two").await;
+    env.wait_registry_ready().await;
+    let ns = temp_namespace(&env.client, "ptc-two").await;
+    apply(&env.client, &ns, &credentials(&ns, "two-creds", "two-token"))
+        .await
+        .unwrap();
+    let rule = |name: &str, prefix: &str| {
+        json!({"apiVersion": "ecr-operator.dev/v1alpha1", "kind": "PullThroughCacheRule",
+            "metadata": {"name": name},
+            "spec": {"registryRef": {"name": env.registry}, "ecrRepositoryPrefix": prefix,
+                "upstreamRegistry": "github-container-registry", "upstreamRegistryUrl": "ghcr.io",
+                "credentialsSecretRef": {"name": "two-creds", "namespace": ns, "secretName": "e2e-two"}}})
+    };
+    let api: Api<PullThroughCacheRule> = Api::all(env.client.clone());
+    env.apply("", &rule("e2e-two-a", "e2e-two")).await.unwrap();
+    wait_ready(&env, "e2e-two-a").await;
+    env.apply("", &rule("e2e-two-b", "e2e-two")).await.unwrap();
+    env.apply("", &rule("e2e-two-c", "e2e-two-other")).await.unwrap();
+    let same_prefix = conflict(&env, "e2e-two-b").await;
+    assert!(
+        same_prefix.contains("PullThroughCacheRule e2e-two-a (older)")
+            && same_prefix.contains("prefix e2e-two/"),
+        "{same_prefix}"
+    );
+    let same_secret = conflict(&env, "e2e-two-c").await;
+    assert!(
+        same_secret.contains("PullThroughCacheRule e2e-two-a (older)")
+            && same_secret.contains("ecr-pullthroughcache/e2e-two"),
+        "{same_secret}"
+    );
+    // The refused objects wrote nothing: no rule for e2e-two-other, the holder's rule as it was.
+    assert!(ecr_rule(&env, "e2e-two-other").await.is_none());
+    let first_created = ecr_rule(&env, "e2e-two").await.unwrap().created_at().copied();
+
+    // The holder goes (its cleanup deletes the rule and the secret it created); the next one
+    // takes both over without waiting for its interval, and the third now names that one.
+    api.delete("e2e-two-a", &DeleteParams::default()).await.unwrap();
+    let b = wait_ready(&env, "e2e-two-b").await;
+    let status = b.status.unwrap();
+    assert_eq!((status.created, status.secret_created), (Some(true), Some(true)));
+    let rule_now = ecr_rule(&env, "e2e-two").await.expect("the rule, created again");
+    assert_ne!(
+        rule_now.created_at().copied(),
+        first_created,
+        "created anew by e2e-two-b"
+    );
+    assert_eq!(
+        secret_value(&env, "ecr-pullthroughcache/e2e-two").await,
+        Some(json!({"username": "e2e-bot", "accessToken": "two-token"}))
+    );
+    eventually(Duration::from_secs(60), "e2e-two-c naming e2e-two-b", || async {
+        let c = api.get("e2e-two-c").await.ok()?;
+        let message = c
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Stalled")?
+            .message;
+        message
+            .contains("PullThroughCacheRule e2e-two-b (older)")
+            .then_some(())
+    })
+    .await;
+    for name in ["e2e-two-b", "e2e-two-c"] {
+        api.delete(name, &DeleteParams::default()).await.unwrap();
+    }
 }

@@ -6,7 +6,9 @@
 //! ServiceAccount token and `KUBERNETES_SERVICE_HOST/PORT`) and brings a Repository to Ready
 //! against moto, which it reaches through the node's Pod gateway. Then two replicas with leader
 //! election, a failover when the leader Pod is deleted, a rolling `helm upgrade` without a
-//! duplicate ECR create, the Lease released on the kubelet's SIGTERM, and `helm uninstall`
+//! duplicate ECR create, the Lease released on the kubelet's SIGTERM, eviction held by the
+//! PodDisruptionBudget, IRSA and EKS Pod Identity inside the Pod (the latter through the
+//! project's stand-in for the agent, reached at 169.254.170.23 as on EKS), and `helm uninstall`
 //! leaving the CRDs and the ECR repositories.
 //!
 //! Needs root (containerd, runc, the bridge). Ignored in the ordinary run; `cargo xtask test`
@@ -23,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use ecr_operator::api::v1alpha1::Registry;
 use ecr_operator_testenv::chart::{RELEASE, RELEASE_NAMESPACE, helm, run_output};
-use ecr_operator_testenv::{ControlPlane, FaultProxy, Moto, repo_root};
+use ecr_operator_testenv::{
+    ControlPlane, FaultProxy, Moto, PodIdentityAgent, TokenCheck, repo_root, token_fingerprint,
+};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -31,8 +35,9 @@ use k8s_openapi::api::core::v1::{
     EnvVar, Node, Pod, ProjectedVolumeSource, ServiceAccountTokenProjection, Volume, VolumeMount,
     VolumeProjection,
 };
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, EvictParams, ListParams, PostParams};
 use kube::runtime::watcher;
 
 /// The chart's default image repository: `ctr images import --base-name` names the image
@@ -558,6 +563,63 @@ async fn the_chart_runs_the_operator_image_on_a_real_node() {
         ["node-shop/web", "node-shop/worker"]
     );
 
+    // Eviction, as `kubectl drain` does it, respects the chart's PodDisruptionBudget (minAvailable
+    // 1 with two replicas): one Pod may go, a second eviction is refused while the first one's
+    // replacement is not Ready, and the refused Pod keeps running.
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(admin.clone(), RELEASE_NAMESPACE);
+    eventually(
+        &cp,
+        Duration::from_secs(60),
+        "the PodDisruptionBudget to allow one disruption of two healthy Pods",
+        || async {
+            let list = pdbs.list(&ListParams::default()).await.ok()?;
+            list.items.into_iter().find(|p| {
+                p.status
+                    .as_ref()
+                    .is_some_and(|s| s.current_healthy == 2 && s.disruptions_allowed == 1)
+            })
+        },
+    )
+    .await;
+    // A client that does not retry a 429 (kube's default client does, as `kubectl drain` does)
+    // sees the refusal itself.
+    let mut once = cp.config().await.unwrap();
+    once.default_retry = false;
+    let evict_once: Api<Pod> = Api::namespaced(kube::Client::try_from(once).unwrap(), RELEASE_NAMESPACE);
+    let two = ready_pods(&pods).await;
+    let t = Instant::now();
+    evict_once.evict(&two[0], &EvictParams::default()).await.unwrap();
+    match evict_once.evict(&two[1], &EvictParams::default()).await {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 429, "{status:?}");
+            assert!(status.message.contains("disruption budget"), "{status:?}");
+        }
+        other => panic!("the second eviction must be refused by the budget: {other:?}"),
+    }
+    let refused_at = t.elapsed();
+    assert!(
+        ready_pods(&pods).await.contains(&two[1]),
+        "the refused Pod still runs"
+    );
+    // Retried as drain does, the eviction goes through once the first one's replacement is
+    // Ready (two healthy Pods again), never before.
+    pods.evict(&two[1], &EvictParams::default()).await.unwrap();
+    let allowed_at = t.elapsed();
+    let replacement_ready = ready_pods(&pods)
+        .await
+        .into_iter()
+        .filter(|p| !two.contains(p))
+        .count();
+    assert!(replacement_ready >= 1, "evicted before a replacement was Ready");
+    wait_replaced(&cp, &pods, &two, "both evicted Pods replaced").await;
+    eprintln!(
+        "[node] eviction: {} evicted, {} refused by the budget (429) at {refused_at:?}, evicted by a retrying client at {allowed_at:?} once a replacement was Ready; two new Ready Pods at {:?}",
+        two[0],
+        two[1],
+        t.elapsed()
+    );
+    assert_eq!(proxy.forwarded("CreateRepository"), 2);
+
     // IRSA in the Pod. On EKS, the Pod Identity webhook injects into a Pod whose ServiceAccount
     // names a role: AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE and a projected ServiceAccount token
     // with audience sts.amazonaws.com, which the kubelet writes and rotates. No webhook runs
@@ -662,6 +724,219 @@ async fn the_chart_runs_the_operator_image_on_a_real_node() {
         "[node] IRSA: {identity} after {:?} (template change to identity)",
         t.elapsed()
     );
+    assert_eq!(proxy.forwarded("CreateRepository"), 2);
+
+    // EKS Pod Identity in the Pod. On EKS, for a ServiceAccount with a Pod Identity association,
+    // the webhook injects AWS_CONTAINER_CREDENTIALS_FULL_URI=http://169.254.170.23/v1/credentials,
+    // AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE and a projected token with audience
+    // pods.eks.amazonaws.com; the agent on the node's host network exchanges that token (EKS Auth
+    // API) for the role's credentials. Here the project's stand-in serves the agent's protocol on
+    // the host's 127.0.0.1, which the node routes 169.254.170.23 to, checks each token with the
+    // API server's TokenReview (valid, that audience, the chart's ServiceAccount) as the EKS Auth
+    // API would, and gets the credentials from moto's STS behind the counting proxy.
+    let pod_identity_role = "arn:aws:iam::123456789012:role/ecr-operator-pod-identity";
+    let service_account = spec.service_account_name.clone().unwrap();
+    let agent = PodIdentityAgent::start_checking(
+        &proxy.endpoint,
+        pod_identity_role,
+        TokenCheck::Review {
+            client: admin.clone(),
+            audience: "pods.eks.amazonaws.com".into(),
+            username: format!("system:serviceaccount:{RELEASE_NAMESPACE}:{service_account}"),
+        },
+    )
+    .unwrap();
+    // Credentials for a minute only: the SDK fetches again soon after they expire, presenting
+    // the token file as it is then (see the rotation below).
+    agent.expire_credentials_after(60);
+    let mut deployment = deployments.get(&name).await.unwrap();
+    let pod_spec = deployment.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
+    let token_dir = "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount";
+    let container = &mut pod_spec.containers[0];
+    let env = container.env.get_or_insert_with(Vec::new);
+    env.retain(|e| {
+        !e.name.starts_with("AWS_ROLE_ARN")
+            && !e.name.starts_with("AWS_WEB_IDENTITY")
+            && e.name != "AWS_STS_REGIONAL_ENDPOINTS"
+    });
+    for (name, value) in [
+        (
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            format!("http://169.254.170.23:{}/v1/credentials", agent.port()),
+        ),
+        (
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+            format!("{token_dir}/eks-pod-identity-token"),
+        ),
+    ] {
+        env.push(EnvVar {
+            name: name.into(),
+            value: Some(value),
+            ..Default::default()
+        });
+    }
+    let mounts = container.volume_mounts.get_or_insert_with(Vec::new);
+    mounts.retain(|m| m.name != "aws-iam-token");
+    mounts.push(VolumeMount {
+        name: "eks-pod-identity-token".into(),
+        mount_path: token_dir.into(),
+        read_only: Some(true),
+        ..Default::default()
+    });
+    let volumes = pod_spec.volumes.get_or_insert_with(Vec::new);
+    volumes.retain(|v| v.name != "aws-iam-token");
+    volumes.push(Volume {
+        name: "eks-pod-identity-token".into(),
+        projected: Some(ProjectedVolumeSource {
+            sources: Some(vec![VolumeProjection {
+                service_account_token: Some(ServiceAccountTokenProjection {
+                    audience: Some("pods.eks.amazonaws.com".into()),
+                    // The shortest lifetime the API server grants, so that the kubelet rotates
+                    // it within the test (EKS's webhook asks for 86,400 s).
+                    expiration_seconds: Some(600),
+                    path: "eks-pod-identity-token".into(),
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let before: Vec<String> = ready_pods(&pods).await;
+    let t = Instant::now();
+    deployments
+        .replace(&name, &PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    wait_replaced(
+        &cp,
+        &pods,
+        &before,
+        "the Pods with the Pod Identity injection to replace the others",
+    )
+    .await;
+    kubectl(
+        &cp,
+        &[
+            "annotate",
+            "--overwrite",
+            "registry/default",
+            "ecr-operator.dev/reconcile-requested-at=pod-identity",
+        ],
+    );
+    let identity = eventually(
+        &cp,
+        Duration::from_secs(120),
+        "the Registry's identity to be the Pod Identity role",
+        || async {
+            registries
+                .get("default")
+                .await
+                .ok()
+                .and_then(|r| r.status)
+                .and_then(|s| s.identity)
+                .filter(|i| {
+                    i.starts_with("arn:aws:sts::123456789012:assumed-role/ecr-operator-pod-identity/")
+                })
+        },
+    )
+    .await;
+    assert!(agent.served() >= 1, "the stand-in served the Pod");
+    assert_eq!(
+        agent.refused(),
+        0,
+        "every token the kubelet projected passed the TokenReview"
+    );
+    assert!(proxy.forwarded("AssumeRole") >= 1, "{:?}", proxy.calls());
+    eprintln!(
+        "[node] Pod Identity: {identity} after {:?} (template change to identity); the stand-in served {} and refused {}",
+        t.elapsed(),
+        agent.served(),
+        agent.refused()
+    );
+    // Token rotation by the kubelet. It refreshes a projected token at 80% of its lifetime (less
+    // up to 10 s of jitter: about 8 minutes for 600 s) and rewrites the file at its next sync of
+    // the Pod. The test reads the leader's token file through its container's root, waits for
+    // the new token, nudges the Registry until the operator fetches credentials again (a
+    // reconcile makes an STS call; the credentials last handed out last 60 s), and requires the
+    // stand-in to have accepted exactly that new token from that Pod: the SDK reads the file
+    // again, no restart needed.
+    let leader = eventually(
+        &cp,
+        Duration::from_secs(60),
+        "a leader among the Pod Identity Pods",
+        || async {
+            let r = ready_pods(&pods).await;
+            lease_holder(&leases).await.filter(|h| r.contains(h))
+        },
+    )
+    .await;
+    let pid = container_pid(&cp, &pods.get(&leader).await.unwrap());
+    let token_path = format!("/proc/{pid}/root{token_dir}/eks-pod-identity-token");
+    let read_token = || std::fs::read_to_string(&token_path).map(|t| token_fingerprint(&t));
+    let before_rotation = read_token().unwrap();
+    assert!(
+        agent.accepted().contains(&(leader.clone(), before_rotation)),
+        "the stand-in accepted the leader's projected token: {:?}",
+        agent.accepted().iter().map(|(pod, _)| pod).collect::<Vec<_>>()
+    );
+    let t = Instant::now();
+    let rotated = eventually(
+        &cp,
+        Duration::from_secs(720),
+        "the kubelet to rotate the leader's Pod Identity token",
+        || async { read_token().ok().filter(|t| *t != before_rotation) },
+    )
+    .await;
+    let rotated_after = t.elapsed();
+    // The credentials fetched last may still be valid for up to 60 s: nudge the Registry every
+    // 10 s (each nudge is a reconcile, an STS call) until a fetch presents the new token.
+    let mut presented = false;
+    for nudge in 0..18 {
+        kubectl(
+            &cp,
+            &[
+                "annotate",
+                "--overwrite",
+                "registry/default",
+                &format!("ecr-operator.dev/reconcile-requested-at=rotated-{nudge}"),
+            ],
+        );
+        for _ in 0..40 {
+            if agent.accepted().contains(&(leader.clone(), rotated)) {
+                presented = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        if presented {
+            break;
+        }
+    }
+    assert!(
+        presented,
+        "the operator never presented the rotated token in 180 s; accepted: {:?}",
+        agent.accepted().iter().map(|(pod, _)| pod).collect::<Vec<_>>()
+    );
+    assert_eq!(agent.refused(), 0, "every token presented passed the TokenReview");
+    eprintln!(
+        "[node] Pod Identity token rotated by the kubelet {rotated_after:?} after the test began to wait, and presented by {leader} {:?} later; the stand-in served {} in all",
+        t.elapsed() - rotated_after,
+        agent.served()
+    );
+
+    // No credential it handed out reaches the operator's log or the Registry's status.
+    let logs = kubectl(
+        &cp,
+        &["logs", "-n", RELEASE_NAMESPACE, "-l", SELECTOR, "--tail=-1"],
+    );
+    let status = serde_json::to_string(&registries.get("default").await.unwrap().status).unwrap();
+    for secret in agent.issued_secrets() {
+        assert!(
+            !logs.contains(&secret) && !status.contains(&secret),
+            "an issued key leaked"
+        );
+    }
     assert_eq!(proxy.forwarded("CreateRepository"), 2);
 
     // helm uninstall: the CRDs stay (helm.sh/resource-policy: keep), and so do the ECR

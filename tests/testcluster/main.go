@@ -315,9 +315,10 @@ func kcmArgs(dir, kubeconfig string, withNode bool) []string {
 		"serviceaccount-token-controller,clusterrole-aggregation-controller"
 	if withNode {
 		// Deployments make Pods; the node lifecycle controller lifts the not-ready taint; Pods'
-		// token volumes need the kube-root-ca.crt ConfigMap in their namespace.
+		// token volumes need the kube-root-ca.crt ConfigMap in their namespace; the disruption
+		// controller keeps PodDisruptionBudgets' status, which the Eviction API reads.
 		controllers += ",deployment-controller,replicaset-controller,node-lifecycle-controller," +
-			"root-ca-certificate-publisher-controller"
+			"root-ca-certificate-publisher-controller,disruption-controller"
 	}
 	return []string{
 		"--kubeconfig=" + kubeconfig,

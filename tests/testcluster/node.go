@@ -7,14 +7,18 @@ package main
 // (overlay root filesystems, Secret and token volumes, network namespaces) disappears with it.
 //
 // Pod networking is a Linux bridge (CNI bridge + host-local + loopback plugins) with the node's
-// address as its gateway. Every listener stays on 127.0.0.1; two NAT rules on the bridge let Pods
+// address as its gateway. Every listener stays on 127.0.0.1; three NAT rules on the bridge let Pods
 // reach them:
 //
 //   - the `kubernetes` Service (ClusterIP 10.0.0.1:443) is sent to kube-apiserver on
 //     127.0.0.1:<port>, which is what kube-proxy would program if the Service's endpoint could be
 //     a loopback address (the API server refuses loopback endpoints, so kube-proxy cannot);
 //   - any TCP port of the gateway address is sent to the same port on 127.0.0.1, so a Pod reaches
-//     a test server (moto) at http://<gateway>:<port>.
+//     a test server (moto) at http://<gateway>:<port>;
+//   - any TCP port of 169.254.170.23, the link-local address where EKS runs its Pod Identity
+//     agent on the node's host network, is sent to the same port on 127.0.0.1, so a Pod reaches
+//     a local stand-in for the agent at http://169.254.170.23:<port> (the AWS SDKs take plain
+//     HTTP credentials endpoints only on loopback and on that address).
 //
 // route_localnet is set on the bridge only, which lets the kernel deliver those packets to
 // loopback. The bridge, the rules and the kubelet's cgroup root are removed when the node stops.
@@ -53,7 +57,7 @@ const (
 	kubernetesServiceIP = "10.0.0.1"
 	// pauseImage is the sandbox image: Debian's catatonit in pause mode (-P), built here.
 	pauseImage = "localhost/testcluster/pause:catatonit"
-	// natChain holds the two NAT rules; PREROUTING jumps to it for packets from the bridge.
+	// natChain holds the NAT rules; PREROUTING jumps to it for packets from the bridge.
 	natChain = "ECROP-NODE"
 	// nodeLock is held by the running node supervisor: the bridge, its subnet and the NAT chain
 	// are fixed, so one node cluster runs per machine at a time.
@@ -311,8 +315,11 @@ func (n *node) waitContainerd(ctx context.Context, sock string) error {
 	return fmt.Errorf("containerd did not answer on %s in 60s (see %s)", sock, filepath.Join(n.dir, "containerd.log"))
 }
 
-// network creates the bridge with the gateway address and the two NAT rules (see the top of
-// this file).
+// podIdentityAgentIP is where EKS Pod Identity's agent listens on every node.
+const podIdentityAgentIP = "169.254.170.23"
+
+// network creates the bridge with the gateway address and the NAT rules (see the top of this
+// file).
 func (n *node) network() error {
 	_ = exec.Command("ip", "link", "del", bridge).Run() // left by a run that was killed
 	for _, args := range [][]string{
@@ -333,6 +340,7 @@ func (n *node) network() error {
 		{"-A", natChain, "-d", kubernetesServiceIP + "/32", "-p", "tcp", "--dport", "443",
 			"-j", "DNAT", "--to-destination", "127.0.0.1:" + strconv.Itoa(n.apiPort)},
 		{"-A", natChain, "-d", gateway + "/32", "-p", "tcp", "-j", "DNAT", "--to-destination", "127.0.0.1"},
+		{"-A", natChain, "-d", podIdentityAgentIP + "/32", "-p", "tcp", "-j", "DNAT", "--to-destination", "127.0.0.1"},
 		{"-A", "PREROUTING", "-i", bridge, "-j", natChain},
 	} {
 		if out, err := exec.Command(n.bin("iptables"), append([]string{"-t", "nat"}, r...)...).CombinedOutput(); err != nil {

@@ -353,6 +353,18 @@ pub struct RulePreview {
     pub expiring: i64,
     /// Images the rule would move to the archive storage class.
     pub transitioning: i64,
+    /// Sum of `imageSizeInBytes` of the images the rule would expire: what it would reclaim
+    /// (layers shared with images that stay are counted too, so the bill may shrink by less).
+    #[serde(default)]
+    pub expiring_bytes: i64,
+    /// Sum of `imageSizeInBytes` of the images the rule would move to the archive storage class.
+    #[serde(default)]
+    pub transitioning_bytes: i64,
+    /// Estimated monthly storage saving in US dollars, 4 decimals: expired bytes at the price of
+    /// the storage class they are in, plus transitioned bytes at the standard price less the
+    /// archive price, with each repository's Registry prices (docs/insight.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_monthly_savings_usd: Option<String>,
     /// A few of the affected images, as `repository:tag` or `repository@digest`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub examples: Vec<String>,

@@ -4,7 +4,10 @@
 // mistakes for duplicated attributes.
 #![allow(clippy::duplicated_attributes)]
 
+mod image_policy;
+mod insight;
 mod lifecycle_policy;
+mod public_repository;
 mod pull_secret;
 mod pull_through_cache_rule;
 mod registry;
@@ -12,7 +15,10 @@ mod replication_rule;
 mod repository;
 mod repository_creation_template;
 
+pub use image_policy::*;
+pub use insight::*;
 pub use lifecycle_policy::*;
+pub use public_repository::*;
 pub use pull_secret::*;
 pub use pull_through_cache_rule::*;
 pub use registry::*;
@@ -53,5 +59,7 @@ summarized!(
     PullSecretStatus,
     ClusterPullSecretStatus,
     PullThroughCacheRuleStatus,
-    RepositoryCreationTemplateStatus
+    RepositoryCreationTemplateStatus,
+    PublicRepositoryStatus,
+    ImagePolicyStatus
 );

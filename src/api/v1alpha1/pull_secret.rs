@@ -41,6 +41,8 @@ use crate::api::interval::Interval;
     .message("the Argo CD formats hold one registry per Secret: name exactly one in registries (one object per registry)"))]
 #[x_kube(validation = Rule::new("self.format == 'dockerconfigjson' || !has(self.serviceAccounts) || size(self.serviceAccounts) == 0")
     .message("serviceAccounts are only for the dockerconfigjson format: an Argo CD repository Secret is not an image pull secret"))]
+#[x_kube(validation = Rule::new("self.format == 'dockerconfigjson' || !has(self.ecrPublic)")
+    .message("ecrPublic is only for the dockerconfigjson format: the Argo CD formats hold one registry"))]
 #[x_kube(validation = Rule::new("self.format != 'dockerconfigjson' || !has(self.argocd)")
     .message("argocd is only allowed with format argocd-repository or argocd-repo-creds"))]
 #[serde(rename_all = "camelCase")]
@@ -83,6 +85,15 @@ pub struct PullSecretSpec {
     /// `1h30m`. Defaults to the operator's `--default-interval` (10m). Token refreshes happen on their own schedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Interval>,
+
+    /// Also log in to ECR Public (`public.ecr.aws`): one more `auths` entry in the same Secret,
+    /// from ECR Public's own GetAuthorizationToken (always in us-east-1), made with the identity
+    /// of the Registry named here (or `spec.identity`'s role), one token per identity shared by
+    /// every object and namespace, refreshed like the others. Authenticated pulls from
+    /// `public.ecr.aws` are rate-limited far above anonymous ones. Only with the
+    /// `dockerconfigjson` format. Defaults to none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecr_public: Option<EcrPublicLogin>,
 
     /// Mint the tokens as a ServiceAccount of this namespace instead of as the operator: the
     /// operator requests a short-lived token for it (audience `sts.amazonaws.com`), exchanges it
@@ -145,6 +156,8 @@ pub struct PullSecretSpec {
     .message("the Argo CD formats hold one registry per Secret: name exactly one in registries (one object per registry)"))]
 #[x_kube(validation = Rule::new("self.format == 'dockerconfigjson' || !has(self.serviceAccounts) || size(self.serviceAccounts) == 0")
     .message("serviceAccounts are only for the dockerconfigjson format: an Argo CD repository Secret is not an image pull secret"))]
+#[x_kube(validation = Rule::new("self.format == 'dockerconfigjson' || !has(self.ecrPublic)")
+    .message("ecrPublic is only for the dockerconfigjson format: the Argo CD formats hold one registry"))]
 #[x_kube(validation = Rule::new("self.format != 'dockerconfigjson' || !has(self.argocd)")
     .message("argocd is only allowed with format argocd-repository or argocd-repo-creds"))]
 #[serde(rename_all = "camelCase")]
@@ -202,6 +215,12 @@ pub struct ClusterPullSecretSpec {
     /// or `1h30m`. Defaults to the operator's `--default-interval` (10m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Interval>,
+
+    /// Also log in to ECR Public (`public.ecr.aws`) in every Secret, as `PullSecret.spec.ecrPublic`
+    /// does: one ECR Public token per identity, however many namespaces. Only with the
+    /// `dockerconfigjson` format. Defaults to none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecr_public: Option<EcrPublicLogin>,
 
     /// Mint each namespace's tokens as the ServiceAccount of this name in that namespace, with
     /// its IAM role (see `PullSecret.spec.identity`): every served namespace proves itself to STS
@@ -440,4 +459,15 @@ pub struct ClusterPullSecretStatus {
     /// Value of the `ecr-operator.dev/reconcile-requested-at` annotation last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,
+}
+
+/// `spec.ecrPublic`: a login for `public.ecr.aws` in the same Secret.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EcrPublicLogin {
+    /// The `Registry` whose identity requests the ECR Public token (ECR Public is reached in
+    /// us-east-1 whatever its region). Defaults to `default`.
+    #[serde(default = "crate::api::common::default_registry_name")]
+    #[schemars(length(min = 1, max = 253))]
+    pub registry: String,
 }

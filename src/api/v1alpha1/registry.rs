@@ -138,6 +138,11 @@ pub struct RegistrySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<RegistryReplication>,
 
+    /// Storage prices for the estimated monthly cost in its Repositories' `status.insight`
+    /// (docs/insight.md). Defaults to the region's published prices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<super::StoragePricing>,
+
     /// How often to re-check ECR for drift, between 10s and 24h, such as `10m` or `1h30m`.
     /// Defaults to the operator's `--default-interval` (10m).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -26,6 +26,9 @@ use crate::api::common::{PolicyDocument, RegistryRef};
     printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
     printcolumn(name = "Status", type_ = "string", json_path = ".status.conditions[0].message"),
     printcolumn(name = "URI", type_ = "string", json_path = ".status.repositoryUri"),
+    printcolumn(name = "Images", type_ = "integer", json_path = ".status.insight.imageCount", priority = 1),
+    printcolumn(name = "Size", type_ = "string", json_path = ".status.insight.size"),
+    printcolumn(name = "Worst", type_ = "string", json_path = ".status.insight.worstSeverity"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("has(self.spec.name) || size(self.metadata.name) >= 2")
         .message("the ECR name defaults to metadata.name, which must then be at least 2 characters; set spec.name"),
@@ -256,6 +259,12 @@ pub struct RepositoryStatus {
     /// Value of the `ecr-operator.dev/reconcile-requested-at` annotation last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,
+
+    /// What the repository holds: image count, size, archived images, estimated monthly cost,
+    /// and the scan findings of its newest image (docs/insight.md). Refreshed on the drift
+    /// interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insight: Option<super::RepositoryInsight>,
 }
 
 /// A lifecycle policy the operator applied to a repository.

@@ -255,5 +255,24 @@ pub fn image(d: &aws_sdk_ecr::types::ImageDetail) -> crate::backend::ImageInfo {
         archived: d.image_status().is_some_and(|s| s.as_str() == "ARCHIVED"),
         archived_at: time(d.last_archived_at()),
         last_activated_at: time(d.last_activated_at()),
+        size_bytes: d.image_size_in_bytes().and_then(|b| u64::try_from(b).ok()),
+        scan: (d.image_scan_status().is_some() || d.image_scan_findings_summary().is_some()).then(|| {
+            let summary = d.image_scan_findings_summary();
+            crate::backend::ImageScan {
+                status: d
+                    .image_scan_status()
+                    .and_then(|s| s.status())
+                    .map(|s| s.as_str().to_owned()),
+                completed_at: time(summary.and_then(|s| s.image_scan_completed_at())),
+                counts: summary
+                    .and_then(|s| s.finding_severity_counts())
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| (k.as_str().to_owned(), i64::from(*v)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }
+        }),
     }
 }

@@ -4,6 +4,7 @@ mod cache_rules;
 mod convert;
 mod errors;
 mod images;
+mod public;
 mod registry_settings;
 mod templates;
 
@@ -44,6 +45,9 @@ struct Clients {
     /// Secrets Manager, for pull-through cache credentials: the SDK's endpoint for the region
     /// (`AWS_ENDPOINT_URL_SECRETS_MANAGER` overrides it), never the Registry's ECR endpoint.
     secrets: aws_sdk_secretsmanager::Client,
+    /// ECR Public (`public.rs`): always us-east-1, the SDK's endpoint
+    /// (`AWS_ENDPOINT_URL_ECR_PUBLIC` overrides it), never the Registry's ECR endpoint.
+    ecr_public: aws_sdk_ecrpublic::Client,
     limiter: LaneLimiter,
 }
 
@@ -53,6 +57,8 @@ pub struct EcrBackend {
     clients: Mutex<HashMap<String, Arc<OnceCell<Arc<Clients>>>>>,
     limits: EcrLimits,
     metrics: Arc<Metrics>,
+    /// `--ecr-public-endpoint`: the ECR Public endpoint, when not the SDK's.
+    public_endpoint: Option<String>,
 }
 
 impl EcrBackend {
@@ -61,7 +67,14 @@ impl EcrBackend {
             clients: Mutex::default(),
             limits,
             metrics,
+            public_endpoint: None,
         }
+    }
+
+    /// Sends ECR Public's calls to `endpoint` instead of the SDK's (`--ecr-public-endpoint`).
+    pub fn with_public_endpoint(mut self, endpoint: Option<String>) -> Self {
+        self.public_endpoint = endpoint;
+        self
     }
 
     async fn clients(&self, target: &Target) -> BackendResult<Arc<Clients>> {
@@ -114,18 +127,25 @@ impl EcrBackend {
         let mut ecr = aws_sdk_ecr::config::Builder::from(&base);
         let mut sts = aws_sdk_sts::config::Builder::from(&base);
         let mut secrets = aws_sdk_secretsmanager::config::Builder::from(&base);
+        let mut ecr_public = aws_sdk_ecrpublic::config::Builder::from(&base)
+            .region(Region::new(super::ecr_public::PUBLIC_REGION));
         if let Some(provider) = assumed {
             ecr = ecr.credentials_provider(provider.clone());
             sts = sts.credentials_provider(provider.clone());
-            secrets = secrets.credentials_provider(provider);
+            secrets = secrets.credentials_provider(provider.clone());
+            ecr_public = ecr_public.credentials_provider(provider);
         }
         if let Some(endpoint) = &target.endpoint {
             ecr = ecr.endpoint_url(endpoint);
+        }
+        if let Some(endpoint) = &self.public_endpoint {
+            ecr_public = ecr_public.endpoint_url(endpoint);
         }
         Ok(Arc::new(Clients {
             ecr: aws_sdk_ecr::Client::from_conf(ecr.build()),
             sts: aws_sdk_sts::Client::from_conf(sts.build()),
             secrets: aws_sdk_secretsmanager::Client::from_conf(secrets.build()),
+            ecr_public: aws_sdk_ecrpublic::Client::from_conf(ecr_public.build()),
             limiter: LaneLimiter::new(
                 self.limits.requests_per_second,
                 self.limits.burst,
@@ -725,6 +745,29 @@ impl RegistryBackend for EcrBackend {
 
     async fn untag_image(&self, target: &Target, repo: &str, tag: &str) -> BackendResult<bool> {
         self.untag_image_impl(target, repo, tag).await
+    }
+
+    async fn describe_images_page(
+        &self,
+        target: &Target,
+        repo: &str,
+        next_token: Option<String>,
+        page_size: i32,
+    ) -> BackendResult<(Vec<super::ImageInfo>, Option<String>)> {
+        let repo = repo.to_owned();
+        let page = self
+            .call(target, "DescribeImages", |c| async move {
+                c.ecr
+                    .describe_images()
+                    .repository_name(repo)
+                    .max_results(page_size.clamp(1, 1000))
+                    .set_next_token(next_token)
+                    .send()
+                    .await
+            })
+            .await?;
+        let next = page.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+        Ok((page.image_details().iter().map(convert::image).collect(), next))
     }
 
     async fn describe_images(&self, target: &Target, repo: &str) -> BackendResult<Vec<super::ImageInfo>> {

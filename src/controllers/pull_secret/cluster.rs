@@ -64,7 +64,10 @@ pub async fn controller<B: RegistryBackend>(
             ns_store.state().into_iter().map(|c| ObjectRef::from_obj(c.as_ref())).collect::<Vec<_>>()
         })
         .watches_stream(registries, move |registry| {
-            triggers::users_of(&store, &registry, |c: &ClusterPullSecret, name| c.spec.registries.iter().any(|r| r == name))
+            triggers::users_of(&store, &registry, |c: &ClusterPullSecret, name| {
+                c.spec.registries.iter().any(|r| r == name)
+                    || c.spec.ecr_public.as_ref().is_some_and(|p| p.registry == name)
+            })
         })
         .watches(Api::<ServiceAccount>::all(ctx.client.clone()), watcher::Config::default(), move |sa| {
             let name = sa.name_any();
@@ -222,7 +225,16 @@ async fn fan_out<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) 
     // its own (below), as its own ServiceAccount.
     let identity = cps.spec.identity.as_ref();
     let shared = match identity {
-        None => Some(credentials(ctx, &cps.spec.registries, cps.spec.refresh_fraction, None).await?),
+        None => Some(
+            credentials(
+                ctx,
+                &cps.spec.registries,
+                cps.spec.refresh_fraction,
+                None,
+                cps.spec.ecr_public.as_ref(),
+            )
+            .await?,
+        ),
         Some(_) => None,
     };
     let secret_name = secret_name(cps);
@@ -264,7 +276,16 @@ async fn fan_out<B: RegistryBackend>(cps: &ClusterPullSecret, ctx: &Context<B>) 
                         Some(id) if shared_body.is_none() => {
                             let fraction = cps.spec.refresh_fraction;
                             let ours = Some((ns.as_str(), id));
-                            Some(credentials(ctx, &cps.spec.registries, fraction, ours).await?)
+                            Some(
+                                credentials(
+                                    ctx,
+                                    &cps.spec.registries,
+                                    fraction,
+                                    ours,
+                                    cps.spec.ecr_public.as_ref(),
+                                )
+                                .await?,
+                            )
                         }
                         _ => None,
                     };

@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use crate::api::v1alpha1::{PullSecretRegistry, TenantIdentity};
+use crate::api::v1alpha1::{EcrPublicLogin, PullSecretRegistry, TenantIdentity};
 use crate::backend::RegistryBackend;
+use crate::backend::ecr_public::{PUBLIC_HOST, public_target};
 use crate::controllers::context::Context;
 use crate::controllers::web_identity::{check_required, tenant_role, tenant_target};
 pub use crate::decide::pull_secret::PullCredentials;
@@ -21,9 +22,10 @@ pub async fn credentials<B: RegistryBackend>(
     registries: &[String],
     fraction: f64,
     identity: Option<(&str, &TenantIdentity)>,
+    public: Option<&EcrPublicLogin>,
 ) -> Result<PullCredentials> {
     let now = SystemTime::now();
-    for name in registries {
+    for name in registries.iter().chain(public.map(|p| &p.registry)) {
         check_required(ctx.ready_registry(name)?.as_ref(), identity.is_some())?;
     }
     let role = match identity {
@@ -56,6 +58,31 @@ pub async fn credentials<B: RegistryBackend>(
         expires_at = Some(expires_at.map_or(token.expires_at, |e| e.min(token.expires_at)));
         refreshed_at = Some(refreshed_at.map_or(token.fetched_at, |r| r.min(token.fetched_at)));
         let next = schedule::refresh_at(token.fetched_at, token.expires_at, fraction, &target.key());
+        refresh_at = Some(refresh_at.map_or(next, |r| r.min(next)));
+    }
+    // public.ecr.aws: ECR Public's own token, one per identity (the cache's key), in us-east-1.
+    if let Some(login) = public {
+        let registry = ctx.ready_registry(&login.registry)?;
+        let mut target = ctx.target(&registry).await?;
+        if let (Some((namespace, identity)), Some(role)) = (identity, &role) {
+            target = tenant_target(ctx, namespace, identity, role, target).await?;
+        }
+        let target = public_target(&target);
+        let token = ctx
+            .cache
+            .public_token(&target, fraction, now)
+            .await
+            .map_err(Error::backend("ecr-public:GetAuthorizationToken"))?;
+        ctx.metrics.token_expiry(PUBLIC_HOST, unix(token.expires_at));
+        logins.insert(PUBLIC_HOST.to_owned(), token.token.clone());
+        listed.push(PullSecretRegistry {
+            name: login.registry.clone(),
+            host: Some(PUBLIC_HOST.to_owned()),
+        });
+        expires_at = Some(expires_at.map_or(token.expires_at, |e| e.min(token.expires_at)));
+        refreshed_at = Some(refreshed_at.map_or(token.fetched_at, |r| r.min(token.fetched_at)));
+        let key = format!("ecr-public|{}", target.key());
+        let next = schedule::refresh_at(token.fetched_at, token.expires_at, fraction, &key);
         refresh_at = Some(refresh_at.map_or(next, |r| r.min(next)));
     }
     Ok(PullCredentials {

@@ -47,7 +47,10 @@ pub async fn controller<B: RegistryBackend>(
             stored_owner(&owners, &secret, true)
         })
         .watches_stream(registries, move |registry| {
-            triggers::users_of(&store, &registry, |p: &PullSecret, name| p.spec.registries.iter().any(|r| r == name))
+            triggers::users_of(&store, &registry, |p: &PullSecret, name| {
+                p.spec.registries.iter().any(|r| r == name)
+                    || p.spec.ecr_public.as_ref().is_some_and(|e| e.registry == name)
+            })
         })
         // A ServiceAccount created later gets the entry too (and one reported missing is
         // re-checked the moment it appears); one deleted is reported missing. Argo CD's own
@@ -148,7 +151,14 @@ async fn serve<B: RegistryBackend>(ps: &PullSecret, ctx: &Context<B>) -> Result<
         check_tenancy(&registry, &ns, labels.as_ref().unwrap_or(&BTreeMap::new()), None)?;
     }
     let identity = ps.spec.identity.as_ref().map(|i| (ns.as_str(), i));
-    let credentials = credentials(ctx, &ps.spec.registries, ps.spec.refresh_fraction, identity).await?;
+    let credentials = credentials(
+        ctx,
+        &ps.spec.registries,
+        ps.spec.refresh_fraction,
+        identity,
+        ps.spec.ecr_public.as_ref(),
+    )
+    .await?;
     let body = secret_body(
         ps.spec.format,
         ps.spec.argocd.as_ref(),

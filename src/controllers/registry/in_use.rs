@@ -1,8 +1,8 @@
 //! Deletion protection: a Registry stays (behind its finalizer) while any object still uses it,
 //! because their own cleanup needs it: a Repository with `deletionPolicy: Delete` deletes its ECR
 //! repository through it, a LifecyclePolicy removes the policies it put there, a ReplicationRule's
-//! entry leaves the replication configuration through it, and a pull secret would be left naming
-//! nothing. Without this, deleting a Registry in use left a Repository Terminating (and its
+//! entry leaves the replication configuration through it, a PublicRepository deletes its ECR
+//! Public repository with its identity, and a pull secret would be left naming nothing. Without this, deleting a Registry in use left a Repository Terminating (and its
 //! namespace with it) until a Registry of that name reappeared. While protected, the Registry keeps
 //! serving its users (their cleanup included) and says who holds it.
 
@@ -43,6 +43,7 @@ pub async fn check<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) ->
         rules: list(ctx).await?,
         pull_secrets: list(ctx).await?,
         cluster_pull_secrets: list(ctx).await?,
+        public_repositories: list(ctx).await?,
     };
     let name = registry.name_any();
     let users = with_recorded_rules(users(&name, &listed), registry);
@@ -51,6 +52,15 @@ pub async fn check<B: RegistryBackend>(registry: &Registry, ctx: &Context<B>) ->
     } else {
         Err(Error::InUse(message(&name, &users)))
     }
+}
+
+/// The Registries a pull secret names: `registries`, and `ecrPublic.registry`.
+fn with_public(registries: &[String], public: Option<&crate::api::v1alpha1::EcrPublicLogin>) -> Vec<String> {
+    registries
+        .iter()
+        .cloned()
+        .chain(public.map(|p| p.registry.clone()))
+        .collect()
 }
 
 /// The Registry to look at again when one of its users goes: only while that Registry is being
@@ -79,6 +89,7 @@ pub fn watch_users<B: RegistryBackend>(
         0
     }
     let (c1, c2, c3, c4, c5) = (ctx.clone(), ctx.clone(), ctx.clone(), ctx.clone(), ctx.clone());
+    let c6 = ctx.clone();
     controller
         .watches_stream(triggers::dependency::<Repository, B>(ctx, gone), move |r| {
             deleting_registry(&c1, std::slice::from_ref(&r.spec.registry_ref.name))
@@ -96,11 +107,11 @@ pub fn watch_users<B: RegistryBackend>(
             refs
         })
         .watches_stream(triggers::dependency::<PullSecret, B>(ctx, gone), move |p| {
-            deleting_registry(&c3, &p.spec.registries)
+            deleting_registry(&c3, &with_public(&p.spec.registries, p.spec.ecr_public.as_ref()))
         })
         .watches_stream(
             triggers::dependency::<ClusterPullSecret, B>(ctx, gone),
-            move |p| deleting_registry(&c4, &p.spec.registries),
+            move |p| deleting_registry(&c4, &with_public(&p.spec.registries, p.spec.ecr_public.as_ref())),
         )
         .watches_stream(triggers::dependency::<LifecyclePolicy, B>(ctx, gone), move |p| {
             let names: Vec<String> = p
@@ -111,4 +122,8 @@ pub fn watch_users<B: RegistryBackend>(
                 .collect();
             deleting_registry(&c5, &names)
         })
+        .watches_stream(
+            triggers::dependency::<crate::api::v1alpha1::PublicRepository, B>(ctx, gone),
+            move |r| deleting_registry(&c6, std::slice::from_ref(&r.spec.registry_ref.name)),
+        )
 }

@@ -5,6 +5,7 @@
 //! [`decide`] (pure: ownership, adoption, the changes) → act. The driver writes the status.
 
 mod handover;
+mod insight;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +74,9 @@ impl Reconciler for RepositoryController {
     }
 
     async fn cleanup<B: RegistryBackend>(repo: &Repository, ctx: &Context<B>) -> Result<Option<Note>> {
+        ctx.metrics
+            .insight()
+            .forget(&repo.namespace().unwrap_or_default(), &repo.name_any());
         if repo.spec.management_policy == ManagementPolicy::ObserveOnly {
             return Ok(None); // never ours to write
         }
@@ -83,7 +87,12 @@ impl Reconciler for RepositoryController {
     }
 
     fn next_status(repo: &Repository, outcome: &Result<Synced>, now: &Time) -> RepositoryStatus {
-        decide::next_status(repo, outcome, now)
+        let mut status = decide::next_status(repo, outcome, now);
+        // status.insight: what this sync read (on failure, the stored one stays).
+        if let Ok(synced) = outcome {
+            status.insight = synced.insight.clone();
+        }
+        status
     }
 
     fn event(_: &Repository, s: &Synced) -> Option<Note> {
@@ -98,13 +107,15 @@ impl Reconciler for RepositoryController {
         }
     }
 
-    /// A check reads the repository's tags (ListTagsForResource) and, when the spec sets one,
-    /// its policy (GetRepositoryPolicy); the registry's listing (DescribeRepositories, pages of
-    /// 1,000, once per `--repository-cache-ttl`) is shared by all and not counted per object.
+    /// A check reads the repository's tags (ListTagsForResource), when the spec sets one its
+    /// policy (GetRepositoryPolicy), and its images for `status.insight` (DescribeImages: one
+    /// page for up to 1,000 images, more pages only for larger repositories, up to
+    /// `--insight-pages-per-pass`); the registry's listing (DescribeRepositories, pages of 1,000,
+    /// once per `--repository-cache-ttl`) is shared by all and not counted per object.
     fn drift(repo: &Repository) -> Option<Drift> {
         Some(Drift {
             registry: repo.spec.registry_ref.name.clone(),
-            calls: 1 + u32::from(repo.spec.policy.is_some()),
+            calls: 2 + u32::from(repo.spec.policy.is_some()),
             interval: repo.spec.interval.clone(),
         })
     }
@@ -112,11 +123,13 @@ impl Reconciler for RepositoryController {
 
 /// The Registry, allowed for this namespace and name, and its target.
 async fn resolve<B: RegistryBackend>(repo: &Repository, ctx: &Context<B>, name: &str) -> Result<Target> {
+    Ok(resolved(repo, ctx, name).await?.target)
+}
+
+async fn resolved<B: RegistryBackend>(repo: &Repository, ctx: &Context<B>, name: &str) -> Result<Resolved> {
     let namespace = repo.namespace().ok_or(Error::MissingMetadata("namespace"))?;
-    let Resolved { target, .. } = ctx
-        .resolve(&repo.spec.registry_ref.name, Some(&namespace), Some(name))
-        .await?;
-    Ok(target)
+    ctx.resolve(&repo.spec.registry_ref.name, Some(&namespace), Some(name))
+        .await
 }
 
 /// Removes a repository from the cache when ECR says it is gone, so the retry describes it anew.
@@ -126,10 +139,23 @@ async fn forget_if_gone<B: RegistryBackend>(ctx: &Context<B>, target: &Target, n
     }
 }
 
+/// Converges the repository, then reads what it holds when that is due (`status.insight`).
 async fn sync<B: RegistryBackend>(repo: &Repository, ctx: &Context<B>) -> Result<Synced> {
     let desired = desired(repo, &ctx.tunables.cluster_id)?;
     check_desired(&desired)?;
-    let target = resolve(repo, ctx, &desired.name).await?;
+    let Resolved { target, registry } = resolved(repo, ctx, &desired.name).await?;
+    let mut synced = converge(repo, ctx, desired, &target).await?;
+    synced.insight = insight::refresh(repo, &registry, ctx, &target, &synced.repo.name).await?;
+    Ok(synced)
+}
+
+async fn converge<B: RegistryBackend>(
+    repo: &Repository,
+    ctx: &Context<B>,
+    desired: Desired,
+    target: &Target,
+) -> Result<Synced> {
+    let target = target.clone();
     let mode = Mode::of(repo);
     let backend = ctx.backend.as_ref();
     let listed = ctx
@@ -201,6 +227,7 @@ async fn sync<B: RegistryBackend>(repo: &Repository, ctx: &Context<B>) -> Result
                 adopted: false,
                 changes: drift,
                 observe_only: true,
+                insight: None,
             });
         }
         Step::Apply { adopt, from, changes } => {
@@ -218,6 +245,7 @@ async fn sync<B: RegistryBackend>(repo: &Repository, ctx: &Context<B>) -> Result
             adopted: false,
             changes: names,
             observe_only: false,
+            insight: None,
         });
     }
     for change in &changes {
@@ -239,6 +267,7 @@ async fn sync<B: RegistryBackend>(repo: &Repository, ctx: &Context<B>) -> Result
         adopted: adopt,
         changes: names,
         observe_only: false,
+        insight: None,
     })
 }
 

@@ -166,3 +166,45 @@ fn status_records_creation_and_who_created_it() {
         KStatus::Failed
     );
 }
+
+#[test]
+fn an_older_template_of_the_same_registry_holds_its_prefix() {
+    let claimant = |name: &str, created: i64, registry: &str, prefix: &str| {
+        let mut t = template(serde_json::json!({"registryRef": {"name": registry}, "prefix": prefix}));
+        t.metadata.name = Some(name.into());
+        t.metadata.creation_timestamp =
+            Some(Time(k8s_openapi::jiff::Timestamp::from_second(created).unwrap()));
+        t
+    };
+    let all = vec![
+        claimant("root", 10, "prod", "ROOT"),
+        claimant("root-again", 20, "prod-alias", "ROOT"),
+        claimant("hub", 30, "prod", "docker-hub/"),
+        claimant("hub-again", 40, "prod", "docker-hub"),
+        claimant("hub-staging", 50, "staging", "docker-hub"),
+    ];
+    let place = |registry: &str| match registry {
+        "prod" | "prod-alias" => "account 1 in eu-west-1".to_owned(),
+        other => format!("Registry {other}"),
+    };
+    let cases = [
+        ("root", None),
+        ("root-again", Some("root")),
+        ("hub", None),
+        ("hub-again", Some("hub")), // the trailing slash names the same prefix
+        ("hub-staging", None),
+    ];
+    for (name, holder) in cases {
+        let mine = all.iter().find(|t| t.name_any() == name).unwrap();
+        match (claimed(mine, &all, place), holder) {
+            (Ok(()), None) => {}
+            (Err(Error::Conflict(m)), Some(h)) => {
+                assert!(
+                    m.starts_with(&format!("RepositoryCreationTemplate {h} (older)")),
+                    "{name}: {m}"
+                );
+            }
+            (got, want) => panic!("{name}: got {got:?}, want holder {want:?}"),
+        }
+    }
+}

@@ -25,6 +25,7 @@ fn image(n: u8, tags: &[&str], days_ago: u64) -> Image {
         archived: false,
         archived_at: None,
         last_activated_at: None,
+        size_bytes: 0,
     }
 }
 

@@ -232,3 +232,83 @@ fn events_only_when_something_changed() {
     };
     assert_eq!(event(&updated).map(|n| n.0), Some("Updated"));
 }
+
+/// A rule named `name`, created at second `created`, on Registry `registry`, with a prefix and
+/// the Secrets Manager name its credentials go to (`None`: a credentialArn, nothing written).
+fn claimant(
+    name: &str,
+    created: i64,
+    registry: &str,
+    prefix: &str,
+    secret: Option<&str>,
+) -> PullThroughCacheRule {
+    let mut r = hub(serde_json::json!({
+        "registryRef": {"name": registry},
+        "ecrRepositoryPrefix": prefix,
+        "credentialsSecretRef": secret.map(|s| serde_json::json!({"name": "c", "namespace": "ops", "secretName": s})),
+        "credentialArn": secret.is_none().then_some(ARN),
+    }));
+    r.metadata.name = Some(name.into());
+    r.metadata.creation_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::from_second(created).unwrap()));
+    r
+}
+
+#[test]
+fn an_older_rule_of_the_same_registry_holds_its_prefix_and_its_secret() {
+    let all = vec![
+        claimant("first", 10, "prod", "hub", Some("hub")),
+        claimant("same-prefix", 20, "prod", "hub/", Some("other")),
+        claimant("same-secret", 30, "prod", "quay", Some("hub")),
+        claimant("other-registry", 40, "staging", "hub", Some("hub")),
+        claimant("same-account", 50, "prod-alias", "hub", None),
+        claimant("alone", 60, "prod", "gcr", None),
+    ];
+    // "prod" and "prod-alias" reach the same account and region; "staging" another.
+    let place = |registry: &str| match registry {
+        "prod" | "prod-alias" => "account 1 in eu-west-1".to_owned(),
+        other => format!("Registry {other}"),
+    };
+    // (object, the holder named in its Conflict, what the message says)
+    let cases = [
+        ("first", None, ""),
+        ("same-prefix", Some("first"), "prefix hub/"),
+        ("same-secret", Some("first"), "ecr-pullthroughcache/hub"),
+        ("other-registry", None, ""),
+        ("same-account", Some("first"), "prefix hub/"),
+        ("alone", None, ""),
+    ];
+    for (name, holder, says) in cases {
+        let mine = all.iter().find(|r| r.name_any() == name).unwrap();
+        match (claimed(mine, &all, place), holder) {
+            (Ok(()), None) => {}
+            (Err(Error::Conflict(m)), Some(h)) => {
+                assert!(
+                    m.starts_with(&format!("PullThroughCacheRule {h} (older)")),
+                    "{name}: {m}"
+                );
+                assert!(m.contains(says), "{name}: {m}");
+            }
+            (got, want) => panic!("{name}: got {got:?}, want holder {want:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_secret_tagged_for_another_object_is_not_written() {
+    let rule = hub(serde_json::json!({}));
+    let tags = |v: &str| BTreeMap::from([(OWNER_TAG.to_owned(), v.to_owned())]);
+    let cases = [
+        (BTreeMap::new(), true),                           // made by hand for this rule
+        (tags("prod/pullthroughcacherule/hub"), true),     // ours
+        (tags("prod/pullthroughcacherule/other"), false),  // another object here
+        (tags("staging/pullthroughcacherule/hub"), false), // the same name in another cluster
+    ];
+    for (found, writable) in cases {
+        let got = check_secret_owner(&found, "prod", &rule, "ecr-pullthroughcache/hub");
+        assert_eq!(got.is_ok(), writable, "{found:?}");
+        if let Err(e) = got {
+            assert!(matches!(e, Error::Conflict(_)), "{e:?}");
+            assert!(e.to_string().contains("secretName"), "{e}");
+        }
+    }
+}

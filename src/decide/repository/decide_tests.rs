@@ -53,6 +53,7 @@ fn next_status_table() {
         adopted: false,
         changes: vec![],
         observe_only: false,
+        insight: None,
     });
     let s = next_status(&r, &ok, &now);
     assert_eq!(s.observed_generation, Some(2));
@@ -91,6 +92,7 @@ fn next_status_table() {
         adopted: false,
         changes: vec!["PutImageTagMutability"],
         observe_only: true,
+        insight: None,
     });
     let o = next_status(&r, &observed, &now);
     let drifted = o.conditions.iter().find(|c| c.type_ == DRIFTED).unwrap();

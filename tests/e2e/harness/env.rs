@@ -105,6 +105,19 @@ impl OperatorEnv {
         env
     }
 
+    /// Like [`OperatorEnv::start`], with STS and Secrets Manager (which moto serves on the same
+    /// port) reached through this env's proxy too, so its log counts their calls (a restart
+    /// that writes a secret shows in [`FaultProxy::forwarded_writes`]).
+    pub async fn start_with_secrets_through_proxy(registry: &str) -> Self {
+        let serial = Serial::Shared {
+            _guard: SERIAL.read().await,
+        };
+        let mut env = Self::prepare(registry, &[], serial).await;
+        env.sts_endpoint = Some(env.proxy.endpoint.clone());
+        env.start_operator();
+        env
+    }
+
     async fn start_serial(registry: &str, extra_args: &[&str], serial: Serial) -> Self {
         let mut env = Self::prepare(registry, extra_args, serial).await;
         env.start_operator();
@@ -146,6 +159,8 @@ impl OperatorEnv {
             "info,ecr_operator=debug",
         ];
         args.extend(["--watch-label-selector", &selector]);
+        // ECR Public through the same counting fault proxy (moto serves it on the same port).
+        args.extend(["--ecr-public-endpoint", &self.proxy.endpoint]);
         args.extend(self.extra_args.iter().map(String::as_str));
         let bin = std::path::Path::new(env!("CARGO_BIN_EXE_ecr-operator"));
         let sts = self.sts_endpoint.as_deref().unwrap_or(&self.moto.endpoint);

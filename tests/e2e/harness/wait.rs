@@ -4,8 +4,8 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use ecr_operator::api::v1alpha1::{
-    ClusterPullSecret, LifecyclePolicy, PullSecret, PullThroughCacheRule, Registry, ReplicationRule,
-    Repository, RepositoryCreationTemplate,
+    ClusterPullSecret, LifecyclePolicy, PublicRepository, PullSecret, PullThroughCacheRule, Registry,
+    ReplicationRule, Repository, RepositoryCreationTemplate,
 };
 use ecr_operator::status::kstatus;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -41,7 +41,8 @@ conditioned!(
     ClusterPullSecret,
     ReplicationRule,
     PullThroughCacheRule,
-    RepositoryCreationTemplate
+    RepositoryCreationTemplate,
+    PublicRepository
 );
 
 /// The condition of `type_`, if there is one.
