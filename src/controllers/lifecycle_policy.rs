@@ -365,7 +365,19 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Res
         &in_use,
         now,
     );
-    crate::decide::insight::reclaim(&lp.spec.rules, &images_all, now, &prices, &mut applied.preview);
+    if crate::decide::protection::settings(&lp.spec).is_some() {
+        // What the protected policy reclaims: nothing of an image in use.
+        crate::decide::protection::preview::reclaim(
+            &mut applied.preview,
+            &rules,
+            &images_all,
+            &in_use,
+            now,
+            &prices,
+        );
+    } else {
+        crate::decide::insight::reclaim(&lp.spec.rules, &images_all, now, &prices, &mut applied.preview);
+    }
     let notice = decide::notice(lp, &applied);
     Ok(Synced {
         applied,

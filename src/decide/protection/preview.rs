@@ -69,3 +69,46 @@ pub fn annotate(
         p.in_use_by = names.into_iter().take(NAMED).collect();
     }
 }
+
+/// Pure: `images` as protection leaves them: each image in use carries a protection tag (the one
+/// it has or will get), so evaluating the protected policy over them keeps it, as ECR will.
+pub fn as_protected(images: &[(String, Image)], in_use: &InUse) -> Vec<(String, Image)> {
+    images
+        .iter()
+        .map(|(repo, img)| {
+            let mut img = img.clone();
+            let used = in_use.get(repo).is_some_and(|u| u.contains_key(&img.digest));
+            if used && !img.tags.iter().any(|t| super::is_mark(t)) {
+                img.tags.push(format!("{}preview", super::MARK_PREFIX));
+            }
+            (repo.clone(), img)
+        })
+        .collect()
+}
+
+/// Pure: the preview's bytes and savings (`crate::decide::insight::reclaim`) of the protected
+/// policy `protected` (the user's `rules` after the protection rules), over the images as
+/// protection leaves them: an image kept because it is in use reclaims nothing.
+pub fn reclaim(
+    preview: &mut [RulePreview],
+    protected: &[LifecycleRule],
+    images: &[(String, Image)],
+    in_use: &InUse,
+    now: SystemTime,
+    prices: &BTreeMap<String, crate::decide::insight::Prices>,
+) {
+    let extra = protected.len().saturating_sub(preview.len());
+    let mut scratch = vec![RulePreview::default(); protected.len()];
+    crate::decide::insight::reclaim(
+        protected,
+        &as_protected(images, in_use),
+        now,
+        prices,
+        &mut scratch,
+    );
+    for (p, s) in preview.iter_mut().zip(scratch.into_iter().skip(extra)) {
+        p.expiring_bytes = s.expiring_bytes;
+        p.transitioning_bytes = s.transitioning_bytes;
+        p.estimated_monthly_savings_usd = s.estimated_monthly_savings_usd;
+    }
+}

@@ -377,3 +377,51 @@ fn the_preview_moves_images_in_use_from_expiring_to_kept_and_names_their_workloa
         "three names at most; the newest image was never expiring, so its Pod is not named"
     );
 }
+
+#[test]
+fn the_bytes_a_rule_reclaims_leave_out_the_images_in_use() {
+    const GB: u64 = 1 << 30;
+    use crate::decide::protection::preview::{InUse, reclaim};
+    let sized = |n: u8, tags: &[&str], days: u64, size: u64| Image {
+        size_bytes: size,
+        ..image(n, tags, days)
+    };
+    let imgs = vec![
+        ("r".to_owned(), sized(1, &["v1"], 10, 10 * GB)),
+        ("r".to_owned(), sized(2, &["v2"], 9, 2 * GB)),
+        ("r".to_owned(), sized(3, &["v3"], 2, GB)),
+        ("r".to_owned(), sized(4, &["v4"], 1, GB)),
+    ];
+    let prices = BTreeMap::new();
+    let mut plain = crate::decide::lifecycle_policy::preview(&keep_two(), &imgs, now());
+    crate::decide::insight::reclaim(&keep_two(), &imgs, now(), &prices, &mut plain);
+    assert_eq!(
+        plain[0].expiring_bytes,
+        (12 * GB) as i64,
+        "v1 and v2 without protection"
+    );
+    let mut in_use = InUse::new();
+    in_use.insert(
+        "r".into(),
+        [(digest(1), ["Deployment a/web".to_owned()].into())].into(),
+    );
+    let mut kept = plain.clone();
+    reclaim(
+        &mut kept,
+        &protected(&keep_two()).unwrap(),
+        &imgs,
+        &in_use,
+        now(),
+        &prices,
+    );
+    assert_eq!(
+        kept[0].expiring_bytes,
+        (2 * GB) as i64,
+        "v1 is in use: only v2's bytes"
+    );
+    assert!(kept[0].estimated_monthly_savings_usd.is_some());
+    assert_ne!(
+        kept[0].estimated_monthly_savings_usd,
+        plain[0].estimated_monthly_savings_usd
+    );
+}
