@@ -56,6 +56,10 @@ pub enum Error {
     /// an ECR constraint that admission could not check. The message says which policy.
     #[error("{0}")]
     InvalidPolicy(String),
+    /// The protection rule for images in use cannot be added to a LifecyclePolicy's rules within
+    /// ECR's limits: the policy is not put (never put unprotected). The message says why.
+    #[error("{0}")]
+    ProtectionDoesNotFit(String),
     /// Another object holds what this one wants (e.g. an older LifecyclePolicy).
     #[error("{0}")]
     Conflict(String),
@@ -188,6 +192,7 @@ impl Error {
             | Error::LimitExceeded(_)
             | Error::InvalidDestination(_)
             | Error::InvalidPolicy(_)
+            | Error::ProtectionDoesNotFit(_)
             | Error::Conflict(_)
             | Error::MissingMetadata(_) => ErrorClass::Stalled,
             Error::InvalidToken(_) | Error::Internal(_) | Error::Startup(_) => ErrorClass::Transient,
@@ -219,6 +224,7 @@ impl Error {
             Error::NoRepositorySelected(_) => "NoRepositorySelected",
             Error::LimitExceeded(_) => "LimitExceeded",
             Error::InvalidPolicy(_) => "InvalidPolicy",
+            Error::ProtectionDoesNotFit(_) => "ProtectionDoesNotFit",
             Error::Conflict(_) => "Conflict",
             Error::InvalidDestination(_) => "InvalidDestination",
             Error::InvalidToken(_) => "InvalidToken",

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod controllers;
 pub mod decide;
 pub mod error;
+pub mod inventory;
 pub mod jitter;
 pub mod leader;
 pub mod lifecycle;

@@ -60,7 +60,16 @@ pub struct Metrics {
     secret_writes: Family<ControllerLabels, Counter>,
     token_expiry: Family<RegistryLabels, Gauge>,
     cached_secrets: Gauge,
+    protected_images: Family<RepositoryLabels, Gauge>,
+    inventory_objects: Gauge,
+    inventory_references: Gauge,
     insight: crate::metrics_insight::InsightMetrics,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RepositoryLabels {
+    registry: String,
+    repository: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -91,6 +100,25 @@ impl Default for Metrics {
         let secret_writes = Family::<ControllerLabels, Counter>::default();
         let token_expiry = Family::<RegistryLabels, Gauge>::default();
         let cached_secrets = Gauge::default();
+        let protected_images = Family::<RepositoryLabels, Gauge>::default();
+        let inventory_objects = Gauge::default();
+        let inventory_references = Gauge::default();
+        let protection = registry.sub_registry_with_prefix("protection");
+        protection.register(
+            "images",
+            "Images protected from lifecycle expiry because this cluster uses them (or did within the grace period), by Registry and ECR repository",
+            protected_images.clone(),
+        );
+        protection.register(
+            "inventory_objects",
+            "Objects (Pods and workloads) in the inventory of images in use",
+            inventory_objects.clone(),
+        );
+        protection.register(
+            "inventory_references",
+            "Image references held by the inventory of images in use",
+            inventory_references.clone(),
+        );
         let pull = registry.sub_registry_with_prefix("pull_secret");
         pull.register(
             "token_fetches",
@@ -186,6 +214,9 @@ impl Default for Metrics {
             secret_writes,
             token_expiry,
             cached_secrets,
+            protected_images,
+            inventory_objects,
+            inventory_references,
             insight,
         }
     }
@@ -274,6 +305,25 @@ impl Metrics {
                 registry: registry.to_owned(),
             })
             .set(unix_seconds);
+    }
+
+    /// Images protected in one ECR repository (label bounded by the repositories the
+    /// LifecyclePolicies serve).
+    pub fn protected_images(&self, registry: &str, repository: &str, n: usize) {
+        self.protected_images
+            .get_or_create(&RepositoryLabels {
+                registry: registry.to_owned(),
+                repository: repository.to_owned(),
+            })
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// The size of the inventory of images in use.
+    pub fn inventory(&self, objects: usize, references: usize) {
+        self.inventory_objects
+            .set(i64::try_from(objects).unwrap_or(i64::MAX));
+        self.inventory_references
+            .set(i64::try_from(references).unwrap_or(i64::MAX));
     }
 
     /// How many Secrets the operator caches.

@@ -296,6 +296,31 @@ fn rendered_rbac_is_least_privilege() {
         verbs_on("ecr-operator.dev", "repositories"),
         ["get", "list", "patch", "watch"].map(String::from).into()
     );
+    // The image inventory (on by default): list and watch only, and gone when turned off.
+    for (group, resource) in [
+        ("", "pods"),
+        ("apps", "deployments"),
+        ("apps", "replicasets"),
+        ("apps", "statefulsets"),
+        ("apps", "daemonsets"),
+        ("batch", "jobs"),
+        ("batch", "cronjobs"),
+    ] {
+        assert_eq!(
+            verbs_on(group, resource),
+            ["list", "watch"].map(String::from).into(),
+            "{resource}"
+        );
+    }
+    let off = template(&["rbac.imageInventory=false"]);
+    let off: ClusterRole = serde_json::from_value(of_kind(&off, "ClusterRole")[0].clone()).unwrap();
+    assert!(
+        !off.rules
+            .unwrap()
+            .iter()
+            .any(|r| r.resources.iter().flatten().any(|x| x == "pods")),
+        "rbac.imageInventory=false grants nothing on Pods"
+    );
     // Tenant identities are opt-in: by default the operator cannot mint any ServiceAccount's
     // token; when enabled, only `create` on the token subresource, narrowed by name when asked.
     assert!(verbs_on("", "serviceaccounts/token").is_empty());

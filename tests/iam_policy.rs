@@ -38,10 +38,18 @@ fn quoted_after(text: &str, marker: &str) -> BTreeSet<String> {
 
 #[test]
 fn iam_policy_lists_exactly_the_ecr_actions_the_operator_calls() {
-    let ecr = std::fs::read_to_string(root().join("src/backend/ecr/mod.rs")).unwrap()
-        + &std::fs::read_to_string(root().join("src/backend/ecr/cache_rules.rs")).unwrap()
-        + &std::fs::read_to_string(root().join("src/backend/ecr/templates.rs")).unwrap()
-        + &std::fs::read_to_string(root().join("src/backend/ecr/registry_settings.rs")).unwrap();
+    // Every file of the SDK backend.
+    let mut files: Vec<_> = std::fs::read_dir(root().join("src/backend/ecr"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "{files:?}");
+    let ecr: String = files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
     let domain = std::fs::read_to_string(root().join("src/backend/mod.rs")).unwrap();
     let mut called = quoted_after(&ecr, "self.call(target, ");
     called.extend(quoted_after(&ecr, "self\n                .call(target, "));

@@ -477,10 +477,11 @@ fn interval_rule_in_the_crds_is_built_from_the_decoders_grammar() {
     let crds = serde_json::to_string(&ecr_operator::api::crds()).unwrap();
     let rule = serde_json::to_string(&Interval::cel_rule()).unwrap();
     let message = serde_json::to_string(RULE_MESSAGE).unwrap();
-    // Every kind has an interval, each carrying the same rule and message.
+    // Every kind has an interval, and a LifecyclePolicy its protection.gracePeriod, each
+    // carrying the same rule and message.
     let kinds = ecr_operator::api::crds().len();
-    assert_eq!(crds.matches(rule.as_str()).count(), kinds, "{rule}");
-    assert_eq!(crds.matches(message.as_str()).count(), kinds, "{message}");
+    assert_eq!(crds.matches(rule.as_str()).count(), kinds + 1, "{rule}");
+    assert_eq!(crds.matches(message.as_str()).count(), kinds + 1, "{message}");
 }
 
 // ---- region: the operator's check and the CRDs' admission rule accept the same set ----
@@ -746,4 +747,115 @@ fn selector_rules_read_back_as_the_operator_lists() {
     assert!(matches!(&rules[0], CelRule::OperatorIn(l) if *l == owned(&OPERATORS)));
     assert!(matches!(&rules[1], CelRule::ValuesRequired(l) if *l == owned(&SET_OPERATORS)));
     assert!(matches!(&rules[2], CelRule::ValuesForbidden(l) if *l == owned(&KEY_OPERATORS)));
+}
+
+/// For random valid policies, images and sets of images in use: once the protection plan's tags
+/// are on, the protected policy (what the operator puts) expires and archives none of the images
+/// in use under ECR's evaluation rules (the operator's evaluator), and a release never deletes an
+/// image (by removing its last tag) that the policy would not expire once the releases are done.
+mod protection {
+    use super::*;
+    use ecr_operator::decide::protection::{Settings, cluster_token, mark, plan, protected};
+
+    fn flags() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(0u8..4, 25)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn no_image_in_use_is_expired_or_archived_by_the_protected_policy(
+            rules in valid_rules(), imgs in images(), used in flags()
+        ) {
+            // A policy the protection rule does not fit is never put: nothing to check.
+            let Ok(policy) = protected(&rules) else { return Ok(()) };
+            let token = cluster_token("this-cluster");
+            let other = cluster_token("another-cluster");
+            let mut imgs = imgs;
+            // Some images carry another cluster's mark already.
+            for (img, u) in imgs.iter_mut().zip(&used) {
+                if *u == 3 {
+                    img.tags.push(mark(&other, &img.digest));
+                }
+            }
+            let in_use: BTreeSet<String> = imgs
+                .iter()
+                .zip(&used)
+                .filter(|(_, u)| **u % 2 == 1)
+                .map(|(i, _)| i.digest.clone())
+                .collect();
+            let s = Settings {
+                token: &token,
+                complete: true,
+                grace: Duration::ZERO,
+                rules: &policy,
+                now: at(0),
+            };
+            let p = plan(&imgs, &in_use, &BTreeMap::new(), &s);
+            let mut after = imgs.clone();
+            for (d, t) in &p.add {
+                after.iter_mut().find(|i| &i.digest == d).unwrap().tags.push(t.clone());
+            }
+            for o in evaluate(&policy, &after, at(0)) {
+                for i in o.expired.iter().chain(&o.transitioned) {
+                    // An archived image is not tagged while archived (no Pod can pull it, and
+                    // ECR cannot re-put it without restoring it): the documented limit.
+                    prop_assert!(
+                        !in_use.contains(&after[*i].digest) || after[*i].archived,
+                        "rule {} acts on image {} in use: {:?}", o.rule_priority, i, after[*i]
+                    );
+                }
+            }
+            // Nothing in use is released, and another cluster's mark never is.
+            let ours = format!("ecr-operator-keep-{token}-");
+            for (d, t) in &p.release {
+                prop_assert!(!in_use.contains(d));
+                prop_assert!(t.starts_with(&ours), "{} is not this cluster's mark", t);
+            }
+        }
+
+        #[test]
+        fn a_release_deletes_only_images_the_policy_expires_anyway(
+            rules in valid_rules(), imgs in images(), used in flags()
+        ) {
+            let Ok(policy) = protected(&rules) else { return Ok(()) };
+            let token = cluster_token("this-cluster");
+            // Every image was in use and is marked; some no longer are, and some had only our mark.
+            let mut imgs = imgs;
+            for (img, u) in imgs.iter_mut().zip(&used) {
+                if *u == 0 {
+                    img.tags.clear();
+                }
+                img.tags.push(mark(&token, &img.digest));
+            }
+            let in_use: BTreeSet<String> = imgs
+                .iter()
+                .zip(&used)
+                .filter(|(_, u)| **u == 1)
+                .map(|(i, _)| i.digest.clone())
+                .collect();
+            let s = Settings {
+                token: &token,
+                complete: true,
+                grace: Duration::ZERO,
+                rules: &policy,
+                now: at(0),
+            };
+            let p = plan(&imgs, &in_use, &BTreeMap::new(), &s);
+            let mut after = imgs.clone();
+            for img in &mut after {
+                img.tags.retain(|t| !p.release.iter().any(|(d, r)| *d == img.digest && r == t));
+            }
+            let expired: BTreeSet<usize> = evaluate(&policy, &after, at(0))
+                .into_iter()
+                .flat_map(|o| o.expired)
+                .collect();
+            for (i, img) in after.iter().enumerate() {
+                if img.tags.is_empty() && !imgs[i].tags.is_empty() {
+                    prop_assert!(expired.contains(&i), "image {i} deleted by the release, not expired by the policy");
+                }
+            }
+        }
+    }
 }

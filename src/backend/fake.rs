@@ -89,7 +89,8 @@ impl FakeBackend {
                 !(op.starts_with("Describe")
                     || op.starts_with("Get")
                     || op.starts_with("List")
-                    || op.starts_with("Validate"))
+                    || op.starts_with("Validate")
+                    || op.starts_with("BatchGet"))
             })
             .collect()
     }
@@ -291,6 +292,40 @@ impl RegistryBackend for FakeBackend {
     async fn describe_images(&self, _: &Target, repo: &str) -> BackendResult<Vec<ImageInfo>> {
         self.with("DescribeImages", |s| {
             s.images.get(repo).cloned().unwrap_or_default()
+        })
+    }
+
+    async fn tag_image(&self, _: &Target, repo: &str, digest: &str, tag: &str) -> BackendResult<()> {
+        self.with("BatchGetImage", |_| ())?;
+        self.with("PutImage", |s| {
+            let images = s.images.entry(repo.to_owned()).or_default();
+            if !images.iter().any(|i| i.digest == digest) {
+                return Err(BackendError::NotFound(format!(
+                    "ImageNotFoundException: {repo}@{digest}"
+                )));
+            }
+            for i in images.iter_mut() {
+                i.tags.retain(|t| t != tag);
+                if i.digest == digest {
+                    i.tags.push(tag.to_owned());
+                }
+            }
+            Ok(())
+        })?
+    }
+
+    async fn untag_image(&self, _: &Target, repo: &str, tag: &str) -> BackendResult<bool> {
+        self.with("BatchDeleteImage", |s| {
+            let images = s.images.entry(repo.to_owned()).or_default();
+            let Some(at) = images.iter().position(|i| i.tags.iter().any(|t| t == tag)) else {
+                return false;
+            };
+            images[at].tags.retain(|t| t != tag);
+            // An image whose last tag was removed is deleted, as in ECR.
+            if images[at].tags.is_empty() {
+                images.remove(at);
+            }
+            true
         })
     }
 

@@ -562,6 +562,24 @@ pub trait RegistryBackend: ecr_public::EcrPublicBackend + Send + Sync + 'static 
         repo: &str,
     ) -> impl Future<Output = BackendResult<Vec<ImageInfo>>> + Send;
 
+    /// Puts the manifest of image `digest` again under `tag` (BatchGetImage, then PutImage): an
+    /// extra tag on an existing image. A tag that already names this image is success.
+    fn tag_image(
+        &self,
+        target: &Target,
+        repo: &str,
+        digest: &str,
+        tag: &str,
+    ) -> impl Future<Output = BackendResult<()>> + Send;
+
+    /// Removes `tag` (BatchDeleteImage by tag; an image whose last tag it was is deleted with it).
+    /// `Ok(false)` when no image had it.
+    fn untag_image(
+        &self,
+        target: &Target,
+        repo: &str,
+        tag: &str,
+    ) -> impl Future<Output = BackendResult<bool>> + Send;
     /// One page of DescribeImages (at most `page_size` images) from `next_token`, and the token
     /// of the page after it (`None`: this was the last).
     fn describe_images_page(

@@ -110,6 +110,8 @@ pub struct Context<B> {
     /// The objects this process has reconciled (by controller and key): a Background reconcile
     /// of one it has not is resumed at its slot instead of checked at once.
     pub seen: std::sync::Mutex<std::collections::HashSet<(&'static str, String)>>,
+    /// Protection of images in use: the inventory and the grace periods running.
+    pub protection: super::protection::State,
 }
 
 impl<B: RegistryBackend> Context<B> {

@@ -46,8 +46,19 @@ pub async fn controller<B: RegistryBackend>(
         .watches_stream(repositories, move |repo| {
             let ns = repo.namespace();
             store.state().into_iter().filter(|p| p.namespace() == ns).map(|p| ObjectRef::from_obj(p.as_ref())).collect::<Vec<_>>()
-        });
+        })
+        // A reference to an image never seen before (a deploy, a rollback) re-checks every
+        // policy at once instead of at its interval, at most every few seconds.
+        .reconcile_all_on(super::protection::new_uses(&ctx.protection.inventory));
+    // The inventory of images in use, for protection: watched while this controller runs.
+    let inventory = tokio::spawn(super::inventory::watch(
+        ctx.client.clone(),
+        ctx.tunables.watch_namespaces.clone(),
+        ctx.protection.inventory.clone(),
+        ctx.metrics.clone(),
+    ));
     driver::run::<LifecyclePolicyController, B>(controller, ctx, shutdown).await;
+    inventory.abort();
 }
 
 /// The outcome of one sync: what was done, the first failure on some repository, if any, and
@@ -220,11 +231,14 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Res
     // The records of earlier puts (the same LIST also serves the legacy records): an entry that
     // records no put this time keeps them, and what is no longer served is released below.
     let previous = recorded(lp, &repos);
-    let text = lifecycle::render(&lp.spec.rules);
+    // The protection rule first (when on): `ProtectionDoesNotFit` puts nothing.
+    let rules = super::protection::rules_to_put(lp)?;
+    let text = lifecycle::render(&rules);
     let hash = lifecycle::hash(&text);
     let now = SystemTime::now();
     let (mut applied, mut failure) = (Applied::default(), None);
     let mut images_all: Vec<(String, evaluate::Image)> = Vec::new();
+    let mut in_use = crate::decide::protection::preview::InUse::new();
     // Each repository's Registry prices for the preview's savings (docs/insight.md).
     let mut prices = std::collections::BTreeMap::new();
     let mut serving = Vec::new();
@@ -269,6 +283,16 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Res
         let mut entry = decide::entry(&name, TargetState::Failed, None);
         let result = async {
             let t = ctx.target(&resolved).await?;
+            // With protection, the tags go on before the policy is put.
+            let protected = if crate::decide::protection::settings(&lp.spec).is_some() {
+                let images = describe(ctx, &t, &ecr, now).await?;
+                let p = super::protection::protect(ctx, lp, &resolved, &t, &ecr, images, &rules).await?;
+                entry.protected_images =
+                    (!lp.spec.dry_run).then_some(i64::try_from(p.protected).unwrap_or(i64::MAX));
+                Some(p)
+            } else {
+                None
+            };
             if !lp.spec.dry_run {
                 let current = ctx
                     .backend
@@ -277,7 +301,7 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Res
                     .map_err(Error::backend("GetLifecyclePolicy"))?;
                 if !current
                     .as_deref()
-                    .is_some_and(|c| lifecycle::same_policy(c, &lp.spec.rules))
+                    .is_some_and(|c| lifecycle::same_policy(c, &rules))
                 {
                     ctx.backend
                         .put_lifecycle_policy(&t, &ecr, &text)
@@ -290,17 +314,19 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Res
                 entry.registry = Some(registry.clone());
                 entry.hash = Some(hash.clone());
             }
-            let images = ctx
-                .backend
-                .describe_images(&t, &ecr)
-                .await
-                .map_err(Error::backend("DescribeImages"))?;
-            Ok::<_, Error>(images.into_iter().map(|i| (ecr.clone(), image(i, now))))
+            let (images, used) = match protected {
+                Some(p) => (p.images, p.in_use),
+                None => (describe(ctx, &t, &ecr, now).await?, Default::default()),
+            };
+            Ok::<_, Error>((images, used))
         }
         .await;
         match result {
-            Ok(images) => {
-                images_all.extend(images);
+            Ok((images, used)) => {
+                images_all.extend(images.into_iter().map(|i| (ecr.clone(), i)));
+                if !used.is_empty() {
+                    in_use.insert(ecr.clone(), used);
+                }
                 entry.state = if lp.spec.dry_run {
                     TargetState::Previewed
                 } else {
@@ -332,11 +358,45 @@ async fn sync<B: RegistryBackend>(lp: &LifecyclePolicy, ctx: &Context<B>) -> Res
         }
     }
     applied.preview = decide::preview(&lp.spec.rules, &images_all, now);
-    crate::decide::insight::reclaim(&lp.spec.rules, &images_all, now, &prices, &mut applied.preview);
+    crate::decide::protection::preview::annotate(
+        &mut applied.preview,
+        &lp.spec.rules,
+        &images_all,
+        &in_use,
+        now,
+    );
+    if crate::decide::protection::settings(&lp.spec).is_some() {
+        // What the protected policy reclaims: nothing of an image in use.
+        crate::decide::protection::preview::reclaim(
+            &mut applied.preview,
+            &rules,
+            &images_all,
+            &in_use,
+            now,
+            &prices,
+        );
+    } else {
+        crate::decide::insight::reclaim(&lp.spec.rules, &images_all, now, &prices, &mut applied.preview);
+    }
     let notice = decide::notice(lp, &applied);
     Ok(Synced {
         applied,
         failure,
         notice,
     })
+}
+
+/// Every image of `ecr` (DescribeImages), for the evaluator.
+async fn describe<B: RegistryBackend>(
+    ctx: &Context<B>,
+    t: &crate::backend::Target,
+    ecr: &str,
+    now: SystemTime,
+) -> Result<Vec<evaluate::Image>> {
+    let images = ctx
+        .backend
+        .describe_images(t, ecr)
+        .await
+        .map_err(Error::backend("DescribeImages"))?;
+    Ok(images.into_iter().map(|i| image(i, now)).collect())
 }

@@ -8,7 +8,9 @@ pub mod drift;
 pub mod driver;
 pub mod events;
 pub mod image_policy;
+pub mod inventory;
 pub mod lifecycle_policy;
+pub mod protection;
 pub mod public_repository;
 pub mod pull_secret;
 pub mod pull_through_cache_rule;
@@ -180,6 +182,7 @@ pub async fn run<B: RegistryBackend>(
             metrics.clone(),
         ),
         seen: std::sync::Mutex::default(),
+        protection: crate::controllers::protection::State::default(),
         metrics,
         tunables,
         backoff: backoff::ErrorBackoff::default(),

@@ -14,6 +14,7 @@ pub mod insight_gate;
 pub mod lane;
 pub mod lifecycle_policy;
 pub mod owners;
+pub mod protection;
 pub mod public_repository;
 pub mod pull_secret;
 pub mod pull_through_cache_rule;

@@ -104,7 +104,13 @@ async fn a_pending_repository_is_waiting_not_stalled() {
 
 #[tokio::test]
 async fn a_throttled_put_retries_and_a_record_made_before_a_failure_is_kept() {
-    let lp = policy(true);
+    // Without protection the policy is put before DescribeImages (with it, the images are read
+    // and tagged first).
+    let mut lp = policy(true);
+    lp.spec.protection = Some(crate::api::v1alpha1::Protection {
+        enabled: Some(false),
+        ..Default::default()
+    });
     let h = harness(vec![repository(true)], vec![serde_json::to_value(&lp).unwrap()]);
     h.backend
         .fail_next("DescribeImages", BackendError::Throttled("slow".into()));

@@ -13,6 +13,7 @@ mod identity;
 mod image_policy;
 mod insight;
 mod lifecycle_policy;
+mod protection;
 mod public_repository;
 mod pull_secret;
 mod pull_through_cache_rule;
@@ -218,6 +219,7 @@ impl Harness {
                 metrics.clone(),
             ),
             seen: std::sync::Mutex::default(),
+            protection: crate::controllers::protection::State::default(),
             metrics,
             tunables: Tunables {
                 cluster_id: "c1".into(),

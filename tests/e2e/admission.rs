@@ -114,12 +114,14 @@ async fn every_example_is_accepted_with_schema_defaults() {
 /// with the same message.
 #[tokio::test]
 async fn creation_template_lifecycle_rules_are_refused_like_a_lifecyclepolicys() {
-    const NOT_ABOUT_RULES: [&str; 5] = [
+    const NOT_ABOUT_RULES: [&str; 7] = [
         "both-selectors",
         "no-selector",
         "selector-bad-operator",
         "selector-in-without-values",
         "interval-negative",
+        "protection-grace-days",
+        "protection-negative-revisions",
     ];
     let cp = cluster();
     let client = cp.client().await.unwrap();

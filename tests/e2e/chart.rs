@@ -144,6 +144,13 @@ async fn helm_install_gives_an_operator_identity_that_runs_every_example_to_read
         "Warning events on the happy path:\n{}",
         warnings.join("\n")
     );
+    // The chart's rbac.imageInventory (on by default) lets the inventory of images in use list
+    // what it watches: no watch of it was refused.
+    assert!(
+        !operator.logs().contains("image inventory watch failed"),
+        "the inventory's watches failed as the chart ServiceAccount:\n{}",
+        operator.logs()
+    );
     eprintln!(
         "{} objects ({} applied documents) Ready {:?} after applying, as the chart ServiceAccount",
         states.len(),

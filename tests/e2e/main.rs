@@ -22,6 +22,7 @@ mod leader;
 mod lifecycle;
 mod operator;
 mod owners;
+mod protection;
 mod public;
 mod pull_secrets;
 mod pull_through_cache;

@@ -85,6 +85,34 @@ pub struct LifecyclePolicySpec {
     /// Pause reconciliation: no ECR calls are made while `true`. Defaults to `false`.
     #[serde(default)]
     pub suspend: bool,
+
+    /// Protection of the images this cluster uses: they are never expired or archived by the
+    /// policy the operator puts, whatever the rules say (docs/lifecycle-policies.md, "Images in
+    /// use"). On unless `enabled: false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protection: Option<Protection>,
+}
+
+/// Protection of the images in use (`spec.protection`).
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Protection {
+    /// Whether images in use are protected. Defaults to `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+
+    /// How long an image stays protected after this cluster stops using it, between 10s and 24h,
+    /// such as `30m` or `24h`. Defaults to `24h`. The clock starts when the operator first sees
+    /// the image out of use, and starts again after an operator restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_period: Option<Interval>,
+
+    /// How many previous revisions of each Deployment (its ReplicaSets scaled to zero, newest
+    /// first, as many as its `revisionHistoryLimit` keeps) stay protected for a rollback, 0 to
+    /// 100. Defaults to 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub rollback_revisions: Option<i32>,
 }
 
 /// One ECR lifecycle rule.
@@ -270,6 +298,10 @@ pub struct LifecyclePolicyTarget {
     /// The Registry of that ECR repository (set while the policy is there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<String>,
+    /// Images of this repository protected because this cluster uses them (or used them within
+    /// the grace period), when protection is on and the policy is put.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected_images: Option<i64>,
     /// SHA-256 of the canonical policy text this operator put there. The policy is removed from
     /// ECR only while ECR still holds exactly this text, so an edit made by someone else is never
     /// deleted.
@@ -336,4 +368,15 @@ pub struct RulePreview {
     /// A few of the affected images, as `repository:tag` or `repository@digest`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub examples: Vec<String>,
+    /// Images the rule would expire or archive that are kept because this cluster uses them
+    /// (`spec.protection`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub kept_in_use: i64,
+    /// Up to three workloads using those images, such as `Deployment shop/web`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub in_use_by: Vec<String>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }

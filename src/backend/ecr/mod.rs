@@ -3,6 +3,7 @@
 mod cache_rules;
 mod convert;
 mod errors;
+mod images;
 mod public;
 mod registry_settings;
 mod templates;
@@ -733,6 +734,14 @@ impl RegistryBackend for EcrBackend {
             })
             .await;
         deleted(result)
+    }
+
+    async fn tag_image(&self, target: &Target, repo: &str, digest: &str, tag: &str) -> BackendResult<()> {
+        self.tag_image_impl(target, repo, digest, tag).await
+    }
+
+    async fn untag_image(&self, target: &Target, repo: &str, tag: &str) -> BackendResult<bool> {
+        self.untag_image_impl(target, repo, tag).await
     }
 
     async fn describe_images_page(

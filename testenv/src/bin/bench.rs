@@ -48,7 +48,7 @@ const SCALE_SIZES: [usize; 3] = [1000, 5000, 10_000];
 /// The shard label that keeps each size's objects to its own operator.
 const SHARD_LABEL: &str = "sharding.ecr-operator.dev/key";
 /// Every scenario, in the order they run.
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 10] = [
     "cold-converge",
     "steady-state",
     "fan-out",
@@ -56,9 +56,13 @@ const SCENARIOS: [&str; 9] = [
     "latency",
     "paced-latency",
     "lifecycle-policy",
+    "protection",
     "resync-latency",
     "scale",
 ];
+
+#[path = "bench/protection.rs"]
+mod protection;
 
 type Res<T> = Result<T, String>;
 
@@ -202,6 +206,8 @@ struct BenchReport {
     latency: Option<Latency>,
     #[serde(skip_serializing_if = "Option::is_none")]
     lifecycle_policy: Option<LifecyclePolicyScenario>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    protection: Option<protection::ProtectionScenario>,
     #[serde(skip_serializing_if = "Option::is_none")]
     resync_latency: Option<ResyncLatency>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1153,6 +1159,7 @@ async fn run() -> Res<()> {
     let latency = scenario!("latency", bench.latency());
     let paced_latency = scenario!("paced-latency", bench.paced_latency());
     let lifecycle_policy = scenario!("lifecycle-policy", bench.lifecycle_policy());
+    let protection = scenario!("protection", bench.protection());
     let resync_latency = scenario!("resync-latency", bench.resync_latency(resync_n));
     let scale = if runs("scale") {
         bench.scale(&sizes).await?
@@ -1179,6 +1186,7 @@ async fn run() -> Res<()> {
         memory,
         latency,
         lifecycle_policy,
+        protection,
         resync_latency,
         paced_latency,
         scale,
@@ -1369,6 +1377,9 @@ impl std::fmt::Display for BenchReport {
                 "Repository reads it caused (ListTagsForResource)",
                 lp.repository_reads.to_string(),
             )?;
+        }
+        if let Some(p) = &self.protection {
+            protection::rows(p, &mut row, calls_text)?;
         }
         if let Some(r) = &self.resync_latency {
             row(
